@@ -1,0 +1,251 @@
+"""MNIST on disk and in memory: find, download, validate and load the four IDX files.
+
+Each split is read once into a uint8 tensor (N, 28, 28) plus int64 labels; training and
+evaluation index those tensors directly (no per-sample DataLoader).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ConvseeError
+
+__all__ = [
+    "MEAN",
+    "STD",
+    "FILES",
+    "MIRRORS",
+    "Split",
+    "search_dirs",
+    "find_data_dir",
+    "download",
+    "read_idx",
+    "parse_idx",
+    "load_split",
+    "load_mnist",
+    "normalize",
+]
+
+MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel mean and std, on the [0, 1] scale
+
+# name -> (kind, count, md5 of the uncompressed file)
+FILES = {
+    "train-images-idx3-ubyte": ("images", 60000, "6bbc9ace898e44ae57da46a324031adb"),
+    "train-labels-idx1-ubyte": ("labels", 60000, "a25bea736e30d166cdddb491f175f624"),
+    "t10k-images-idx3-ubyte": ("images", 10000, "2646ac647ad5339dbf082846283269ea"),
+    "t10k-labels-idx1-ubyte": ("labels", 10000, "27ae3e4e09519cfbb04c329615203637"),
+}
+SPLITS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+_MAGIC = {"images": 2051, "labels": 2049}  # IDX magic: 0x0000 08 03 (uint8, 3 dims) / 08 01
+
+
+@dataclass(frozen=True)
+class Split:
+    """One MNIST split held in memory."""
+
+    images: torch.Tensor  # (N, 28, 28) uint8, white ink on black
+    labels: torch.Tensor  # (N,) int64 in 0..9
+    md5: dict[str, str]  # file name -> md5 of its uncompressed bytes
+
+
+def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Where MNIST is looked for, in order: the argument, $CONVSEE_DATA, the user cache."""
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir).expanduser())
+    elif os.environ.get("CONVSEE_DATA"):
+        dirs.append(Path(os.environ["CONVSEE_DATA"]).expanduser())
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convsee" / "mnist"
+    if cache not in dirs:
+        dirs.append(cache)
+    return dirs
+
+
+def _file_in(d: Path, name: str) -> Path | None:
+    """The raw or gzipped file `name` in d or in torchvision's layout below d."""
+    for sub in (d, d / "MNIST" / "raw", d / "raw"):
+        for candidate in (sub / name, sub / (name + ".gz")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def find_data_dir(data_dir=None, *, allow_download: bool = True, mirrors=MIRRORS) -> dict:
+    """Return {file name: path} for all four files, downloading into the first dir if needed."""
+    dirs = search_dirs(data_dir)
+    for d in dirs:
+        found = {name: _file_in(d, name) for name in FILES}
+        if all(found.values()):
+            return found
+    target = dirs[0]
+    if allow_download:
+        errors = download(target, mirrors=mirrors)
+        if not errors:
+            return {name: _file_in(target, name) for name in FILES}
+    else:
+        errors = ["downloading was not allowed"]
+    looked = "\n  ".join(str(d) for d in dirs)
+    names = ", ".join(n + ".gz" for n in FILES)
+    raise ConvseeError(
+        f"MNIST not found. Looked in:\n  {looked}\n"
+        f"and could not download it ({'; '.join(errors)}).\n"
+        f"Place the four files ({names}) in one of those folders, "
+        f"or point --data / CONVSEE_DATA at the folder that holds them."
+    )
+
+
+def _md5_of(path: Path) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    h = hashlib.md5()
+    with opener(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(target: Path, mirrors=MIRRORS, timeout: float = 20.0) -> list[str]:
+    """Download missing files into target; return a list of problems (empty on success).
+
+    Each file is written to a temporary name, checked against its md5, then renamed,
+    so a half-written or corrupt download is never used.
+    """
+    from tqdm import tqdm
+
+    target = Path(target)
+    problems = []
+    for name, (_, _, md5) in FILES.items():
+        if _file_in(target, name):
+            continue
+        ok = False
+        for mirror in mirrors:
+            url = mirror + name + ".gz"
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target, prefix=f".{name}.", suffix=".part")
+                try:
+                    with (
+                        urllib.request.urlopen(url, timeout=timeout) as r,
+                        os.fdopen(fd, "wb") as f,
+                    ):
+                        total = int(r.headers.get("Content-Length") or 0) or None
+                        with tqdm(total=total, unit="B", unit_scale=True, desc=name + ".gz") as bar:
+                            for block in iter(lambda r=r: r.read(1 << 16), b""):
+                                f.write(block)
+                                bar.update(len(block))
+                    tmp_path = Path(tmp + ".gz")
+                    os.replace(tmp, tmp_path)
+                    tmp = str(tmp_path)
+                    if _md5_of(tmp_path) != md5:
+                        raise OSError("checksum mismatch")
+                    os.replace(tmp, target / (name + ".gz"))
+                    ok = True
+                    break
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+            except (OSError, EOFError, gzip.BadGzipFile) as e:
+                problems.append(f"{url}: {getattr(e, 'reason', e)}")
+        if not ok:
+            return problems
+    return []
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise ConvseeError(f"{path}: cannot read it ({e})") from None
+
+
+def parse_idx(raw: bytes, path, kind: str | None = None, count: int | None = None):
+    """Parse and validate IDX bytes (path names the file in errors)."""
+    if len(raw) < 8:
+        raise ConvseeError(f"{path}: truncated ({len(raw)} bytes, not even an IDX header)")
+    magic = int.from_bytes(raw[0:4], "big")
+    if magic not in _MAGIC.values():
+        raise ConvseeError(f"{path}: not an MNIST IDX file (magic number {magic:#010x})")
+    file_kind = "images" if magic == _MAGIC["images"] else "labels"
+    if kind is not None and file_kind != kind:
+        raise ConvseeError(f"{path}: holds {file_kind}, expected {kind}")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ConvseeError(f"{path}: truncated inside its header ({len(raw)} bytes)")
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if file_kind == "images" and dims[1:] != [28, 28]:
+        raise ConvseeError(f"{path}: images are {dims[1:]} pixels, expected 28x28")
+    if count is not None and dims[0] != count:
+        raise ConvseeError(f"{path}: holds {dims[0]} items, expected {count}")
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise ConvseeError(f"{path}: {what} ({len(raw)} bytes, header says {expected})")
+    arr = np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if file_kind == "labels" and arr.size and arr.max() > 9:
+        raise ConvseeError(f"{path}: label {int(arr.max())} out of range 0..9")
+    return arr
+
+
+def read_idx(path: str | os.PathLike, kind: str | None = None, count: int | None = None):
+    """Read one IDX file (raw or .gz) into a NumPy array, validating it.
+
+    kind: "images" or "labels", checked against the magic number; count: expected items.
+    """
+    path = Path(path)
+    return parse_idx(_read_bytes(path), path, kind, count)
+
+
+def load_split(split: str, data_dir=None, *, allow_download: bool = True, verify=False) -> Split:
+    """Load 'train' or 'test' into memory. verify=True also checks the md5 of each file."""
+    if split not in SPLITS:
+        raise ConvseeError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    paths = find_data_dir(data_dir, allow_download=allow_download)
+    arrays, md5 = [], {}
+    for name in SPLITS[split]:
+        kind, count, want = FILES[name]
+        raw = _read_bytes(paths[name])
+        arrays.append(parse_idx(raw, paths[name], kind, count))
+        if verify:
+            md5[name] = hashlib.md5(raw).hexdigest()
+            if md5[name] != want:
+                raise ConvseeError(
+                    f"{paths[name]}: md5 {md5[name]}, expected {want} (corrupt or not MNIST)"
+                )
+    images, labels = arrays
+    return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), md5)
+
+
+def load_mnist(data_dir=None, *, allow_download: bool = True, verify=False):
+    """(train, test) splits."""
+    return (
+        load_split("train", data_dir, allow_download=allow_download, verify=verify),
+        load_split("test", data_dir, allow_download=allow_download, verify=verify),
+    )
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) or float [0, 1] (N, 28, 28) -> float (N, 1, 28, 28), MNIST-normalised."""
+    x = images.float()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return (x - MEAN) / STD

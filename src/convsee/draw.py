@@ -1,0 +1,139 @@
+"""Drawing primitives on NumPy arrays and Pillow images: colormaps, tiling, text, colour bars.
+
+Nothing here knows about models. Colours come from matplotlib's colormap registry (no pyplot).
+Writers accept a path or a binary file object.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .errors import ConvseeError
+
+__all__ = [
+    "BG",
+    "FG",
+    "MUTED",
+    "font",
+    "colormap",
+    "apply_cmap",
+    "upscale",
+    "text_size",
+    "colorbar",
+    "save_image",
+    "save_gif",
+]
+
+BG = (255, 255, 255)  # page background
+FG = (20, 20, 30)  # text
+MUTED = (110, 110, 120)  # secondary text
+ACCENT = (214, 39, 40)  # highlights: the prediction, dead channels
+
+
+@functools.lru_cache(maxsize=16)
+def font(size: int = 14) -> ImageFont.FreeTypeFont:
+    """Pillow's bundled scalable font at size px (no system fonts needed)."""
+    return ImageFont.load_default(size=size)
+
+
+@functools.lru_cache(maxsize=32)
+def colormap(name: str) -> np.ndarray:
+    """(256, 3) uint8 lookup table of a matplotlib colormap."""
+    import matplotlib
+
+    try:
+        cmap = matplotlib.colormaps[name]
+    except KeyError:
+        common = "viridis, magma, inferno, gray, RdBu_r, coolwarm, seismic, PuOr_r"
+        raise ConvseeError(
+            f"unknown colormap {name!r}; try one of: {common} (any matplotlib colormap name)"
+        ) from None
+    lut = cmap(np.linspace(0, 1, 256))[:, :3]
+    return np.round(lut * 255).astype(np.uint8)
+
+
+def apply_cmap(a: np.ndarray, vmin: float, vmax: float, lut: np.ndarray) -> np.ndarray:
+    """Map values to colours: (..., H, W) -> (..., H, W, 3) uint8; clipped to [vmin, vmax]."""
+    span = vmax - vmin if vmax > vmin else 1.0
+    idx = np.clip((a - vmin) * (255.0 / span), 0, 255).astype(np.uint8)
+    return lut[idx]
+
+
+def upscale(a: np.ndarray, k: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of the first two axes by an integer factor."""
+    return a.repeat(k, axis=0).repeat(k, axis=1)
+
+
+def text_size(text: str, size: int) -> tuple[int, int]:
+    left, top, right, bottom = font(size).getbbox(text)
+    return right - left, bottom - top
+
+
+def colorbar(
+    draw: ImageDraw.ImageDraw,
+    img: Image.Image,
+    xy: tuple[int, int],
+    height: int,
+    vmin: float,
+    vmax: float,
+    lut: np.ndarray,
+    width: int = 14,
+    label: str = "",
+) -> None:
+    """A vertical colour bar with min, max (and 0 when inside) labelled."""
+    x, y = xy
+    grad = lut[np.linspace(255, 0, height).astype(np.uint8)]  # top = vmax
+    bar = np.repeat(grad[:, None, :], width, axis=1)
+    img.paste(Image.fromarray(bar), (x, y))
+    draw.rectangle([x - 1, y - 1, x + width, y + height], outline=MUTED)
+    ticks = [(vmax, y), (vmin, y + height)]
+    if vmin < 0 < vmax:
+        ticks.append((0.0, y + round(height * vmax / (vmax - vmin))))
+    for value, ty in ticks:
+        draw.line([x + width, ty, x + width + 4, ty], fill=MUTED)
+        draw.text((x + width + 6, ty), f"{value:.3g}", fill=FG, font=font(12), anchor="lm")
+    if label:
+        draw.text((x + width // 2, y - 6), label, fill=MUTED, font=font(11), anchor="md")
+
+
+def _is_file_obj(dest) -> bool:
+    return hasattr(dest, "write")
+
+
+def save_image(img: Image.Image, dest) -> None:
+    """Save a PNG to a path (parent folders made) or a binary file object."""
+    if not _is_file_obj(dest):
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    img.save(dest, format="PNG", optimize=False, compress_level=1)
+
+
+def save_gif(frames: list[Image.Image], dest, duration_ms: int = 1000, colors: int = 256) -> None:
+    """An animated, looping GIF sharing one palette made from all frames (stable colours)."""
+    if not frames:
+        raise ValueError("save_gif needs at least one frame")
+    if not _is_file_obj(dest):
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    # One palette for every frame: quantize a strip sampled from all frames, then map each.
+    w = frames[0].width
+    sample = np.concatenate([np.asarray(f.convert("RGB"))[::4, ::4][:, : w // 4] for f in frames])
+    palette = Image.fromarray(sample).quantize(colors, method=Image.Quantize.MEDIANCUT)
+    indexed = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+    indexed[0].save(
+        dest,
+        format="GIF",
+        save_all=True,
+        append_images=indexed[1:],
+        duration=duration_ms,
+        loop=0,
+        optimize=False,
+        disposal=1,
+    )
+
+
+def dest_name(dest) -> str:
+    return os.fspath(dest) if not _is_file_obj(dest) else "<file>"

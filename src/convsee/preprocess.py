@@ -1,0 +1,101 @@
+"""Bring any image into MNIST form, the way MNIST itself was made.
+
+Grayscale; inverted when it is dark ink on a light background; cropped to the ink; scaled
+to fit 20x20 keeping the aspect ratio; placed in 28x28 so its centre of mass is central.
+The result is white ink on black, float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ConvseeError
+
+__all__ = ["to_gray", "preprocess", "open_image", "save_gray_png"]
+
+INK_THRESHOLD = 0.1  # fraction of full contrast that counts as ink when cropping
+BLANK_CONTRAST = 0.08  # below this (max - background), on [0, 1], the image is blank
+
+
+def open_image(source) -> Image.Image:
+    """A PIL image from a path, bytes or file object; a clear error if it is not an image."""
+    if isinstance(source, Image.Image):
+        return source
+    name = str(source) if isinstance(source, (str, os.PathLike)) else "image"
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+        raise ConvseeError(f"{name}: no such file")
+    try:
+        img = Image.open(source)
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ConvseeError(f"{name}: not an image Pillow can read ({e})") from None
+    return img
+
+
+def to_gray(image) -> np.ndarray:
+    """float32 (H, W) in [0, 1]; where the alpha channel varies, alpha is the ink."""
+    if isinstance(image, np.ndarray):
+        a = np.asarray(image, dtype=np.float32)
+        if image.dtype == np.uint8:
+            a = a / 255.0
+        if a.ndim == 3:
+            if a.shape[2] == 4 and a[..., 3].min() < a[..., 3].max():
+                return a[..., 3]
+            a = a[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        if a.ndim != 2:
+            raise ConvseeError(f"expected a 2-D image array, got shape {image.shape}")
+        return np.clip(a, 0, 1)
+    img = open_image(image)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        alpha = np.asarray(img.convert("RGBA"))[..., 3]
+        if alpha.min() < alpha.max():
+            return alpha.astype(np.float32) / 255.0
+    if img.mode in ("I", "I;16", "F"):
+        a = np.asarray(img, dtype=np.float32)
+        lo, hi = float(a.min()), float(a.max())
+        return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def preprocess(image, *, size: int = 28, box: int = 20) -> np.ndarray:
+    """MNIST-form float32 (28, 28) from a path, PIL image or array. Never modifies its input."""
+    g = to_gray(image).copy()
+    if g.size == 0:
+        raise ConvseeError("empty image")
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    if np.median(border) > 0.5:  # dark ink on a light background
+        g = 1.0 - g
+        border = 1.0 - border
+    g = np.clip(g - np.median(border), 0, None)
+    peak = float(g.max())
+    if peak < BLANK_CONTRAST:
+        raise ConvseeError("blank image: no ink found (nothing stands out from the background)")
+    g /= peak
+    rows = np.flatnonzero(g.max(1) > INK_THRESHOLD)
+    cols = np.flatnonzero(g.max(0) > INK_THRESHOLD)
+    g = g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = g.shape
+    s = box / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    small = Image.fromarray(g, mode="F").resize((nw, nh), Image.Resampling.LANCZOS)
+    small = np.clip(np.asarray(small, dtype=np.float32), 0, 1)
+    total = small.sum()
+    cy, cx = (np.indices(small.shape) * small).reshape(2, -1).sum(1) / max(total, 1e-8)
+    centre = size / 2  # MNIST puts the centre of mass at pixel (14, 14)
+    top = int(np.clip(round(centre - cy), 0, size - nh))
+    left = int(np.clip(round(centre - cx), 0, size - nw))
+    out = np.zeros((size, size), np.float32)
+    out[top : top + nh, left : left + nw] = small
+    return out
+
+
+def save_gray_png(array: np.ndarray, dest) -> None:
+    """Save a [0, 1] float image as an 8-bit grayscale PNG (path or file object)."""
+    Image.fromarray(np.round(np.clip(array, 0, 1) * 255).astype(np.uint8), "L").save(dest, "PNG")

@@ -1,0 +1,234 @@
+"""Fast, reproducible LeNet-5 training on whole-dataset tensors (no DataLoader).
+
+Defaults (4 epochs, batch 128, SGD-Nesterov with a one-cycle schedule) reach >= 99.1% test
+accuracy in about 10 s on 2 CPU cores; with augment, 14 epochs reach ~99.4% in ~60 s.
+After every epoch the checkpoint and a resume state are written atomically, so Ctrl-C
+keeps the last finished epoch and resume=True continues.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .checkpoint import atomic_write, save_checkpoint
+from .data import Split, load_mnist, normalize
+from .errors import ConvseeError
+from .model import LeNet5, ModelConfig
+
+__all__ = ["TrainConfig", "train", "evaluate", "augment_batch"]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int | None = None  # passes over the 60,000 images; None: 4, or 14 with augment
+    batch_size: int = 128  # images per SGD step
+    lr: float = 0.08  # peak learning rate of the one-cycle schedule
+    momentum: float = 0.9  # Nesterov momentum
+    weight_decay: float = 5e-4  # L2 on all parameters
+    warmup: float = 0.25  # fraction of steps spent rising to the peak lr
+    seed: int = 0  # model init, batch order and augmentation
+    augment: bool = False  # random shifts, rotations, scaling and shear of every batch
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.epochs is None:
+            self.epochs = 14 if self.augment else 4
+
+
+def augment_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Small random affine distortions: +-2 px shift, +-12 deg rotation, 0.9-1.1 scale, shear.
+
+    x is normalised (N, 1, 28, 28); the background value fills the uncovered border.
+    """
+    n = x.shape[0]
+    r = torch.rand(n, 5, generator=g) * 2 - 1  # uniform in [-1, 1]
+    angle = r[:, 0] * math.radians(12)
+    scale = 1 + 0.1 * r[:, 1]
+    shear = 0.15 * r[:, 2]
+    tx, ty = r[:, 3] * (2 / 14), r[:, 4] * (2 / 14)  # grid units: 14 px per unit
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [torch.stack([cos, -sin + shear, tx], 1), torch.stack([sin, cos, ty], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bg = x.amin()
+    return F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split: Split, batch_size: int = 2000, device="cpu"):
+    """(accuracy, per-class accuracy list, 10x10 confusion matrix [true][pred])."""
+    was_training = model.training
+    model.eval()
+    try:
+        preds = torch.cat(
+            [
+                model(normalize(split.images[i : i + batch_size]).to(device)).argmax(1).cpu()
+                for i in range(0, len(split.images), batch_size)
+            ]
+        )
+    finally:
+        model.train(was_training)
+    k = model.config.num_classes
+    conf = torch.bincount(split.labels * k + preds, minlength=k * k).reshape(k, k)
+    per_class = (conf.diag().float() / conf.sum(1).clamp(min=1)).tolist()
+    acc = conf.diag().sum().item() / max(1, len(split.labels))
+    return acc, per_class, conf.tolist()
+
+
+def _state_path(out: Path) -> Path:
+    return out.with_suffix(".resume.pt")
+
+
+def train(
+    config: TrainConfig | None = None,
+    data_dir=None,
+    out: str | Path = "lenet5.safetensors",
+    resume: bool = False,
+    progress: bool = True,
+    splits: tuple[Split, Split] | None = None,
+    classes: list[str] | None = None,
+    dataset: str = "mnist",
+    on_epoch=None,
+):
+    """Train LeNet-5; write out (+ .json) after every epoch. Returns (model, metadata).
+
+    splits: preloaded (train, test) to skip disk; on_epoch(epoch, model, acc) is called
+    after each finished epoch (used for snapshots).
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise ConvseeError(f"--out must end in .safetensors, got {str(out)!r}")
+    c = config or TrainConfig()
+    if c.epochs < 1 or c.batch_size < 1 or not c.lr > 0:
+        raise ConvseeError(f"epochs, batch size and lr must be positive, got {c}")
+    torch.manual_seed(c.seed)
+    train_split, test_split = splits or load_mnist(data_dir, verify=True)
+    x_train = normalize(train_split.images).to(c.device)
+    y_train = train_split.labels.to(c.device)
+    model = LeNet5(ModelConfig()).to(c.device)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=c.lr,
+        momentum=c.momentum,
+        nesterov=True,
+        weight_decay=c.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(x_train) / c.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=c.lr, total_steps=c.epochs * steps_per_epoch, pct_start=c.warmup
+    )
+    gen = torch.Generator().manual_seed(c.seed)
+    start_epoch, history = 0, []
+    if resume:
+        sp = _state_path(out)
+        if not sp.is_file():
+            raise ConvseeError(f"nothing to resume: {sp} does not exist (training finished?)")
+        st = torch.load(sp, map_location=c.device, weights_only=True)
+        if st["config"] != asdict(c):
+            raise ConvseeError(
+                f"{sp} was made with different settings: {st['config']}; pass the same ones"
+            )
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        gen.set_state(st["gen"])
+        start_epoch, history = st["epoch"], st["history"]
+    meta = {}
+    bar = tqdm(
+        total=c.epochs * len(x_train),
+        unit="img",
+        unit_scale=True,
+        disable=not progress,
+        mininterval=0.5,
+    )
+    bar.update(start_epoch * len(x_train))
+    t0 = time.perf_counter()
+    try:
+        for epoch in range(start_epoch, c.epochs):
+            model.train()
+            perm = torch.randperm(len(x_train), generator=gen).to(c.device)
+            t_epoch, loss_sum = time.perf_counter(), 0.0
+            for i in range(0, len(x_train), c.batch_size):
+                idx = perm[i : i + c.batch_size]
+                xb = x_train[idx]
+                if c.augment:
+                    xb = augment_batch(xb, gen)
+                loss = F.cross_entropy(model(xb), y_train[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                loss_sum += loss.detach() * len(idx)
+                if (i // c.batch_size) % 50 == 49 or i + c.batch_size >= len(x_train):
+                    bar.set_description(f"epoch {epoch + 1}/{c.epochs} loss {loss.item():.3f}")
+                    bar.update(i + len(idx) - (bar.n - epoch * len(x_train)))
+            acc, per_class, conf = evaluate(model, test_split, device=c.device)
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": loss_sum.item() / len(x_train),
+                    "test_accuracy": acc,
+                    "seconds": time.perf_counter() - t_epoch,
+                }
+            )
+            bar.set_postfix_str(f"test acc {acc:.2%}")
+            meta = {
+                "architecture": "LeNet-5 (ReLU, max pooling, no ReLU on the logits)",
+                "dataset": dataset,
+                "classes": classes or [str(i) for i in range(10)],
+                "epochs_done": epoch + 1,
+                "complete": epoch + 1 == c.epochs,
+                "train_config": asdict(c),
+                "test_accuracy": acc,
+                "per_class_accuracy": per_class,
+                "confusion_matrix": conf,
+                "history": history,
+                "dataset_md5": {**train_split.md5, **test_split.md5},
+                "train_seconds": sum(h["seconds"] for h in history),
+                "torch_version": torch.__version__,
+                "convsee_version": __version__,
+                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            }
+            save_checkpoint(model, out, meta)
+            state = {
+                "config": asdict(c),
+                "epoch": epoch + 1,
+                "history": history,
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "gen": gen.get_state(),
+            }
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            atomic_write(_state_path(out), buf.getvalue())
+            if on_epoch:
+                on_epoch(epoch + 1, model, acc)
+    except KeyboardInterrupt:
+        bar.close()
+        if not history:
+            raise ConvseeError(
+                "interrupted before the first epoch finished; nothing saved"
+            ) from None
+        raise ConvseeError(
+            f"interrupted; {out} holds the last finished epoch ({len(history)}/{c.epochs}); "
+            "run again with --resume to continue"
+        ) from None
+    bar.close()
+    _state_path(out).unlink(missing_ok=True)
+    meta["wall_seconds"] = time.perf_counter() - t0
+    return model.eval(), meta
