@@ -45,6 +45,7 @@ class Evil:
         return (os.system, ("touch PWNED",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickled_object_never_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     p = tmp_path / "evil.pth"

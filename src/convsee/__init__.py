@@ -6,29 +6,36 @@ The Python API under the `convsee` command::
     model, meta = convsee.load_model()          # the shipped checkpoint
     x = convsee.preprocess("my_digit.jpg")      # any image -> 28x28 MNIST form
     [p] = convsee.predict(model, [x])
+
+Names are imported on first use, so `import convsee` (and torch-free paths such as
+`convsee render`) do not pay for importing torch.
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from .errors import ConvseeError  # noqa: E402
-from .inputs import Input, resolve_input, samples  # noqa: E402
-from .model import LAYERS, LeNet5  # noqa: E402
-from .predict import Prediction, load_model, predict  # noqa: E402
-from .preprocess import preprocess  # noqa: E402
+_API = {
+    "ConvseeError": "errors",
+    "LAYERS": "layers",
+    "LeNet5": "model",
+    "Input": "inputs",
+    "Prediction": "predict",
+    "load_checkpoint": "checkpoint",
+    "load_weights": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "load_model": "predict",
+    "predict": "predict",
+    "preprocess": "preprocess",
+    "resolve_input": "inputs",
+    "samples": "inputs",
+}
+__all__ = ["__version__", *_API]
 
-__all__ = [
-    "__version__",
-    "ConvseeError",
-    "LAYERS",
-    "LeNet5",
-    "Input",
-    "Prediction",
-    "load_checkpoint",
-    "save_checkpoint",
-    "load_model",
-    "predict",
-    "preprocess",
-    "resolve_input",
-    "samples",
-]
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'convsee' has no attribute {name!r}")

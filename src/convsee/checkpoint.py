@@ -16,15 +16,16 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from .errors import ConvseeError
-from .model import LeNet5, ModelConfig
+from .layers import state_shapes
 
 __all__ = [
     "default_checkpoint",
     "save_checkpoint",
     "load_checkpoint",
+    "load_weights",
     "load_state_dict_file",
     "file_sha256",
     "atomic_write",
@@ -58,7 +59,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, meta: dict) -> None:
+def save_checkpoint(model, path: str | os.PathLike, meta: dict) -> None:
     """Write path (.safetensors) and path with .json, both atomically; meta gains 'config'."""
     from safetensors.torch import save
 
@@ -69,18 +70,25 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, meta: dict)
     atomic_write(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
 
 
-def load_state_dict_file(path: Path) -> dict:
-    """Tensors from a .safetensors file or a plain PyTorch state dict (never unpickling code)."""
+def load_state_dict_file(path: Path, as_numpy: bool = False) -> dict:
+    """Tensors from a .safetensors file or a plain PyTorch state dict (never unpickling code).
+
+    as_numpy: NumPy arrays; for .safetensors this never imports torch.
+    """
     if not path.is_file():
         raise ConvseeError(f"checkpoint {str(path)!r} does not exist")
     data = path.read_bytes()
     if path.suffix == ".safetensors":
-        from safetensors.torch import load
-
+        if as_numpy:
+            from safetensors.numpy import load
+        else:
+            from safetensors.torch import load
         try:
             return load(data)
         except Exception as e:  # safetensors raises its own error types for garbage
             raise ConvseeError(f"{path}: not a valid safetensors file ({e})") from None
+    import torch
+
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -97,11 +105,13 @@ def load_state_dict_file(path: Path) -> dict:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ConvseeError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
     # checkpoints saved from nn.DataParallel prefix every key with "module."
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    sd = {k.removeprefix("module."): v for k, v in obj.items()}
+    if as_numpy:
+        return {k: v.detach().float().numpy() for k, v in sd.items()}
+    return sd
 
 
-def _check_state_dict(path: Path, model: torch.nn.Module, sd: dict) -> None:
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def _check_state_dict(path: Path, want: dict, sd: dict) -> None:
     got = {k: tuple(v.shape) for k, v in sd.items()}
     problems = []
     missing = sorted(set(want) - set(got))
@@ -111,31 +121,48 @@ def _check_state_dict(path: Path, model: torch.nn.Module, sd: dict) -> None:
     if extra:
         problems.append("unexpected: " + ", ".join(extra))
     for k in sorted(set(want) & set(got)):
-        if want[k] != got[k]:
+        if tuple(want[k]) != got[k]:
             problems.append(f"{k} has shape {list(got[k])}, expected {list(want[k])}")
     if problems:
         raise ConvseeError(f"{path} does not fit LeNet-5:\n  " + "\n  ".join(problems))
 
 
-def load_checkpoint(path: str | os.PathLike | None = None, device: str = "cpu"):
-    """(model in eval mode, metadata dict). path=None: the shipped MNIST checkpoint."""
-    path = default_checkpoint() if path is None else Path(path)
-    sd = load_state_dict_file(path)
-    meta = {}
+def _read_meta(path: Path) -> dict:
     side = path.with_suffix(".json")
+    meta = {}
     if path.suffix == ".safetensors" and side.is_file():
         try:
             meta = json.loads(side.read_text())
         except (OSError, ValueError) as e:
             raise ConvseeError(f"{side}: unreadable metadata ({e})") from None
+    config = meta.get("config", {})
     try:
-        config = ModelConfig(**meta.get("config", {}))
+        shapes = state_shapes(**{k: v for k, v in config.items() if k != "name"})
     except TypeError as e:
         raise ConvseeError(f"{side}: bad 'config' ({e})") from None
-    model = LeNet5(config)
-    _check_state_dict(path, model, sd)
-    model.load_state_dict({k: v.float() for k, v in sd.items()})
-    meta.setdefault("classes", [str(i) for i in range(config.num_classes)])
+    meta.setdefault("classes", [str(i) for i in range(shapes["fc3.bias"][0])])
     meta["path"] = str(path)
     meta["sha256"] = file_sha256(path)
+    return meta, shapes
+
+
+def load_weights(path: str | os.PathLike | None = None):
+    """(NumPy state dict, metadata), checked against LeNet-5; torch-free for .safetensors."""
+    path = default_checkpoint() if path is None else Path(path)
+    sd = load_state_dict_file(path, as_numpy=True)
+    meta, shapes = _read_meta(path)
+    _check_state_dict(path, shapes, sd)
+    return {k: np.asarray(v, np.float32) for k, v in sd.items()}, meta
+
+
+def load_checkpoint(path: str | os.PathLike | None = None, device: str = "cpu"):
+    """(model in eval mode, metadata dict). path=None: the shipped MNIST checkpoint."""
+    from .model import LeNet5, ModelConfig
+
+    path = default_checkpoint() if path is None else Path(path)
+    sd = load_state_dict_file(path)
+    meta, shapes = _read_meta(path)
+    _check_state_dict(path, shapes, sd)
+    model = LeNet5(ModelConfig(**meta.get("config", {})))
+    model.load_state_dict({k: v.float() for k, v in sd.items()})
     return model.to(device).eval(), meta

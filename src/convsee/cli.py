@@ -101,8 +101,8 @@ def _blur(text: str | None):
 def cmd_render(a) -> int:
     import time
 
+    from .checkpoint import load_weights
     from .inputs import resolve_input, resolve_inputs
-    from .predict import load_model
     from .render import RenderOptions, render_diff, render_kernels, render_set, write_outputs
 
     t0 = time.perf_counter()
@@ -113,16 +113,15 @@ def cmd_render(a) -> int:
         blur=_blur(a.blur),
         with_kernels=a.with_kernels,
     )
-    model, meta = load_model(a.checkpoint, _device(a.device))
-    model = model.cpu()
+    weights, meta = load_weights(a.checkpoint)  # NumPy: rendering never imports torch
     if a.kernels:
-        files = render_kernels(model, meta, a.cmap)
+        files = render_kernels(weights, meta, a.cmap)
     elif a.diff:
         x, y = (resolve_input(s, a.data) for s in a.diff)
-        files = render_diff(model, meta, x, y, opts.layers, a.cmap)
+        files = render_diff(weights, meta, x, y, opts.layers, a.cmap)
     else:
         inputs = resolve_inputs(a.inputs, a.data)
-        files, probs = render_set(model, meta, inputs, opts)
+        files, probs, _ = render_set(weights, meta, inputs, opts)
         classes = meta["classes"]
         for inp, p in zip(inputs, probs, strict=True):
             true = "" if inp.label is None else f" (true {classes[inp.label]})"
@@ -170,12 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"convsee {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sp, data=True, checkpoint=True):
+    def common(sp, data=True, checkpoint=True, device=True):
         if data:
             sp.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
         if checkpoint:
             sp.add_argument("--checkpoint", metavar="F", help=".safetensors or .pth state dict")
-        sp.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
+        if device:
+            sp.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"])
 
     t = sub.add_parser("train", help="train LeNet-5 on MNIST")
     common(t, checkpoint=False)
@@ -200,10 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--show-input", metavar="DIR", help="save the 28x28 the model saw")
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
     pr.set_defaults(func=cmd_predict)
-    from .model import LAYERS
+    from .layers import LAYERS
 
     r = sub.add_parser("render", help="pictures of what each layer sees")
-    common(r)
+    common(r, device=False)  # rendering runs in NumPy on the CPU
     r.add_argument(
         "inputs",
         nargs="*",
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale",
         choices=["map", "layer", "global"],
         help="colour range per map, per layer and input, or per layer across inputs "
-        "(default: layer for PNGs, global for GIFs)",
+        "(default: global, so pictures and GIF frames compare)",
     )
     r.add_argument("--cmap", help="matplotlib colormap (default: RdBu_r signed, viridis >= 0)")
     r.add_argument("--blur", metavar="K,SIGMA", help="Gaussian blur for the _blur pictures")

@@ -13,11 +13,14 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import ConvseeError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "MEAN",
@@ -229,6 +232,8 @@ def load_split(split: str, data_dir=None, *, allow_download: bool = True, verify
                 raise ConvseeError(
                     f"{paths[name]}: md5 {md5[name]}, expected {want} (corrupt or not MNIST)"
                 )
+    import torch
+
     images, labels = arrays
     return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), md5)
 
@@ -243,6 +248,8 @@ def load_mnist(data_dir=None, *, allow_download: bool = True, verify=False):
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) or float [0, 1] (N, 28, 28) -> float (N, 1, 28, 28), MNIST-normalised."""
+    import torch
+
     x = images.float()
     if images.dtype == torch.uint8:
         x = x / 255.0

@@ -27,6 +27,7 @@ __all__ = [
     "colorbar",
     "save_image",
     "save_gif",
+    "to_palette",
 ]
 
 BG = (255, 255, 255)  # page background
@@ -43,7 +44,17 @@ def font(size: int = 14) -> ImageFont.FreeTypeFont:
 
 @functools.lru_cache(maxsize=32)
 def colormap(name: str) -> np.ndarray:
-    """(256, 3) uint8 lookup table of a matplotlib colormap."""
+    """(256, 3) uint8 lookup table of a matplotlib colormap.
+
+    Common maps come from assets/colormaps.npz (sampled from matplotlib, saving its import
+    time); any other name is looked up in matplotlib's registry.
+    """
+    from importlib import resources
+
+    with resources.files("convsee").joinpath("assets/colormaps.npz").open("rb") as f:
+        bundled = np.load(f)
+        if name in bundled.files:
+            return bundled[name]
     import matplotlib
 
     try:
@@ -101,6 +112,41 @@ def colorbar(
         draw.text((x + width // 2, y - 6), label, fill=MUTED, font=font(11), anchor="md")
 
 
+UI_COLORS = [
+    BG,
+    FG,
+    MUTED,
+    ACCENT,
+    (200, 200, 205),
+    (230, 230, 235),
+    (238, 238, 242),
+    (90, 120, 200),
+]
+
+
+@functools.lru_cache(maxsize=32)
+def _palette_image(lut_names: tuple[str, ...]) -> Image.Image:
+    """A fixed 256-colour palette: the UI colours, 64 grays, and each colormap's colours."""
+    # 64 grays, none close to white: the quantizer is approximate and would take 251 for 255
+    grays = [(v, v, v) for v in np.linspace(0, 240, 64).round().astype(int)]
+    per_lut = (256 - len(UI_COLORS) - len(grays)) // max(1, len(lut_names))
+    colors = list(UI_COLORS) + grays
+    for name in lut_names:
+        lut = colormap(name)
+        colors += [tuple(int(c) for c in lut[i]) for i in np.linspace(0, 255, per_lut).astype(int)]
+    colors += [BG] * (256 - len(colors))
+    pal = Image.new("P", (1, 1))
+    pal.putpalette([c for rgb in colors for c in rgb])
+    return pal
+
+
+def to_palette(img: Image.Image, lut_names) -> Image.Image:
+    """RGB -> 8-bit palette image on a fixed palette (fast to encode, same colours in every
+    frame of a GIF). Colormap colours are kept to 1/64 or better of their range."""
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    return rgb.quantize(palette=_palette_image(tuple(lut_names)), dither=Image.Dither.NONE)
+
+
 def _is_file_obj(dest) -> bool:
     return hasattr(dest, "write")
 
@@ -112,17 +158,13 @@ def save_image(img: Image.Image, dest) -> None:
     img.save(dest, format="PNG", optimize=False, compress_level=1)
 
 
-def save_gif(frames: list[Image.Image], dest, duration_ms: int = 1000, colors: int = 256) -> None:
-    """An animated, looping GIF sharing one palette made from all frames (stable colours)."""
+def save_gif(frames: list[Image.Image], dest, duration_ms: int = 1000, luts=()) -> None:
+    """An animated, looping GIF; every frame on one fixed palette (see to_palette)."""
     if not frames:
         raise ValueError("save_gif needs at least one frame")
     if not _is_file_obj(dest):
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    # One palette for every frame: quantize a strip sampled from all frames, then map each.
-    w = frames[0].width
-    sample = np.concatenate([np.asarray(f.convert("RGB"))[::4, ::4][:, : w // 4] for f in frames])
-    palette = Image.fromarray(sample).quantize(colors, method=Image.Quantize.MEDIANCUT)
-    indexed = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
+    indexed = [f if f.mode == "P" else to_palette(f, luts) for f in frames]
     indexed[0].save(
         dest,
         format="GIF",

@@ -10,7 +10,16 @@ from PIL import Image, ImageDraw
 
 from .draw import ACCENT, BG, FG, MUTED, apply_cmap, colorbar, colormap, font, upscale
 
-__all__ = ["confusion_image"]
+__all__ = [
+    "MapGrid",
+    "map_grid",
+    "vector_strip",
+    "probability_bars",
+    "sample_sheet",
+    "kernel_sheet",
+    "diff_grid",
+    "confusion_image",
+]
 
 
 def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -> Image.Image:
@@ -69,7 +78,7 @@ def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -
     return img
 
 
-TILE = 144  # target on-screen size of one activation map, px
+TILE = 128  # target on-screen size of one activation map, px
 GAP = 14  # space between tiles, px
 
 
@@ -95,68 +104,80 @@ def input_panel(img: Image.Image, d: ImageDraw.ImageDraw, xy, image: np.ndarray,
         d.text((x, y + 180 + 18 * i), line, fill=FG if i == 0 else MUTED, font=font(14))
 
 
-def map_grid(
-    image: np.ndarray,
-    maps: np.ndarray,
-    ranges: list[tuple[float, float]],
-    lut: np.ndarray,
-    title: list[str],
-    caption: str,
-    dead: np.ndarray | None = None,
-    kernels: np.ndarray | None = None,
-    bar: tuple[float, float, str] | None = None,
-) -> Image.Image:
-    """Input beside every channel's map of one layer.
+class MapGrid:
+    """Layout of one layer's picture: input panel, a grid of channel maps, a colour bar.
 
-    maps: (C, H, W); ranges: (vmin, vmax) per channel; kernels: (C, Cin, k, k) drawn beside
-    each map; bar: (vmin, vmax, label) for the colour bar, None when every map has its own.
+    The parts shared by every input (title, channel labels, frames, kernels, colour bar) are
+    drawn once; draw() copies that base and adds one input's image, caption and maps.
+    shape: (C, H, W); kernels: (C, Cin, k, k) drawn under each map; bar: (vmin, vmax) of
+    the colour bar, None when every map has its own range.
     """
-    c, h, w = maps.shape
-    k = max(1, TILE // max(h, w))
-    th, tw = h * k, w * k
-    cols = c if c <= 8 else int(np.ceil(c / 2)) if c <= 16 else int(np.ceil(np.sqrt(c * 2)))
-    rows = int(np.ceil(c / cols))
-    kern_h = 0
-    if kernels is not None:
-        ks = kernels.shape[-1]
-        kscale = max(2, (tw - (kernels.shape[1] - 1) * 2) // (kernels.shape[1] * ks))
-        kern_h = ks * kscale + 6
-    cell_h = th + 22 + kern_h + 16
-    left = 210
-    grid_w = cols * (tw + GAP)
-    width = left + grid_w + 110
-    height = max(120 + rows * cell_h, 120 + 240) + 10
-    img = Image.new("RGB", (width, height), BG)
-    d = ImageDraw.Draw(img)
-    _title(d, 20, title)
-    input_panel(img, d, (20, 120), image, caption)
-    colored = [apply_cmap(maps[i], *ranges[i], lut) for i in range(c)]
-    for i in range(c):
-        r, q = divmod(i, cols)
-        x, y = left + q * (tw + GAP), 120 + r * cell_h
-        is_dead = dead is not None and bool(dead[i])
-        label = f"ch {i}" + ("  dead" if is_dead else "")
-        d.text((x, y - 4), label, fill=ACCENT if is_dead else FG, font=font(12), anchor="ls")
-        img.paste(Image.fromarray(upscale(colored[i], k)), (x, y))
-        d.rectangle([x - 1, y - 1, x + tw, y + th], outline=ACCENT if is_dead else (200, 200, 205))
-        if bar is None:
-            lo, hi = ranges[i]
-            d.text((x, y + th + 4), f"{lo:.2g} .. {hi:.2g}", fill=MUTED, font=font(11))
+
+    def __init__(self, shape, lut, title, kernels=None, bar=None, own_ranges=False):
+        c, h, w = shape
+        self.lut, self.own_ranges, self.c = lut, own_ranges, c
+        self.k = max(1, TILE // max(h, w))
+        self.th, self.tw = h * self.k, w * self.k
+        cols = c if c <= 8 else int(np.ceil(c / 2)) if c <= 16 else int(np.ceil(np.sqrt(c * 2)))
+        rows = int(np.ceil(c / cols))
+        kern_h = 0
         if kernels is not None:
-            _kernel_row(img, d, (x, y + th + 22), kernels[i], kscale)
-    if bar is not None:
-        colorbar(
-            d,
-            img,
-            (left + grid_w + 10, 130),
-            min(240, rows * cell_h - 30),
-            *bar[:2],
-            lut,
-            label=bar[2],
+            ks = kernels.shape[-1]
+            kscale = max(2, (self.tw - (kernels.shape[1] - 1) * 2) // (kernels.shape[1] * ks))
+            kern_h = ks * kscale + 6
+        cell_h = self.th + 22 + kern_h + 16
+        left, grid_w = 210, cols * (self.tw + GAP)
+        height = max(120 + rows * cell_h, 120 + 240) + 10
+        self.pos = [
+            (left + (i % cols) * (self.tw + GAP), 120 + (i // cols) * cell_h) for i in range(c)
+        ]
+        base = Image.new("RGB", (left + grid_w + 110, height), BG)
+        d = ImageDraw.Draw(base)
+        _title(d, 20, title)
+        for i, (x, y) in enumerate(self.pos):
+            d.text((x, y - 4), f"ch {i}", fill=FG, font=font(12), anchor="ls")
+            d.rectangle([x - 1, y - 1, x + self.tw, y + self.th], outline=(200, 200, 205))
+            if kernels is not None:
+                _kernel_row(base, d, (x, y + self.th + 22), kernels[i], kscale)
+        self.bar_at = (left + grid_w + 10, 130, min(240, rows * cell_h - 30))
+        if bar is not None:
+            colorbar(d, base, self.bar_at[:2], self.bar_at[2], *bar, lut)
+        elif own_ranges:
+            d.text(
+                (left + grid_w + 10, 130), "each map:\nits own\nrange", fill=MUTED, font=font(12)
+            )
+        self.base = base
+
+    def draw(self, image, maps, ranges, caption: str, dead=None, bar=None) -> Image.Image:
+        """bar: (vmin, vmax) of a colour bar for this input only (one range per input)."""
+        img = self.base.copy()
+        d = ImageDraw.Draw(img)
+        if bar is not None:
+            colorbar(d, img, self.bar_at[:2], self.bar_at[2], *bar, self.lut)
+        input_panel(img, d, (20, 120), image, caption)
+        same = all(r == ranges[0] for r in ranges)
+        colored = (
+            apply_cmap(maps, *ranges[0], self.lut)
+            if same
+            else np.stack([apply_cmap(maps[i], *ranges[i], self.lut) for i in range(self.c)])
         )
-    else:
-        d.text((left + grid_w + 10, 130), "each map:\nits own\nrange", fill=MUTED, font=font(12))
-    return img
+        colored = colored.repeat(self.k, axis=1).repeat(self.k, axis=2)
+        for i, (x, y) in enumerate(self.pos):
+            img.paste(Image.fromarray(colored[i]), (x, y))
+            if dead is not None and dead[i]:
+                d.text((x, y - 4), f"ch {i}  dead", fill=ACCENT, font=font(12), anchor="ls")
+                d.rectangle([x - 1, y - 1, x + self.tw, y + self.th], outline=ACCENT)
+            if self.own_ranges:
+                lo, hi = ranges[i]
+                d.text((x, y + self.th + 4), f"{lo:.2g} .. {hi:.2g}", fill=MUTED, font=font(11))
+        return img
+
+
+def map_grid(image, maps, ranges, lut, title, caption, dead=None, kernels=None):
+    """One layer's picture for one input (see MapGrid); no colour bar if the ranges differ."""
+    own = any(r != ranges[0] for r in ranges)
+    grid = MapGrid(maps.shape, lut, title, kernels, None if own else ranges[0], own)
+    return grid.draw(image, maps, ranges, caption, dead)
 
 
 def _kernel_row(img, d, xy, kern: np.ndarray, scale: int) -> None:
@@ -168,7 +189,6 @@ def _kernel_row(img, d, xy, kern: np.ndarray, scale: int) -> None:
         tile = upscale(apply_cmap(kern[j], -lim, lim, lut), scale)
         img.paste(Image.fromarray(tile), (x, y))
         x += tile.shape[1] + 2
-    d.text((x + 2, y), "kernel", fill=MUTED, font=font(10))
 
 
 def vector_strip(
@@ -221,12 +241,12 @@ def probability_bars(
     n = len(classes)
     left, bar_w, row = 330, 360, 26
     height = max(120 + n * row + 30, 120 + 240)
-    img = Image.new("RGB", (left + bar_w + 200, height), BG)
+    img = Image.new("RGB", (left + bar_w + 250, height), BG)
     d = ImageDraw.Draw(img)
     _title(d, 20, title)
     input_panel(img, d, (20, 120), image, caption)
     pred = int(np.argmax(probs))
-    d.text((left + bar_w + 80, 112), "logit", fill=MUTED, font=font(11), anchor="rs")
+    d.text((left + bar_w + 240, 112), "logit", fill=MUTED, font=font(11), anchor="rs")
     for i in range(n):
         y = 120 + i * row
         color = ACCENT if i == pred else (90, 120, 200)
@@ -237,7 +257,7 @@ def probability_bars(
         text += "  (true)" if label is not None and i == label else ""
         d.text((left + bar_w + 8, y + row // 2 - 2), text, fill=FG, font=font(13), anchor="lm")
         d.text(
-            (left + bar_w + 190, y + row // 2 - 2),
+            (left + bar_w + 240, y + row // 2 - 2),
             f"{logits[i]:+.2f}",
             fill=MUTED,
             font=font(12),
@@ -250,7 +270,7 @@ def sample_sheet(images, captions: list[str], title: str, cols: int = 5) -> Imag
     """Inputs in a grid (the original's 2x5 plot of the samples), a caption under each."""
     n = len(images)
     rows = int(np.ceil(n / cols))
-    size, cw, ch = 112, 150, 160
+    size, cw, ch = 112, 150, 186
     img = Image.new("RGB", (cols * cw + 20, 60 + rows * ch), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 16), title, fill=FG, font=font(20))
@@ -315,7 +335,7 @@ def diff_grid(
     c, h, w = a.shape
     k = max(1, 96 // max(h, w))
     t = h * k
-    left, row_h = 150, t + 40
+    left, row_h = 40 + t, t + 40
     width = left + c * (t + 8) + 110
     img = Image.new("RGB", (max(width, 620), 110 + 3 * row_h + 10), BG)
     d = ImageDraw.Draw(img)
@@ -328,13 +348,10 @@ def diff_grid(
         y = 110 + r * row_h
         if inp is not None:
             img.paste(_gray(inp, t), (20, y))
-        d.text(
-            (20 if inp is None else 20 + t + 6, y + t // 2),
-            label[:14],
-            fill=FG,
-            font=font(12),
-            anchor="lm" if inp is None else "lm",
-        )
+        if inp is None:
+            d.text((20, y + t // 2), label, fill=FG, font=font(12), anchor="lm")
+        else:
+            d.text((20, y + t + 4), label[:18], fill=FG, font=font(12))
         for i in range(c):
             x = left + i * (t + 8)
             rng = (-lim, lim) if r == 2 else vrange

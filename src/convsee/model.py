@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .layers import LAYER_INFO, LAYERS
+
 __all__ = ["LAYERS", "LAYER_INFO", "ModelConfig", "LeNet5"]
 
 
@@ -27,24 +29,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# layer name -> (kind, after_relu): kind is "map" (C, H, W) or "vector" (N,)
-LAYER_INFO = OrderedDict(
-    conv1=("map", False),
-    relu1=("map", True),
-    pool1=("map", True),
-    conv2=("map", False),
-    relu2=("map", True),
-    pool2=("map", True),
-    flatten=("vector", True),
-    fc1=("vector", False),
-    relu3=("vector", True),
-    fc2=("vector", False),
-    relu4=("vector", True),
-    fc3=("vector", False),
-)
-LAYERS = tuple(LAYER_INFO)
 
 
 class LeNet5(nn.Sequential):
