@@ -162,6 +162,24 @@ def cmd_activations(a) -> int:
     return 0
 
 
+def cmd_serve(a) -> int:
+    import socket
+
+    import uvicorn
+
+    from .web.server import create_app
+
+    with socket.socket() as s:  # fail with one clear line, not a server traceback
+        try:
+            s.bind((a.host, a.port))
+        except OSError as e:
+            raise ConvseeError(f"cannot listen on {a.host}:{a.port}: {e.strerror}") from None
+    app = create_app(a.checkpoint, a.data)
+    print(f"convsee: serving on http://{a.host}:{a.port}/  (Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -231,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--layers", default=",".join(LAYERS))
     ac.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     ac.set_defaults(func=cmd_activations)
+    sv = sub.add_parser("serve", help="a live page: draw a digit, watch every layer")
+    common(sv, device=False)
+    sv.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.set_defaults(func=cmd_serve)
     return p
 
 
