@@ -32,7 +32,9 @@ def cmd_train(a) -> int:
     for field in ("epochs", "batch_size", "lr", "seed"):
         if getattr(a, field) is not None:
             setattr(cfg, field, getattr(a, field))
-    _, meta = train(cfg, a.data, a.out, resume=a.resume, progress=not a.quiet)
+    _, meta = train(
+        cfg, a.data, a.out, resume=a.resume, progress=not a.quiet, snapshots=a.snapshots
+    )
     print(
         f"test accuracy {meta['test_accuracy']:.2%} after {meta['epochs_done']} epochs "
         f"({meta['wall_seconds']:.1f} s); wrote {a.out} and {Path(a.out).with_suffix('.json')}"
@@ -103,7 +105,7 @@ def cmd_render(a) -> int:
 
     from .checkpoint import load_weights
     from .inputs import resolve_input, resolve_inputs
-    from .render import RenderOptions, render_diff, render_kernels, render_set, write_outputs
+    from .render import RenderOptions, finish, render_diff, render_kernels, render_set
 
     t0 = time.perf_counter()
     opts = RenderOptions(
@@ -126,13 +128,7 @@ def cmd_render(a) -> int:
         for inp, p in zip(inputs, probs, strict=True):
             true = "" if inp.label is None else f" (true {classes[inp.label]})"
             print(f"{inp.name}: predicted {classes[int(p.argmax())]} {p.max():.1%}{true}")
-    written = write_outputs(files, a.out)
-    pictures = [p for p in written if p.suffix in (".png", ".gif")]
-    print(
-        f"wrote {len(pictures)} pictures (+ JSON sidecars) to {a.out}/ "
-        f"in {time.perf_counter() - t0:.2f} s"
-    )
-    return 0
+    return finish(files, a.out, t0)
 
 
 def cmd_activations(a) -> int:
@@ -205,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="lenet5.safetensors", metavar="FILE.safetensors")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--snapshots",
+        type=int,
+        default=0,
+        metavar="N",
+        help="record the conv layers N times for `convsee evolution`",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test accuracy and confusion matrix")
@@ -249,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--layers", default=",".join(LAYERS))
     ac.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     ac.set_defaults(func=cmd_activations)
+    from .cli_views import add_view_commands
+
+    add_view_commands(sub, common)
+
     sv = sub.add_parser("serve", help="a live page: draw a digit, watch every layer")
     common(sv, device=False)
     sv.add_argument("--host", default="127.0.0.1", help="default: loopback only")

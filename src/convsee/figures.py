@@ -283,16 +283,23 @@ def sample_sheet(images, captions: list[str], title: str, cols: int = 5) -> Imag
     return img
 
 
-def kernel_sheet(conv1: np.ndarray, conv2: np.ndarray, lut: np.ndarray) -> Image.Image:
-    """conv1's 6 and conv2's 16x6 filters, all on one signed scale centred on 0."""
-    lim = float(max(np.abs(conv1).max(), np.abs(conv2).max()))
+def kernel_sheet(
+    conv1: np.ndarray,
+    conv2: np.ndarray,
+    lut: np.ndarray,
+    lim: float | None = None,
+    title: str = "convolution kernels (weights)",
+) -> Image.Image:
+    """conv1's 6 and conv2's 16x6 filters, all on one signed scale centred on 0 (+-lim)."""
+    if lim is None:
+        lim = float(max(np.abs(conv1).max(), np.abs(conv2).max()))
     s1, s2, gap = 16, 9, 6
     k = conv1.shape[-1]
     w = 110 + conv2.shape[1] * (k * s2 + gap) + 120
     h = 90 + k * s1 + 70 + conv2.shape[0] * (k * s2 + gap) + 20
     img = Image.new("RGB", (max(w, 110 + 6 * (k * s1 + 10) + 120), h), BG)
     d = ImageDraw.Draw(img)
-    d.text((20, 14), "convolution kernels (weights)", fill=FG, font=font(20))
+    d.text((20, 14), title, fill=FG, font=font(20))
     d.text(
         (20, 42),
         f"one signed scale for both layers: blue < 0 < red, |w| <= {lim:.3g}",

@@ -41,6 +41,10 @@ __all__ = [
     "render_kernels",
     "render_diff",
     "write_outputs",
+    "finish",
+    "sidecar",
+    "png_bytes",
+    "gif_bytes",
 ]
 
 DEFAULT_BLUR = {"conv1": (5, 3.0), "conv2": (3, 3.0)}  # the original's (kernel, sigma)
@@ -95,7 +99,7 @@ def _caption(inp: Input, prob: np.ndarray, classes) -> str:
     return f"{inp.name}\n{true}\npredicted {classes[p]} ({prob[p]:.1%})"
 
 
-def _sidecar(meta: dict, **fields) -> bytes:
+def sidecar(meta: dict, **fields) -> bytes:
     side = {
         "convsee_version": __version__,
         "checkpoint": meta.get("path"),
@@ -106,10 +110,16 @@ def _sidecar(meta: dict, **fields) -> bytes:
     return (json.dumps(side, indent=2) + "\n").encode()
 
 
-def _png(img, luts=()) -> bytes:
+def png_bytes(img, luts=()) -> bytes:
     """PNG bytes on a fixed palette (3-4x faster to encode than RGB, same colours)."""
     buf = io.BytesIO()
     save_image(to_palette(img, luts), buf)
+    return buf.getvalue()
+
+
+def gif_bytes(frames, luts=(), duration_ms: int = 1000) -> bytes:
+    buf = io.BytesIO()
+    save_gif(frames, buf, duration_ms, luts)
     return buf.getvalue()
 
 
@@ -135,8 +145,8 @@ def render_set(weights, meta: dict, inputs: list[Input], opts: RenderOptions):
     caps = [_caption(i, p, classes) for i, p in zip(inputs, probs, strict=True)]
     sheet = sample_sheet([i.image for i in inputs], caps, "the inputs, as the model sees them")
     files: dict[str, bytes] = {
-        "samples.png": _png(sheet),
-        "samples.json": _sidecar(meta, picture="samples", inputs=[i.name for i in inputs]),
+        "samples.png": png_bytes(sheet),
+        "samples.json": sidecar(meta, picture="samples", inputs=[i.name for i in inputs]),
     }
     gif = opts.gifs and len(inputs) > 1
     for layer in layers:
@@ -157,7 +167,7 @@ def render_set(weights, meta: dict, inputs: list[Input], opts: RenderOptions):
                 buf = io.BytesIO()
                 save_image(pal, buf)
                 files[f"{layer}/{names[n]}{stem[len(layer) :]}.png"] = buf.getvalue()
-                files[f"{layer}/{names[n]}{stem[len(layer) :]}.json"] = _sidecar(
+                files[f"{layer}/{names[n]}{stem[len(layer) :]}.json"] = sidecar(
                     meta,
                     picture="layer",
                     layer=layer,
@@ -172,7 +182,7 @@ def render_set(weights, meta: dict, inputs: list[Input], opts: RenderOptions):
                 buf = io.BytesIO()
                 save_gif(frames, buf, 1000, _luts(layer, opts))
                 files[f"{stem}.gif"] = buf.getvalue()
-                files[f"{stem}.gif.json"] = _sidecar(
+                files[f"{stem}.gif.json"] = sidecar(
                     meta,
                     picture="gif",
                     layer=layer,
@@ -242,8 +252,8 @@ def render_kernels(weights, meta, cmap: str | None = None) -> dict:
         colormap(cmap or "RdBu_r"),
     )
     return {
-        "kernels.png": _png(img, (cmap or "RdBu_r",)),
-        "kernels.json": _sidecar(meta, picture="kernels"),
+        "kernels.png": png_bytes(img, (cmap or "RdBu_r",)),
+        "kernels.json": sidecar(meta, picture="kernels"),
     }
 
 
@@ -276,8 +286,8 @@ def render_diff(weights, meta, a: Input, b: Input, layers, cmap=None) -> dict:
             vr,
         )
         stem = f"diff_{layer}_{_safe(a.name)}_vs_{_safe(b.name)}"
-        files[f"{stem}.png"] = _png(img, (_lut_name(layer, cmap), "RdBu_r"))
-        files[f"{stem}.json"] = _sidecar(
+        files[f"{stem}.png"] = png_bytes(img, (_lut_name(layer, cmap), "RdBu_r"))
+        files[f"{stem}.json"] = sidecar(
             meta,
             picture="diff",
             layer=layer,
@@ -286,6 +296,16 @@ def render_diff(weights, meta, a: Input, b: Input, layers, cmap=None) -> dict:
             value_range=list(vr),
         )
     return files
+
+
+def finish(files: dict, out_dir, t0: float) -> int:
+    """Write the files, say how many pictures went where and how long it all took."""
+    import time
+
+    pictures = [p for p in write_outputs(files, out_dir) if p.suffix in (".png", ".gif")]
+    seconds = time.perf_counter() - t0
+    print(f"wrote {len(pictures)} pictures (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s")
+    return 0
 
 
 def write_outputs(files: dict, out_dir) -> list[Path]:

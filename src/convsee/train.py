@@ -100,11 +100,13 @@ def train(
     classes: list[str] | None = None,
     dataset: str = "mnist",
     on_epoch=None,
+    snapshots: int = 0,
 ):
     """Train LeNet-5; write out (+ .json) after every epoch. Returns (model, metadata).
 
     splits: preloaded (train, test) to skip disk; on_epoch(epoch, model, acc) is called
-    after each finished epoch (used for snapshots).
+    after each finished epoch; snapshots: record the conv layers this many times
+    (evolution.py), saved beside out as .snapshots.npz.
     """
     from tqdm import tqdm
 
@@ -132,6 +134,15 @@ def train(
     )
     gen = torch.Generator().manual_seed(c.seed)
     start_epoch, history = 0, []
+    recorder = None
+    if snapshots:
+        from .evolution import Recorder
+
+        if resume:
+            raise ConvseeError("--snapshots cannot be combined with --resume")
+        recorder = Recorder(snapshots, c.epochs * steps_per_epoch, steps_per_epoch)
+        if recorder.wants(0):
+            recorder.record(0, model, evaluate(model, test_split, device=c.device)[0])
     if resume:
         sp = _state_path(out)
         if not sp.is_file():
@@ -171,6 +182,9 @@ def train(
                 loss.backward()
                 opt.step()
                 sched.step()
+                step = epoch * steps_per_epoch + i // c.batch_size + 1
+                if recorder is not None and recorder.wants(step):
+                    recorder.record(step, model, evaluate(model, test_split, device=c.device)[0])
                 loss_sum += loss.detach() * len(idx)
                 if (i // c.batch_size) % 50 == 49 or i + c.batch_size >= len(x_train):
                     bar.set_description(f"epoch {epoch + 1}/{c.epochs} loss {loss.item():.3f}")
@@ -230,5 +244,7 @@ def train(
         ) from None
     bar.close()
     _state_path(out).unlink(missing_ok=True)
+    if recorder is not None:
+        meta["snapshots"] = str(recorder.save(out))
     meta["wall_seconds"] = time.perf_counter() - t0
     return model.eval(), meta
