@@ -22,6 +22,7 @@ def _no_network(monkeypatch, tmp_path):
     empty = tmp_path / "no-mirror"
     empty.mkdir()
     monkeypatch.setattr(convsee.data, "MIRRORS", (empty.as_uri() + "/",))
+    monkeypatch.setattr(convsee.data, "FASHION_MIRRORS", (empty.as_uri() + "/",))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("CONVSEE_DATA", raising=False)
 

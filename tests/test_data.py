@@ -107,12 +107,7 @@ def test_download_verifies_and_renames(tmp_path):
         for n in data.FILES
     }
     fake = {n: (k, c, sums[n]) for n, (k, c, _) in data.FILES.items()}
-    orig = data.FILES
-    try:
-        data.FILES = fake
-        assert data.download(target, mirrors=(mirror.as_uri() + "/",)) == []
-    finally:
-        data.FILES = orig
+    assert data.download(target, mirrors=(mirror.as_uri() + "/",), files=fake) == []
     assert sorted(p.name for p in target.iterdir()) == sorted(n + ".gz" for n in data.FILES)
 
 

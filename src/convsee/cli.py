@@ -25,6 +25,13 @@ def _device(name: str) -> str:
     return name
 
 
+def checkpoint_arg(a):
+    """--checkpoint, or the shipped checkpoint of --dataset."""
+    from .checkpoint import default_checkpoint
+
+    return a.checkpoint or default_checkpoint(getattr(a, "dataset", "mnist"))
+
+
 def cmd_train(a) -> int:
     from .train import TrainConfig, train
 
@@ -33,7 +40,13 @@ def cmd_train(a) -> int:
         if getattr(a, field) is not None:
             setattr(cfg, field, getattr(a, field))
     _, meta = train(
-        cfg, a.data, a.out, resume=a.resume, progress=not a.quiet, snapshots=a.snapshots
+        cfg,
+        a.data,
+        a.out,
+        resume=a.resume,
+        progress=not a.quiet,
+        snapshots=a.snapshots,
+        dataset=a.dataset,
     )
     print(
         f"test accuracy {meta['test_accuracy']:.2%} after {meta['epochs_done']} epochs "
@@ -49,8 +62,9 @@ def cmd_evaluate(a) -> int:
     from .predict import load_model
     from .train import evaluate
 
-    model, meta = load_model(a.checkpoint, _device(a.device))
-    acc, per_class, conf = evaluate(model, load_split("test", a.data), device=a.device)
+    model, meta = load_model(checkpoint_arg(a), _device(a.device))
+    test = load_split("test", a.data, dataset=a.dataset)
+    acc, per_class, conf = evaluate(model, test, device=a.device)
     classes = meta["classes"]
     w = max(5, max(len(c) for c in classes) + 1)
     print(f"checkpoint {meta['path']}\ntest accuracy {acc:.2%}\n")
@@ -71,8 +85,8 @@ def cmd_predict(a) -> int:
     from .predict import load_model, predict
     from .preprocess import save_gray_png
 
-    model, meta = load_model(a.checkpoint, _device(a.device))
-    preds = predict(model, a.images or None, a.data, a.device)
+    model, meta = load_model(checkpoint_arg(a), _device(a.device))
+    preds = predict(model, a.images or None, a.data, a.device, a.dataset)
     classes = meta["classes"]
     if a.show_input:
         Path(a.show_input).mkdir(parents=True, exist_ok=True)
@@ -115,14 +129,14 @@ def cmd_render(a) -> int:
         blur=_blur(a.blur),
         with_kernels=a.with_kernels,
     )
-    weights, meta = load_weights(a.checkpoint)  # NumPy: rendering never imports torch
+    weights, meta = load_weights(checkpoint_arg(a))  # NumPy: rendering never imports torch
     if a.kernels:
         files = render_kernels(weights, meta, a.cmap)
     elif a.diff:
-        x, y = (resolve_input(s, a.data) for s in a.diff)
+        x, y = (resolve_input(s, a.data, a.dataset) for s in a.diff)
         files = render_diff(weights, meta, x, y, opts.layers, a.cmap)
     else:
-        inputs = resolve_inputs(a.inputs, a.data)
+        inputs = resolve_inputs(a.inputs, a.data, a.dataset)
         files, probs, _ = render_set(weights, meta, inputs, opts)
         classes = meta["classes"]
         for inp, p in zip(inputs, probs, strict=True):
@@ -144,8 +158,8 @@ def cmd_activations(a) -> int:
     layers = check_layers(a.layers)
     if not a.output.endswith(".npz"):
         raise ConvseeError(f"-o must end in .npz, got {a.output!r}")
-    model, meta = load_model(a.checkpoint, _device(a.device))
-    inputs = resolve_inputs(a.inputs, a.data)
+    model, meta = load_model(checkpoint_arg(a), _device(a.device))
+    inputs = resolve_inputs(a.inputs, a.data, a.dataset)
     acts, probs = activations(model, batch([i.image for i in inputs], a.device), layers)
     buf = io.BytesIO()
     np.savez(buf, **acts, input=np.stack([i.image for i in inputs]), probabilities=probs)
@@ -170,7 +184,7 @@ def cmd_serve(a) -> int:
             s.bind((a.host, a.port))
         except OSError as e:
             raise ConvseeError(f"cannot listen on {a.host}:{a.port}: {e.strerror}") from None
-    app = create_app(a.checkpoint, a.data)
+    app = create_app(checkpoint_arg(a), a.data, a.dataset)
     print(f"convsee: serving on http://{a.host}:{a.port}/  (Ctrl-C to stop)", flush=True)
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
@@ -186,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp, data=True, checkpoint=True, device=True):
         if data:
             sp.add_argument("--data", metavar="DIR", help="folder with the MNIST IDX files")
+            sp.add_argument(
+                "--dataset",
+                default="mnist",
+                choices=["mnist", "fashion-mnist"],
+                help="also picks the shipped checkpoint and the samples",
+            )
         if checkpoint:
             sp.add_argument("--checkpoint", metavar="F", help=".safetensors or .pth state dict")
         if device:

@@ -12,6 +12,13 @@ import numpy as np
 from .errors import ConvseeError
 from .render import finish
 
+
+def _ckpt(a):
+    from .cli import checkpoint_arg
+
+    return checkpoint_arg(a)
+
+
 __all__ = ["add_view_commands"]
 
 
@@ -35,8 +42,8 @@ def cmd_exemplars(a) -> int:
     layers = _layers(a.layers, ("conv1", "conv2", "fc1", "fc2", "fc3"))
     if not 1 <= a.k <= 64:
         raise ConvseeError(f"-k must be 1..64, got {a.k}")
-    model, meta = load_checkpoint(a.checkpoint)
-    test = load_split("test", a.data)
+    model, meta = load_checkpoint(_ckpt(a))
+    test = load_split("test", a.data, dataset=a.dataset)
     files = {}
     for layer in layers:
         ex = top_exemplars(model, test.images, layer, a.k)
@@ -66,7 +73,7 @@ def cmd_optimize(a) -> int:
 
     t0 = time.perf_counter()
     layers = _layers(a.layers, ("conv1", "conv2", "fc1", "fc2", "fc3"))
-    model, meta = load_checkpoint(a.checkpoint)
+    model, meta = load_checkpoint(_ckpt(a))
     cfg = OptimizeConfig(steps=a.steps, seed=a.seed)
     files = {}
     for layer in layers:
@@ -109,8 +116,8 @@ def cmd_animate(a) -> int:
     t0 = time.perf_counter()
     if a.layer not in ("conv1", "conv2", "pool1", "pool2"):
         raise ConvseeError(f"--layer must be conv1, conv2, pool1 or pool2, got {a.layer!r}")
-    weights, meta = load_weights(a.checkpoint)
-    inp = resolve_input(a.input, a.data)
+    weights, meta = load_weights(_ckpt(a))
+    inp = resolve_input(a.input, a.data, a.dataset)
     acts, _ = forward_all(weights, [inp.image])
     n_ch = 6 if a.layer in ("conv1", "pool1") else 16
     if not 0 <= a.channel < n_ch:
@@ -166,10 +173,10 @@ def cmd_evolution(a) -> int:
     from .render import gif_bytes, png_bytes, sidecar
 
     t0 = time.perf_counter()
-    ckpt = Path(a.checkpoint) if a.checkpoint else default_checkpoint()
+    ckpt = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.dataset)
     _, meta = load_weights(ckpt)
     snaps = load_snapshots(ckpt)
-    inp = resolve_input(a.input, a.data)
+    inp = resolve_input(a.input, a.data, a.dataset)
     spe = int(snaps.get("steps_per_epoch", 1))
     lut = colormap("RdBu_r")
     lim = float(max(np.abs(snaps["conv1.weight"]).max(), np.abs(snaps["conv2.weight"]).max()))
@@ -230,8 +237,8 @@ def cmd_sweep(a) -> int:
     t0 = time.perf_counter()
     kinds = KINDS if a.kind == "all" else [a.kind]
     layer = _layers(a.layer, ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2"))[0]
-    weights, meta = load_weights(a.checkpoint)
-    inp = resolve_input(a.input, a.data)
+    weights, meta = load_weights(_ckpt(a))
+    inp = resolve_input(a.input, a.data, a.dataset)
     classes = meta["classes"]
     signed = not LAYER_INFO[layer][1]
     lut = colormap("RdBu_r" if signed else "viridis")
@@ -282,12 +289,12 @@ def cmd_attribution(a) -> int:
     from .render import png_bytes, sidecar
 
     t0 = time.perf_counter()
-    model, meta = load_checkpoint(a.checkpoint)
+    model, meta = load_checkpoint(_ckpt(a))
     classes = meta["classes"]
-    inputs = [resolve_input(s, a.data) for s in (a.inputs or ["sample:3", "sample:7"])]
+    inputs = [resolve_input(s, a.data, a.dataset) for s in (a.inputs or ["sample:3", "sample:7"])]
     files = {}
     for inp in inputs:
-        pred = predict(model, [inp])[0]
+        pred = predict(model, [inp], dataset=a.dataset)[0]
         target = pred.prediction if a.target is None else a.target
         if not 0 <= target < len(classes):
             raise ConvseeError(f"--target must be 0..{len(classes) - 1}, got {target}")

@@ -27,6 +27,8 @@ __all__ = [
     "STD",
     "FILES",
     "MIRRORS",
+    "DATASETS",
+    "spec",
     "Split",
     "search_dirs",
     "find_data_dir",
@@ -55,6 +57,28 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+# Fashion-MNIST (Xiao et al. 2017): same file names and format, other content
+FASHION_FILES = {
+    "train-images-idx3-ubyte": ("images", 60000, "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+    "train-labels-idx1-ubyte": ("labels", 60000, "9018921c3c673c538a1fc5bad174d6f9"),
+    "t10k-images-idx3-ubyte": ("images", 10000, "8181f5470baa50b63fa0f6fddb340f0a"),
+    "t10k-labels-idx1-ubyte": ("labels", 10000, "15d484375f8d13e6eb1aabb0c3f46965"),
+}
+FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
+FASHION_SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)  # Debian's package
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+DATASETS = ("mnist", "fashion-mnist")
 _MAGIC = {"images": 2051, "labels": 2049}  # IDX magic: 0x0000 08 03 (uint8, 3 dims) / 08 01
 
 
@@ -67,49 +91,84 @@ class Split:
     md5: dict[str, str]  # file name -> md5 of its uncompressed bytes
 
 
-def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where MNIST is looked for, in order: the argument, $CONVSEE_DATA, the user cache."""
+def spec(dataset: str = "mnist") -> dict:
+    """What differs between the datasets: files and checksums, mirrors, classes, where to look.
+
+    Read at call time, so tests can point the mirrors somewhere harmless.
+    """
+    if dataset == "mnist":
+        return {
+            "name": "MNIST",
+            "files": FILES,
+            "mirrors": MIRRORS,
+            "env": "CONVSEE_DATA",
+            "tv": "MNIST",
+            "system": (),
+            "classes": [str(i) for i in range(10)],
+        }
+    if dataset == "fashion-mnist":
+        return {
+            "name": "Fashion-MNIST",
+            "files": FASHION_FILES,
+            "mirrors": FASHION_MIRRORS,
+            "env": "CONVSEE_FASHION_MNIST_DATA",
+            "tv": "FashionMNIST",
+            "system": FASHION_SYSTEM_DIRS,
+            "classes": FASHION_CLASSES,
+        }
+    raise ConvseeError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+
+
+def search_dirs(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> list[Path]:
+    """Where a dataset is looked for, in order: the argument, its environment variable
+    ($CONVSEE_DATA for MNIST), the user cache, then system folders (Debian's package)."""
+    sp = spec(dataset)
     dirs = []
     if data_dir is not None:
         dirs.append(Path(data_dir).expanduser())
-    elif os.environ.get("CONVSEE_DATA"):
-        dirs.append(Path(os.environ["CONVSEE_DATA"]).expanduser())
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convsee" / "mnist"
-    if cache not in dirs:
-        dirs.append(cache)
+    elif os.environ.get(sp["env"]):
+        dirs.append(Path(os.environ[sp["env"]]).expanduser())
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convsee" / dataset
+    for d in (cache, *sp["system"]):
+        if d not in dirs:
+            dirs.append(d)
     return dirs
 
 
-def _file_in(d: Path, name: str) -> Path | None:
+def _file_in(d: Path, name: str, tv: str = "MNIST") -> Path | None:
     """The raw or gzipped file `name` in d or in torchvision's layout below d."""
-    for sub in (d, d / "MNIST" / "raw", d / "raw"):
+    for sub in (d, d / tv / "raw", d / "raw"):
         for candidate in (sub / name, sub / (name + ".gz")):
             if candidate.is_file():
                 return candidate
     return None
 
 
-def find_data_dir(data_dir=None, *, allow_download: bool = True, mirrors=MIRRORS) -> dict:
+def find_data_dir(
+    data_dir=None, *, allow_download: bool = True, mirrors=None, dataset: str = "mnist"
+) -> dict:
     """Return {file name: path} for all four files, downloading into the first dir if needed."""
-    dirs = search_dirs(data_dir)
+    sp = spec(dataset)
+    dirs = search_dirs(data_dir, dataset)
     for d in dirs:
-        found = {name: _file_in(d, name) for name in FILES}
+        found = {name: _file_in(d, name, sp["tv"]) for name in sp["files"]}
         if all(found.values()):
             return found
     target = dirs[0]
     if allow_download:
-        errors = download(target, mirrors=mirrors)
+        errors = download(target, mirrors=mirrors, dataset=dataset)
         if not errors:
-            return {name: _file_in(target, name) for name in FILES}
+            return {name: _file_in(target, name) for name in sp["files"]}
     else:
         errors = ["downloading was not allowed"]
     looked = "\n  ".join(str(d) for d in dirs)
-    names = ", ".join(n + ".gz" for n in FILES)
+    names = ", ".join(n + ".gz" for n in sp["files"])
+    hint = " (or `apt-get install dataset-fashion-mnist`)" if dataset == "fashion-mnist" else ""
     raise ConvseeError(
-        f"MNIST not found. Looked in:\n  {looked}\n"
+        f"{sp['name']} not found. Looked in:\n  {looked}\n"
         f"and could not download it ({'; '.join(errors)}).\n"
-        f"Place the four files ({names}) in one of those folders, "
-        f"or point --data / CONVSEE_DATA at the folder that holds them."
+        f"Place the four files ({names}) in one of those folders{hint}, "
+        f"or point --data / {sp['env']} at the folder that holds them."
     )
 
 
@@ -122,7 +181,13 @@ def _md5_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(target: Path, mirrors=MIRRORS, timeout: float = 20.0) -> list[str]:
+def download(
+    target: Path,
+    mirrors=None,
+    timeout: float = 20.0,
+    dataset: str = "mnist",
+    files: dict | None = None,
+) -> list[str]:
     """Download missing files into target; return a list of problems (empty on success).
 
     Each file is written to a temporary name, checked against its md5, then renamed,
@@ -130,9 +195,12 @@ def download(target: Path, mirrors=MIRRORS, timeout: float = 20.0) -> list[str]:
     """
     from tqdm import tqdm
 
+    sp = spec(dataset)
+    mirrors = sp["mirrors"] if mirrors is None else mirrors
+    files = sp["files"] if files is None else files
     target = Path(target)
     problems = []
-    for name, (_, _, md5) in FILES.items():
+    for name, (_, _, md5) in files.items():
         if _file_in(target, name):
             continue
         ok = False
@@ -216,21 +284,25 @@ def read_idx(path: str | os.PathLike, kind: str | None = None, count: int | None
     return parse_idx(_read_bytes(path), path, kind, count)
 
 
-def load_split(split: str, data_dir=None, *, allow_download: bool = True, verify=False) -> Split:
+def load_split(
+    split: str, data_dir=None, *, allow_download: bool = True, verify=False, dataset: str = "mnist"
+) -> Split:
     """Load 'train' or 'test' into memory. verify=True also checks the md5 of each file."""
     if split not in SPLITS:
         raise ConvseeError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-    paths = find_data_dir(data_dir, allow_download=allow_download)
+    files = spec(dataset)["files"]
+    paths = find_data_dir(data_dir, allow_download=allow_download, dataset=dataset)
     arrays, md5 = [], {}
     for name in SPLITS[split]:
-        kind, count, want = FILES[name]
+        kind, count, want = files[name]
         raw = _read_bytes(paths[name])
         arrays.append(parse_idx(raw, paths[name], kind, count))
         if verify:
             md5[name] = hashlib.md5(raw).hexdigest()
             if md5[name] != want:
                 raise ConvseeError(
-                    f"{paths[name]}: md5 {md5[name]}, expected {want} (corrupt or not MNIST)"
+                    f"{paths[name]}: md5 {md5[name]}, expected {want} "
+                    f"(corrupt, or not {spec(dataset)['name']})"
                 )
     import torch
 
@@ -238,12 +310,10 @@ def load_split(split: str, data_dir=None, *, allow_download: bool = True, verify
     return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), md5)
 
 
-def load_mnist(data_dir=None, *, allow_download: bool = True, verify=False):
-    """(train, test) splits."""
-    return (
-        load_split("train", data_dir, allow_download=allow_download, verify=verify),
-        load_split("test", data_dir, allow_download=allow_download, verify=verify),
-    )
+def load_mnist(data_dir=None, *, allow_download: bool = True, verify=False, dataset="mnist"):
+    """(train, test) splits of MNIST (or of Fashion-MNIST with dataset="fashion-mnist")."""
+    kw = {"allow_download": allow_download, "verify": verify, "dataset": dataset}
+    return load_split("train", data_dir, **kw), load_split("test", data_dir, **kw)
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .draw import ACCENT, BG, FG, MUTED, apply_cmap, colorbar, colormap, font, upscale
+from .draw import ACCENT, BG, FG, MUTED, apply_cmap, colorbar, colormap, font, text_size, upscale
 
 __all__ = [
     "MapGrid",
@@ -270,7 +270,9 @@ def sample_sheet(images, captions: list[str], title: str, cols: int = 5) -> Imag
     """Inputs in a grid (the original's 2x5 plot of the samples), a caption under each."""
     n = len(images)
     rows = int(np.ceil(n / cols))
-    size, cw, ch = 112, 150, 186
+    size, ch = 112, 186
+    widest = max(text_size(line, 12)[0] for cap in captions for line in cap.split("\n"))
+    cw = max(150, widest + 18)
     img = Image.new("RGB", (cols * cw + 20, 60 + rows * ch), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 16), title, fill=FG, font=font(20))

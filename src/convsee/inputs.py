@@ -13,7 +13,7 @@ from importlib import resources
 import numpy as np
 
 from .errors import ConvseeError
-from .preprocess import preprocess
+from .preprocess import preprocess_for
 
 __all__ = ["Input", "samples", "resolve_input", "resolve_inputs", "SAMPLE_INDICES"]
 
@@ -29,9 +29,11 @@ class Input:
     source: str = ""  # where it came from, for sidecars
 
 
-def samples() -> list[Input]:
-    """The ten bundled sample digits (MNIST test images), 0 to 9."""
-    with resources.files("convsee").joinpath("assets/samples.npz").open("rb") as f:
+def samples(dataset: str = "mnist") -> list[Input]:
+    """The ten bundled samples, one per class, from the dataset's test set (for MNIST the
+    original project's digits 0 to 9)."""
+    name = "samples.npz" if dataset == "mnist" else f"samples-{dataset}.npz"
+    with resources.files("convsee").joinpath(f"assets/{name}").open("rb") as f:
         z = np.load(f)
         images, labels, indices = z["images"], z["labels"], z["indices"]
     return [
@@ -43,23 +45,23 @@ def samples() -> list[Input]:
 _SPEC = re.compile(r"^(sample|test|train):(-?\d+)$")
 
 
-def resolve_input(spec, data_dir=None) -> Input:
+def resolve_input(spec, data_dir=None, dataset: str = "mnist") -> Input:
     """An Input from a spec string (see module doc), a path, a PIL image or an array."""
     if not isinstance(spec, str):
-        return Input("array", preprocess(spec))
+        return Input("array", preprocess_for(spec, dataset))
     m = _SPEC.match(spec)
     if m is None:
         if re.match(r"^(sample|test|train):", spec):
             raise ConvseeError(f"bad input {spec!r}: expected sample:D, test:N or train:N")
-        return Input(spec.rsplit("/", 1)[-1], preprocess(spec), None, spec)
+        return Input(spec.rsplit("/", 1)[-1], preprocess_for(spec, dataset), None, spec)
     kind, n = m.group(1), int(m.group(2))
     if kind == "sample":
         if not 0 <= n <= 9:
             raise ConvseeError(f"bad input {spec!r}: sample digits are 0..9")
-        return samples()[n]
+        return samples(dataset)[n]
     from .data import load_split
 
-    split = load_split(kind, data_dir)
+    split = load_split(kind, data_dir, dataset=dataset)
     if not 0 <= n < len(split.images):
         raise ConvseeError(
             f"bad input {spec!r}: {kind} index out of range 0..{len(split.images) - 1}"
@@ -67,8 +69,8 @@ def resolve_input(spec, data_dir=None) -> Input:
     return Input(spec, split.images[n].numpy().astype(np.float32) / 255, int(split.labels[n]), spec)
 
 
-def resolve_inputs(specs, data_dir=None) -> list[Input]:
+def resolve_inputs(specs, data_dir=None, dataset: str = "mnist") -> list[Input]:
     """Inputs for a list of specs; no specs: the ten samples."""
     if not specs:
-        return samples()
-    return [resolve_input(s, data_dir) for s in specs]
+        return samples(dataset)
+    return [resolve_input(s, data_dir, dataset) for s in specs]

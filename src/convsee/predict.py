@@ -41,21 +41,23 @@ def batch(images, device: str = "cpu") -> torch.Tensor:
     return normalize(torch.from_numpy(arr)).to(device)
 
 
-def as_input(item, data_dir=None) -> Input:
+def as_input(item, data_dir=None, dataset: str = "mnist") -> Input:
     """An Input from an Input, a spec string, an MNIST-form 28x28 [0, 1] array or any image."""
     if isinstance(item, Input):
         return item
     if isinstance(item, np.ndarray) and item.shape == (28, 28) and item.dtype.kind == "f":
         return Input("array", item.astype(np.float32))
-    return resolve_input(item, data_dir)
+    return resolve_input(item, data_dir, dataset)
 
 
-def predict(model, inputs=None, data_dir=None, device: str = "cpu") -> list[Prediction]:
+def predict(
+    model, inputs=None, data_dir=None, device: str = "cpu", dataset: str = "mnist"
+) -> list[Prediction]:
     """Predict inputs (Input objects or specs; None: the ten samples) in one forward pass."""
     if inputs is None:
-        inputs = resolve_inputs(None, data_dir)
+        inputs = resolve_inputs(None, data_dir, dataset)
     else:
-        inputs = [as_input(i, data_dir) for i in inputs]
+        inputs = [as_input(i, data_dir, dataset) for i in inputs]
     probs = model.probabilities(batch([i.image for i in inputs], device)).cpu()
     return [
         Prediction(inp, int(p.argmax()), p.tolist()) for inp, p in zip(inputs, probs, strict=True)

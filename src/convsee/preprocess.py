@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ConvseeError
 
-__all__ = ["to_gray", "preprocess", "open_image", "save_gray_png"]
+__all__ = ["to_gray", "preprocess", "preprocess_for", "open_image", "save_gray_png"]
 
 INK_THRESHOLD = 0.1  # fraction of full contrast that counts as ink when cropping
 BLANK_CONTRAST = 0.08  # below this (max - background), on [0, 1], the image is blank
@@ -64,8 +64,12 @@ def to_gray(image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
-def preprocess(image, *, size: int = 28, box: int = 20) -> np.ndarray:
-    """MNIST-form float32 (28, 28) from a path, PIL image or array. Never modifies its input."""
+def preprocess(image, *, size: int = 28, box: int = 20, center: str = "mass") -> np.ndarray:
+    """MNIST-form float32 (28, 28) from a path, PIL image or array. Never modifies its input.
+
+    center="mass" centres the centre of mass (MNIST); "box" centres the bounding box
+    (Fashion-MNIST, whose items fill the 28x28: use box=28 with it).
+    """
     g = to_gray(image).copy()
     if g.size == 0:
         raise ConvseeError("empty image")
@@ -87,13 +91,23 @@ def preprocess(image, *, size: int = 28, box: int = 20) -> np.ndarray:
     small = Image.fromarray(g, mode="F").resize((nw, nh), Image.Resampling.LANCZOS)
     small = np.clip(np.asarray(small, dtype=np.float32), 0, 1)
     total = small.sum()
-    cy, cx = (np.indices(small.shape) * small).reshape(2, -1).sum(1) / max(total, 1e-8)
-    centre = size / 2  # MNIST puts the centre of mass at pixel (14, 14)
+    if center == "box":
+        cy, cx = (nh - 1) / 2, (nw - 1) / 2
+    else:
+        cy, cx = (np.indices(small.shape) * small).reshape(2, -1).sum(1) / max(total, 1e-8)
+    centre = size / 2 if center == "mass" else (size - 1) / 2  # MNIST: mass at pixel (14, 14)
     top = int(np.clip(round(centre - cy), 0, size - nh))
     left = int(np.clip(round(centre - cx), 0, size - nw))
     out = np.zeros((size, size), np.float32)
     out[top : top + nh, left : left + nw] = small
     return out
+
+
+def preprocess_for(image, dataset: str = "mnist") -> np.ndarray:
+    """preprocess() the way the dataset's images were made."""
+    if dataset == "fashion-mnist":
+        return preprocess(image, box=28, center="box")
+    return preprocess(image)
 
 
 def save_gray_png(array: np.ndarray, dest) -> None:

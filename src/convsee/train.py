@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from . import __version__
 from .checkpoint import atomic_write, save_checkpoint
-from .data import Split, load_mnist, normalize
+from .data import Split, load_mnist, normalize, spec
 from .errors import ConvseeError
 from .model import LeNet5, ModelConfig
 
@@ -117,7 +117,7 @@ def train(
     if c.epochs < 1 or c.batch_size < 1 or not c.lr > 0:
         raise ConvseeError(f"epochs, batch size and lr must be positive, got {c}")
     torch.manual_seed(c.seed)
-    train_split, test_split = splits or load_mnist(data_dir, verify=True)
+    train_split, test_split = splits or load_mnist(data_dir, verify=True, dataset=dataset)
     x_train = normalize(train_split.images).to(c.device)
     y_train = train_split.labels.to(c.device)
     model = LeNet5(ModelConfig()).to(c.device)
@@ -202,7 +202,7 @@ def train(
             meta = {
                 "architecture": "LeNet-5 (ReLU, max pooling, no ReLU on the logits)",
                 "dataset": dataset,
-                "classes": classes or [str(i) for i in range(10)],
+                "classes": classes or spec(dataset)["classes"],
                 "epochs_done": epoch + 1,
                 "complete": epoch + 1 == c.epochs,
                 "train_config": asdict(c),

@@ -27,7 +27,7 @@ from ..filters import blur_maps
 from ..forward import forward_all
 from ..inputs import samples
 from ..layers import LAYER_INFO
-from ..preprocess import preprocess
+from ..preprocess import preprocess_for
 
 __all__ = ["create_app", "MAX_BODY", "PAGE_LAYERS", "activations_payload"]
 
@@ -63,7 +63,7 @@ def _parse_image(value) -> np.ndarray:
     return np.asarray(value, np.float32)
 
 
-def _parse_png(value) -> np.ndarray:
+def _parse_png(value, dataset: str = "mnist") -> np.ndarray:
     if not isinstance(value, str):
         raise BadRequest(f"'png' must be a base64 string (or data URL), got {type(value).__name__}")
     data = value.split(",", 1)[1] if value.startswith("data:") else value
@@ -72,7 +72,7 @@ def _parse_png(value) -> np.ndarray:
     except (binascii.Error, ValueError):
         raise BadRequest("'png' is not valid base64") from None
     try:
-        return preprocess(raw)
+        return preprocess_for(raw, dataset)
     except ConvseeError as e:
         raise BadRequest(f"'png': {e}", 422) from None
 
@@ -83,12 +83,12 @@ def _encode(a: np.ndarray, encoding: str):
     return np.round(a, 4).tolist()
 
 
-def global_ranges(weights, blur, cache: dict) -> dict:
+def global_ranges(weights, blur, cache: dict, dataset: str = "mnist") -> dict:
     """Per layer, (min, max) over the ten bundled samples: the page's 'global' scale,
     one range for a layer across inputs as in `convsee render`. Cached per blur in cache."""
     key = blur
     if key not in cache:
-        acts, _ = forward_all(weights, [s.image for s in samples()])
+        acts, _ = forward_all(weights, [s.image for s in samples(dataset)])
         out = {}
         for name in PAGE_LAYERS:
             a = acts[name]
@@ -99,13 +99,15 @@ def global_ranges(weights, blur, cache: dict) -> dict:
     return cache[key]
 
 
-def activations_payload(weights, body: dict, meta: dict, cache: dict | None = None) -> dict:
+def activations_payload(
+    weights, body: dict, meta: dict, cache: dict | None = None, dataset: str = "mnist"
+) -> dict:
     """The response for one validated request body."""
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}")
     if ("image" in body) == ("png" in body):
         raise BadRequest("send exactly one of 'image' (28x28 numbers in [0, 1]) or 'png'")
-    image = _parse_image(body["image"]) if "image" in body else _parse_png(body["png"])
+    image = _parse_image(body["image"]) if "image" in body else _parse_png(body["png"], dataset)
     encoding = body.get("encoding", "list")
     if encoding not in ("list", "f32"):
         raise BadRequest(f"'encoding' must be 'list' or 'f32', got {encoding!r}")
@@ -120,7 +122,7 @@ def activations_payload(weights, body: dict, meta: dict, cache: dict | None = No
             raise BadRequest(f"'blur' must be [kernel 1|3|5|7, sigma in (0, 10]], got {blur!r}")
     acts, probs = forward_all(weights, image[None])
     blur_key = None if blur is None else (int(blur[0]), float(blur[1]))
-    ranges = global_ranges(weights, blur_key, {} if cache is None else cache)
+    ranges = global_ranges(weights, blur_key, {} if cache is None else cache, dataset)
     layers = {}
     for name in PAGE_LAYERS:
         a = acts[name][0]
@@ -150,17 +152,19 @@ def _lut_lists():
     return {name: colormap(name).tolist() for name in CMAPS}
 
 
-def create_app(checkpoint=None, data_dir=None) -> Starlette:
-    """The app, with the model loaded once. data_dir: MNIST for 'random test digit'."""
+def create_app(checkpoint=None, data_dir=None, dataset: str = "mnist") -> Starlette:
+    """The app, with the model loaded once. data_dir: the test set for 'random test digit'."""
     from ..checkpoint import load_weights
 
     weights, meta = load_weights(checkpoint)
-    sample_images = [s.image for s in samples()]
+    sample_images = [s.image for s in samples(dataset)]
     test_images = []
     try:
         from ..data import load_split
 
-        test_images = load_split("test", data_dir, allow_download=False).images.numpy()
+        test_images = load_split(
+            "test", data_dir, allow_download=False, dataset=dataset
+        ).images.numpy()
     except ConvseeError:
         pass  # the page falls back to the bundled samples
     info = {
@@ -175,6 +179,7 @@ def create_app(checkpoint=None, data_dir=None) -> Starlette:
         "kernels": {k: np.round(weights[f"{k}.weight"], 5).tolist() for k in ("conv1", "conv2")},
         "colormaps": _lut_lists(),
         "has_test_set": len(test_images) > 0,
+        "dataset": dataset,
     }
     rng = random.Random()
     range_cache: dict = {}  # blur -> global ranges, for this app's weights
@@ -215,7 +220,8 @@ def create_app(checkpoint=None, data_dir=None) -> Starlette:
                 body = json.loads(b"".join(chunks), parse_constant=_reject_constant)
             except (ValueError, UnicodeDecodeError) as e:
                 raise BadRequest(f"malformed JSON: {e}") from None
-            return JSONResponse(activations_payload(weights, body, meta, range_cache))
+            payload = activations_payload(weights, body, meta, range_cache, dataset)
+            return JSONResponse(payload)
         except BadRequest as e:
             return JSONResponse({"error": str(e)}, e.status)
 

@@ -188,7 +188,7 @@ function buildLayers() {
   state.info.classes.forEach((c, i) => {
     const row = document.createElement("div");
     row.className = "prob";
-    row.innerHTML = `<span>${c}</span><span class="bar"><i style="width:0"></i></span><span class="v">–</span>`;
+    row.innerHTML = `<span title="${c}">${c.length > 2 ? c.slice(0, 7) : c}</span><span class="bar"><i style="width:0"></i></span><span class="v">–</span>`;
     probs.appendChild(row);
   });
 }
@@ -239,6 +239,7 @@ function render() {
   sctx.drawImage(tmp, 0, 0, seen.width, seen.height);
   // prediction
   $("pred-digit").textContent = d.label;
+  $("pred-digit").classList.toggle("long", d.label.length > 2);
   $("pred-prob").textContent = `${(d.probabilities[d.prediction] * 100).toFixed(1)}%`;
   [...$("probs").children].forEach((row, i) => {
     const p = d.probabilities[i];
@@ -409,11 +410,16 @@ async function init() {
   }
   for (let dg = 0; dg < 10; dg++) {
     const b = document.createElement("button");
-    b.textContent = dg;
-    b.title = `sample digit ${dg}`;
+    const cls = info.classes[dg];
+    b.textContent = cls.length > 2 ? cls.split("/")[0].slice(0, 7) : cls;
+    b.title = `sample: ${cls}`;
     b.dataset.sample = dg;
     b.onclick = () => loadSample(dg);
     $("samples").appendChild(b);
+  }
+  if (info.dataset !== "mnist") {
+    $("draw-title").textContent = "Draw something";
+    $("random").textContent = "Random test image";
   }
   if (!info.has_test_set) $("random").title = "MNIST not found on the server: picks a bundled sample";
   buildLayers();
