@@ -28,7 +28,9 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(["convsee", "serve", "--port", str(port)], stdout=subprocess.PIPE)
+    mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    cmd = ["convsee", "serve", "--port", str(port), "--data", str(mnist)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     try:
         proc.stdout.readline()
         time.sleep(0.5)
@@ -36,7 +38,9 @@ def main() -> int:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             page = b.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("window.convsee.updates > 0", timeout=15000)
+            page.wait_for_function(
+                "window.convsee.updates > 0 && window.convsee.views", timeout=30000
+            )
             page.click("#clear")
             box = page.locator("#pad").bounding_box()
             pts = [
@@ -61,7 +65,7 @@ def main() -> int:
             page.mouse.up()
             page.wait_for_function("!window.convsee.inflight && !window.convsee.dirty")
             time.sleep(0.3)
-            cv = page.locator(".layer >> nth=2").locator("canvas >> nth=4")
+            cv = page.locator(".layer >> nth=2").locator(".map canvas >> nth=3")
             cb = cv.bounding_box()
             page.mouse.move(cb["x"] + cb["width"] * 0.6, cb["y"] + cb["height"] * 0.4)
             time.sleep(0.2)

@@ -95,9 +95,20 @@ def test_draw_and_samples(url, browser, tmp_path):
     page.click("#random")
     page.wait_for_function("document.querySelector('#input-name').textContent.includes('test:')")
 
-    # hover a conv2 map: the kernel and the receptive field appear
-    page.locator(".layer >> nth=2").locator("canvas >> nth=1").hover()
-    assert page.is_visible("#tooltip") and "conv2" in page.inner_text("#tip-title")
+    # Grad-CAM overlay on the model's view
+    page.select_option("#attr", "gradcam")
+    page.wait_for_function("window.convsee.data && window.convsee.data.attribution")
+    drawn = page.evaluate(
+        "Array.from(document.querySelector('#seen-attr').getContext('2d')"
+        ".getImageData(0, 0, 28, 28).data).some((v, i) => i % 4 === 3 && v > 0)"
+    )
+    assert drawn
+
+    # hover a conv2 map: its kernels, top test patches and optimised input appear
+    page.wait_for_function("window.convsee.views !== null", timeout=20000)
+    page.locator(".layer >> nth=2").locator(".map canvas >> nth=1").hover()
+    assert page.is_visible("#tooltip") and "conv2 · channel 1" in page.inner_text("#tip-title")
+    assert page.locator("#tip-views canvas").count() == 7  # 6 exemplars + 1 optimised input
     assert errors == []
 
 

@@ -137,3 +137,29 @@ def test_no_file_outside_static(client, path):
     r = client.get(path)
     assert r.status_code in (400, 404)
     assert "create_app" not in r.text and "root:" not in r.text
+
+
+def test_attribution_overlay(client):
+    from convsee.attribution import grad_cam, saliency
+    from convsee.checkpoint import load_checkpoint
+
+    s = samples()[5]
+    model, _ = load_checkpoint()
+    for kind in ("gradcam", "saliency"):
+        r = client.post("/api/activations", json={"image": s.image.tolist(), "attribution": kind})
+        a = r.json()["attribution"]
+        assert a["kind"] == kind and a["target"] == 5
+        m = np.array(a["map"])
+        ref = grad_cam(model, s.image, 5)[1] if kind == "gradcam" else saliency(model, s.image, 5)
+        np.testing.assert_allclose(m, ref / ref.max(), atol=1e-3)
+    r = client.post("/api/activations", json={"image": s.image.tolist(), "attribution": "x"})
+    assert r.status_code == 400 and "'attribution'" in r.json()["error"]
+
+
+def test_views_for_the_page(mnist_dir):
+    with TestClient(create_app(data_dir=mnist_dir)) as c:
+        v = c.get("/api/views").json()
+    assert np.array(v["optimized"]["conv2"]).shape == (16, 28, 28)
+    assert np.array(v["optimized"]["fc3"]).shape == (10, 28, 28)
+    assert np.array(v["exemplars"]["conv1"]).shape == (6, 6, 5, 5)
+    assert np.array(v["exemplars"]["conv2"]).shape == (16, 6, 14, 14)

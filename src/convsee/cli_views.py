@@ -139,7 +139,7 @@ def cmd_animate(a) -> int:
         sched = schedule(*steps[1].shape)
         frames = [pool_frame(src, steps, f, title) for f in sched]
         final = steps[1]
-    luts = ("RdBu_r", "viridis", "gray")
+    luts = ("RdBu_r", "viridis")
     files = {f"{name}.gif": gif_bytes(frames, luts, a.frame_ms)}
     files[f"{name}.json"] = sidecar(
         meta,

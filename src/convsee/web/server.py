@@ -34,7 +34,7 @@ __all__ = ["create_app", "MAX_BODY", "PAGE_LAYERS", "activations_payload"]
 MAX_BODY = 256 * 1024  # bytes: a 28x28 list is ~6 KB, a 280x280 canvas PNG ~10-40 KB
 PAGE_LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc1", "fc2", "fc3")
 STATIC = Path(__file__).parent / "static"
-CMAPS = ("RdBu_r", "viridis", "magma", "gray", "coolwarm")
+CMAPS = ("RdBu_r", "viridis", "magma", "inferno", "gray", "coolwarm")
 
 
 class BadRequest(Exception):
@@ -100,9 +100,14 @@ def global_ranges(weights, blur, cache: dict, dataset: str = "mnist") -> dict:
 
 
 def activations_payload(
-    weights, body: dict, meta: dict, cache: dict | None = None, dataset: str = "mnist"
+    weights,
+    body: dict,
+    meta: dict,
+    cache: dict | None = None,
+    dataset: str = "mnist",
+    model=None,
 ) -> dict:
-    """The response for one validated request body."""
+    """The response for one validated request body; model (torch) for attribution."""
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}")
     if ("image" in body) == ("png" in body):
@@ -111,6 +116,9 @@ def activations_payload(
     encoding = body.get("encoding", "list")
     if encoding not in ("list", "f32"):
         raise BadRequest(f"'encoding' must be 'list' or 'f32', got {encoding!r}")
+    attribution = body.get("attribution")
+    if attribution not in (None, "saliency", "gradcam"):
+        raise BadRequest(f"'attribution' must be 'saliency' or 'gradcam', got {attribution!r}")
     blur = body.get("blur")
     if blur is not None:
         ok = (
@@ -137,13 +145,51 @@ def activations_payload(
             "values": _encode(a, encoding),
         }
     p = probs[0]
+    extra = {}
+    if attribution is not None and model is not None:
+        extra["attribution"] = {
+            "kind": attribution,
+            "target": int(p.argmax()),
+            "map": attribution_map(model, image, attribution, int(p.argmax())),
+        }
     return {
+        **extra,
         "prediction": int(p.argmax()),
         "label": meta["classes"][int(p.argmax())],
         "probabilities": [round(float(x), 6) for x in p],
         "input": _encode(image, encoding),
         "layers": layers,
     }
+
+
+def compute_views(model, test_images, k: int = 6) -> dict:
+    """What the page shows beside a channel: its top-k test exemplars (when the test set is
+    there) and the input it responds to most (activation maximisation)."""
+    import torch
+
+    from ..exemplars import top_exemplars
+    from ..optimize import OptimizeConfig, maximize
+
+    views: dict = {"exemplars": {}, "optimized": {}}
+    if len(test_images):
+        imgs = torch.from_numpy(np.asarray(test_images))
+        for layer in ("conv1", "conv2"):
+            ex = top_exemplars(model, imgs, layer, k)
+            views["exemplars"][layer] = np.round(ex.patches.astype(float), 3).tolist()
+    for layer, units in (("conv1", 6), ("conv2", 16), ("fc3", model.fc3.out_features)):
+        images, _ = maximize(model, layer, units, OptimizeConfig(steps=100))
+        views["optimized"][layer] = np.round(images.astype(float), 3).tolist()
+    return views
+
+
+def attribution_map(model, image: np.ndarray, kind: str, target: int) -> list:
+    from ..attribution import grad_cam, saliency
+
+    if kind == "saliency":
+        m = saliency(model, image, target)
+    else:
+        m = grad_cam(model, image, target)[1]
+    return np.round((m / (m.max() or 1.0)).astype(float), 4).tolist()
 
 
 def _lut_lists():
@@ -154,9 +200,10 @@ def _lut_lists():
 
 def create_app(checkpoint=None, data_dir=None, dataset: str = "mnist") -> Starlette:
     """The app, with the model loaded once. data_dir: the test set for 'random test digit'."""
-    from ..checkpoint import load_weights
+    from ..checkpoint import load_checkpoint, load_weights
 
     weights, meta = load_weights(checkpoint)
+    model, _ = load_checkpoint(checkpoint)  # torch, for attribution and the views
     sample_images = [s.image for s in samples(dataset)]
     test_images = []
     try:
@@ -190,6 +237,13 @@ def create_app(checkpoint=None, data_dir=None, dataset: str = "mnist") -> Starle
     async def api_info(request: Request) -> Response:
         return JSONResponse(info)
 
+    views: dict = {}
+
+    async def api_views(request: Request) -> Response:
+        if not views:  # computed on first use (about a second), then kept
+            views.update(compute_views(model, test_images))
+        return JSONResponse(views)
+
     async def api_sample(request: Request) -> Response:
         kind = request.path_params["kind"]
         if kind == "random":
@@ -220,7 +274,7 @@ def create_app(checkpoint=None, data_dir=None, dataset: str = "mnist") -> Starle
                 body = json.loads(b"".join(chunks), parse_constant=_reject_constant)
             except (ValueError, UnicodeDecodeError) as e:
                 raise BadRequest(f"malformed JSON: {e}") from None
-            payload = activations_payload(weights, body, meta, range_cache, dataset)
+            payload = activations_payload(weights, body, meta, range_cache, dataset, model)
             return JSONResponse(payload)
         except BadRequest as e:
             return JSONResponse({"error": str(e)}, e.status)
@@ -228,6 +282,7 @@ def create_app(checkpoint=None, data_dir=None, dataset: str = "mnist") -> Starle
     routes = [
         Route("/", index),
         Route("/api/info", api_info),
+        Route("/api/views", api_views),
         Route("/api/sample/{kind}", api_sample),
         Route("/api/activations", api_activations, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

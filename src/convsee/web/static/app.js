@@ -11,7 +11,7 @@ const SHOWN = [  // layer, display size of one map (px), kernel layer, receptive
   { name: "fc2", strip: true, what: "84 units, before ReLU" },
 ];
 const state = {
-  info: null, strokes: [], base: null, drawing: false, data: null, name: "your drawing",
+  info: null, views: null, strokes: [], base: null, drawing: false, data: null, name: "your drawing",
   dirty: false, inflight: false, last: 0, timer: null, updates: 0, latency: 0, error: null,
 };
 window.convsee = state;  // for tests and the curious
@@ -75,7 +75,7 @@ $("clear").onclick = () => {
 $("undo").onclick = () => { state.strokes.pop(); redraw(); markDirty(); };
 $("random").onclick = () => loadSample("random");
 for (const id of ["scale", "cmap"]) $(id).onchange = () => render();
-$("blur").onchange = () => markDirty();
+for (const id of ["blur", "attr"]) $(id).onchange = () => markDirty();
 
 async function loadSample(which) {
   const r = await fetch(`/api/sample/${which}`);
@@ -107,7 +107,9 @@ function pump() {
   state.inflight = true;
   const t0 = state.last = performance.now();
   const blur = $("blur").value ? $("blur").value.split(",").map(Number) : null;
-  const body = JSON.stringify({ png: pad.toDataURL("image/png"), encoding: "f32", blur });
+  const req = { png: pad.toDataURL("image/png"), encoding: "f32", blur };
+  if ($("attr").value) req.attribution = $("attr").value;
+  const body = JSON.stringify(req);
   fetch("/api/activations", { method: "POST", headers: { "Content-Type": "application/json" }, body })
     .then(async (r) => {
       const j = await r.json();
@@ -237,6 +239,7 @@ function render() {
   const sctx = seen.getContext("2d");
   sctx.imageSmoothingEnabled = false;
   sctx.drawImage(tmp, 0, 0, seen.width, seen.height);
+  drawAttribution(d.attribution);
   // prediction
   $("pred-digit").textContent = d.label;
   $("pred-digit").classList.toggle("long", d.label.length > 2);
@@ -266,6 +269,51 @@ function render() {
       c.parentElement.classList.toggle("dead", dead);
       c.parentElement.firstChild.textContent = dead ? `ch ${i} · dead` : `ch ${i}`;
     });
+  }
+}
+
+function drawAttribution(attr) {
+  const c = $("seen-attr");
+  const ctx = c.getContext("2d");
+  ctx.clearRect(0, 0, 28, 28);
+  if (!attr) return;
+  const img = ctx.createImageData(28, 28);
+  const lut = state.info.colormaps.inferno;
+  attr.map.flat().forEach((v, i) => {
+    const col = lut[Math.round(v * 255)];
+    img.data.set([col[0], col[1], col[2], Math.round(220 * v)], i * 4);
+  });
+  ctx.putImageData(img, 0, 0);
+}
+
+function tinyImage(values, lo = 0, hi = 1) {  // a 2-D array of [0, 1] values as a canvas
+  const h = values.length, w = values[0].length;
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  paint(c, values.flat(), lo, hi, state.info.colormaps.gray);
+  return c;
+}
+
+function showViews(layerName, ch) {
+  const box = $("tip-views");
+  box.innerHTML = "";
+  const v = state.views;
+  if (!v) return;
+  const ex = v.exemplars[layerName];
+  if (ex) {
+    const row = document.createElement("div");
+    row.className = "row";
+    row.innerHTML = `<span class="muted">top test patches:</span>`;
+    ex[ch].forEach((p) => row.appendChild(tinyImage(p)));
+    box.appendChild(row);
+  }
+  const opt = v.optimized[layerName];
+  if (opt) {
+    const row = document.createElement("div");
+    row.className = "row";
+    row.innerHTML = `<span class="muted">input it wants most:</span>`;
+    row.appendChild(tinyImage(opt[ch]));
+    box.appendChild(row);
   }
 }
 
@@ -307,6 +355,7 @@ function hoverMap(e, L, ch) {
   })));
   $("tip-title").textContent = `${L.name} · channel ${ch} · made by ${L.kernel} kernel ${ch}` +
     (kern.length > 1 ? ` (one 5x5 per input channel)` : " (5x5)");
+  showViews(L.kernel, ch);
   $("tip-text").textContent = `value ${v.toFixed(3)} at row ${row}, col ${col}; ` +
     `sees input rows ${r0}-${r0 + size - 1}, cols ${c0}-${c0 + size - 1} (outlined)`;
   showTip(e);
@@ -321,6 +370,7 @@ function hoverStrip(e, L) {
   $("tip-title").textContent = `${L.name} · unit ${i}`;
   $("tip-text").textContent = `value ${d.layers[L.name].values[i].toFixed(3)} (sees the whole input)`;
   $("tip-kernel").width = 0;
+  $("tip-views").innerHTML = "";
   showTip(e);
 }
 
@@ -425,5 +475,6 @@ async function init() {
   buildLayers();
   redraw();
   loadSample(3);
+  fetch("/api/views").then((r) => r.json()).then((v) => { state.views = v; });
 }
 init();

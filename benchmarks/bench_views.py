@@ -1,0 +1,76 @@
+"""Time the views beyond activation maps against their targets (exemplars over the whole
+MNIST test set <= 10 s; optimize <= 2 s per layer), in process and as whole commands.
+
+    python benchmarks/bench_views.py [--data DIR] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def median_time(fn, runs):
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist")
+    )
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    from convsee.checkpoint import load_checkpoint
+    from convsee.data import load_split
+    from convsee.exemplars import top_exemplars
+    from convsee.optimize import maximize
+
+    model, _ = load_checkpoint()
+    test = load_split("test", a.data)
+    result = {"in_process_s": {}, "whole_command_s": {}}
+    for layer in ("conv1", "conv2", "fc1"):
+        result["in_process_s"][f"exemplars_{layer}_10000_images"] = median_time(
+            lambda layer=layer: top_exemplars(model, test.images, layer, 9), a.runs
+        )
+    for layer, units in (("conv1", 6), ("conv2", 16), ("fc3", 10)):
+        result["in_process_s"][f"optimize_{layer}_{units}_units"] = median_time(
+            lambda layer=layer, units=units: maximize(model, layer, units), a.runs
+        )
+    commands = {
+        "exemplars": ["exemplars"],
+        "optimize": ["optimize"],
+        "animate": ["animate"],
+        "evolution": ["evolution"],
+        "sweep (all five kinds)": ["sweep"],
+        "attribution": ["attribution"],
+    }
+    with tempfile.TemporaryDirectory() as d:
+        for name, args in commands.items():
+            cmd = ["convsee", *args, "--out", d]
+            if name in ("exemplars",):
+                cmd += ["--data", a.data]
+            result["whole_command_s"][name] = median_time(
+                lambda cmd=cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL), a.runs
+            )
+    out = Path(__file__).parent / "out" / "views.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
