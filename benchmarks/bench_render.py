@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import save_result
 
 
 def original_pipeline(out: Path) -> None:
@@ -175,12 +176,7 @@ def main() -> int:
         "speedup": statistics.median(orig) / statistics.median(ours),
         **in_process(),
     }
-    out = Path(__file__).parent / "out" / "render.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    json.dump(result, sys.stdout, indent=2)
-    print()
-    return 0
+    return save_result("render", result)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import CHROMIUM, CHROMIUM_FLAGS, free_port, save_result
 from PIL import Image, ImageDraw
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -123,20 +118,12 @@ def load(port, pid, body, clients, seconds) -> dict:
 
 
 def page_rate(port, seconds=4.0) -> dict | None:
-    if not Path("/usr/bin/chromium").exists():
+    if not Path(CHROMIUM).exists():
         return None
     from playwright.sync_api import sync_playwright
 
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-    ]
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = b.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"http://{HOST}:{port}/")
         page.wait_for_function("window.convsee.updates > 0", timeout=15000)
@@ -181,12 +168,7 @@ def main() -> int:
     finally:
         proc.terminate()
         proc.wait(10)
-    out = Path(__file__).parent / "out" / "serve.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    json.dump(result, sys.stdout, indent=2)
-    print()
-    return 0
+    return save_result("serve", result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from common import save_result
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -109,12 +110,7 @@ def main() -> int:
     result["speedup_vs_original_30_epochs"] = (
         result["original_30_epochs_estimate_s"] / result["convsee_train_median_s"]
     )
-    out = Path(__file__).parent / "out" / "train.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    json.dump(result, sys.stdout, indent=2)
-    print()
-    return 0
+    return save_result("train", result)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ MNIST test set <= 10 s; optimize <= 2 s per layer), in process and as whole comm
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import save_result
 
 
 def median_time(fn, runs):
@@ -64,12 +65,7 @@ def main() -> int:
             result["whole_command_s"][name] = median_time(
                 lambda cmd=cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL), a.runs
             )
-    out = Path(__file__).parent / "out" / "views.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    json.dump(result, sys.stdout, indent=2)
-    print()
-    return 0
+    return save_result("views", result)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@ python benchmarks/screenshots.py   # writes docs/serve_desktop.png, docs/serve_p
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from common import CHROMIUM, CHROMIUM_FLAGS, free_port
 from playwright.sync_api import sync_playwright
 
 FLAGS = [
@@ -25,9 +25,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def main() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     cmd = ["convsee", "serve", "--port", str(port), "--data", str(mnist)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
@@ -35,7 +33,7 @@ def main() -> int:
         proc.stdout.readline()
         time.sleep(0.5)
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = b.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_function(

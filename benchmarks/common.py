@@ -1,0 +1,35 @@
+"""What the benchmark scripts share: where results go, loopback ports, Chromium's flags."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).parent / "out"
+# Debian's Chromium, headless, with nothing reaching for the (closed) network
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def save_result(name: str, result: dict) -> int:
+    """Write benchmarks/out/NAME.json and print the same JSON; exit status 0."""
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2))
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
