@@ -320,9 +320,9 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 28, 28) or float [0, 1] (N, 28, 28) -> float (N, 1, 28, 28), MNIST-normalised."""
     import torch
 
-    x = images.float()
+    x = images.float() if images.dtype != torch.float32 else images.clone()  # never in place
     if images.dtype == torch.uint8:
-        x = x / 255.0
+        x.div_(255.0)
     if x.dim() == 3:
         x = x.unsqueeze(1)
-    return (x - MEAN) / STD
+    return x.sub_(MEAN).div_(STD)
