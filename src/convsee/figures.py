@@ -116,7 +116,9 @@ class MapGrid:
     def __init__(self, shape, lut, title, kernels=None, bar=None, own_ranges=False):
         c, h, w = shape
         self.lut, self.own_ranges, self.c = lut, own_ranges, c
-        self.k = max(1, TILE // max(h, w))
+        # small maps (conv2, pool2: 8x8, 4x4) at 96 px: 12 px a value is plenty, and it keeps
+        # the 16-channel picture small enough to compose and encode in a few ms
+        self.k = max(1, (TILE if max(h, w) > 8 else 96) // max(h, w))
         self.th, self.tw = h * self.k, w * self.k
         cols = c if c <= 8 else int(np.ceil(c / 2)) if c <= 16 else int(np.ceil(np.sqrt(c * 2)))
         rows = int(np.ceil(c / cols))
