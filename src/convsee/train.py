@@ -69,13 +69,14 @@ def augment_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 def evaluate(
     model: torch.nn.Module,
     split: Split,
-    batch_size: int = 5000,
+    batch_size: int = 500,
     device="cpu",
     inputs: torch.Tensor | None = None,
 ):
     """(accuracy, per-class accuracy list, 10x10 confusion matrix [true][pred]).
 
     inputs: the split's images already normalised (training passes them, to save time).
+    batch_size 500: small batches stay in cache; 2x faster here than batches of 5000.
     """
     was_training = model.training
     model.eval()

@@ -1,8 +1,10 @@
 """The live page's server: Starlette on uvicorn, loopback by default.
 
-The model is loaded once (NumPy weights, no torch); each POST /api/activations runs one
-forward pass and returns every layer. Requests are validated strictly (JSON shape, finite
-numbers in [0, 1], a body cap) and a bad one gets a 4xx with a clear message.
+The model is loaded once. Each POST /api/activations runs one NumPy forward pass and
+returns every layer; the torch copy of the model serves attribution overlays and the
+per-channel views. Everything runs on the event loop's one thread, so hooks on the torch
+model never see two forward passes at once. Requests are validated strictly (JSON shape,
+finite numbers in [0, 1], a body cap) and a bad one gets a 4xx with a clear message.
 """
 
 from __future__ import annotations
