@@ -1,6 +1,7 @@
 """End to end in a real headless Chromium: draw a stroke, watch the maps and the prediction
 change, load a sample digit and check its prediction. Screenshots go to tmp_path."""
 
+import json
 import os
 import socket
 import threading
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from PIL import Image
 
 from convsee.web.server import create_app
 
@@ -91,6 +93,22 @@ def test_draw_and_samples(url, browser, tmp_path):
     page.wait_for_function("document.querySelector('#input-name').textContent.includes('sample:7')")
     page.wait_for_function("!window.convsee.inflight && !window.convsee.dirty")
     assert page.inner_text("#pred-digit") == "7"
+
+    # download the view: a PNG, then its JSON sidecar
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.click("#download")
+    deadline = time.time() + 10
+    while len(downloads) < 2 and time.time() < deadline:
+        page.wait_for_timeout(100)
+    names = sorted(d.suggested_filename for d in downloads)
+    assert names[0].endswith(".json") and names[1].endswith(".png")
+    for d in downloads:
+        d.save_as(tmp_path / d.suggested_filename)
+    png = Image.open(tmp_path / names[1])
+    assert png.size[0] == 1000 and png.size[1] > 600
+    side = json.loads((tmp_path / names[0]).read_text())
+    assert side["prediction"] == 7 and len(side["input_28x28"]) == 784
 
     page.click("#random")
     page.wait_for_function("document.querySelector('#input-name').textContent.includes('test:')")

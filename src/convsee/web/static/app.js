@@ -416,11 +416,15 @@ $("download").onclick = () => {
     x.fillText(`${L.name}`, pad0, y + 14);
     x.font = "12px sans-serif"; x.fillStyle = "#6e6e78";
     x.fillText(L.what, pad0 + 60, y + 14);
+    const lo = L.box.querySelector("span.lo").textContent, hi = L.box.querySelector("span.hi").textContent;
+    x.fillText(hi ? `colour range ${lo} … ${hi}` : lo, pad0 + 420, y + 14);
     if (L.strip) {
       x.drawImage(L.canvases[0], pad0, y + 24, 720, 22);
     } else {
       L.canvases.forEach((cv, i) => {
-        x.drawImage(cv, pad0 + (i % L.cols) * (L.px + 10), y + 24 + Math.floor(i / L.cols) * (L.px + 22), L.px, L.px);
+        const cx = pad0 + (i % L.cols) * (L.px + 10), cy = y + 24 + Math.floor(i / L.cols) * (L.px + 22);
+        x.drawImage(cv, cx, cy, L.px, L.px);
+        x.fillText(cv.parentElement.firstChild.textContent, cx, cy + L.px + 13);
       });
     }
     y += heights[k];
