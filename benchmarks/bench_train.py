@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import save_result
+from common import SHARED_MNIST, save_result
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -89,9 +89,7 @@ def convsee_train(data_dir, seed: int) -> tuple[float, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument(
-        "--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist")
-    )
+    ap.add_argument("--data", default=str(SHARED_MNIST))
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     ours = [convsee_train(a.data, seed) for seed in range(a.runs)]

@@ -12,9 +12,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-from common import save_result
+from common import SHARED_MNIST, save_result
 
 
 def median_time(fn, runs):
@@ -28,9 +27,7 @@ def median_time(fn, runs):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument(
-        "--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist")
-    )
+    ap.add_argument("--data", default=str(SHARED_MNIST))
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     from convsee.checkpoint import load_checkpoint

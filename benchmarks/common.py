@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).parent / "out"
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared
 # Debian's Chromium, headless, with nothing reaching for the (closed) network
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

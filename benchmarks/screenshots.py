@@ -10,24 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from common import CHROMIUM, CHROMIUM_FLAGS, free_port
+from common import CHROMIUM, CHROMIUM_FLAGS, SHARED_MNIST, free_port
 from playwright.sync_api import sync_playwright
 
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def main() -> int:
     port = free_port()
-    mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-    cmd = ["convsee", "serve", "--port", str(port), "--data", str(mnist)]
+    cmd = ["convsee", "serve", "--port", str(port), "--data", str(SHARED_MNIST)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     try:
         proc.stdout.readline()
