@@ -110,17 +110,19 @@ def test_draw_and_samples(url, browser, tmp_path):
     side = json.loads((tmp_path / names[0]).read_text())
     assert side["prediction"] == 7 and len(side["input_28x28"]) == 784
 
-    page.click("#random")
-    page.wait_for_function("document.querySelector('#input-name').textContent.includes('test:')")
-
-    # Grad-CAM overlay on the model's view
+    # Grad-CAM overlay on the model's view (sample 7: its map is not all zero)
     page.select_option("#attr", "gradcam")
     page.wait_for_function("window.convsee.data && window.convsee.data.attribution")
+    assert page.evaluate("window.convsee.data.attribution.map.flat().some(v => v > 0)")
     drawn = page.evaluate(
         "Array.from(document.querySelector('#seen-attr').getContext('2d')"
         ".getImageData(0, 0, 28, 28).data).some((v, i) => i % 4 === 3 && v > 0)"
     )
     assert drawn
+    page.select_option("#attr", "")
+
+    page.click("#random")
+    page.wait_for_function("document.querySelector('#input-name').textContent.includes('test:')")
 
     # hover a conv2 map: its kernels, top test patches and optimised input appear
     page.wait_for_function("window.convsee.views !== null", timeout=20000)
