@@ -126,3 +126,12 @@ def test_normalize_float_and_uint8_agree():
     assert torch.allclose(
         data.normalize(torch.zeros(1, 28, 28)), torch.tensor(-data.MEAN / data.STD)
     )
+
+
+def test_test_split_alone_is_enough(tmp_path):
+    root = make_tiny_mnist(tmp_path / "m", 60000, 10000)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (root / name).unlink()
+    assert data.load_split("test", root).images.shape == (10000, 28, 28)
+    with pytest.raises(ConvseeError, match="train-images-idx3-ubyte.gz"):
+        data.load_split("train", root)

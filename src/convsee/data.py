@@ -145,29 +145,37 @@ def _file_in(d: Path, name: str, tv: str = "MNIST") -> Path | None:
 
 
 def find_data_dir(
-    data_dir=None, *, allow_download: bool = True, mirrors=None, dataset: str = "mnist"
+    data_dir=None,
+    *,
+    allow_download: bool = True,
+    mirrors=None,
+    dataset: str = "mnist",
+    names=None,
 ) -> dict:
-    """Return {file name: path} for all four files, downloading into the first dir if needed."""
+    """Return {file name: path} for the named files (default: all four), downloading the
+    missing ones into the first folder if needed."""
     sp = spec(dataset)
+    names = list(sp["files"] if names is None else names)
     dirs = search_dirs(data_dir, dataset)
     for d in dirs:
-        found = {name: _file_in(d, name, sp["tv"]) for name in sp["files"]}
+        found = {name: _file_in(d, name, sp["tv"]) for name in names}
         if all(found.values()):
             return found
     target = dirs[0]
     if allow_download:
-        errors = download(target, mirrors=mirrors, dataset=dataset)
+        wanted = {n: sp["files"][n] for n in names}
+        errors = download(target, mirrors=mirrors, dataset=dataset, files=wanted)
         if not errors:
-            return {name: _file_in(target, name) for name in sp["files"]}
+            return {name: _file_in(target, name) for name in names}
     else:
         errors = ["downloading was not allowed"]
     looked = "\n  ".join(str(d) for d in dirs)
-    names = ", ".join(n + ".gz" for n in sp["files"])
+    listed = ", ".join(n + ".gz" for n in names)
     hint = " (or `apt-get install dataset-fashion-mnist`)" if dataset == "fashion-mnist" else ""
     raise ConvseeError(
         f"{sp['name']} not found. Looked in:\n  {looked}\n"
         f"and could not download it ({'; '.join(errors)}).\n"
-        f"Place the four files ({names}) in one of those folders{hint}, "
+        f"Place the files ({listed}) in one of those folders{hint}, "
         f"or point --data / {sp['env']} at the folder that holds them."
     )
 
@@ -291,7 +299,9 @@ def load_split(
     if split not in SPLITS:
         raise ConvseeError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     files = spec(dataset)["files"]
-    paths = find_data_dir(data_dir, allow_download=allow_download, dataset=dataset)
+    paths = find_data_dir(
+        data_dir, allow_download=allow_download, dataset=dataset, names=SPLITS[split]
+    )
     arrays, md5 = [], {}
     for name in SPLITS[split]:
         kind, count, want = files[name]
