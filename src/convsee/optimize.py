@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .activations import capture
 from .data import MEAN, STD
 from .draw import BG, FG, MUTED, font, upscale
 
@@ -35,11 +34,10 @@ def target_value(model, x: torch.Tensor, layer: str) -> torch.Tensor:
     """Per image n in x (N, 1, 28, 28) MNIST-normalised: layer output for unit n.
 
     Maps: channel n at the centre of its map (one neuron, whose receptive field is the
-    middle of the input); vectors (fc): unit n.
+    middle of the input); vectors (fc): unit n. No gradients.
     """
-    with capture(model, [layer]) as acts:
-        model(x)
-    return _unit(acts[layer], len(x))
+    with torch.no_grad():
+        return _live_target(model, x, layer)
 
 
 def _unit(a: torch.Tensor, count: int) -> torch.Tensor:
@@ -79,7 +77,7 @@ def maximize(model, layer: str, units: int, cfg: OptimizeConfig | None = None):
 
 
 def _live_target(model, x, layer):
-    """target_value with gradients (capture() detaches)."""
+    """target_value with gradients: a forward hook, always removed."""
     out = {}
     h = getattr(model, layer).register_forward_hook(lambda m, i, o: out.__setitem__("a", o))
     try:
