@@ -34,3 +34,20 @@ def test_logits_can_be_negative_no_relu_on_output():
     assert (out < 0).any()
     p = net.probabilities(torch.randn(4, 1, 28, 28))
     assert torch.allclose(p.sum(1), torch.ones(4)) and net.training  # mode restored
+
+
+def test_fast_forward_gives_the_same_logits_and_gradients():
+    torch.manual_seed(2)
+    net = LeNet5()
+    x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    assert torch.equal(net.fast_forward(x), net(x))
+    F.cross_entropy(net(x), y).backward()
+    ref = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    F.cross_entropy(net.fast_forward(x), y).backward()
+    for (name, p), g in zip(net.named_parameters(), ref, strict=True):
+        assert torch.allclose(p.grad, g, atol=1e-6), name
+    # and in channels-last memory, as training uses it
+    cl = LeNet5().to(memory_format=torch.channels_last)
+    cl.load_state_dict(net.state_dict())
+    assert torch.allclose(cl.fast_forward(x), net(x), atol=1e-5)
