@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from convsee.model import LeNet5
-from convsee.optim import NesterovSGD, one_cycle
+from convsee.optim import Adam, NesterovSGD, one_cycle
 
 
 def test_one_cycle_matches_torch_schedule():
@@ -59,3 +59,20 @@ def test_nesterov_sgd_gives_the_same_weights_as_torch_optim():
     assert not torch.equal(st["buffers"][0], opt.buffers[0])
     with pytest.raises(ValueError, match="buffers"):
         again.load_state_dict({"buffers": []})
+
+
+def test_adam_gives_the_same_image_as_torch_optim():
+    torch.manual_seed(0)
+    net = LeNet5().eval()
+    start = torch.randn(4, 1, 28, 28)
+    results = []
+    for make in (lambda p: Adam([p], lr=0.1), lambda p: torch.optim.Adam([p], lr=0.1)):
+        p = start.clone().requires_grad_(True)
+        opt = make(p)
+        for _ in range(10):
+            opt.zero_grad()
+            (-net(torch.sigmoid(p))[:, 3].sum()).backward()
+            opt.step()
+        results.append(p.detach())
+    assert torch.equal(*results)
+    assert not torch.equal(results[0], start)

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from .data import MEAN, STD
 from .draw import BG, FG, MUTED, font, upscale
+from .optim import Adam
 
 __all__ = ["OptimizeConfig", "maximize", "target_value", "optimize_image"]
 
@@ -54,7 +55,7 @@ def maximize(model, layer: str, units: int, cfg: OptimizeConfig | None = None):
     model.eval()
     g = torch.Generator().manual_seed(cfg.seed)
     p = (torch.randn(units, 1, 28, 28, generator=g) * 0.1 - 2.0).requires_grad_(True)
-    opt = torch.optim.Adam([p], lr=cfg.lr)
+    opt = Adam([p], lr=cfg.lr)
     try:
         for _ in range(cfg.steps):
             img = torch.sigmoid(p)
