@@ -92,8 +92,10 @@ def main() -> int:
     ap.add_argument("--data", default=str(SHARED_MNIST))
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
-    ours = [convsee_train(a.data, seed) for seed in range(a.runs)]
-    orig = [original_epoch(a.data) for _ in range(a.runs)]
+    ours, orig = [], []
+    for seed in range(a.runs):  # interleaved, so a change in host speed hits both alike
+        ours.append(convsee_train(a.data, seed))
+        orig.append(original_epoch(a.data))
     walls = [w for w, _ in ours]
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
