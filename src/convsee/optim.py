@@ -41,17 +41,22 @@ def one_cycle(
     return _cos(peak_lr, lo / DIV_FINAL, pct), _cos(low_momentum, momentum, pct)
 
 
-class NesterovSGD:
-    """p -= lr * (g + m * buf), buf = m * buf + g, g = grad + weight_decay * p."""
-
-    def __init__(self, params, weight_decay: float = 0.0):
+class _Optimizer:
+    def __init__(self, params):
         self.params = [p for p in params if p.requires_grad]
-        self.weight_decay = weight_decay
-        self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
+
+
+class NesterovSGD(_Optimizer):
+    """p -= lr * (g + m * buf), buf = m * buf + g, g = grad + weight_decay * p."""
+
+    def __init__(self, params, weight_decay: float = 0.0):
+        super().__init__(params)
+        self.weight_decay = weight_decay
+        self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
 
     @torch.no_grad()
     def step(self, lr: float, momentum: float) -> None:
@@ -78,19 +83,15 @@ class NesterovSGD:
         self.buffers = [None if b is None else b.clone() for b in bufs]
 
 
-class Adam:
+class Adam(_Optimizer):
     """Adam (Kingma & Ba) with bias correction, as torch.optim.Adam with betas and eps given."""
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.params = [p for p in params if p.requires_grad]
+        super().__init__(params)
         self.lr, self.betas, self.eps = lr, betas, eps
         self.steps = 0
         self.avg = [torch.zeros_like(p) for p in self.params]
         self.avg_sq = [torch.zeros_like(p) for p in self.params]
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:

@@ -185,12 +185,12 @@ def train(
                 xb = x_train[idx]
                 if c.augment:
                     xb = augment_batch(xb, gen)
-                step = epoch * steps_per_epoch + i // c.batch_size
+                step = epoch * steps_per_epoch + i // c.batch_size  # 0-based
                 loss = F.cross_entropy(model.fast_forward(xb), y_train[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step(*one_cycle(step, total_steps, c.lr, c.warmup, c.momentum))
-                step += 1
+                step += 1  # steps done, as the recorder counts them
                 if recorder is not None and recorder.wants(step):
                     recorder.record(
                         step, model, evaluate(model, test_split, device=c.device, inputs=x_test)[0]
