@@ -33,9 +33,9 @@ def original_pipeline(out: Path) -> None:
     import torch.nn.functional as F
     from PIL import Image
 
-    from convsee.checkpoint import default_checkpoint, load_state_dict_file
-    from convsee.inputs import samples
-    from convsee.model import LeNet5
+    from convsee.datasets.inputs import samples
+    from convsee.models.checkpoint import default_checkpoint, load_state_dict_file
+    from convsee.models.lenet import LeNet5
 
     weights = load_state_dict_file(default_checkpoint())
     pth = out / "model.pth"
@@ -114,11 +114,11 @@ def whole_process(cmd) -> float:
 
 def in_process() -> dict:
     """convsee's own time per grid PNG and per 10-frame GIF, after start-up."""
-    from convsee.checkpoint import load_weights
-    from convsee.draw import save_gif, save_image, to_palette
-    from convsee.forward import forward_all
-    from convsee.inputs import samples
-    from convsee.render import RenderOptions, _painter, layer_ranges
+    from convsee.datasets.inputs import samples
+    from convsee.draw.core import save_gif, save_image, to_palette
+    from convsee.draw.render import RenderOptions, _painter, layer_ranges
+    from convsee.models.checkpoint import load_weights
+    from convsee.models.lenet_numpy import forward_all
 
     weights, meta = load_weights()
     inputs = samples()

@@ -41,7 +41,7 @@ def rss_mb(pid: int) -> float:
 
 
 def bodies():
-    from convsee.inputs import samples
+    from convsee.datasets.inputs import samples
 
     img = Image.new("RGB", (280, 280), "black")
     ImageDraw.Draw(img).line([(90, 60), (190, 60), (120, 240)], fill="white", width=22)

@@ -27,8 +27,8 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from convsee.data import load_split
-from convsee.model import LeNet5
+from convsee.datasets.idx import load_split
+from convsee.models.lenet import LeNet5
 
 
 class OriginalMNIST(Dataset):

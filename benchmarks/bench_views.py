@@ -30,10 +30,10 @@ def main() -> int:
     ap.add_argument("--data", default=str(SHARED_MNIST))
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
-    from convsee.checkpoint import load_checkpoint
-    from convsee.data import load_split
-    from convsee.exemplars import top_exemplars
-    from convsee.optimize import maximize
+    from convsee.datasets.idx import load_split
+    from convsee.models.checkpoint import load_checkpoint
+    from convsee.run.exemplars import top_exemplars
+    from convsee.run.optimize import maximize
 
     model, _ = load_checkpoint()
     test = load_split("test", a.data)

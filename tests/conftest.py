@@ -17,12 +17,12 @@ SHARED_MNIST = Path(os.environ.get("CONVSEE_TEST_DATA", REPO.parent / "shared" /
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch, tmp_path):
     """Tests never download: every mirror points at an empty local folder."""
-    import convsee.data
+    import convsee.datasets.idx
 
     empty = tmp_path / "no-mirror"
     empty.mkdir()
-    monkeypatch.setattr(convsee.data, "MIRRORS", (empty.as_uri() + "/",))
-    monkeypatch.setattr(convsee.data, "FASHION_MIRRORS", (empty.as_uri() + "/",))
+    monkeypatch.setattr(convsee.datasets.idx, "MIRRORS", (empty.as_uri() + "/",))
+    monkeypatch.setattr(convsee.datasets.idx, "FASHION_MIRRORS", (empty.as_uri() + "/",))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("CONVSEE_DATA", raising=False)
 

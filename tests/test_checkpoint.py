@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from convsee.checkpoint import default_checkpoint, load_checkpoint, save_checkpoint
 from convsee.errors import ConvseeError
-from convsee.model import LeNet5
+from convsee.models.checkpoint import default_checkpoint, load_checkpoint, save_checkpoint
+from convsee.models.lenet import LeNet5
 
 
 def test_roundtrip_safetensors_and_json(tmp_path):

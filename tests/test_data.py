@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import idx_bytes, make_tiny_mnist, write_idx
 
-from convsee import data
+from convsee.datasets import idx as data
 from convsee.errors import ConvseeError
 
 

@@ -7,10 +7,10 @@ import pytest
 from conftest import make_tiny_mnist
 from PIL import Image
 
-from convsee import data
 from convsee.cli import main
+from convsee.datasets import idx as data
+from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
-from convsee.inputs import samples
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
@@ -84,7 +84,7 @@ def test_fashion_samples_predict_and_render(tmp_path, capsys):
 
 
 def test_fashion_style_preprocessing_fills_the_frame():
-    from convsee.preprocess import preprocess_for
+    from convsee.datasets.digits import preprocess_for
 
     img = Image.new("L", (300, 200), 255)
     img.paste(0, (50, 40, 250, 160))  # a dark rectangle on white

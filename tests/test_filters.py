@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from convsee.errors import ConvseeError
-from convsee.filters import blur_maps, gaussian_kernel1d
+from convsee.run.filters import blur_maps, gaussian_kernel1d
 
 
 def test_blur_matches_reflect_padded_2d_convolution():

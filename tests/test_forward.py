@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convsee.activations import activations, capture
+from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
-from convsee.forward import conv2d, forward_all, max_pool2
-from convsee.inputs import samples
-from convsee.layers import LAYERS, check_layers
-from convsee.model import LeNet5
-from convsee.predict import batch
+from convsee.models.lenet import LeNet5
+from convsee.models.lenet_layers import LAYERS, check_layers
+from convsee.models.lenet_numpy import conv2d, forward_all, max_pool2
+from convsee.run.capture import activations, capture
+from convsee.run.predict import batch
 
 
 def reference(net, x):

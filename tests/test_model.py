@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from convsee.model import LAYERS, LeNet5
+from convsee.models.lenet import LAYERS, LeNet5
 
 
 def test_layer_names_and_state_dict_keys():

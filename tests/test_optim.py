@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convsee.model import LeNet5
-from convsee.optim import Adam, NesterovSGD, one_cycle
+from convsee.models.lenet import LeNet5
+from convsee.run.optim import Adam, NesterovSGD, one_cycle
 
 
 def test_one_cycle_matches_torch_schedule():

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from convsee.datasets.digits import preprocess
+from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
-from convsee.inputs import samples
-from convsee.preprocess import preprocess
 
 
 def _drawn(size=(300, 200), ink=0, bg=255, mode="L"):

@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from convsee.checkpoint import load_weights
 from convsee.cli import main
-from convsee.inputs import samples
-from convsee.model import LeNet5
-from convsee.predict import batch
-from convsee.render import RenderOptions, layer_ranges, render_set
+from convsee.datasets.inputs import samples
+from convsee.draw.render import RenderOptions, layer_ranges, render_set
+from convsee.models.checkpoint import load_weights
+from convsee.models.lenet import LeNet5
+from convsee.run.predict import batch
 
 EXPECTED = (
     ["samples.png"]

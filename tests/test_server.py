@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
-from convsee.inputs import samples
+from convsee.datasets.inputs import samples
 from convsee.web.server import MAX_BODY, create_app
 
 
@@ -22,7 +22,7 @@ def client():
 
 
 def test_image_form_matches_the_model(client):
-    from convsee.checkpoint import load_checkpoint
+    from convsee.models.checkpoint import load_checkpoint
 
     s = samples()[7]
     r = client.post("/api/activations", json={"image": s.image.tolist()})
@@ -140,8 +140,8 @@ def test_no_file_outside_static(client, path):
 
 
 def test_attribution_overlay(client):
-    from convsee.attribution import grad_cam, saliency
-    from convsee.checkpoint import load_checkpoint
+    from convsee.models.checkpoint import load_checkpoint
+    from convsee.run.attribution import grad_cam, saliency
 
     s = samples()[5]
     model, _ = load_checkpoint()

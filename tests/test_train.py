@@ -4,10 +4,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from convsee.checkpoint import load_checkpoint
-from convsee.data import Split, load_mnist
+from convsee.datasets.idx import Split, load_mnist
 from convsee.errors import ConvseeError
-from convsee.train import TrainConfig, augment_batch, train
+from convsee.models.checkpoint import load_checkpoint
+from convsee.run.train import TrainConfig, augment_batch, train
 
 
 @pytest.fixture(scope="module")

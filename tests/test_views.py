@@ -8,18 +8,18 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from convsee.animate import conv_steps, pool_steps, schedule
-from convsee.attribution import grad_cam, saliency
-from convsee.checkpoint import load_checkpoint
 from convsee.cli import main
-from convsee.data import MEAN, STD
+from convsee.datasets.idx import MEAN, STD
+from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
-from convsee.evolution import snapshot_maps, snapshot_steps
-from convsee.exemplars import top_exemplars
-from convsee.inputs import samples
-from convsee.model import LeNet5
-from convsee.optimize import OptimizeConfig, maximize, target_value
-from convsee.sweep import channel_similarity, perturb
+from convsee.models.checkpoint import load_checkpoint
+from convsee.models.lenet import LeNet5
+from convsee.run.animate import conv_steps, pool_steps, schedule
+from convsee.run.attribution import grad_cam, saliency
+from convsee.run.evolution import snapshot_maps, snapshot_steps
+from convsee.run.exemplars import top_exemplars
+from convsee.run.optimize import OptimizeConfig, maximize, target_value
+from convsee.run.sweep import channel_similarity, perturb
 
 
 def test_hand_made_kernel_finds_its_planted_patch():
@@ -165,8 +165,8 @@ def test_sweep_perturbations():
 
 
 def test_snapshots_recorded_in_training(tmp_path, mnist_dir):
-    from convsee.data import Split, load_mnist
-    from convsee.train import TrainConfig, train
+    from convsee.datasets.idx import Split, load_mnist
+    from convsee.run.train import TrainConfig, train
 
     tr, te = load_mnist(mnist_dir)
     splits = (
@@ -253,7 +253,7 @@ def test_view_errors(tmp_path, monkeypatch, capsys, mnist_dir, argv, message):
 
 def test_evolution_without_snapshots(tmp_path, capsys):
     p = tmp_path / "plain.safetensors"
-    from convsee.checkpoint import save_checkpoint
+    from convsee.models.checkpoint import save_checkpoint
 
     save_checkpoint(LeNet5(), p, {})
     assert main(["evolution", str(p), "--out", str(tmp_path / "o")]) == 2

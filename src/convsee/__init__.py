@@ -19,18 +19,18 @@ __version__ = "0.1.0"
 
 _API = {
     "ConvseeError": "errors",
-    "LAYERS": "layers",
-    "LeNet5": "model",
-    "Input": "inputs",
-    "Prediction": "predict",
-    "load_checkpoint": "checkpoint",
-    "load_weights": "checkpoint",
-    "save_checkpoint": "checkpoint",
-    "load_model": "predict",
-    "predict": "predict",
-    "preprocess": "preprocess",
-    "resolve_input": "inputs",
-    "samples": "inputs",
+    "LAYERS": "models.lenet_layers",
+    "LeNet5": "models.lenet",
+    "Input": "datasets.inputs",
+    "Prediction": "run.predict",
+    "load_checkpoint": "models.checkpoint",
+    "load_weights": "models.checkpoint",
+    "save_checkpoint": "models.checkpoint",
+    "load_model": "run.predict",
+    "predict": "run.predict",
+    "preprocess": "datasets.digits",
+    "resolve_input": "datasets.inputs",
+    "samples": "datasets.inputs",
 }
 __all__ = ["__version__", *_API]
 

@@ -24,12 +24,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
+from ..datasets.digits import preprocess_for
+from ..datasets.inputs import samples
 from ..errors import ConvseeError
-from ..filters import blur_maps
-from ..forward import forward_all
-from ..inputs import samples
-from ..layers import LAYER_INFO
-from ..preprocess import preprocess_for
+from ..models.lenet_layers import LAYER_INFO
+from ..models.lenet_numpy import forward_all
+from ..run.filters import blur_maps
 
 __all__ = ["create_app", "MAX_BODY", "PAGE_LAYERS", "activations_payload"]
 
@@ -169,8 +169,8 @@ def compute_views(model, test_images, k: int = 6) -> dict:
     there) and the input it responds to most (activation maximisation)."""
     import torch
 
-    from ..exemplars import top_exemplars
-    from ..optimize import OptimizeConfig, maximize
+    from ..run.exemplars import top_exemplars
+    from ..run.optimize import OptimizeConfig, maximize
 
     views: dict = {"exemplars": {}, "optimized": {}}
     if len(test_images):
@@ -185,7 +185,7 @@ def compute_views(model, test_images, k: int = 6) -> dict:
 
 
 def attribution_map(model, image: np.ndarray, kind: str, target: int) -> list:
-    from ..attribution import grad_cam, saliency
+    from ..run.attribution import grad_cam, saliency
 
     if kind == "saliency":
         m = saliency(model, image, target)
@@ -195,21 +195,21 @@ def attribution_map(model, image: np.ndarray, kind: str, target: int) -> list:
 
 
 def _lut_lists():
-    from ..draw import colormap
+    from ..draw.core import colormap
 
     return {name: colormap(name).tolist() for name in CMAPS}
 
 
 def create_app(checkpoint=None, data_dir=None, dataset: str = "mnist") -> Starlette:
     """The app, with the model loaded once. data_dir: the test set for 'random test digit'."""
-    from ..checkpoint import load_checkpoint, load_weights
+    from ..models.checkpoint import load_checkpoint, load_weights
 
     weights, meta = load_weights(checkpoint)
     model, _ = load_checkpoint(checkpoint)  # torch, for attribution and the views
     sample_images = [s.image for s in samples(dataset)]
     test_images = []
     try:
-        from ..data import load_split
+        from ..datasets.idx import load_split
 
         test_images = load_split(
             "test", data_dir, allow_download=False, dataset=dataset

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import ConvseeError
+from ..errors import ConvseeError
 
 __all__ = ["gaussian_kernel1d", "blur_maps"]
 

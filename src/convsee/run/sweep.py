@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .errors import ConvseeError
+from ..errors import ConvseeError
 from .filters import blur_maps
 
 __all__ = ["KINDS", "perturb", "channel_similarity"]

@@ -12,8 +12,8 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import ConvseeError
-from .preprocess import preprocess_for
+from ..errors import ConvseeError
+from .digits import preprocess_for
 
 __all__ = ["Input", "samples", "resolve_input", "resolve_inputs", "SAMPLE_INDICES"]
 
@@ -59,7 +59,7 @@ def resolve_input(spec, data_dir=None, dataset: str = "mnist") -> Input:
         if not 0 <= n <= 9:
             raise ConvseeError(f"bad input {spec!r}: sample digits are 0..9")
         return samples(dataset)[n]
-    from .data import load_split
+    from .idx import load_split
 
     split = load_split(kind, data_dir, dataset=dataset)
     if not 0 <= n < len(split.images):

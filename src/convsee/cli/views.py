@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConvseeError
-from .render import finish
+from ..draw.render import finish
+from ..errors import ConvseeError
 
 
 def _ckpt(a):
-    from .cli import checkpoint_arg
+    from . import checkpoint_arg
 
     return checkpoint_arg(a)
 
@@ -23,7 +23,7 @@ __all__ = ["add_view_commands"]
 
 
 def _layers(text: str, allowed: tuple[str, ...]) -> list[str]:
-    from .layers import check_layers
+    from ..models.lenet_layers import check_layers
 
     layers = check_layers(text)
     bad = [x for x in layers if x not in allowed]
@@ -33,10 +33,11 @@ def _layers(text: str, allowed: tuple[str, ...]) -> list[str]:
 
 
 def cmd_exemplars(a) -> int:
-    from .checkpoint import load_checkpoint
-    from .data import load_split
-    from .exemplars import exemplar_image, top_exemplars
-    from .render import png_bytes, sidecar
+    from ..datasets.idx import load_split
+    from ..draw.render import png_bytes, sidecar
+    from ..draw.views import exemplar_image
+    from ..models.checkpoint import load_checkpoint
+    from ..run.exemplars import top_exemplars
 
     t0 = time.perf_counter()
     layers = _layers(a.layers, ("conv1", "conv2", "fc1", "fc2", "fc3"))
@@ -66,10 +67,11 @@ def cmd_exemplars(a) -> int:
 def cmd_optimize(a) -> int:
     import torch
 
-    from .checkpoint import load_checkpoint
-    from .data import MEAN, STD
-    from .optimize import OptimizeConfig, maximize, optimize_image, target_value
-    from .render import png_bytes, sidecar
+    from ..datasets.idx import MEAN, STD
+    from ..draw.render import png_bytes, sidecar
+    from ..draw.views import optimize_image
+    from ..models.checkpoint import load_checkpoint
+    from ..run.optimize import OptimizeConfig, maximize, target_value
 
     t0 = time.perf_counter()
     layers = _layers(a.layers, ("conv1", "conv2", "fc1", "fc2", "fc3"))
@@ -107,11 +109,12 @@ def cmd_optimize(a) -> int:
 
 
 def cmd_animate(a) -> int:
-    from .animate import conv_frame, conv_steps, pool_frame, pool_steps, schedule
-    from .checkpoint import load_weights
-    from .forward import forward_all, normalize
-    from .inputs import resolve_input
-    from .render import gif_bytes, png_bytes, sidecar
+    from ..datasets.inputs import resolve_input
+    from ..draw.animate import conv_frame, pool_frame
+    from ..draw.render import gif_bytes, png_bytes, sidecar
+    from ..models.checkpoint import load_weights
+    from ..models.lenet_numpy import forward_all, normalize
+    from ..run.animate import conv_steps, pool_steps, schedule
 
     t0 = time.perf_counter()
     if a.layer not in ("conv1", "conv2", "pool1", "pool2"):
@@ -165,12 +168,12 @@ def cmd_animate(a) -> int:
 
 
 def cmd_evolution(a) -> int:
-    from .checkpoint import default_checkpoint, load_weights
-    from .draw import colormap
-    from .evolution import load_snapshots, snapshot_maps
-    from .figures import MapGrid, kernel_sheet
-    from .inputs import resolve_input
-    from .render import gif_bytes, png_bytes, sidecar
+    from ..datasets.inputs import resolve_input
+    from ..draw.core import colormap
+    from ..draw.figures import MapGrid, kernel_sheet
+    from ..draw.render import gif_bytes, png_bytes, sidecar
+    from ..models.checkpoint import default_checkpoint, load_weights
+    from ..run.evolution import load_snapshots, snapshot_maps
 
     t0 = time.perf_counter()
     ckpt = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.dataset)
@@ -225,14 +228,14 @@ def cmd_evolution(a) -> int:
 
 
 def cmd_sweep(a) -> int:
-    from .checkpoint import load_weights
-    from .draw import colormap
-    from .figures import MapGrid
-    from .forward import forward_all
-    from .inputs import resolve_input
-    from .layers import LAYER_INFO
-    from .render import gif_bytes, sidecar
-    from .sweep import KINDS, channel_similarity, perturb
+    from ..datasets.inputs import resolve_input
+    from ..draw.core import colormap
+    from ..draw.figures import MapGrid
+    from ..draw.render import gif_bytes, sidecar
+    from ..models.checkpoint import load_weights
+    from ..models.lenet_layers import LAYER_INFO
+    from ..models.lenet_numpy import forward_all
+    from ..run.sweep import KINDS, channel_similarity, perturb
 
     t0 = time.perf_counter()
     kinds = KINDS if a.kind == "all" else [a.kind]
@@ -282,11 +285,12 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_attribution(a) -> int:
-    from .attribution import attribution_image, grad_cam, saliency
-    from .checkpoint import load_checkpoint
-    from .inputs import resolve_input
-    from .predict import predict
-    from .render import png_bytes, sidecar
+    from ..datasets.inputs import resolve_input
+    from ..draw.render import png_bytes, sidecar
+    from ..draw.views import attribution_image
+    from ..models.checkpoint import load_checkpoint
+    from ..run.attribution import grad_cam, saliency
+    from ..run.predict import predict
 
     t0 = time.perf_counter()
     model, meta = load_checkpoint(_ckpt(a))

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import __version__
-from .checkpoint import atomic_write, save_checkpoint
-from .data import Split, load_mnist, normalize, spec
-from .errors import ConvseeError
-from .model import LeNet5, ModelConfig
+from .. import __version__
+from ..datasets.idx import Split, load_mnist, normalize, spec
+from ..errors import ConvseeError
+from ..models.checkpoint import atomic_write, save_checkpoint
+from ..models.lenet import LeNet5, ModelConfig
 from .optim import NesterovSGD, one_cycle
 
 __all__ = ["TrainConfig", "train", "evaluate", "augment_batch"]

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConvseeError
-from .layers import state_shapes
+from ..errors import ConvseeError
+from .lenet_layers import state_shapes
 
 __all__ = [
     "default_checkpoint",
@@ -157,7 +157,7 @@ def load_weights(path: str | os.PathLike | None = None):
 
 def load_checkpoint(path: str | os.PathLike | None = None, device: str = "cpu"):
     """(model in eval mode, metadata dict). path=None: the shipped MNIST checkpoint."""
-    from .model import LeNet5, ModelConfig
+    from .lenet import LeNet5, ModelConfig
 
     path = default_checkpoint() if path is None else Path(path)
     sd = load_state_dict_file(path)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ConvseeError
+from ..errors import ConvseeError
 
 if TYPE_CHECKING:
     import torch

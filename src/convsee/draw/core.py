@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .errors import ConvseeError
+from ..errors import ConvseeError
 
 __all__ = [
     "BG",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ConvseeError
+from ..errors import ConvseeError
 
 __all__ = ["to_gray", "preprocess", "preprocess_for", "open_image", "save_gray_png"]
 

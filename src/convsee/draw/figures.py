@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .draw import ACCENT, BG, FG, MUTED, apply_cmap, colorbar, colormap, font, text_size, upscale
+from .core import ACCENT, BG, FG, MUTED, apply_cmap, colorbar, colormap, font, text_size, upscale
 
 __all__ = [
     "MapGrid",

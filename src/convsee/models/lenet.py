@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import LAYER_INFO, LAYERS
+from .lenet_layers import LAYER_INFO, LAYERS
 
 __all__ = ["LAYERS", "LAYER_INFO", "ModelConfig", "LeNet5"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .errors import ConvseeError
+from ..errors import ConvseeError
 
 __all__ = ["LAYER_INFO", "LAYERS", "check_layers", "state_shapes"]
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
-from .data import MEAN, STD
-from .draw import BG, FG, MUTED, font, upscale
+from ..datasets.idx import MEAN, STD
 from .optim import Adam
 
-__all__ = ["OptimizeConfig", "maximize", "target_value", "optimize_image"]
+__all__ = ["OptimizeConfig", "maximize", "target_value"]
 
 
 @dataclass
@@ -86,23 +83,3 @@ def _live_target(model, x, layer):
     finally:
         h.remove()
     return _unit(out["a"], len(x))
-
-
-def optimize_image(images: np.ndarray, values, baseline, title: str, labels=None):
-    """A grid of optimised inputs, the reached value and the random-input baseline under each."""
-    n = len(images)
-    cols = min(n, 8)
-    rows = int(np.ceil(n / cols))
-    z, t = 4, 112
-    img = Image.new("RGB", (20 + cols * (t + 16), 80 + rows * (t + 40)), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), title, fill=FG, font=font(20))
-    d.text((20, 42), "value reached (random inputs: mean) under each", fill=MUTED, font=font(13))
-    for i in range(n):
-        x, y = 20 + (i % cols) * (t + 16), 76 + (i // cols) * (t + 40)
-        g = np.round(np.clip(images[i], 0, 1) * 255).astype(np.uint8)
-        img.paste(Image.fromarray(upscale(g, z), "L").convert("RGB"), (x, y))
-        name = labels[i] if labels else f"ch {i}"
-        d.text((x, y + t + 3), f"{name}: {values[i]:.3g}", fill=FG, font=font(11))
-        d.text((x, y + t + 17), f"(random {baseline[i]:.3g})", fill=MUTED, font=font(10))
-    return img

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
-from .errors import ConvseeError
-from .forward import conv2d, max_pool2, normalize
+from ..errors import ConvseeError
+from ..models.checkpoint import atomic_write
+from ..models.lenet_numpy import conv2d, max_pool2, normalize
 
 __all__ = ["snapshot_steps", "Recorder", "load_snapshots", "snapshot_maps", "snapshots_path"]
 

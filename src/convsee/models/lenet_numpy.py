@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .data import MEAN, STD
-from .layers import LAYER_INFO
+from ..datasets.idx import MEAN, STD
+from .lenet_layers import LAYER_INFO
 
 __all__ = ["normalize", "conv2d", "max_pool2", "forward_all"]
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint
-from .data import normalize
-from .inputs import Input, resolve_input, resolve_inputs
+from ..datasets.idx import normalize
+from ..datasets.inputs import Input, resolve_input, resolve_inputs
+from ..models.checkpoint import load_checkpoint
 
 __all__ = ["Prediction", "load_model", "predict", "batch", "as_input"]
 

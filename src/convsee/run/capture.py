@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 import torch
 
-from .layers import LAYERS, check_layers
+from ..models.lenet_layers import LAYERS, check_layers
 
 __all__ = ["check_layers", "capture", "activations"]
 

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ConvseeError
+from ..errors import ConvseeError
 
 __all__ = ["main"]
 
@@ -27,13 +27,13 @@ def _device(name: str) -> str:
 
 def checkpoint_arg(a):
     """--checkpoint, or the shipped checkpoint of --dataset."""
-    from .checkpoint import default_checkpoint
+    from ..models.checkpoint import default_checkpoint
 
     return a.checkpoint or default_checkpoint(getattr(a, "dataset", "mnist"))
 
 
 def cmd_train(a) -> int:
-    from .train import TrainConfig, train
+    from ..run.train import TrainConfig, train
 
     cfg = TrainConfig(augment=a.augment, device=_device(a.device))
     for field in ("epochs", "batch_size", "lr", "seed"):
@@ -56,11 +56,11 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    from .data import load_split
-    from .draw import save_image
-    from .figures import confusion_image
-    from .predict import load_model
-    from .train import evaluate
+    from ..datasets.idx import load_split
+    from ..draw.core import save_image
+    from ..draw.figures import confusion_image
+    from ..run.predict import load_model
+    from ..run.train import evaluate
 
     model, meta = load_model(checkpoint_arg(a), _device(a.device))
     test = load_split("test", a.data, dataset=a.dataset)
@@ -82,8 +82,8 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from .predict import load_model, predict
-    from .preprocess import save_gray_png
+    from ..datasets.digits import save_gray_png
+    from ..run.predict import load_model, predict
 
     model, meta = load_model(checkpoint_arg(a), _device(a.device))
     preds = predict(model, a.images or None, a.data, a.device, a.dataset)
@@ -117,9 +117,9 @@ def _blur(text: str | None):
 def cmd_render(a) -> int:
     import time
 
-    from .checkpoint import load_weights
-    from .inputs import resolve_input, resolve_inputs
-    from .render import RenderOptions, finish, render_diff, render_kernels, render_set
+    from ..datasets.inputs import resolve_input, resolve_inputs
+    from ..draw.render import RenderOptions, finish, render_diff, render_kernels, render_set
+    from ..models.checkpoint import load_weights
 
     t0 = time.perf_counter()
     opts = RenderOptions(
@@ -150,10 +150,10 @@ def cmd_activations(a) -> int:
 
     import numpy as np
 
-    from .activations import activations, check_layers
-    from .checkpoint import atomic_write
-    from .inputs import resolve_inputs
-    from .predict import batch, load_model
+    from ..datasets.inputs import resolve_inputs
+    from ..models.checkpoint import atomic_write
+    from ..run.capture import activations, check_layers
+    from ..run.predict import batch, load_model
 
     layers = check_layers(a.layers)
     if not a.output.endswith(".npz"):
@@ -177,7 +177,7 @@ def cmd_serve(a) -> int:
 
     import uvicorn
 
-    from .web.server import create_app
+    from ..web.server import create_app
 
     with socket.socket() as s:  # fail with one clear line, not a server traceback
         try:
@@ -191,7 +191,7 @@ def cmd_serve(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     p = argparse.ArgumentParser(prog="convsee", description="What does a convolution see?")
     p.add_argument("--version", action="version", version=f"convsee {__version__}")
@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--show-input", metavar="DIR", help="save the 28x28 the model saw")
     pr.add_argument("--json", action="store_true", help="one JSON object per image")
     pr.set_defaults(func=cmd_predict)
-    from .layers import LAYERS
+    from ..models.lenet_layers import LAYERS
 
     r = sub.add_parser("render", help="pictures of what each layer sees")
     common(r, device=False)  # rendering runs in NumPy on the CPU
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--layers", default=",".join(LAYERS))
     ac.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     ac.set_defaults(func=cmd_activations)
-    from .cli_views import add_view_commands
+    from .views import add_view_commands
 
     add_view_commands(sub, common)
 

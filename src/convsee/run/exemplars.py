@@ -12,13 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
-from .activations import activations
-from .data import normalize
-from .draw import BG, FG, MUTED, font, upscale
+from ..datasets.idx import normalize
+from .capture import activations
 
-__all__ = ["RF", "Exemplars", "top_exemplars", "exemplar_image"]
+__all__ = ["RF", "Exemplars", "top_exemplars"]
 
 # layer -> (stride, size) of one output pixel's receptive field in the 28x28 input
 RF = {
@@ -76,33 +74,3 @@ def top_exemplars(
         patches = imgs[order.reshape(-1)].numpy().reshape(c, k, 28, 28)
         positions = np.zeros((c, k, 2), np.int64)
     return Exemplars(layer, patches, values, order.numpy(), positions)
-
-
-def exemplar_image(ex: Exemplars, title: str, max_rows: int = 32) -> Image.Image:
-    """Rows: channels; columns: the top patches (value under each), then their mean."""
-    c, k, h, w = ex.patches.shape
-    c = min(c, max_rows)
-    z = max(2, 56 // h) if h > 6 else 10
-    t = h * z
-    left, top, gap = 70, 80, 6
-    width = left + (k + 1) * (t + gap) + 40
-    img = Image.new("RGB", (width, top + c * (t + 22) + 10), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), title, fill=FG, font=font(20))
-    d.text(
-        (20, 42),
-        f"each row: the top {k} patches for one channel (peak value under each), then their mean",
-        fill=MUTED,
-        font=font(13),
-    )
-    for ch in range(c):
-        y = top + ch * (t + 22)
-        d.text((left - 10, y + t // 2), f"ch {ch}", fill=FG, font=font(12), anchor="rm")
-        for j in range(k + 1):
-            x = left + j * (t + gap) + (gap if j == k else 0)
-            p = ex.patches[ch].mean(0) if j == k else ex.patches[ch, j]
-            g = np.round(np.clip(p, 0, 1) * 255).astype(np.uint8)
-            img.paste(Image.fromarray(upscale(g, z), "L").convert("RGB"), (x, y))
-            label = "mean" if j == k else f"{ex.values[ch, j]:.3g}"
-            d.text((x, y + t + 2), label, fill=MUTED, font=font(10))
-    return img

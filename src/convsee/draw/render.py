@@ -16,10 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .checkpoint import atomic_write
-from .draw import colormap, save_gif, save_image, to_palette
-from .errors import ConvseeError
+from .. import __version__
+from ..datasets.inputs import Input
+from ..errors import ConvseeError
+from ..models.checkpoint import atomic_write
+from ..models.lenet_layers import LAYER_INFO, check_layers
+from ..models.lenet_numpy import forward_all
+from ..run.filters import blur_maps
+from .core import colormap, save_gif, save_image, to_palette
 from .figures import (
     MapGrid,
     diff_grid,
@@ -28,10 +32,6 @@ from .figures import (
     sample_sheet,
     vector_strip,
 )
-from .filters import blur_maps
-from .forward import forward_all
-from .inputs import Input
-from .layers import LAYER_INFO, check_layers
 
 __all__ = [
     "RenderOptions",
