@@ -33,21 +33,25 @@ def checkpoint_arg(a):
 
 
 def cmd_train(a) -> int:
-    from ..run.train import TrainConfig, train
+    from ..run.train import Interrupted, TrainConfig, train
 
     cfg = TrainConfig(augment=a.augment, device=_device(a.device))
     for field in ("epochs", "batch_size", "lr", "seed"):
         if getattr(a, field) is not None:
             setattr(cfg, field, getattr(a, field))
-    _, meta = train(
-        cfg,
-        a.data,
-        a.out,
-        resume=a.resume,
-        progress=not a.quiet,
-        snapshots=a.snapshots,
-        dataset=a.dataset,
-    )
+    try:
+        _, meta = train(
+            cfg,
+            a.data,
+            a.out,
+            resume=a.resume,
+            progress=not a.quiet,
+            snapshots=a.snapshots,
+            dataset=a.dataset,
+        )
+    except Interrupted as e:
+        hint = "; run the same command with --resume to continue" if e.resumable else ""
+        raise ConvseeError(f"{e}{hint}") from None
     print(
         f"test accuracy {meta['test_accuracy']:.2%} after {meta['epochs_done']} epochs "
         f"({meta['wall_seconds']:.1f} s); wrote {a.out} and {Path(a.out).with_suffix('.json')}"
@@ -56,12 +60,17 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
+    import io
+
     from ..datasets.idx import load_split
     from ..draw.core import save_image
     from ..draw.figures import confusion_image
+    from ..models.checkpoint import atomic_write, check_writable
     from ..run.predict import load_model
     from ..run.train import evaluate
 
+    if a.out:
+        check_writable(a.out)  # before the work, not after it
     model, meta = load_model(checkpoint_arg(a), _device(a.device))
     test = load_split("test", a.data, dataset=a.dataset)
     acc, per_class, conf = evaluate(model, test, device=a.device)
@@ -76,7 +85,12 @@ def cmd_evaluate(a) -> int:
             + f"   {per_class[i]:.2%}"
         )
     if a.out:
-        save_image(confusion_image(conf, classes, f"test accuracy {acc:.2%}"), a.out)
+        buf = io.BytesIO()
+        save_image(confusion_image(conf, classes, f"test accuracy {acc:.2%}"), buf)
+        try:
+            atomic_write(a.out, buf.getvalue())
+        except OSError as e:
+            raise ConvseeError(f"cannot write {a.out}: {e.strerror or e}") from None
         print(f"\nwrote {a.out}")
     return 0
 
@@ -287,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from ..run.threads import start
+
+    start(args.command)  # torch commands: threads by how busy the machine is (run/threads.py)
     try:
         return args.func(args)
     except ConvseeError as e:
