@@ -162,6 +162,24 @@ def test_disk_full_during_training_keeps_the_last_epoch(tmp_path, small_splits, 
     assert meta["epochs_done"] == 3
 
 
+def test_disk_full_at_the_snapshots_says_the_checkpoint_is_complete(
+    tmp_path, small_splits, monkeypatch
+):
+    out = tmp_path / "m.safetensors"
+    disk = DiskFull(monkeypatch, tmp_path, armed=False)
+    with pytest.raises(ConvseeError, match=r"snapshots.npz: No space left .* complete \(1/1"):
+        train(
+            TrainConfig(epochs=1),
+            out=out,
+            splits=small_splits,
+            progress=False,
+            snapshots=2,
+            on_epoch=lambda *a: disk.on(),
+        )
+    disk.off()
+    assert load_checkpoint(out)[1]["complete"] and _no_temporaries(tmp_path)
+
+
 def test_a_full_disk_is_found_before_the_first_epoch(tmp_path, small_splits, monkeypatch):
     DiskFull(monkeypatch, tmp_path)
     epochs = []

@@ -183,6 +183,8 @@ def _stopped(why: str, out: Path, epochs: int) -> Interrupted:
     if not resumable and not done:
         return Interrupted(f"{why} before the first epoch was saved; nothing saved", False)
     held = f"{out} holds the last finished epoch ({done}/{epochs})" if done else "no checkpoint"
+    if done == epochs and not resumable:
+        return Interrupted(f"{why}; {out} is complete ({done}/{epochs} epochs)", False)
     if resumable:
         return Interrupted(f"{why}; {held}; training can resume", True)
     return Interrupted(f"{why}; {held}; training cannot resume from it", False)
@@ -411,6 +413,9 @@ def _train(
         bar.close()
     sp.unlink(missing_ok=True)
     if recorder is not None:
-        meta["snapshots"] = str(recorder.save(out))
+        from .evolution import snapshots_path
+
+        _write(snapshots_path(out), recorder.save, out)
+        meta["snapshots"] = str(snapshots_path(out))
     meta["wall_seconds"] = time.perf_counter() - t0
     return model.to(memory_format=torch.contiguous_format).eval(), meta
