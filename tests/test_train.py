@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -274,6 +275,7 @@ def test_sigterm_stops_a_real_run_like_ctrl_c(tmp_path, mnist_dir):
             chunk = proc.stderr.read1(4096)
             assert chunk, (err + proc.stderr.read()).decode()
             err += chunk
+        time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
         err += proc.communicate(timeout=60)[1]
     finally:

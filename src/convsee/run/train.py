@@ -351,16 +351,17 @@ def _train(
             _write(sp, atomic_write, sp, buf.getvalue())
 
     meta = {}
-    bar = tqdm(
-        total=c.epochs * len(x_train),
-        unit="img",
-        unit_scale=True,
-        disable=not progress,
-        mininterval=0.5,
-    )
-    bar.update(start_epoch * len(x_train))
     t0 = time.perf_counter()
+    bar = None
     try:
+        bar = tqdm(
+            total=c.epochs * len(x_train),
+            unit="img",
+            unit_scale=True,
+            disable=not progress,
+            mininterval=0.5,
+        )
+        bar.update(start_epoch * len(x_train))
         for epoch in range(start_epoch, c.epochs):
             model.train()
             perm = torch.randperm(len(x_train), generator=gen).to(c.device)
@@ -410,7 +411,8 @@ def _train(
             with signals.saving():
                 _write(out, save_checkpoint, model, out, meta)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()  # ends the bar's line, so a message after it starts on its own
     sp.unlink(missing_ok=True)
     if recorder is not None:
         from .evolution import snapshots_path
