@@ -34,7 +34,7 @@ def test_predict_json_and_show_input(tmp_path, capsys):
     "argv, message",
     [
         (["predict", "missing.png"], "no such file"),
-        (["predict", "sample:12"], "sample digits are 0..9"),
+        (["predict", "sample:12"], "sample classes are 0..9"),
         (["predict", "--checkpoint", "nope.pth"], "does not exist"),
         (["evaluate", "--data", "EMPTY"], "MNIST not found"),
         (["train", "--data", "EMPTY", "--quiet"], "MNIST not found"),

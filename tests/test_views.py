@@ -20,6 +20,7 @@ from convsee.run.evolution import snapshot_maps, snapshot_steps
 from convsee.run.exemplars import top_exemplars
 from convsee.run.optimize import OptimizeConfig, maximize, target_value
 from convsee.run.sweep import channel_similarity, perturb
+from convsee.spec import describe
 
 
 def test_hand_made_kernel_finds_its_planted_patch():
@@ -36,7 +37,7 @@ def test_hand_made_kernel_finds_its_planted_patch():
     images = (torch.rand(50, 28, 28, generator=g) * 60).to(torch.uint8)  # dim noise
     images[17] = 0
     images[17, 9:14, 4:9] = (pattern * 255).to(torch.uint8)  # the exact pattern, full contrast
-    ex = top_exemplars(net, images, "conv1", k=3)
+    ex = top_exemplars(net, images, describe(net, (1, 28, 28)).layer("conv1"), k=3)
     assert ex.indices[0, 0] == 17
     assert tuple(ex.positions[0, 0]) == (9, 4)
     np.testing.assert_allclose(ex.patches[0, 0], pattern.numpy(), atol=1e-6)
@@ -50,7 +51,7 @@ def test_hand_made_kernel_finds_its_planted_patch():
 def test_conv2_exemplars_are_14x14_receptive_fields():
     model, _ = load_checkpoint()
     imgs = torch.from_numpy(np.stack([(s.image * 255).astype(np.uint8) for s in samples()]))
-    ex = top_exemplars(model, imgs, "conv2", k=2)
+    ex = top_exemplars(model, imgs, describe(model, (1, 28, 28)).layer("conv2"), k=2)
     assert ex.patches.shape == (16, 2, 14, 14)
     r, c = ex.positions[5, 0]
     np.testing.assert_allclose(
@@ -182,7 +183,8 @@ def test_snapshots_recorded_in_training(tmp_path, mnist_dir):
     assert z["accuracy"][-1] > z["accuracy"][0]
     model, _ = load_checkpoint(out)
     np.testing.assert_array_equal(z["conv1.weight"][-1], model.conv1.weight.detach().numpy())
-    c1, c2 = snapshot_maps({k: z[k] for k in z.files}, samples()[0].image)
+    x0 = (samples()[0].image - MEAN) / STD
+    c1, c2 = snapshot_maps({k: z[k] for k in z.files}, x0[None])
     x = (torch.from_numpy(samples()[0].image)[None, None] - MEAN) / STD
     ref = F.conv2d(x, model.conv1.weight, model.conv1.bias)[0].detach().numpy()
     np.testing.assert_allclose(c1[-1], ref, atol=1e-4)

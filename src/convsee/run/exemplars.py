@@ -39,14 +39,14 @@ class Exemplars:
 
 
 @torch.no_grad()
-def top_exemplars(
-    model, images: torch.Tensor, layer: str, k: int = 9, batch: int = 2000
-) -> Exemplars:
-    """images: (N, 28, 28) uint8 or [0, 1] float. Ties go to the lower image index."""
+def top_exemplars(model, images: torch.Tensor, layer, k: int = 9, batch: int = 2000) -> Exemplars:
+    """images: (N, 28, 28) uint8 or [0, 1] float; layer: a spec.Layer of LeNet-5.
+    Ties go to the lower image index."""
+    name = layer.name
     peaks, where = [], []
     for i in range(0, len(images), batch):
         acts, _ = activations(model, normalize(images[i : i + batch]), [layer])
-        a = torch.from_numpy(acts[layer])
+        a = torch.from_numpy(acts[name])
         flat = a.reshape(a.shape[0], a.shape[1], -1)
         v, idx = flat.max(2)  # (n, C): each image's peak per channel
         peaks.append(v)
@@ -59,10 +59,10 @@ def top_exemplars(
     values = torch.gather(peaks.T, 1, order).numpy()
     flat_pos = torch.gather(where.T, 1, order).numpy()
     imgs = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-    if layer in RF:
-        width = acts[layer].shape[-1]
+    if name in RF:
+        width = acts[name].shape[-1]
         rows, cols = flat_pos // width, flat_pos % width
-        stride, size = RF[layer]
+        stride, size = RF[name]
         patches = np.zeros((c, k, size, size), np.float32)
         for ch in range(c):
             for j in range(k):
@@ -73,4 +73,4 @@ def top_exemplars(
     else:
         patches = imgs[order.reshape(-1)].numpy().reshape(c, k, 28, 28)
         positions = np.zeros((c, k, 2), np.int64)
-    return Exemplars(layer, patches, values, order.numpy(), positions)
+    return Exemplars(name, patches, values, order.numpy(), positions)

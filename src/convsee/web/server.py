@@ -28,7 +28,8 @@ from ..datasets.digits import preprocess_for
 from ..datasets.inputs import samples
 from ..errors import ConvseeError
 from ..models.lenet_layers import LAYER_INFO
-from ..models.lenet_numpy import forward_all
+from ..models.lenet_numpy import forward_all as _forward_logits
+from ..models.network import softmax
 from ..run.filters import blur_maps
 
 __all__ = ["create_app", "MAX_BODY", "PAGE_LAYERS", "activations_payload"]
@@ -77,6 +78,15 @@ def _parse_png(value, dataset: str = "mnist") -> np.ndarray:
         return preprocess_for(raw, dataset)
     except ConvseeError as e:
         raise BadRequest(f"'png': {e}", 422) from None
+
+
+def forward_all(weights, images):
+    """Every layer of LeNet-5 and the probabilities for [0, 1] 28x28 images (MNIST-normalised)."""
+    from ..datasets.idx import MEAN, STD
+
+    x = ((np.asarray(images, np.float32) - MEAN) / STD)[:, None]
+    acts, logits = _forward_logits(weights, x)
+    return acts, softmax(logits)
 
 
 def _encode(a: np.ndarray, encoding: str):
@@ -176,7 +186,9 @@ def compute_views(model, test_images, k: int = 6) -> dict:
     if len(test_images):
         imgs = torch.from_numpy(np.asarray(test_images))
         for layer in ("conv1", "conv2"):
-            ex = top_exemplars(model, imgs, layer, k)
+            from ..spec import describe
+
+            ex = top_exemplars(model, imgs, describe(model, (1, 28, 28)).layer(layer), k)
             views["exemplars"][layer] = np.round(ex.patches.astype(float), 3).tolist()
     for layer, units in (("conv1", 6), ("conv2", 16), ("fc3", model.fc3.out_features)):
         images, _ = maximize(model, layer, units, OptimizeConfig(steps=100))
@@ -202,8 +214,9 @@ def _lut_lists():
 
 def create_app(checkpoint=None, data_dir=None, dataset: str = "mnist") -> Starlette:
     """The app, with the model loaded once. data_dir: the test set for 'random test digit'."""
-    from ..models.checkpoint import load_checkpoint, load_weights
+    from ..models.checkpoint import default_checkpoint, load_checkpoint, load_weights
 
+    checkpoint = checkpoint if checkpoint is not None else default_checkpoint(dataset)
     weights, meta = load_weights(checkpoint)
     model, _ = load_checkpoint(checkpoint)  # torch, for attribution and the views
     sample_images = [s.image for s in samples(dataset)]
