@@ -186,9 +186,10 @@ def sidecar(meta: dict, **fields) -> bytes:
 
 
 def png_bytes(img, luts=()) -> bytes:
-    """PNG bytes on a fixed palette (3-4x faster to encode than RGB, same colours)."""
+    """PNG bytes on a fixed palette (3-4x faster to encode than RGB, same colours); with
+    "colour" among the luts (a colour input in the picture) the PNG keeps every colour."""
     buf = io.BytesIO()
-    save_image(to_palette(img, luts), buf)
+    save_image(img.convert("RGB") if "colour" in luts else to_palette(img, luts), buf)
     return buf.getvalue()
 
 
@@ -224,7 +225,7 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
 
     The arrays are exactly what the pictures were drawn from (before any blur).
     """
-    layers = drawable(net.select(opts.layers, default_layers(net)))
+    layers = drawable(net.select(opts.layers or default_layers(net)))
     if opts.scale is not None and opts.scale not in SCALES:
         raise ConvseeError(f"unknown scale {opts.scale!r}; valid: {', '.join(SCALES)}")
     for layer in layers:
@@ -241,7 +242,7 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
     ]
     sheet = sample_sheet([i.image for i in inputs], caps, "the inputs, as the model sees them")
     files: dict[str, bytes] = {
-        "samples.png": png_bytes(sheet),
+        "samples.png": png_bytes(sheet, ("colour",) if _colour(inputs) else ()),
         "samples.json": sidecar(
             net.meta,
             picture="samples",
@@ -284,6 +285,8 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
     lut_name = _lut_name(layer, opts.cmap)
     lut = colormap(lut_name)
     luts = (lut_name,) if not opts.with_kernels or lut_name == "RdBu_r" else (lut_name, "RdBu_r")
+    if _colour(inputs):
+        luts = (*luts, "colour")
     relu = "non-negative" if layer.nonneg else "signed"
     blur_txt = f" · Gaussian blur k={blur[0]} sigma={blur[1]:g}" if blur else ""
     shape = "x".join(map(str, a.shape[1:]))
@@ -380,7 +383,9 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
     shared_frames = bool(frames)  # map layers in top mode drew their GIF frames already
     for n, (inp, (img, info)) in enumerate(zip(inputs, per_input, strict=True)):
         pal = to_palette(img, luts)
-        files[f"{layer.name}/{names[n]}{suffix}.png"] = _encode(pal)
+        files[f"{layer.name}/{names[n]}{suffix}.png"] = (
+            png_bytes(img, luts) if "colour" in luts else _encode(pal)
+        )
         files[f"{layer.name}/{names[n]}{suffix}.json"] = sidecar(
             net.meta,
             picture="layer",
@@ -415,6 +420,10 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
             value_range_from=g_note,
         )
     return files
+
+
+def _colour(inputs) -> bool:
+    return any(i.image.ndim == 3 for i in inputs)
 
 
 def _encode(pal) -> bytes:
@@ -475,7 +484,9 @@ def render_kernels(net, cmap: str | None = None) -> dict:
 
 
 def render_diff(net, a: Input, b: Input, layers_text, cmap=None, channels=None) -> dict:
-    layers = [x for x in drawable(net.select(layers_text, default_layers(net))) if x.kind == "map"]
+    layers = [
+        x for x in drawable(net.select(layers_text or default_layers(net))) if x.kind == "map"
+    ]
     if not layers:
         raise ConvseeError("--diff needs at least one layer with maps (C, H, W)")
     acts, probs = net.run(net.batch([a, b]), layers)

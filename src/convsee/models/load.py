@@ -362,7 +362,7 @@ def _torch_network(module, path, meta, base, note, preprocess, labels, output, d
     net = TorchNetwork(module, prep, meta, labels, output, device)
     if note and not explicit:
         net.notes.append(note)
-    meta["preprocess"] = prep.to_dict()
+    net.meta["preprocess"] = prep.to_dict()
     return net
 
 
