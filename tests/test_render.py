@@ -208,3 +208,39 @@ def test_bad_input_leaves_no_output(tmp_path, monkeypatch, capsys, mnist_dir, ex
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_global_scale_does_not_depend_on_what_is_drawn_together(tmp_path):
+    """The shipped checkpoint carries a reference range per layer: one input alone and the
+    same input among others get the same colours."""
+    net = load_network(None, None)
+    alone, _, _ = render_set(net, net.inputs(["sample:3"]), RenderOptions(layers="conv1"))
+    many, _, _ = render_set(
+        net, net.inputs(["sample:3", "sample:0", "sample:8"]), RenderOptions(layers="conv1")
+    )
+    a, b = json.loads(alone["conv1/3.json"]), json.loads(many["conv1/3.json"])
+    assert a["global_range"] == b["global_range"] == net.meta["reference_ranges"]["conv1"]
+    assert "percentile" in a["global_range_from"]
+
+
+def test_api_names_are_stable_and_figures_display_themselves():
+    import importlib
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, convsee\n"
+        "import convsee.models.load, convsee.datasets.digits, convsee.api, convsee.spec\n"
+        "assert callable(convsee.preprocess) and callable(convsee.predict)\n"
+        "assert callable(convsee.load) and callable(convsee.describe)\n"
+        "net = convsee.load()\n"
+        "[p] = convsee.predict(net, ['sample:7'])\n"
+        "assert repr(p).startswith('Prediction(sample:7: 7 '), repr(p)\n"
+        "figs = net.render('sample:3', layers='conv1')\n"
+        "assert figs[0]._repr_png_().startswith(b'\\x89PNG')\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert 'load' in dir(convsee) and 'Network' in dir(convsee)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert importlib.import_module("convsee").__version__

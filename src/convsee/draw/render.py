@@ -276,9 +276,10 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
     ref = reference_range(net, layer, blur)
     g = ref or _value_range(a, signed)
     g_note = (
-        "the checkpoint's reference range for this layer"
+        f"the checkpoint's reference range: {net.meta.get('reference_ranges_from', 'stored')}"
         if ref
-        else f"the range over the {len(inputs)} input(s) rendered together"
+        else f"the range over the {len(inputs)} input(s) rendered together (no reference "
+        "range stored with this checkpoint)"
     )
     stem = layer.name + ("" if blur is None else "_blur")
     suffix = "" if blur is None else "_blur"
@@ -291,7 +292,13 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
     blur_txt = f" · Gaussian blur k={blur[0]} sigma={blur[1]:g}" if blur else ""
     shape = "x".join(map(str, a.shape[1:]))
     scale_txt = f"scale: {scale}" + (
-        f" ({'reference range' if ref else 'over these inputs'})" if scale == "global" else ""
+        (
+            " (the checkpoint's reference range; brighter values saturate)"
+            if ref
+            else " (over these inputs)"
+        )
+        if scale == "global"
+        else ""
     )
     title = [f"{layer.name} · {layer.type} · {relu} · {shape}", f"{scale_txt}{blur_txt}"]
     frames = []

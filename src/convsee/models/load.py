@@ -27,6 +27,7 @@ from ..errors import ConvseeError
 from .network import LeNetNetwork, Network, TorchNetwork
 
 __all__ = [
+    "load",
     "import_model",
     "sniff",
     "read_state_dict",
@@ -403,6 +404,36 @@ def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
     }
     net = LeNetNetwork(weights, {**meta, **side}, prep, classes)
     return net
+
+
+def load(
+    model: str | None = None,
+    checkpoint=None,
+    *,
+    dataset: str = "mnist",
+    input_size=None,
+    mean=None,
+    std=None,
+    resize: str | None = None,
+    labels=None,
+    output=None,
+    trust: bool = False,
+    device: str = "cpu",
+) -> Network:
+    """The Python API's way in: `load()` is LeNet-5 with the shipped weights; `load("net.py:Net",
+    "weights.pth", input_size=(3, 224, 224), mean=..., std=...)` any model, as `--model`."""
+    fields = {"input_size": input_size, "mean": mean, "std": std, "resize": resize}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return load_network(
+        model,
+        checkpoint,
+        dataset=dataset,
+        trust=trust,
+        output=output,
+        preprocess=fields,
+        labels=labels,
+        device=device,
+    )
 
 
 def wrap(

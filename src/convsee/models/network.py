@@ -12,6 +12,7 @@ and the class probabilities. Two kinds:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,7 +116,15 @@ class Network:
     def run(self, x: np.ndarray, layers=()) -> tuple[dict, np.ndarray | None]:
         raise NotImplementedError
 
-    def predict(self, inputs: list[Input], batch_size: int = 64) -> list[Prediction]:
+    def _as_inputs(self, inputs) -> list[Input]:
+        if isinstance(inputs, (str, Input)) or hasattr(inputs, "shape"):
+            inputs = [inputs]
+        return [i if isinstance(i, Input) else self.inputs([i])[0] for i in inputs]
+
+    def predict(self, inputs, batch_size: int = 64) -> list[Prediction]:
+        """One Prediction per input (INPUT specs such as "photo.jpg" or "sample:3", arrays,
+        Pillow images, or Inputs)."""
+        inputs = self._as_inputs(inputs)
         preds = []
         for i in range(0, len(inputs), batch_size):
             chunk = inputs[i : i + batch_size]
@@ -131,9 +140,25 @@ class Network:
 
     def activations(self, inputs, layers="all"):
         """({layer name: array, batch first}, probabilities) for inputs (specs or Inputs)."""
-        if inputs and not isinstance(inputs[0], Input):
-            inputs = self.inputs(inputs)
+        inputs = self._as_inputs(inputs)
         return self.run(self.batch(inputs), self.select(layers))
+
+    def render(self, inputs=None, layers=None, **options) -> list:
+        """Pictures of layers for inputs, as Figures (they display themselves in Jupyter;
+        fig.save("x.png") writes the PNG and its sidecar). options: scale, cmap, blur,
+        with_kernels, channels, as for `convsee render`."""
+        from ..draw.figure import Figure
+        from ..draw.render import RenderOptions, render_set
+
+        inputs = self.inputs() if inputs is None else self._as_inputs(inputs)
+        opts = RenderOptions(layers=layers, gifs=False, **options)
+        files, _, _ = render_set(self, inputs, opts)
+        figs = []
+        for name, data in files.items():
+            if name.endswith(".png") and name != "samples.png":
+                side = json.loads(files[name[:-4] + ".json"])
+                figs.append(Figure(name, data, side))
+        return figs
 
     def scores(self, x: np.ndarray) -> np.ndarray | None:
         """Class probabilities only (N, K), or None when the output is not class scores."""
