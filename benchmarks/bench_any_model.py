@@ -42,9 +42,11 @@ COMMON_WAY = textwrap.dedent(
     image, out = sys.argv[1], sys.argv[2]
     model = resnet18()
     acts = {{}}
+    def keep(name):
+        return lambda m, i, o: acts.__setitem__(name, o.detach().clone())
     for name, m in model.named_modules():
         if isinstance(m, torch.nn.Conv2d):
-            m.register_forward_hook(lambda m, i, o, name=name: acts.__setitem__(name, o.detach().clone()))
+            m.register_forward_hook(keep(name))
     img = Image.open(image).convert("RGB")
     s = 256 / min(img.size)
     img = img.resize((round(img.width * s), round(img.height * s)), Image.BILINEAR)
