@@ -116,6 +116,11 @@ def run(a) -> int:
                 f"centre at {f.start[0]:g},{f.start[1]:g}, {f.stride[0]:g} px apart), "
                 "bilinear in between"
             )
+        elif layer.field is not None and layer.field.whole:
+            placing = (
+                f"Grad-CAM at {layer.name} ({'x'.join(map(str, layer.shape))}): each map pixel "
+                "sees the whole input, so the map is stretched over it"
+            )
         else:
             placing = (
                 f"Grad-CAM at {layer.name} ({'x'.join(map(str, layer.shape))}): its receptive "
@@ -164,7 +169,11 @@ def run(a) -> int:
             grad_cam=np.round(r.cam, 8).tolist(),
             grad_cam_range=[0.0, float(r.cam.max())],
             grad_cam_alpha=np.round(r.alpha, 8).tolist(),
-            grad_cam_placement="receptive field" if r.field_known else "stretched (field unknown)",
+            grad_cam_placement="receptive field"
+            if r.field_known
+            else "stretched (each pixel sees the whole input)"
+            if layer.field is not None
+            else "stretched (field unknown)",
             grad_cam_field=r.field.to_dict(),
         )
     return finish(files, a.out, t0)
