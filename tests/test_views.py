@@ -14,7 +14,7 @@ from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
 from convsee.models.checkpoint import load_checkpoint
 from convsee.models.lenet import LeNet5
-from convsee.run.animate import conv_steps, pool_steps, schedule
+from convsee.run.animate import conv_steps, plan, pool_steps
 from convsee.run.attribution import grad_cam, saliency
 from convsee.run.evolution import snapshot_maps, snapshot_steps
 from convsee.run.exemplars import top_exemplars
@@ -84,8 +84,9 @@ def test_animation_last_frame_is_conv2d_and_maxpool():
     ref = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(w)[None], torch.tensor([0.3]))
     np.testing.assert_allclose(out, ref[0, 0].numpy(), atol=1e-4)
     np.testing.assert_allclose(products[2, 3].sum() + 0.3, out[2, 3], atol=1e-5)
-    steps = schedule(8, 8, detail=10)
-    assert steps[:10] == list(range(1, 11)) and steps[-1] == 64 and steps == sorted(set(steps))
+    frames = plan(_, out)
+    assert frames[-1].filled.all() and all(f.filled[f.pos] for f in frames)
+    assert all((a.filled <= b.filled).all() for a, b in zip(frames[:-1], frames[1:], strict=True))
     m = np.abs(x[0])
     _, pooled = pool_steps(m)
     np.testing.assert_array_equal(pooled, F.max_pool2d(torch.from_numpy(m)[None], 2)[0].numpy())
@@ -158,7 +159,7 @@ def test_sweep_perturbations():
     for kind in ("blur", "noise", "occlude"):
         frames, labels = perturb(img, kind)
         np.testing.assert_allclose(frames[0], img, atol=1e-6)  # frame 0: unperturbed
-        assert len(frames) == len(labels) == 13
+        assert len(frames) == len(labels) == (17 if kind == "occlude" else 13)
     maps = np.stack([np.ones((2, 3, 3)), -np.ones((2, 3, 3))])
     np.testing.assert_allclose(channel_similarity(maps, 0), [[1, 1], [-1, -1]])
     with pytest.raises(ConvseeError, match="unknown sweep kind"):
@@ -238,7 +239,7 @@ def test_final_animation_state_matches_conv2d(tmp_path):
     [
         (["exemplars", "--layers", "pool9"], "unknown layer 'pool9'"),
         (["exemplars", "--layers", "relu1"], "not supported here"),
-        (["animate", "--layer", "fc1"], "--layer must be"),
+        (["animate", "--layer", "fc1"], "animate shows a convolution or max pooling; fc1 is"),
         (["animate", "--channel", "6"], "--channel must be 0..5"),
         (["evolution", "NOPE.safetensors"], "does not exist"),
         (["attribution", "--target", "12"], "--target must be 0..9"),

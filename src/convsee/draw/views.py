@@ -1,4 +1,5 @@
-"""Pictures of the views beyond activation maps: exemplars, optimised inputs, attribution.
+"""Pictures of the views beyond activation maps: exemplars, optimised inputs (attribution:
+draw/attribution.py).
 
 Arrays in, Pillow images out; nothing here runs a model.
 """
@@ -8,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core import BG, FG, MUTED, apply_cmap, colormap, font, upscale
+from .core import BG, FG, MUTED, font, upscale
 
-__all__ = ["exemplar_image", "optimize_image", "attribution_image"]
+__all__ = ["exemplar_image", "optimize_image"]
 
 
 def exemplar_image(ex, title: str, max_rows: int = 32) -> Image.Image:
@@ -60,32 +61,4 @@ def optimize_image(images: np.ndarray, values, baseline, title: str, labels=None
         name = labels[i] if labels else f"ch {i}"
         d.text((x, y + t + 3), f"{name}: {values[i]:.3g}", fill=FG, font=font(11))
         d.text((x, y + t + 17), f"(random {baseline[i]:.3g})", fill=MUTED, font=font(10))
-    return img
-
-
-def _overlay(image, heat, lut, alpha=0.6):
-    g = np.repeat(np.clip(image, 0, 1)[..., None], 3, -1) * 255
-    h = apply_cmap(heat, 0, float(heat.max()) or 1.0, lut).astype(np.float32)
-    w = alpha * (heat / (heat.max() or 1.0))[..., None]
-    return np.round(g * (1 - w) + h * w).astype(np.uint8)
-
-
-def attribution_image(image, sal, cam_big, target_name, pred_line, title) -> Image.Image:
-    """Input, saliency, saliency over input, Grad-CAM over input; 28x28 panels at 7x."""
-    z, s = 7, 196
-    lut = colormap("inferno")
-    panels = [
-        ("input", np.repeat((np.clip(image, 0, 1) * 255).astype(np.uint8)[..., None], 3, -1)),
-        ("saliency |d logit / d pixel|", apply_cmap(sal, 0, float(sal.max()) or 1.0, lut)),
-        ("saliency over the input", _overlay(image, sal, lut)),
-        ("Grad-CAM (conv2) over the input", _overlay(image, cam_big, lut)),
-    ]
-    img = Image.new("RGB", (20 + len(panels) * (s + 24), 110 + s + 40), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), title, fill=FG, font=font(20))
-    d.text((20, 42), f"target class: {target_name} · {pred_line}", fill=MUTED, font=font(13))
-    for i, (label, arr) in enumerate(panels):
-        x = 20 + i * (s + 24)
-        d.text((x, 96), label, fill=FG, font=font(12), anchor="ls")
-        img.paste(Image.fromarray(upscale(arr, z)), (x, 104))
     return img
