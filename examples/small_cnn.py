@@ -1,7 +1,9 @@
 """A small CNN for Fashion-MNIST: the README's worked example of `--model`.
 
-    convsee train --model examples/small_cnn.py:SmallCNN --dataset fashion-mnist --out small_cnn.safetensors
-    convsee render --model examples/small_cnn.py:SmallCNN --checkpoint small_cnn.safetensors --dataset fashion-mnist
+    convsee train --model examples/small_cnn.py:SmallCNN --dataset fashion-mnist \
+        --out small_cnn.safetensors
+    convsee render test:0 --model examples/small_cnn.py:SmallCNN \
+        --checkpoint small_cnn.safetensors --dataset fashion-mnist
 
 Any file like this works: define an nn.Module (or a function returning one) and name it as
 FILE.py:Name. This one has what real networks have and LeNet-5 lacks: padding, a strided

@@ -86,7 +86,10 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path):
     import sys
 
     # 3,000 predictions print ~100 KB, more than a pipe holds: the writer meets the closed end
-    code = "from convsee.cli import main; import sys; sys.exit(main(['predict'] + ['sample:1'] * 3000))"
+    code = (
+        "from convsee.cli import main; import sys\n"
+        "sys.exit(main(['predict'] + ['sample:1'] * 3000))"
+    )
     p = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

@@ -30,8 +30,19 @@ __all__ = [
 MAX_BLUR_KERNEL = 31  # px; a Gaussian this wide already flattens a 28x28 map
 
 
-class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """--help shows each option's default, and descriptions keep their line breaks."""
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """--help shows each option's default (unless its help says it already, or there is
+    none), and descriptions keep their line breaks."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            "default:" not in text
+            and action.option_strings
+            and action.default not in (None, False, argparse.SUPPRESS)
+        ):
+            text += " (default: %(default)s)"
+        return text
 
 
 def add_model(p, *, device: bool = True, checkpoint_help: str | None = None) -> None:
