@@ -13,6 +13,7 @@ Decoding is guarded, because a small file can declare a huge picture (a 20 KB PN
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import warnings
@@ -23,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConvseeError
 
-__all__ = ["FORMATS", "MAX_PIXELS", "open_image", "to_gray"]
+__all__ = ["FORMATS", "MAX_PIXELS", "open_image", "reduce_to", "to_gray"]
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # what convsee reads; the page sends PNG
 # what Image.open may return for them: a JPEG holding several pictures (many phone photos)
@@ -95,6 +96,23 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
         img.close()
         raise
     return img
+
+
+def reduce_to(img: Image.Image, pixels: int) -> Image.Image:
+    """img averaged down by a whole factor (box filter, 8-bit, cheap) to at most about
+    `pixels` pixels; img itself when it is no larger. Modes keep what `to_gray` reads from
+    them (alpha stays alpha; 16-bit stays 32-bit integer)."""
+    w, h = img.size
+    k = math.ceil(math.sqrt(w * h / pixels))
+    if k <= 1:
+        return img
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode in ("P", "PA"):  # average colours, never palette indices
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    return img.reduce(k)
 
 
 def to_gray(image, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
