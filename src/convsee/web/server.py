@@ -39,7 +39,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..datasets.digits import preprocess_for
-from ..datasets.images import open_image
+from ..datasets.images import open_image, reduce_to
 from ..datasets.inputs import samples
 from ..errors import ConvseeError
 from ..models.lenet_layers import LAYER_INFO
@@ -62,6 +62,9 @@ MAX_BODY = 256 * 1024  # bytes: a 28x28 list is ~6 KB, a 280x280 canvas PNG ~10-
 # pixels an uploaded image may declare: the page sends 280x280; a digit needs far less than a
 # photo's 12 MP, and preprocessing takes ~15 bytes a pixel (4 MP: ~60 MB, one at a time)
 MAX_IMAGE_PIXELS = 4_000_000
+# larger images are first averaged down to about this many pixels (8-bit, cheap): the 28x28
+# the model sees moves by at most ~0.03 a pixel, the memory preprocessing needs by 4x
+WORK_PIXELS = 1_000_000
 WORKERS = 2  # requests computed at once, each in a worker thread
 MAX_PENDING = 64  # activations requests in the server (reading, waiting, computing); then 503
 RANGE_CACHE_SIZE = 32  # blur settings whose global ranges are kept
@@ -102,7 +105,7 @@ def _parse_png(value, dataset: str = "mnist") -> np.ndarray:
         raise BadRequest("'png' is empty")
     try:
         with _DECODE:
-            image = open_image(raw, max_pixels=MAX_IMAGE_PIXELS)
+            image = reduce_to(open_image(raw, max_pixels=MAX_IMAGE_PIXELS), WORK_PIXELS)
             return preprocess_for(image, dataset)
     except ConvseeError as e:
         raise BadRequest(f"'png': {e}", 422) from None
