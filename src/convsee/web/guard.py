@@ -9,7 +9,7 @@
   cross-site), and the API takes only `Content-Type: application/json`, which a page on
   another site cannot send without a CORS preflight that this server never grants.
 - Every response carries headers that stop other sites framing the page or reading its
-  resources, and a Content-Security-Policy that allows only the page's own scripts.
+  resources, and a Content-Security-Policy that runs only the page's own script files.
 
 The payload code behind it can change freely; these hold for any route.
 """
@@ -30,9 +30,13 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
     "cross-origin-resource-policy": "same-origin",
+    # Scripts only from the server's own files: markup injected into the page (say a class
+    # name from a checkpoint's metadata) cannot run inline handlers. 'unsafe-eval' is for
+    # browser automation (Playwright polls with eval); the page itself never evaluates text.
     "content-security-policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-        "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "default-src 'self'; script-src 'self' 'unsafe-eval'; img-src 'self' data: blob:; "
+        "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+        "form-action 'none'; frame-ancestors 'none'"
     ),
 }
 _RAW_SECURITY_HEADERS = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
