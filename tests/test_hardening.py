@@ -7,13 +7,12 @@ from __future__ import annotations
 import io
 import re
 import socket
-import struct
 import threading
 import time
-import zlib
 
 import numpy as np
 import pytest
+from hostile import EPS, gif_bomb, png_bomb
 from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
@@ -25,35 +24,6 @@ JSON = {"content-type": "application/json"}
 
 
 # ---------- hostile image files ----------
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
-def png_bomb(side: int, rows: int | None = None) -> bytes:
-    """A valid 1-bit side x side PNG of zeros, written directly: kilobytes for any side."""
-    comp = zlib.compressobj(9)
-    row = b"\x00" * (1 + (side + 7) // 8)
-    n = side if rows is None else rows
-    idat = b"".join(comp.compress(row) for _ in range(n)) + comp.flush()
-    head = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", head) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
-    )
-
-
-def gif_bomb() -> bytes:
-    """35 bytes: a GIF whose logical screen is 65535 x 65535."""
-    return (
-        b"GIF89a"
-        + struct.pack("<HH", 65535, 65535)
-        + b"\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
-    )
-
-
-EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"
 
 
 def encoded(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -315,7 +285,7 @@ def test_security_headers(client):
     r = client.get("/")
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
-    assert "script-src" not in r.headers["content-security-policy"]  # default-src 'self'
+    assert "script-src 'self' 'unsafe-eval';" in r.headers["content-security-policy"]
 
 
 @pytest.mark.parametrize(
@@ -384,6 +354,14 @@ def test_bad_content_length_is_400(client):
         "/api/activations", content=b"{}", headers={**JSON, "content-length": "9" * 5000}
     )
     assert r.status_code in (400, 413)
+
+
+def test_too_many_requests_at_once_get_503(client, monkeypatch):
+    import convsee.web.server as server
+
+    monkeypatch.setattr(server, "MAX_PENDING", 0)
+    r = client.post("/api/activations", json=sample_body())
+    assert r.status_code == 503 and "busy" in r.json()["error"]
 
 
 def test_range_cache_is_bounded():
@@ -557,7 +535,7 @@ async def tiny_app(scope, receive, send):
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
-    reply = b"ok" + body
+    reply = b"x" * 8_000_000 if scope["path"] == "/big" else b"ok" + body
     headers = [(b"content-length", str(len(reply)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": reply})
@@ -632,6 +610,18 @@ def test_a_trickled_body_is_dropped(small_server):
     with socket.create_connection(("127.0.0.1", small_server)) as s:
         s.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n")
         assert closed_within(s, 6, drip=b"x" * 100) is not None
+
+
+def test_a_client_that_does_not_read_is_dropped(small_server):
+    import errno
+
+    with socket.create_connection(("127.0.0.1", small_server)) as s:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n")  # 8 MB, never read
+        deadline, reset = time.monotonic() + 6, False  # the response phase has 2 s
+        while not reset and time.monotonic() < deadline:
+            time.sleep(0.2)
+            reset = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
+        assert reset
 
 
 def test_keep_alive_requests_still_work(small_server):
