@@ -96,6 +96,29 @@ def test_damaged_image_is_a_clear_error():
         open_image(good[:-40])
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "L", "RGB", "P", "1", "I;16"])
+def test_large_images_reduce_to_the_same_digit(mode):
+    from convsee.datasets.digits import preprocess
+    from convsee.datasets.images import reduce_to
+
+    img = Image.new("L", (2000, 1800), 0)
+    d = ImageDraw.Draw(img)
+    d.line([(600, 300), (1200, 400), (900, 1500)], fill=255, width=80)
+    d.ellipse([1000, 900, 1400, 1350], outline=255, width=60)
+    if mode in ("RGBA", "LA"):  # a canvas: ink in the alpha channel
+        img = Image.merge(mode, [Image.new("L", img.size, 0)] * (len(mode) - 1) + [img])
+    elif mode == "P":
+        img = img.convert("RGB").quantize(4)
+    elif mode == "I;16":
+        img = Image.fromarray(np.asarray(img).astype(np.uint16) * 200)
+    else:
+        img = img.convert(mode)
+    small = reduce_to(img, 1_000_000)
+    assert small.size == (1000, 900) and small.size[0] * small.size[1] <= 1_000_000
+    assert np.abs(preprocess(small) - preprocess(img)).max() < 0.04
+    assert reduce_to(small, 1_000_000) is small  # small enough: untouched
+
+
 def test_to_gray_alpha_unchanged():
     from convsee.datasets.images import to_gray
 
