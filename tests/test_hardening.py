@@ -137,12 +137,12 @@ def test_to_gray_alpha_unchanged():
         (["predict", "BOMB"], "too large (400 megapixels); the limit is 50"),  # Pillow refused it
         (["predict", "GIFBOMB"], "too large"),
         (["predict", "EPSFILE"], "not an image convsee reads"),
-        (["predict", "test:" + "9" * 5000], "index is too large"),
-        (["predict", "train:-3"], "index must be 0 or more"),
+        (["predict", "test:" + "9" * 5000], "expected test:N"),
+        (["predict", "train:-3"], "expected train:N"),
         (["predict", "sample:٣"], "expected sample:D"),  # an Arabic-Indic 3 is not 3
         (["predict", "sample:3\n"], "expected sample:D"),
-        (["render", "--blur", "99999,1", "--out", "OUT"], "blur kernel must be odd, 1 to 63"),
-        (["render", "--blur", "5,nan", "--out", "OUT"], "sigma a finite number"),
+        (["render", "--blur", "99999,1", "--out", "OUT"], "blur kernel must be odd"),
+        (["render", "--blur", "5,nan", "--out", "OUT"], "sigma must be in"),
         (["serve", "--port", "99999"], "port must be a number from 0 to 65535"),
         (["serve", "--host", "no such host.invalid", "--port", "0"], "no such host"),
     ],
