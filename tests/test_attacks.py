@@ -238,9 +238,11 @@ def test_malformed_http(server):
     for data in (
         head + b"Content-Length: " + b"9" * 5000 + b"\r\n\r\n{}",
         head + b"Content-Length: 99999999\r\n\r\n{}",
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: "
+        + b"a" * 70_000
+        + b"\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 200,  # a TLS hello
-        b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     ):
         reply = _raw(server, data)
         assert not reply.startswith(b"HTTP/1.1 5"), reply[:200]  # a 4xx, or dropped
