@@ -455,6 +455,42 @@ def test_image_decoding_does_not_freeze_the_loop(client, monkeypatch):
     assert r.status_code == 200 and r.json()["prediction"] == 1
 
 
+def test_large_images_do_not_delay_small_ones(client, monkeypatch):
+    import convsee.web.server as server
+
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = server.preprocess_for
+
+    def slow_when_large(image, dataset="mnist"):
+        if getattr(image, "size", (0, 0))[0] > 500:  # 2000 px, averaged down to 1000
+            started.set()
+            release.wait(10)
+            finished.set()
+        return real(image, dataset)
+
+    monkeypatch.setattr(server, "preprocess_for", slow_when_large)
+    img = Image.new("L", (2000, 2000), 0)
+    ImageDraw.Draw(img).line([(1000, 200), (1000, 1800)], fill=255, width=160)
+    big = _png_body(encoded(img, "PNG"))
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(client.post("/api/activations", json=big)))
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        assert started.wait(20)
+        r = client.post("/api/activations", json=sample_body())
+        served_meanwhile = not finished.is_set()
+    finally:
+        release.set()
+        for t in threads:
+            t.join(30)
+    assert r.status_code == 200 and served_meanwhile
+    assert [x.json()["prediction"] for x in results] == [1, 1, 1]
+
+
 def test_attribution_holds_the_torch_lock(client, monkeypatch):
     import convsee.run.attribution as attribution
     from convsee.web import server

@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConvseeError
 
-__all__ = ["FORMATS", "MAX_PIXELS", "open_image", "reduce_to", "to_gray"]
+__all__ = ["FORMATS", "MAX_PIXELS", "declared_size", "open_image", "reduce_to", "to_gray"]
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # what convsee reads; the page sends PNG
 # what Image.open may return for them: a JPEG holding several pictures (many phone photos)
@@ -43,6 +43,18 @@ def _megapixels(n: float) -> str:
 def _openers() -> list[str]:
     Image.init()
     return [f for f in FORMATS if f in Image.OPEN]  # a Pillow built without WebP has no WEBP
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) the image in data declares, read from its header without decoding
+    a pixel; None when it is not an image convsee reads (open_image then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=_openers()) as img:
+                return img.size if img.format in _OPENED_AS else None
+    except Exception:  # hostile headers: whatever Pillow raises, the answer is "no size"
+        return None
 
 
 def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:

@@ -3,13 +3,13 @@
 The model is loaded once. Each POST /api/activations runs one NumPy forward pass and
 returns every layer; the torch copy of the model serves attribution overlays and the
 per-channel views. The event loop only moves bytes: parsing, image decoding, the forward
-pass and the views run in worker threads (at most `WORKERS` requests at once, one image
-decode at once, every use of the torch model's hooks under `TORCH_LOCK`), so one slow
-request never freezes the others. Requests are validated strictly (a body cap, JSON depth
-and number limits, shape, finite numbers in [0, 1], an image pixel cap checked before
-decoding) and a bad one gets a 4xx with a short message that never echoes it back.
-Host, origin and content-type checks live in `guard.py`; connection limits and timeouts in
-`runner.py`.
+pass and the views run in worker threads (`WORKERS` requests at once, and one large image
+on a lane of its own; every use of the torch model's hooks under `TORCH_LOCK`), so a slow
+request never freezes the others and large images never queue ahead of the page's.
+Requests are validated strictly (a body cap, JSON depth and number limits, shape, finite
+numbers in [0, 1], an image pixel cap checked before decoding) and a bad one gets a 4xx
+with a short message that never echoes it back. Host, origin and content-type checks live
+in `guard.py`; connection limits and timeouts in `runner.py`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..datasets.digits import preprocess_for
-from ..datasets.images import open_image, reduce_to
+from ..datasets.images import declared_size, open_image, reduce_to
 from ..datasets.inputs import samples
 from ..errors import ConvseeError
 from ..models.lenet_layers import LAYER_INFO
@@ -66,13 +66,13 @@ MAX_IMAGE_PIXELS = 4_000_000
 # the model sees moves by at most ~0.03 a pixel, the memory preprocessing needs by 4x
 WORK_PIXELS = 1_000_000
 WORKERS = 2  # requests computed at once, each in a worker thread
+HEAVY_WORKERS = 1  # and besides them, images over WORK_PIXELS decoded at once (own lane)
 MAX_PENDING = 64  # activations requests in the server (reading, waiting, computing); then 503
 RANGE_CACHE_SIZE = 32  # blur settings whose global ranges are kept
 PAGE_LAYERS = ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc1", "fc2", "fc3")
 STATIC = Path(__file__).parent / "static"
 CMAPS = ("RdBu_r", "viridis", "magma", "inferno", "gray", "coolwarm")
 TORCH_LOCK = threading.Lock()  # forward hooks on a torch model: one user at a time
-_DECODE = threading.BoundedSemaphore(1)  # image decodes at once: the memory-heavy step
 _RANGES_LOCK = threading.Lock()
 log = logging.getLogger("convsee.web")
 
@@ -94,21 +94,35 @@ def _parse_image(value) -> np.ndarray:
 def _parse_png(value, dataset: str = "mnist") -> np.ndarray:
     if not isinstance(value, str):
         raise BadRequest(f"'png' must be a base64 string (or data URL), got {describe(value)}")
-    data = value
-    if value.startswith("data:"):
-        data = value.partition(",")[2]
+    raw = _png_bytes(value)
+    try:
+        image = reduce_to(open_image(raw, max_pixels=MAX_IMAGE_PIXELS), WORK_PIXELS)
+        return preprocess_for(image, dataset)
+    except ConvseeError as e:
+        raise BadRequest(f"'png': {e}", 422) from None
+
+
+def _png_bytes(value: str) -> bytes:
+    data = value.partition(",")[2] if value.startswith("data:") else value
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("'png' is not valid base64") from None
     if not raw:
         raise BadRequest("'png' is empty")
+    return raw
+
+
+def heavy_request(body) -> bool:
+    """Whether body carries an image declaring more than WORK_PIXELS pixels: one whose
+    decoding takes tens of megabytes and milliseconds, done one at a time on its own lane."""
+    if not isinstance(body, dict) or not isinstance(body.get("png"), str):
+        return False
     try:
-        with _DECODE:
-            image = reduce_to(open_image(raw, max_pixels=MAX_IMAGE_PIXELS), WORK_PIXELS)
-            return preprocess_for(image, dataset)
-    except ConvseeError as e:
-        raise BadRequest(f"'png': {e}", 422) from None
+        size = declared_size(_png_bytes(body["png"]))
+    except BadRequest:
+        return False  # activations_payload says what is wrong
+    return size is not None and size[0] * size[1] > WORK_PIXELS
 
 
 def forward_all(weights, images):
@@ -380,7 +394,7 @@ def create_app(
     views = _Views(model, test_images)
     if precompute_views:
         views.start()
-    workers = _PerLoop(WORKERS)
+    workers, heavy = _PerLoop(WORKERS), _PerLoop(HEAVY_WORKERS)
     pending = [0]  # activations requests in the server now (the event loop's thread only)
 
     async def index(request: Request) -> Response:
@@ -410,10 +424,15 @@ def create_app(
             return _error(f"no such sample; use 0..{len(sample_images) - 1} or random", 404)
         return _json({"name": name, "image": np.round(img, 4).tolist()})
 
-    def compute(raw: bytes) -> bytes:  # in a worker thread
-        body = parse_json(raw)
+    def compute(body) -> bytes:  # in a worker thread
         payload = activations_payload(weights, body, meta, range_cache, dataset, model)
         return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+    def parse_and_compute(raw: bytes):  # in a worker thread
+        body = parse_json(raw)
+        if heavy_request(body):
+            return body  # the loop sends it to the heavy lane
+        return compute(body)
 
     async def api_activations(request: Request) -> Response:
         if pending[0] >= MAX_PENDING:
@@ -421,7 +440,11 @@ def create_app(
         pending[0] += 1
         try:
             raw = await read_body(request, MAX_BODY)
-            return _json(await anyio.to_thread.run_sync(compute, raw, limiter=workers.get()))
+            out = await anyio.to_thread.run_sync(parse_and_compute, raw, limiter=workers.get())
+            if not isinstance(out, bytes):  # a large image: decoded one at a time, so that
+                # it neither holds the memory of several nor delays the page's small ones
+                out = await anyio.to_thread.run_sync(compute, out, limiter=heavy.get())
+            return _json(out)
         except BadRequest as e:
             return _error(str(e), e.status, close=e.close)
         finally:
