@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 from hostile import EPS, gif_bomb, png_bomb
 from PIL import Image, ImageDraw
 
+resource = pytest.importorskip("resource")  # Unix: the server runs with a low file limit
 RSS_LIMIT_MB = 400
 NOFILE = 256  # the server's soft limit on open files
 

@@ -24,7 +24,6 @@ import ctypes
 import ipaddress
 import logging
 import os
-import resource
 import socket
 import struct
 import sys
@@ -65,6 +64,10 @@ class ServerLimits:
 def connection_cap(limits: ServerLimits) -> int:
     """max_connections, lowered so that connections, the accept burst and the files the
     server itself opens (about 16) stay under the soft RLIMIT_NOFILE."""
+    try:
+        import resource
+    except ImportError:  # not Unix: no such limit to keep under
+        return limits.max_connections
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return limits.max_connections
@@ -242,7 +245,8 @@ def listen(host: str, port: int, backlog: int = ServerLimits.backlog) -> socket.
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if os.name == "posix":  # on Windows it would let another program take the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio does
         sock.bind(address)
