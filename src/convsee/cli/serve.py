@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..errors import ConvseeError
 from .options import Formatter, add_data
 
 HELP = "a live page: draw or load an input, watch every layer"
@@ -22,18 +21,6 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    import socket
+    from ..web.runner import serve
 
-    import uvicorn
-
-    from ..web.server import create_app
-
-    with socket.socket() as s:  # fail with one clear line, not a server traceback
-        try:
-            s.bind((a.host, a.port))
-        except OSError as e:
-            raise ConvseeError(f"cannot listen on {a.host}:{a.port}: {e.strerror}") from None
-    app = create_app(a.checkpoint, a.data, a.dataset)
-    print(f"convsee: serving on http://{a.host}:{a.port}/  (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
-    return 0
+    return serve(a.checkpoint, a.data, a.dataset, host=a.host, port=a.port)

@@ -90,7 +90,7 @@ def prepare(inp: Input, prep: Preprocess) -> Input:
     return replace(inp, image=show, x=x, notes=tuple(notes))
 
 
-_SPEC = re.compile(r"^(sample|test|train):(.*)$")
+_SPEC = re.compile(r"^(sample|test|train):(.*)$", re.S)  # S: "sample:3\n" is not sample 3
 
 
 def resolve_input(spec, prep: Preprocess | None = None, data_dir=None, dataset="mnist") -> Input:
