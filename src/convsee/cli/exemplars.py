@@ -57,9 +57,12 @@ def default_layers(net) -> str:
     if convs:
         return ",".join(dict.fromkeys([convs[0], convs[-1]]))
     maps = [x.name for x in net.spec.layers if x.kind == "map"]
-    if not maps:
-        raise ConvseeError("the model has no conv layer: name the layers to rank with --layers")
-    return ",".join(dict.fromkeys([maps[0], maps[-1]]))
+    if maps:
+        return ",".join(dict.fromkeys([maps[0], maps[-1]]))
+    vectors = [x.name for x in net.spec.layers if x.kind == "vector"]
+    if not vectors:
+        raise ConvseeError("the model has no map or vector layer to rank inputs by")
+    return vectors[-1]
 
 
 def safe(name: str) -> str:
