@@ -4,7 +4,8 @@ NumPy forward pass, or plain forward hooks on a foreign model), the analytic opt
 unit, random-input and dataset baselines recomputed here, input gradients for receptive fields.
 
 This file also defines RGBResNet (RGB, BatchNorm, residual blocks, a ReLU module run twice per
-block, in-place `out += identity`) so the CLI can load it: --model tests/test_views_any_b.py:rgb_resnet.
+block, in-place `out += identity`) so the CLI can load it:
+--model tests/test_views_any_b.py:rgb_resnet.
 """
 
 from __future__ import annotations
@@ -512,3 +513,12 @@ def test_out_must_be_a_folder(tmp_path, capsys):
         assert main([cmd, "--out", str(f)]) == 2
         assert "is a file" in capsys.readouterr().err
     assert f.read_text() == "x"
+
+
+def test_optimize_never_downloads_for_its_baseline(tmp_path, capsys):
+    """No --data and LeNet's test set not on disk: the dataset baseline is skipped, said so."""
+    out = tmp_path / "out"
+    assert main(["optimize", "--layers", "conv1", "--steps", "5", "--out", str(out)]) == 0
+    assert "test set is not on disk" in capsys.readouterr().err
+    assert sidecar(out / "optimize_conv1.json")["dataset_best"] is None
+    assert not list((tmp_path / "no-mirror").iterdir())

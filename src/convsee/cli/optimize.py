@@ -49,13 +49,15 @@ def add(sub) -> None:
         help="what a map channel maximises: its centre neuron, or its mean over the map",
     )
     o.add_argument("--steps", type=int, default=150, help="gradient-ascent steps (first round)")
-    o.add_argument("--restarts", type=int, default=2, help="starts per channel, best kept")
+    o.add_argument(
+        "--restarts", type=int, default=1, help="starts per channel side by side, best kept"
+    )
     o.add_argument(
         "--rounds",
         type=int,
         default=3,
         help="at most this many rounds for a channel below a "
-        "baseline (each later round: twice the steps, new starts)",
+        "baseline (each later round: new starts, twice the step size, weaker transforms)",
     )
     o.add_argument(
         "--param",
@@ -110,13 +112,16 @@ def dataset_sample(a, net, n: int):
     if a.data is None:
         if net.kind != "lenet":
             return None, "no dataset baseline: give --data DIR (IDX files or an image folder)"
-        from ..datasets.idx import load_split
+        from ..datasets.idx import load_split, spec
+        from ..run.exemplars import ArraySource
 
         try:  # LeNet's own dataset, only when it is already on disk: never download for this
-            load_split("test", None, allow_download=False, dataset=a.dataset)
+            split = load_split("test", None, allow_download=False, dataset=a.dataset)
         except ConvseeError:
             return None, f"no dataset baseline: the {a.dataset} test set is not on disk (--data)"
-    source = open_source(a.data, dataset=a.dataset)
+        source = ArraySource(split.images.numpy(), f"{spec(a.dataset)['name']} test")
+    else:
+        source = open_source(a.data, dataset=a.dataset)
     _, x = sample_inputs(source, net.prep, n)
     return x, f"{len(x):,} images of {source.name}"
 
@@ -190,8 +195,8 @@ def run(a) -> int:
             shown = f"the {bh}x{bw} receptive field of that neuron, cut from the {h}x{w} input"
         notes = [
             f"objective: {res.objective}; shown: {shown}",
-            f"{res.param} parameterisation, best of {cfg.restarts} starts, {cfg.steps} steps, "
-            f"random shift/scale/rotate; seed {cfg.seed}",
+            f"{res.param} parameterisation, {cfg.steps} steps a round with random shift, scale "
+            f"and rotation, {cfg.restarts} start(s) a round, best kept; seed {cfg.seed}",
             "under each: value reached; best of "
             f"{base.n_random} random inputs"
             + (f" and of {data_note}" if data_x is not None else ""),
@@ -238,7 +243,8 @@ def _print_table(name, res, base, labels, data_note) -> None:
     head = f"{name}: {res.objective}; {len(res.units)} optimised in {res.seconds:.2f} s"
     print(head)
     has_data = base.data_best is not None
-    cols = f"  {'channel':>10} {'reached':>9} {'rand mean':>10} {'rand best':>10}"
+    what = "channel" if res.objective.endswith("map") else "unit"
+    cols = f"  {what:>10} {'reached':>9} {'rand mean':>10} {'rand best':>10}"
     print(cols + (f" {'data best':>10}" if has_data else ""))
     for i, u in enumerate(res.units):
         tag = labels[i] if labels else f"ch {u}"

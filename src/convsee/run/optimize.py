@@ -11,8 +11,8 @@ the shift in proportion to the unit's receptive field, so a 5x5 field is not sha
 which keeps what is found robust, hence readable; the last steps run without transforms so the
 value reached is the value of the image shown. Several restarts per unit run side by side in
 one batch and the best is kept; units still below a baseline (the best of random inputs, the
-best a dataset sample reaches) get more rounds: new starts, twice the steps, the step size
-doubled each round and the random transforms weaker each round (none in the last).
+best a dataset sample reaches) get more rounds: new starts, the step size doubled each round
+and the random transforms weaker each round (none in the last, which also uses free pixels).
 
 The objective of a map channel is its centre neuron (row H // 2, col W // 2: one unit, whose
 receptive field is the middle of the input) or, with objective="mean", its mean over the map;
@@ -72,11 +72,11 @@ _COLOR = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
 @dataclass
 class OptimizeConfig:
-    steps: int = 150  # Adam steps in the first round (later rounds: twice as many)
+    steps: int = 150  # Adam steps per round
     lr: float | None = None  # Adam step size; None: 0.1 for pixel, 0.05 for fft (Lucid's)
-    restarts: int = 2  # independent starts per unit, run side by side; the best is kept
+    restarts: int = 1  # independent starts per unit, run side by side; the best is kept
     rounds: int = 3  # at most this many rounds for a unit below a baseline (1: no retry);
-    # round r: new starts, 2x the steps, lr * 2**r, transforms at strength 1 - r / (rounds - 1)
+    # round r: new starts, lr * 2**r, transforms at strength 1 - r / (rounds - 1)
     param: str = "auto"  # pixel | fft | auto (fft for colour models, pixel for grayscale)
     decorrelate: bool = True  # RGB: optimise in Lucid's decorrelated colour space
     init: float | None = None  # std of the random start; None: 0.1 (pixel, logit units),
@@ -210,12 +210,15 @@ def _transform(img, gen, shift_px: int, scale: float, rotate: float):
 
 
 def _normalise(img, prep: Preprocess):
+    return (img - _stats(prep, 0, img.device)) / _stats(prep, 1, img.device)
+
+
+def _stats(prep: Preprocess, which: int, device):
+    """The model's mean (which=0) or std (1) as a (1, C, 1, 1) tensor."""
     import torch
 
-    c = img.shape[1]
-    m = torch.tensor(prep.channel_mean(), device=img.device).view(1, c, 1, 1)
-    s = torch.tensor(prep.channel_std(), device=img.device).view(1, c, 1, 1)
-    return (img - m) / s
+    v = prep.channel_mean() if which == 0 else prep.channel_std()
+    return torch.tensor(v, device=device).view(1, -1, 1, 1)
 
 
 def _shift_px(layer: Layer, prep: Preprocess, cfg: OptimizeConfig) -> int:
@@ -227,8 +230,8 @@ def _shift_px(layer: Layer, prep: Preprocess, cfg: OptimizeConfig) -> int:
     return int(min(cfg.max_jitter, math.floor(cfg.jitter * side)))
 
 
-def _value(model, layer, x, units, objective, grad):
-    out = forward_to(model, x, [layer], grad=grad)[layer.name]
+def _value(model, layer, x, units, objective, grad, modes=True):
+    out = forward_to(model, x, [layer], grad=grad, modes=modes)[layer.name]
     return unit_values(out.float(), units, objective)
 
 
@@ -238,6 +241,7 @@ def _round(model, layer, prep, units, cfg, seed, steps, param, strength=1.0, lr=
     evaluated without transforms."""
     import torch
 
+    from .capture import eval_mode
     from .optim import Adam
 
     dev = model_device(model)
@@ -249,19 +253,22 @@ def _round(model, layer, prep, units, cfg, seed, steps, param, strength=1.0, lr=
     shift = int(_shift_px(layer, prep, cfg) * strength)
     scale, rotate = cfg.scale * strength, cfg.rotate * strength
     free = steps - int(round(cfg.polish * steps))  # steps with random transforms
-    for step in range(steps):
-        img = image()
-        if step < free:
-            img = _transform(img, gen, shift, scale, rotate)
-        elif step == free:
-            opt.lr = lr * cfg.polish_lr
-        val = _value(model, layer, _normalise(img, prep), rows, cfg.objective, True)
-        (g,) = torch.autograd.grad(-val.sum(), [image.param])
-        image.param.grad = g
-        opt.step()
-    with torch.no_grad():
-        img = image()
-        val = _value(model, layer, _normalise(img, prep), rows, cfg.objective, False)
+    mean, std = _stats(prep, 0, dev), _stats(prep, 1, dev)
+    with eval_mode(model):
+        for step in range(steps):
+            img = image()
+            if step < free:
+                img = _transform(img, gen, shift, scale, rotate)
+            elif step == free:
+                opt.lr = lr * cfg.polish_lr
+            x = (img - mean) / std
+            val = _value(model, layer, x, rows, cfg.objective, True, modes=False)
+            (g,) = torch.autograd.grad(-val.sum(), [image.param])
+            image.param.grad = g
+            opt.step()
+        with torch.no_grad():
+            img = image()
+            val = _value(model, layer, (img - mean) / std, rows, cfg.objective, False, False)
     shape = img.shape
     return (
         img.detach().float().cpu().numpy().reshape(r, u, *shape[1:]),
@@ -302,14 +309,15 @@ def optimize_units(
     todo = list(range(len(units)))
     for rnd in range(cfg.rounds):
         sub = [units[i] for i in todo]
-        steps = cfg.steps * (2 if rnd else 1)
-        lr = (cfg.lr or (0.05 if param == "fft" else 0.1)) * 2**rnd
-        init = (cfg.init or (0.01 if param == "fft" else 0.1)) * 3**rnd
         # later rounds: transforms weaker and weaker (none in the last), which some units
         # (high-frequency ones, untrained networks) need to reach their best
         strength = 1.0 - rnd / (cfg.rounds - 1) if cfg.rounds > 1 else 1.0
         seed = cfg.seed + 7919 * rnd
-        imgs, vals = _round(model, layer, prep, sub, cfg, seed, steps, param, strength, lr, init)
+        # the last of several rounds: free pixels, which reach any image fastest
+        kind = "pixel" if rnd and rnd == cfg.rounds - 1 else param
+        lr = (cfg.lr or (0.05 if kind == "fft" else 0.1)) * 2**rnd
+        init = (cfg.init or (0.01 if kind == "fft" else 0.1)) * 3**rnd
+        imgs, vals = _round(model, layer, prep, sub, cfg, seed, cfg.steps, kind, strength, lr, init)
         pick = vals.argmax(0)
         for j, i in enumerate(todo):
             rounds[i] += 1

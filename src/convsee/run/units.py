@@ -49,9 +49,12 @@ def model_device(model):
         return "cpu"
 
 
-def forward_to(model, x, layers: list[Layer], *, grad: bool = False) -> dict:
+def forward_to(model, x, layers: list[Layer], *, grad: bool = False, modes: bool = True) -> dict:
     """{layer name: output tensor} of a batch x, running the model only until the last of
-    `layers` has been produced. Eval mode (each module's mode restored), hooks removed."""
+    `layers` has been produced. Eval mode (each module's mode restored; modes=False: the
+    caller holds eval_mode around many calls), hooks removed."""
+    import contextlib
+
     import torch
 
     from .capture import capture, eval_mode
@@ -64,7 +67,8 @@ def forward_to(model, x, layers: list[Layer], *, grad: bool = False) -> dict:
             raise _Stop
 
     ctx = torch.enable_grad() if grad else torch.no_grad()
-    with eval_mode(model), ctx, capture(model, layers, grad=grad) as out:
+    held = eval_mode(model) if modes else contextlib.nullcontext()
+    with held, ctx, capture(model, layers, grad=grad) as out:
         handles = [modules[m].register_forward_hook(stop) for m in {x.module for x in layers}]
         try:
             model(x)
