@@ -522,3 +522,18 @@ def test_optimize_never_downloads_for_its_baseline(tmp_path, capsys):
     assert "test set is not on disk" in capsys.readouterr().err
     assert sidecar(out / "optimize_conv1.json")["dataset_best"] is None
     assert not list((tmp_path / "no-mirror").iterdir())
+
+
+def test_a_map_whose_field_covers_the_image_gives_whole_images(mnist_dir, mnist_net):
+    from dataclasses import replace
+
+    from convsee.run.units import field_box, whole_image
+    from convsee.spec import Field
+
+    conv2 = mnist_net.spec.layer("conv2")
+    wide = replace(conv2, field=Field((30, 30), (2.0, 2.0), (6.5, 6.5)))
+    assert not whole_image(conv2, (28, 28)) and whole_image(wide, (28, 28))
+    assert field_box(wide, 3, 5, (28, 28)) == (0, 27, 0, 27)
+    assert field_box(conv2, 3, 5, (28, 28)) == (6, 19, 10, 23)  # 2r..2r+13, 2c..2c+13
+    [ex] = exemplars(mnist_net, open_source(str(mnist_dir)), [wide], k=2, limit=50)
+    assert ex.whole and ex.patches.shape == (16, 2, 28, 28)

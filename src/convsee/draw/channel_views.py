@@ -141,8 +141,6 @@ def png_rgb(img: Image.Image) -> bytes:
     draw.render.png_bytes would band them)."""
     import io
 
-    from .core import save_image
-
     buf = io.BytesIO()
-    save_image(img.convert("RGB"), buf)
+    img.convert("RGB").save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
