@@ -57,7 +57,7 @@ def add(sub) -> None:
         type=int,
         default=3,
         help="at most this many rounds for a channel below a "
-        "baseline (each later round: new starts, twice the step size, weaker transforms)",
+        "baseline (each later round: new starts, twice the steps, weaker transforms)",
     )
     o.add_argument(
         "--param",
@@ -195,14 +195,19 @@ def run(a) -> int:
             shown = f"the {bh}x{bw} receptive field of that neuron, cut from the {h}x{w} input"
         notes = [
             f"objective: {res.objective}; shown: {shown}",
-            f"{res.param} parameterisation, {cfg.steps} steps a round with random shift, scale "
-            f"and rotation, {cfg.restarts} start(s) a round, best kept; seed {cfg.seed}",
+            f"{res.param} parameterisation, {cfg.steps} steps with random shift, scale and "
+            f"rotation, {cfg.restarts} start(s) a round, best kept; seed {cfg.seed}",
             "under each: value reached; best of "
             f"{base.n_random} random inputs"
             + (f" and of {data_note}" if data_x is not None else ""),
         ]
         if len(units) < layer.channels:
             notes.append(f"{len(units)} of {layer.channels} channels shown")
+        if (res.rounds > 1).any():
+            notes.append(
+                "a channel below a baseline gets another round: twice the steps, weaker transforms "
+                "(the last round: none, and free pixels)"
+            )
         what = "class" if classes else "channel" if layer.kind == "map" else "unit"
         img = optimize_image(
             res.images if res.whole else field_patches(res, net.prep),
@@ -214,6 +219,7 @@ def run(a) -> int:
             notes,
             labels,
             base.random_mean,
+            res.rounds,
         )
         files[f"optimize_{safe(layer.name)}.png"] = png_rgb(img)
         files[f"optimize_{safe(layer.name)}.json"] = sidecar(

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core import ACCENT, BG, FG, MUTED, font
+from .core import ACCENT, BG, FG, MUTED, font, text_size
 
 __all__ = ["tile", "exemplar_image", "optimize_image", "png_rgb"]
 
@@ -40,6 +40,12 @@ def _framed(img: Image.Image, d: ImageDraw.ImageDraw, t: Image.Image, x: int, y:
     """Paste a tile with a thin frame, so white edges do not melt into the page."""
     img.paste(t, (x, y))
     d.rectangle([x - 1, y - 1, x + t.width, y + t.height], outline=FRAME)
+
+
+def _text_width(title: str, lines: list[str]) -> int:
+    """Room for the title (20 px) and the note lines (13 px), with margins; at least 640."""
+    widths = [text_size(title, 20)[0], *(text_size(x, 13)[0] for x in lines)]
+    return max(640, 40 + max(widths))
 
 
 def _patch_side(h: int, w: int) -> int:
@@ -71,7 +77,8 @@ def exemplar_image(
         *(notes or []),
     ]
     top = 48 + 18 * len(lines)
-    img = Image.new("RGB", (max(20 + blocks * block_w, 640), top + rows * row_h + 10), BG)
+    width = max(20 + blocks * block_w, _text_width(title, lines))
+    img = Image.new("RGB", (width, top + rows * row_h + 10), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 14), title, fill=FG, font=font(20))
     for i, line in enumerate(lines):
@@ -99,9 +106,11 @@ def optimize_image(
     notes: list[str] | None = None,
     labels=None,
     random_mean=None,
+    rounds=None,
 ) -> Image.Image:
     """A grid of optimised inputs (or the part of them the objective sees), each with the
-    value reached and the baselines under it; a unit that did not beat them is marked."""
+    value reached and the baselines under it; a unit that did not beat them is marked, one
+    that needed more than one round says so."""
     n = len(patches)
     h, w = patches.shape[1:3] if n else (1, 1)
     cols = min(max(n, 1), 8)
@@ -112,7 +121,8 @@ def optimize_image(
     lines = list(notes or [])
     top = 52 + 18 * len(lines)
     cell_w, cell_h = max(tw, 126) + 16, th + 48
-    img = Image.new("RGB", (max(20 + cols * cell_w, 640), top + rows * cell_h + 10), BG)
+    width = max(20 + cols * cell_w, _text_width(title, lines))
+    img = Image.new("RGB", (width, top + rows * cell_h + 10), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 14), title, fill=FG, font=font(20))
     for i, line in enumerate(lines):
@@ -131,6 +141,8 @@ def optimize_image(
         d.text((x, y + th + 17), base, fill=MUTED, font=font(10))
         if below:
             d.text((x, y + th + 30), "below a baseline", fill=ACCENT, font=font(10))
+        elif rounds is not None and rounds[i] > 1:
+            d.text((x, y + th + 30), f"after {rounds[i]} rounds", fill=MUTED, font=font(10))
         elif random_mean is not None:
             d.text((x, y + th + 30), f"rand. mean {random_mean[i]:.3g}", fill=MUTED, font=font(10))
     return img

@@ -23,7 +23,7 @@ from ..datasets.inputs import Input, prepare
 from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError
 from ..spec import Layer
-from .units import check_layers, crop, field_box, forward_to, model_device, torch_model, whole_image
+from .units import check_layers, crop, field_box, model_device, runner, torch_model, whole_image
 
 __all__ = [
     "Exemplars",
@@ -178,19 +178,20 @@ def scan(
     except StopIteration:
         dtype = torch.float32
     tops = {layer.name: TopK(layer.channels, k) for layer in layers}
-    for start, x in _batches(source, prep, batch_size, limit):
-        out = forward_to(model, torch.from_numpy(x).to(dev, dtype), layers)
-        for layer in layers:
-            a = out[layer.name].float()
-            if a.dim() == 4:
-                flat = a.flatten(2)
-                v, p = flat.max(2)  # the first maximal position on ties
-                mean = flat.mean(2)
-            else:
-                v, p, mean = a, torch.zeros_like(a, dtype=torch.long), a
-            tops[layer.name].add(v.cpu().numpy(), p.cpu().numpy(), start, mean.cpu().numpy())
-        if progress is not None:
-            progress(len(x))
+    with runner(model, layers) as run:
+        for start, x in _batches(source, prep, batch_size, limit):
+            out = run(torch.from_numpy(x).to(dev, dtype))
+            for layer in layers:
+                a = out[layer.name].float()
+                if a.dim() == 4:
+                    flat = a.flatten(2)
+                    v, p = flat.max(2)  # the first maximal position on ties
+                    mean = flat.mean(2)
+                else:
+                    v, p, mean = a, torch.zeros_like(a, dtype=torch.long), a
+                tops[layer.name].add(v.cpu().numpy(), p.cpu().numpy(), start, mean.cpu().numpy())
+            if progress is not None:
+                progress(len(x))
     return tops
 
 

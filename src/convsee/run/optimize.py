@@ -11,7 +11,7 @@ the shift in proportion to the unit's receptive field, so a 5x5 field is not sha
 which keeps what is found robust, hence readable; the last steps run without transforms so the
 value reached is the value of the image shown. Several restarts per unit run side by side in
 one batch and the best is kept; units still below a baseline (the best of random inputs, the
-best a dataset sample reaches) get more rounds: new starts, the step size doubled each round
+best a dataset sample reaches) get more rounds: new starts, twice the steps of the round before,
 and the random transforms weaker each round (none in the last, which also uses free pixels).
 
 The objective of a map channel is its centre neuron (row H // 2, col W // 2: one unit, whose
@@ -42,6 +42,7 @@ from .units import (
     field_box,
     forward_to,
     model_device,
+    runner,
     torch_model,
     unit_values,
     whole_image,
@@ -72,11 +73,11 @@ _COLOR = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
 @dataclass
 class OptimizeConfig:
-    steps: int = 150  # Adam steps per round
+    steps: int = 150  # Adam steps in the first round (round r: steps * 2**r)
     lr: float | None = None  # Adam step size; None: 0.1 for pixel, 0.05 for fft (Lucid's)
     restarts: int = 1  # independent starts per unit, run side by side; the best is kept
     rounds: int = 3  # at most this many rounds for a unit below a baseline (1: no retry);
-    # round r: new starts, lr * 2**r, transforms at strength 1 - r / (rounds - 1)
+    # round r: new starts, steps * 2**r, transforms at strength 1 - r / (rounds - 1)
     param: str = "auto"  # pixel | fft | auto (fft for colour models, pixel for grayscale)
     decorrelate: bool = True  # RGB: optimise in Lucid's decorrelated colour space
     init: float | None = None  # std of the random start; None: 0.1 (pixel, logit units),
@@ -230,8 +231,8 @@ def _shift_px(layer: Layer, prep: Preprocess, cfg: OptimizeConfig) -> int:
     return int(min(cfg.max_jitter, math.floor(cfg.jitter * side)))
 
 
-def _value(model, layer, x, units, objective, grad, modes=True):
-    out = forward_to(model, x, [layer], grad=grad, modes=modes)[layer.name]
+def _value(model, layer, x, units, objective, grad):
+    out = forward_to(model, x, [layer], grad=grad)[layer.name]
     return unit_values(out.float(), units, objective)
 
 
@@ -241,7 +242,6 @@ def _round(model, layer, prep, units, cfg, seed, steps, param, strength=1.0, lr=
     evaluated without transforms."""
     import torch
 
-    from .capture import eval_mode
     from .optim import Adam
 
     dev = model_device(model)
@@ -254,21 +254,20 @@ def _round(model, layer, prep, units, cfg, seed, steps, param, strength=1.0, lr=
     scale, rotate = cfg.scale * strength, cfg.rotate * strength
     free = steps - int(round(cfg.polish * steps))  # steps with random transforms
     mean, std = _stats(prep, 0, dev), _stats(prep, 1, dev)
-    with eval_mode(model):
+    with runner(model, [layer], grad=True) as run:
         for step in range(steps):
             img = image()
             if step < free:
                 img = _transform(img, gen, shift, scale, rotate)
             elif step == free:
                 opt.lr = lr * cfg.polish_lr
-            x = (img - mean) / std
-            val = _value(model, layer, x, rows, cfg.objective, True, modes=False)
+            val = unit_values(run((img - mean) / std)[layer.name].float(), rows, cfg.objective)
             (g,) = torch.autograd.grad(-val.sum(), [image.param])
             image.param.grad = g
             opt.step()
-        with torch.no_grad():
-            img = image()
-            val = _value(model, layer, (img - mean) / std, rows, cfg.objective, False, False)
+    with torch.no_grad():
+        img = image()
+        val = _value(model, layer, (img - mean) / std, rows, cfg.objective, False)
     shape = img.shape
     return (
         img.detach().float().cpu().numpy().reshape(r, u, *shape[1:]),
@@ -315,9 +314,11 @@ def optimize_units(
         seed = cfg.seed + 7919 * rnd
         # the last of several rounds: free pixels, which reach any image fastest
         kind = "pixel" if rnd and rnd == cfg.rounds - 1 else param
-        lr = (cfg.lr or (0.05 if kind == "fft" else 0.1)) * 2**rnd
+        lr = cfg.lr or (0.05 if kind == "fft" else 0.1)
         init = (cfg.init or (0.01 if kind == "fft" else 0.1)) * 3**rnd
-        imgs, vals = _round(model, layer, prep, sub, cfg, seed, cfg.steps, kind, strength, lr, init)
+        imgs, vals = _round(
+            model, layer, prep, sub, cfg, seed, cfg.steps * 2**rnd, kind, strength, lr, init
+        )
         pick = vals.argmax(0)
         for j, i in enumerate(todo):
             rounds[i] += 1
@@ -374,17 +375,18 @@ def unit_table(
     dev = model_device(model)
     units_t = torch.tensor(list(units), device=dev)
     rows = []
-    for i in range(0, len(x), batch):
-        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(dev)
-        a = forward_to(model, xb, [layer])[layer.name].float()[:, units_t]
-        if a.dim() == 4:
-            if anywhere and objective == "centre":
-                a = a.flatten(2).max(2).values
-            elif objective == "mean":
-                a = a.mean((2, 3))
-            else:
-                a = a[:, :, a.shape[2] // 2, a.shape[3] // 2]
-        rows.append(a.cpu().numpy())
+    with runner(model, [layer]) as run:
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(dev)
+            a = run(xb)[layer.name].float()[:, units_t]
+            if a.dim() == 4:
+                if anywhere and objective == "centre":
+                    a = a.flatten(2).max(2).values
+                elif objective == "mean":
+                    a = a.mean((2, 3))
+                else:
+                    a = a[:, :, a.shape[2] // 2, a.shape[3] // 2]
+            rows.append(a.cpu().numpy())
     return np.concatenate(rows) if rows else np.zeros((0, len(units_t)), np.float32)
 
 

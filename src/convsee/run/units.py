@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..errors import ConvseeError
@@ -19,6 +21,7 @@ from ..spec import Layer
 __all__ = [
     "OBJECTIVES",
     "torch_model",
+    "runner",
     "forward_to",
     "unit_values",
     "check_layers",
@@ -49,12 +52,11 @@ def model_device(model):
         return "cpu"
 
 
-def forward_to(model, x, layers: list[Layer], *, grad: bool = False, modes: bool = True) -> dict:
-    """{layer name: output tensor} of a batch x, running the model only until the last of
-    `layers` has been produced. Eval mode (each module's mode restored; modes=False: the
-    caller holds eval_mode around many calls), hooks removed."""
-    import contextlib
-
+@contextlib.contextmanager
+def runner(model, layers: list[Layer], *, grad: bool = False):
+    """A function x -> {layer name: output tensor} for many batches, each run only until the
+    last of `layers` has been produced: hooks set once, eval mode held (each module's mode
+    restored on exit), hooks removed on exit."""
     import torch
 
     from .capture import capture, eval_mode
@@ -66,21 +68,32 @@ def forward_to(model, x, layers: list[Layer], *, grad: bool = False, modes: bool
         if names <= out.keys():
             raise _Stop
 
-    ctx = torch.enable_grad() if grad else torch.no_grad()
-    held = eval_mode(model) if modes else contextlib.nullcontext()
-    with held, ctx, capture(model, layers, grad=grad) as out:
+    with eval_mode(model), capture(model, layers, grad=grad) as out:
         handles = [modules[m].register_forward_hook(stop) for m in {x.module for x in layers}]
+
+        def run(x) -> dict:
+            out.clear()
+            with torch.enable_grad() if grad else torch.no_grad():
+                try:
+                    model(x)
+                except _Stop:
+                    pass
+            missing = sorted(names - out.keys())
+            if missing:
+                raise ConvseeError(f"layer {missing[0]} did not run in the model's forward pass")
+            return dict(out)
+
         try:
-            model(x)
-        except _Stop:
-            pass
+            yield run
         finally:
             for h in handles:
                 h.remove()
-    missing = sorted(names - out.keys())
-    if missing:
-        raise ConvseeError(f"layer {missing[0]} did not run in the model's forward pass")
-    return dict(out)
+
+
+def forward_to(model, x, layers: list[Layer], *, grad: bool = False) -> dict:
+    """{layer name: output tensor} of one batch x (see runner)."""
+    with runner(model, layers, grad=grad) as run:
+        return run(x)
 
 
 def check_layers(layers: list[Layer], what: str) -> list[Layer]:
