@@ -537,3 +537,24 @@ def test_a_map_whose_field_covers_the_image_gives_whole_images(mnist_dir, mnist_
     assert field_box(conv2, 3, 5, (28, 28)) == (6, 19, 10, 23)  # 2r..2r+13, 2c..2c+13
     [ex] = exemplars(mnist_net, open_source(str(mnist_dir)), [wide], k=2, limit=50)
     assert ex.whole and ex.patches.shape == (16, 2, 28, 28)
+
+
+def test_wide_layers_keep_their_channel_numbers():
+    from convsee.cli.options import parse_channels
+    from convsee.run.optimize import choose_units
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 70, 3), nn.ReLU())
+    net = wrap(model, input_size=(1, 12, 12), mean=0.5, std=0.25, resize="stretch")
+    images = np.random.default_rng(0).integers(0, 256, (40, 12, 12), dtype=np.uint8)
+    [layer] = net.select("1")
+    choice = parse_channels(None, layer.channels)  # more than 64: the top 64 by mean
+    [ex] = exemplars(net, ArraySource(images), [layer], k=3, channels=choice)
+    x = (images[:, None].astype(np.float32) / 255 - 0.5) / 0.25
+    acts = hooked(model, x, ["1"])["1"]
+    want = sorted(np.argsort(-acts.mean((0, 2, 3)), kind="stable")[:64].tolist())
+    assert ex.channels == want and ex.patches.shape[:2] == (64, 3)
+    _, indices, _ = brute_topk(acts[:, want], 3)
+    np.testing.assert_array_equal(ex.indices, indices)
+    units = choose_units(model, net.prep, layer, ("top", 5), x)
+    assert units == sorted(np.argsort(-acts.mean((0, 2, 3)), kind="stable")[:5].tolist())
