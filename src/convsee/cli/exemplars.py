@@ -40,7 +40,7 @@ def add(sub) -> None:
         "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2 for "
         "LeNet-5, else the first and the last conv layer)",
     )
-    e.add_argument("--layer", dest="layers", help="the same as --layers")
+    e.add_argument("--layer", dest="layers", metavar="L", help="the same as --layers")
     add_channels(e)
     e.add_argument("-k", type=int, default=9, help="inputs per channel (1..64)")
     e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")

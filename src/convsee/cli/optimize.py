@@ -40,7 +40,7 @@ def add(sub) -> None:
         "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2,fc3 for "
         "LeNet-5, else the first and the last conv layer and the class scores)",
     )
-    o.add_argument("--layer", dest="layers", help="the same as --layers")
+    o.add_argument("--layer", dest="layers", metavar="L", help="the same as --layers")
     add_channels(o)
     o.add_argument(
         "--objective",
