@@ -238,7 +238,7 @@ def test_final_animation_state_matches_conv2d(tmp_path):
     "argv, message",
     [
         (["exemplars", "--layers", "pool9"], "unknown layer 'pool9'"),
-        (["exemplars", "--layers", "relu1"], "not supported here"),
+        (["exemplars", "-k", "0"], "-k must be 1..64"),
         (["animate", "--layer", "fc1"], "animate shows a convolution or max pooling; fc1 is"),
         (["animate", "--channel", "6"], "--channel must be 0..5"),
         (["evolution", "NOPE.safetensors"], "does not exist"),

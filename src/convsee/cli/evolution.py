@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..draw.render import finish
+from ..errors import ConvseeError
 from .options import Formatter, add_data, add_out
 
 HELP = "GIFs of the filters forming during training"
@@ -16,6 +17,12 @@ HELP = "GIFs of the filters forming during training"
 def add(sub) -> None:
     ev = sub.add_parser("evolution", help=HELP, description=HELP, formatter_class=Formatter)
     ev.add_argument("checkpoint", nargs="?", help="trained with --snapshots (default: shipped)")
+    ev.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="not supported: evolution replays the snapshots `convsee train --snapshots N` "
+        "records, and convsee trains LeNet-5 only",
+    )
     add_data(ev)
     ev.add_argument("--input", default="sample:3", help="whose maps to show forming")
     ev.add_argument("--frame-ms", type=int, default=400, help="milliseconds per GIF frame")
@@ -32,10 +39,17 @@ def run(a) -> int:
     from ..run.evolution import load_snapshots, snapshot_maps
 
     t0 = time.perf_counter()
+    if a.model:
+        raise ConvseeError(
+            "evolution needs the snapshots that `convsee train --snapshots N` records while it "
+            "trains LeNet-5; it cannot apply to another model (--model)"
+        )
     ckpt = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.dataset)
+    if not ckpt.is_file():
+        raise ConvseeError(f"checkpoint {str(ckpt)!r} does not exist")
+    snaps = load_snapshots(ckpt)  # before the weights: a foreign checkpoint has none either
     net = load_network(None, ckpt, dataset=a.dataset)
     meta = net.meta
-    snaps = load_snapshots(ckpt)
     [inp] = net.inputs([a.input], a.data, a.dataset)
     spe = int(snaps.get("steps_per_epoch", 1))
     lut = colormap("RdBu_r")
