@@ -17,6 +17,14 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        description="Regenerate docs/serve_desktop.png and docs/serve_phone.png."
+    )
+    ap.add_argument("--out", default=str(DOCS), help="folder for the two screenshots")
+    a = ap.parse_args()
+    docs = Path(a.out)
     port = free_port()
     cmd = ["convsee", "serve", "--port", str(port), "--data", str(SHARED_MNIST)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
@@ -58,12 +66,12 @@ def main() -> int:
             cb = cv.bounding_box()
             page.mouse.move(cb["x"] + cb["width"] * 0.6, cb["y"] + cb["height"] * 0.4)
             time.sleep(0.2)
-            page.screenshot(path=str(DOCS / "serve_desktop.png"))
+            page.screenshot(path=str(docs / "serve_desktop.png"))
             phone = b.new_page(viewport={"width": 390, "height": 844})
             phone.goto(f"http://127.0.0.1:{port}/")
             phone.wait_for_function("window.convsee.updates > 0", timeout=15000)
             time.sleep(0.3)
-            phone.screenshot(path=str(DOCS / "serve_phone.png"))
+            phone.screenshot(path=str(docs / "serve_phone.png"))
             b.close()
     finally:
         proc.terminate()

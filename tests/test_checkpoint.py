@@ -254,3 +254,19 @@ def test_metadata_of_the_wrong_shape_inside_the_file(tmp_path):
     p.with_suffix(".json").unlink()
     with pytest.raises(ConvseeError, match="1 'classes' for a model with 10 outputs"):
         load_checkpoint(p)
+
+
+def test_write_metadata_changes_both_and_keeps_the_tensors(tmp_path):
+    from convsee.models.checkpoint import write_metadata
+
+    p = tmp_path / "m.safetensors"
+    save_checkpoint(LeNet5(), p, {"test_accuracy": 0.5})
+    before = load_file(p)
+    _, meta = load_checkpoint(p)
+    new = {k: v for k, v in meta.items() if k not in ("path", "sha256")}
+    new["note"] = "measured again"
+    write_metadata(p, new)
+    after = load_file(p)
+    assert all(before[k].numpy().tobytes() == after[k].numpy().tobytes() for k in before)
+    assert _header_meta(p) == json.loads(p.with_suffix(".json").read_text()) == new
+    assert load_checkpoint(p)[1]["note"] == "measured again"

@@ -82,10 +82,10 @@ def test_render_out_naming_a_file(tmp_path, capsys):
     f = tmp_path / "media"
     f.write_text("a file")
     assert main(["render", "--out", str(f)]) == 2
-    _one_line_error(capsys, "is a file, not a folder")
+    _one_line_error(capsys, "is a file")
     assert f.read_text() == "a file"
     assert main(["render", "--out", str(f / "sub")]) == 2
-    _one_line_error(capsys, "is a file, not a folder")
+    _one_line_error(capsys, "is a file")
 
 
 def test_render_into_a_read_only_folder(tmp_path, capsys):

@@ -14,10 +14,13 @@ from starlette.testclient import TestClient
 from convsee.datasets.inputs import samples
 from convsee.web.server import MAX_BODY, create_app
 
+LOCAL = "http://127.0.0.1:8000"  # the server answers only Host names of loopback
+JSON = {"content-type": "application/json"}
+
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app()) as c:
+    with TestClient(create_app(), base_url=LOCAL) as c:
         yield c
 
 
@@ -96,7 +99,7 @@ def row(v=0.0):
     ],
 )
 def test_bad_requests(client, body, status, message):
-    r = client.post("/api/activations", content=body, headers={"content-type": "application/json"})
+    r = client.post("/api/activations", content=body, headers=JSON)
     assert r.status_code == status, r.text
     if status != 200:
         assert message in r.json()["error"]
@@ -112,14 +115,14 @@ def test_blank_png_is_a_clear_422(client):
 
 def test_body_cap(client):
     big = b'{"image": "' + b"x" * (MAX_BODY + 10) + b'"}'
-    r = client.post("/api/activations", content=big)
+    r = client.post("/api/activations", content=big, headers=JSON)
     assert r.status_code == 413 and "too large" in r.json()["error"]
 
     def chunks():  # no Content-Length: the cap holds while streaming
         for _ in range(MAX_BODY // 4096 + 2):
             yield b" " * 4096
 
-    r = client.post("/api/activations", content=chunks())
+    r = client.post("/api/activations", content=chunks(), headers=JSON)
     assert r.status_code == 413
 
 
@@ -157,7 +160,7 @@ def test_attribution_overlay(client):
 
 
 def test_views_for_the_page(mnist_dir):
-    with TestClient(create_app(data_dir=mnist_dir)) as c:
+    with TestClient(create_app(data_dir=mnist_dir), base_url=LOCAL) as c:
         v = c.get("/api/views").json()
     assert np.array(v["optimized"]["conv2"]).shape == (16, 28, 28)
     assert np.array(v["optimized"]["fc3"]).shape == (10, 28, 28)

@@ -64,6 +64,7 @@ FASHION_FILES = {
     "t10k-images-idx3-ubyte": ("images", 10000, "8181f5470baa50b63fa0f6fddb340f0a"),
     "t10k-labels-idx1-ubyte": ("labels", 10000, "15d484375f8d13e6eb1aabb0c3f46965"),
 }
+FASHION_MEAN, FASHION_STD = 0.2860, 0.3530  # Fashion-MNIST training-set mean and std
 FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 FASHION_SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)  # Debian's package
 FASHION_CLASSES = [
@@ -105,6 +106,9 @@ def spec(dataset: str = "mnist") -> dict:
             "tv": "MNIST",
             "system": (),
             "classes": [str(i) for i in range(10)],
+            "mean": (MEAN,),  # training-set pixel mean and std, [0, 1] scale
+            "std": (STD,),
+            "resize": "mnist",  # how an image becomes one of its items (see transforms.py)
         }
     if dataset == "fashion-mnist":
         return {
@@ -115,6 +119,9 @@ def spec(dataset: str = "mnist") -> dict:
             "tv": "FashionMNIST",
             "system": FASHION_SYSTEM_DIRS,
             "classes": FASHION_CLASSES,
+            "mean": (FASHION_MEAN,),
+            "std": (FASHION_STD,),
+            "resize": "fashion",
         }
     raise ConvseeError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
 

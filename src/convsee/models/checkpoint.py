@@ -40,6 +40,7 @@ __all__ = [
     "check_writable",
     "clean_stale_temps",
     "read_header_meta",
+    "write_metadata",
     "META_KEY",
 ]
 
@@ -183,10 +184,30 @@ def save_checkpoint(model, path: str | os.PathLike, meta: dict) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"config": model.config.to_dict(), **meta}
     text = _meta_text(meta)
+    _write_unit(path, save(tensors, metadata={"convsee": "1", META_KEY: text}), text)
+
+
+def write_metadata(path: str | os.PathLike, meta: dict) -> None:
+    """Replace a .safetensors checkpoint's metadata (in its header, and the .json copy); the
+    tensors stay byte for byte. The way to change a checkpoint's metadata: editing the .json
+    alone makes it disagree with the header, and loading refuses that."""
+    path = Path(path)
+    data = path.read_bytes()
+    read_header_meta(data, path)  # a valid safetensors file
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = _meta_text(meta)
+    header["__metadata__"] = {**(header.get("__metadata__") or {}), "convsee": "1", META_KEY: text}
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # the tensor data stays 8-byte aligned
+    _write_unit(path, len(head).to_bytes(8, "little") + head + data[8 + n :], text)
+
+
+def _write_unit(path: Path, weights: bytes, text: str) -> None:
     side = path.with_suffix(".json")
     temps = []
     try:  # both written first: a full disk fails here, before anything changed
-        temps.append(_write_temp(path, save(tensors, metadata={"convsee": "1", META_KEY: text})))
+        temps.append(_write_temp(path, weights))
         temps.append(_write_temp(side, text.encode()))
         side.unlink(missing_ok=True)  # no moment where the copy disagrees with the weights
         os.replace(temps[0], path)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConvseeError
 from ..models.checkpoint import atomic_write
-from ..models.lenet_numpy import conv2d, max_pool2, normalize
+from ..models.lenet_numpy import conv2d, max_pool2
 
 __all__ = ["snapshot_steps", "Recorder", "load_snapshots", "snapshot_maps", "snapshots_path"]
 
@@ -87,9 +87,10 @@ def load_snapshots(checkpoint: Path) -> dict:
     return snaps
 
 
-def snapshot_maps(snaps: dict, image: np.ndarray):
-    """(conv1 maps (S, 6, 24, 24), conv2 maps (S, 16, 8, 8)) of one input at every snapshot."""
-    x = normalize([image])
+def snapshot_maps(snaps: dict, x: np.ndarray):
+    """(conv1 maps (S, 6, 24, 24), conv2 maps (S, 16, 8, 8)) of one normalised input
+    (1, 28, 28) at every snapshot."""
+    x = np.asarray(x, np.float32)[None]
     c1, c2 = [], []
     for i in range(len(snaps["step"])):
         a = conv2d(x, snaps["conv1.weight"][i], snaps["conv1.bias"][i])
