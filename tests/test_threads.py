@@ -62,52 +62,66 @@ def _fake_machine(monkeypatch, others_by_call):
     monkeypatch.setattr(threads, "_cores", lambda: 2)
 
 
-def test_start_then_adapt_follow_the_load(monkeypatch, torch_threads):
-    # at start-up another run is busy; then it ends; then two other processes start
+def test_adapt_follows_the_load(monkeypatch, torch_threads):
+    # another run is busy; then it ends; then two other processes start
     _fake_machine(monkeypatch, [1.0, 0.1, 1.9, 1.9])
-    assert threads.start("train", min_window=0) == 1
-    assert torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    p = threads.start()
+    assert p is not None and p.threads == 2  # torch was imported already: nothing yet
+    assert threads.adapt() == 1 and torch.get_num_threads() == 1
     assert threads.adapt() == 2 and torch.get_num_threads() == 2
     assert threads.adapt() == 1 and torch.get_num_threads() == 1
-    assert [h[2] for h in threads.policy().history] == [1, 2, 1]
+    assert [h[2] for h in p.history] == [1, 2, 1]
 
 
 def test_adapt_measures_at_most_every_interval(monkeypatch, torch_threads):
-    _fake_machine(monkeypatch, [0.0, 1.5])
-    assert threads.start("train", min_window=0) == 2
-    p = threads.policy()
-    p.interval = 5.0  # the fake clock moves 1 s a sample
+    _fake_machine(monkeypatch, [1.5])
+    torch.set_num_threads(2)
+    threads.start().interval = 5.0  # the fake clock moves 1 s a sample
     assert threads.adapt() is None and torch.get_num_threads() == 2
 
 
 def test_the_users_choice_wins(monkeypatch, torch_threads):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert threads.start("train") is None and threads.policy() is None
+    assert threads.start() is None and threads.policy() is None
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setenv("CONVSEE_THREADS", "1")
-    assert threads.start("train") is None and torch.get_num_threads() == 1
+    torch.set_num_threads(2)
+    assert threads.start() is None and torch.get_num_threads() == 1
     assert threads.adapt() is None
 
 
-def test_commands_without_torch_are_left_alone():
-    code = (
-        "import sys; from convsee.run import threads; "
-        "print(threads.start('render'), 'torch' in sys.modules)"
-    )
-    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}
+def _run(code: str, **env) -> list[str]:
+    env = {"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin", **env}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.split() == ["None", "False"], out.stderr
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
 
 
-def test_the_cli_starts_the_policy_for_torch_commands(monkeypatch, capsys, torch_threads):
+def test_the_first_count_is_set_when_torch_is_imported():
+    code = (
+        "from convsee.run import threads; p = threads.start(); assert p.threads == 0; "
+        "import torch; print(p.threads, torch.get_num_threads(), len(p.history))"
+    )
+    n, torch_n, measured = map(int, _run(code))
+    assert 1 <= n == torch_n and measured == 1
+
+
+def test_commands_without_torch_do_not_import_it():
+    code = (
+        "import sys; from convsee.cli import main; main(['predict', 'sample:3']); "
+        "print('torch' in sys.modules)"
+    )
+    assert _run(code)[-1] == "False"
+
+
+def test_the_cli_starts_the_policy(monkeypatch, capsys, torch_threads):
     from convsee.cli import main
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("CONVSEE_THREADS", raising=False)
     assert main(["predict", "sample:3"]) == 0
-    p = threads.policy()
-    assert p is not None and 1 <= p.threads <= p.cores
-    assert torch.get_num_threads() == p.threads
+    assert threads.policy() is not None
 
 
 def test_a_busy_core_is_seen(torch_threads):

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ..run.threads import start
 
-    start(args.command)  # torch commands: threads by how busy the machine is (run/threads.py)
+    start()  # once torch is imported: threads by how busy the machine is (run/threads.py)
     try:
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit

@@ -10,8 +10,9 @@ time of one alone, one thread each 1.0x (benchmarks/bench_train.py).
 The policy: measure how busy the *other* processes keep the cores (from /proc/stat minus
 this process's own CPU time) and use the cores they leave, at least one:
 
-- start(): at start-up of a torch command: the CPU time used by others while torch is
-  imported (~1.5 s) decides the first count;
+- start(): at start-up of every command; costs nothing until torch is imported (commands
+  that run NumPy only never pay). When torch is imported, the CPU time the others used
+  since start-up (the import alone takes ~1.5 s) decides the first count;
 - adapt(): long loops (training) call it often; every 0.5 s it measures again and calls
   torch.set_num_threads when the answer changed, so a run drops to one thread when a second
   one starts and goes back to all cores when it ends.
@@ -23,16 +24,15 @@ prints the measurements and counts at exit.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["TORCH_COMMANDS", "ThreadPolicy", "start", "adapt", "policy", "threads_for"]
+__all__ = ["ThreadPolicy", "start", "adapt", "policy", "threads_for"]
 
-# commands that run torch (the others run NumPy only and never import it)
-TORCH_COMMANDS = frozenset(
-    {"train", "evaluate", "predict", "activations", "exemplars", "optimize", "attribution"}
-)
 MARGIN = 0.15  # cores of hysteresis: with 2 cores, drop to 1 at 0.65 busy, back at 0.35
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc/stat unit, per s
 
@@ -115,37 +115,73 @@ def policy() -> ThreadPolicy | None:
     return _policy
 
 
-def start(command: str | None = None, min_window: float = 0.1) -> int | None:
-    """Turn the policy on for a torch command: imports torch and sets its first thread count.
+def start() -> ThreadPolicy | None:
+    """Turn the policy on for this process (the CLI calls it first thing).
 
-    The first measurement spans torch's import (~1.5 s, paid by the command anyway), so it
-    costs nothing extra (with torch loaded already, it waits min_window seconds instead).
-    Returns the count, or None when the policy stays off (not a torch command, the user set
-    OMP_NUM_THREADS or CONVSEE_THREADS, or no /proc/stat).
+    torch not imported yet: a baseline measurement now, and the first count is set right
+    after torch's import finishes, from the load seen in between. torch already imported
+    (tests, notebooks): the count stays until adapt() has measured. Returns the policy, or
+    None when it stays off (the user set OMP_NUM_THREADS or CONVSEE_THREADS, no /proc/stat).
     """
     global _policy
-    if command is not None and command not in TORCH_COMMANDS:
-        return None
+    _uninstall()
+    _policy = None
     user = os.environ.get("CONVSEE_THREADS")
     if os.environ.get("OMP_NUM_THREADS") or user:
         if user and user.isdigit() and int(user) > 0:
-            import torch
-
-            torch.set_num_threads(int(user))
+            os.environ["OMP_NUM_THREADS"] = user  # read by OpenMP when torch loads
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(int(user))
         return None
     p = ThreadPolicy()
     p.measure()
-    import torch
-
     if p._last is None:
         return None  # no /proc/stat: torch's default stays
-    waited = time.perf_counter() - p._last[0]
-    if waited < min_window:  # torch was imported already: measure over a short window
-        time.sleep(min_window - waited)
+    _policy = p
+    if "torch" in sys.modules:
+        p.threads = sys.modules["torch"].get_num_threads()
+    else:
+        _install(_AfterImport("torch", _first_count))
+    return p
+
+
+def _first_count(torch) -> None:
+    p = _policy
+    if p is None or p.threads:
+        return
     p.threads = p.decide(p.measure())
     torch.set_num_threads(p.threads)
-    _policy = p
-    return p.threads
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls callback(module) once the top-level module `name` has been imported."""
+
+    def __init__(self, name: str, callback):
+        self.name, self.callback = name, callback
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        _uninstall()  # once; and the lookup below must not come back here
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        run, callback = spec.loader.exec_module, self.callback
+
+        def exec_module(module):
+            run(module)
+            callback(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def _install(finder) -> None:
+    sys.meta_path.insert(0, finder)
+
+
+def _uninstall() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterImport)]
 
 
 def adapt() -> int | None:
@@ -153,6 +189,10 @@ def adapt() -> int | None:
     p = _policy
     if p is None or p._last is None or time.perf_counter() - p._last[0] < p.interval:
         return None
+    if not p.threads:  # torch was imported some other way than through the hook
+        import torch
+
+        p.threads = torch.get_num_threads()
     n = p.decide(p.measure())
     if n != p.threads:
         import torch
@@ -164,6 +204,5 @@ def adapt() -> int | None:
 
 if os.environ.get("CONVSEE_THREADS_DEBUG"):
     import atexit
-    import sys
 
     atexit.register(lambda: _policy and print("threads", _policy.history, file=sys.stderr))
