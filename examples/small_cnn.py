@@ -32,22 +32,23 @@ class Residual(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """1x28x28 -> 10 classes. 28x28 -> 28 (conv1) -> 14 (conv2, stride 2) -> 7 (conv3) -> 1."""
+    """1x28x28 -> 10 classes. 28x28 -> 28 (conv1) -> 14 (conv2, stride 2) -> 7 (conv3) -> 1.
+    About 1.4 M multiply-adds an image (LeNet-5: 0.4 M): an epoch takes ~20 s on 2 cores."""
 
     def __init__(self, classes: int = 10):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1, bias=False)  # 16x28x28
-        self.bn1 = nn.BatchNorm2d(16)
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)  # 8x28x28
+        self.bn1 = nn.BatchNorm2d(8)
         self.relu1 = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False)  # 32x14x14
-        self.bn2 = nn.BatchNorm2d(32)
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False)  # 16x14x14
+        self.bn2 = nn.BatchNorm2d(16)
         self.relu2 = nn.ReLU(inplace=True)
-        self.block = Residual(32)  # 32x14x14
-        self.conv3 = nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False)  # 64x7x7
-        self.bn3 = nn.BatchNorm2d(64)
+        self.block = Residual(16)  # 16x14x14
+        self.conv3 = nn.Conv2d(16, 32, 3, stride=2, padding=1, bias=False)  # 32x7x7
+        self.bn3 = nn.BatchNorm2d(32)
         self.relu3 = nn.ReLU(inplace=True)
-        self.pool = nn.AdaptiveAvgPool2d(1)  # 64x1x1
-        self.fc = nn.Linear(64, classes)
+        self.pool = nn.AdaptiveAvgPool2d(1)  # 32x1x1
+        self.fc = nn.Linear(32, classes)
 
     def forward(self, x):
         x = self.relu1(self.bn1(self.conv1(x)))

@@ -286,3 +286,77 @@ def test_sigterm_stops_a_real_run_like_ctrl_c(tmp_path, mnist_dir):
     assert last == "convsee: error: interrupted before the first epoch was saved; nothing saved"
     assert "Traceback" not in err.decode()
     assert not list(out.parent.iterdir())  # no checkpoint, no state, no temporaries
+
+
+SMALL_CNN = str(Path(__file__).resolve().parents[1] / "examples" / "small_cnn.py") + ":SmallCNN"
+
+
+def test_training_your_own_model(tmp_path, small_splits, capsys):
+    """`convsee train --model`: the checkpoint records the model, its preprocessing and the
+    reference ranges; every command then loads it with --model alone; evolution replays it."""
+    from convsee.cli import main
+    from convsee.models.load import load_network
+
+    out = tmp_path / "small.safetensors"
+    _, meta = train(
+        TrainConfig(epochs=1, seed=0),
+        out=out,
+        splits=small_splits,
+        progress=False,
+        snapshots=3,
+        model=SMALL_CNN,
+    )
+    assert meta["test_accuracy"] > 0.5 and meta["model"] == SMALL_CNN  # chance: 0.1
+    assert meta["preprocess"]["mean"] == [0.1307] and meta["preprocess"]["resize"] == "mnist"
+    assert set(meta["reference_ranges"]) >= {"conv1", "block", "fc"}
+    net = load_network(SMALL_CNN, out)
+    assert net.prep.resize == "mnist" and net.meta["reference_ranges"]["conv1"][1] > 0
+    [p] = net.predict(["sample:7"])
+    assert abs(sum(p.probabilities) - 1) < 1e-4 and len(p.probabilities) == 10
+    with pytest.raises(ConvseeError, match=r"holds weights for .*SmallCNN.*pass --model"):
+        load_network(None, out)
+    args = ["--model", SMALL_CNN]
+    assert main(["evolution", str(out), *args, "--out", str(tmp_path / "ev")]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "ev" / "evolution_conv1.gif").n_frames == 3
+    assert Image.open(tmp_path / "ev" / "evolution_kernels.gif").n_frames == 3
+
+
+def test_fashion_trains_with_its_own_statistics(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    tr = Split(
+        torch.randint(0, 256, (600, 28, 28), generator=g, dtype=torch.uint8),
+        torch.randint(0, 10, (600,), generator=g),
+        {},
+    )
+    te = Split(tr.images[:100], tr.labels[:100], {})
+    out = tmp_path / "f.safetensors"
+    _, meta = train(
+        TrainConfig(epochs=1), out=out, splits=(tr, te), progress=False, dataset="fashion-mnist"
+    )
+    assert meta["preprocess"]["mean"] == [0.286] and meta["preprocess"]["std"] == [0.353]
+    assert meta["preprocess"]["resize"] == "fashion"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("RGB", "does not run on an input of shape \\(1, 1, 28, 28\\)"),
+        ("SOFT", "ends in Softmax: train on its logits"),
+    ],
+)
+def test_models_that_cannot_train_are_refused_before_any_data(tmp_path, source, message):
+    (tmp_path / "m.py").write_text(
+        "from torch import nn\n"
+        "def RGB():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(9, 10))\n"
+        "def SOFT():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Softmax(1))\n"
+    )
+    with pytest.raises(ConvseeError, match=message):
+        train(
+            TrainConfig(epochs=1),
+            data_dir=tmp_path / "nowhere",
+            out=tmp_path / "x.safetensors",
+            model=f"{tmp_path / 'm.py'}:{source}",
+        )
+    assert not (tmp_path / "x.safetensors").exists()

@@ -11,6 +11,12 @@ HELP = "train LeNet-5 on MNIST (or Fashion-MNIST)"
 
 def add(sub) -> None:
     t = sub.add_parser("train", help=HELP, description=HELP, formatter_class=Formatter)
+    t.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="train your model instead of LeNet-5: FILE.py:Name or package.module:Name, taking "
+        "1x28x28 images (the checkpoint records SPEC, preprocessing and classes)",
+    )
     add_data(t)
     t.add_argument(
         "--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where torch runs"
@@ -61,12 +67,14 @@ def run(a) -> int:
             progress=not a.quiet,
             snapshots=a.snapshots,
             dataset=a.dataset,
+            model=a.model,
         )
     except Interrupted as e:
         hint = "; run the same command with --resume to continue" if e.resumable else ""
         raise ConvseeError(f"{e}{hint}") from None
     print(
-        f"test accuracy {meta['test_accuracy']:.2%} after {meta['epochs_done']} epochs "
+        f"test accuracy {meta['test_accuracy']:.2%} after {meta['epochs_done']} "
+        f"epoch{'s' if meta['epochs_done'] != 1 else ''} "
         f"({meta['wall_seconds']:.1f} s); wrote {a.out} and {Path(a.out).with_suffix('.json')}"
     )
     return 0

@@ -58,6 +58,21 @@ class IdxSource(ImageSource):
         self.md5 = s.md5
         super().__init__(f"{spec(dataset)['name']} {split}", list(spec(dataset)["classes"]))
 
+    @classmethod
+    def from_split(cls, split_name: str, split, dataset: str = "mnist") -> IdxSource:
+        """A source over a split already in memory (training has it)."""
+        from .idx import spec
+
+        self = cls.__new__(cls)
+        self.split_name = split_name
+        self.images = split.images.numpy()
+        self._labels = split.labels.numpy()
+        self.md5 = split.md5
+        ImageSource.__init__(
+            self, f"{spec(dataset)['name']} {split_name}", list(spec(dataset)["classes"])
+        )
+        return self
+
     def __len__(self):
         return len(self.images)
 

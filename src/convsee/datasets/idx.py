@@ -337,8 +337,9 @@ def load_mnist(data_dir=None, *, allow_download: bool = True, verify=True, datas
     return load_split("train", data_dir, **kw), load_split("test", data_dir, **kw)
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 28, 28) or float [0, 1] (N, 28, 28) -> float (N, 1, 28, 28), MNIST-normalised."""
+def normalize(images: torch.Tensor, mean: float = MEAN, std: float = STD) -> torch.Tensor:
+    """uint8 (N, 28, 28) or float [0, 1] (N, 28, 28) -> float (N, 1, 28, 28), (x - mean) / std
+    (MNIST's mean and std unless given)."""
     import torch
 
     x = images.float() if images.dtype != torch.float32 else images.clone()  # never in place
@@ -346,4 +347,4 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
         x.div_(255.0)
     if x.dim() == 3:
         x = x.unsqueeze(1)
-    return x.sub_(MEAN).div_(STD)
+    return x.sub_(mean).div_(std)

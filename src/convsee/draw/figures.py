@@ -418,36 +418,55 @@ def kernel_sheet(
     return img
 
 
-def kernel_grid(name: str, w: np.ndarray, lut: np.ndarray) -> Image.Image:
-    """One conv layer's kernels (out, in, kh, kw): a row per output channel, a column per
-    input channel, all on one signed scale centred on 0, with its colour bar."""
+def kernel_grid(name: str, w: np.ndarray, lut: np.ndarray, lim: float | None = None) -> Image.Image:
+    """One conv layer's kernels (out, in, kh, kw) on one signed scale centred on 0 (+-lim,
+    default the largest |w|), with its colour bar: a row per output channel and a column per
+    input channel, or for one input channel the output channels side by side."""
     cout, cin, kh, kw = w.shape
-    lim = float(np.abs(w).max()) or 1.0
+    lim = lim or float(np.abs(w).max()) or 1.0
     s = max(2, min(16, 60 // max(kh, kw)))
     gap = 4 if s > 3 else 2
     tw, th = kw * s + gap, kh * s + gap
-    left, top = 70, 96
-    width = max(left + cin * tw + 140, 560)
-    img = Image.new("RGB", (width, top + cout * th + 30), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), f"{name}: {cout} x {cin} kernels of {kh}x{kw}", fill=FG, font=font(20))
-    d.text(
-        (20, 42),
-        f"rows: output channels · columns: input channels · one signed scale, |w| <= {lim:.3g}",
-        fill=MUTED,
-        font=font(13),
-    )
+    one = cin == 1
+    cols = min(cout, 16) if one else cin
+    rows = int(np.ceil(cout / cols)) if one else cout
+    left, top = (20 if one else 70), 96
     colored = apply_cmap(w, -lim, lim, lut)  # (out, in, kh, kw, 3)
+    title = f"{name}: {cout} x {cin} kernels of {kh}x{kw}"
+    what = (
+        "output channels side by side" if one else "rows: output channels · columns: input channels"
+    )
+    note = f"{what} · one signed scale, |w| <= {lim:.3g}"
+    text_w = max(text_size(title, 20)[0], text_size(note, 13)[0]) + 40
+    label_h = 14 if one else 0
+    width = max(left + cols * tw + 140, text_w, 420)
+    height = max(top + rows * (th + label_h) + 30, top + 240)
+    img = Image.new("RGB", (width, height), BG)
+    d = ImageDraw.Draw(img)
+    d.text((20, 14), title, fill=FG, font=font(20))
+    d.text((20, 42), note, fill=MUTED, font=font(13))
     for i in range(cout):
-        y = top + i * th
-        if cout <= 64 or i % 8 == 0:
-            d.text((left - 8, y + kh * s // 2), f"out {i}", fill=MUTED, font=font(10), anchor="rm")
         for j in range(cin):
-            img.paste(Image.fromarray(upscale(colored[i, j], s)), (left + j * tw, y))
-    for j in range(cin):
-        if cin <= 32 or j % 8 == 0:
-            d.text((left + j * tw, top - 6), f"in {j}", fill=MUTED, font=font(10), anchor="ls")
-    colorbar(d, img, (left + cin * tw + 20, top + 10), 200, -lim, lim, lut)
+            if one:
+                r, q = divmod(i, cols)
+                x, y = left + q * tw, top + r * (th + label_h) + label_h
+                d.text((x, y - 2), f"{i}", fill=MUTED, font=font(10), anchor="ls")
+            else:
+                x, y = left + j * tw, top + i * th
+            img.paste(Image.fromarray(upscale(colored[i, j], s)), (x, y))
+        if not one and (cout <= 64 or i % 8 == 0):
+            d.text(
+                (left - 8, top + i * th + kh * s // 2),
+                f"out {i}",
+                fill=MUTED,
+                font=font(10),
+                anchor="rm",
+            )
+    if not one:
+        for j in range(cin):
+            if cin <= 32 or j % 8 == 0:
+                d.text((left + j * tw, top - 6), f"in {j}", fill=MUTED, font=font(10), anchor="ls")
+    colorbar(d, img, (left + cols * tw + 20, top + 10), 200, -lim, lim, lut)
     return img
 
 

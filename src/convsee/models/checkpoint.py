@@ -182,7 +182,8 @@ def save_checkpoint(model, path: str | os.PathLike, meta: dict) -> None:
 
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"config": model.config.to_dict(), **meta}
+    if hasattr(model, "config"):  # LeNet-5: its architecture; other models: meta["model"]
+        meta = {"config": model.config.to_dict(), **meta}
     text = _meta_text(meta)
     _write_unit(path, save(tensors, metadata={"convsee": "1", META_KEY: text}), text)
 
@@ -363,7 +364,21 @@ def _check_meta(where, meta) -> dict:
     return {**meta, "classes": classes}
 
 
-def _read_meta(path: Path, data: bytes) -> tuple[dict, dict]:
+def read_meta(path) -> dict:
+    """A checkpoint's metadata (the header's, checked against its .json copy; {} for a file
+    without any), for any model. Torch-free."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConvseeError(f"{path}: cannot read it ({e.strerror or e})") from None
+    meta, _ = _read_meta(path, data, shapes=False)
+    return meta
+
+
+def _read_meta(path: Path, data: bytes, shapes: bool = True) -> tuple[dict, dict]:
     """(metadata, parameter shapes): the header's metadata checked against the .json copy, or
     (files without it) the .json alone."""
     side = path.with_suffix(".json")
@@ -391,7 +406,13 @@ def _read_meta(path: Path, data: bytes) -> tuple[dict, dict]:
     where = path if meta is not None else side
     meta = _check_meta(where, copy if meta is None and copy is not None else meta or {})
     config = meta.get("config", {})
-    shapes = state_shapes(**{k: v for k, v in config.items() if k != "name"})
+    if shapes:
+        if meta.get("model"):
+            raise ConvseeError(
+                f"{path} holds weights for {meta['model']}, not LeNet-5: pass --model "
+                f"{meta['model']} (convsee never imports a model a file names by itself)"
+            )
+        shapes = state_shapes(**{k: v for k, v in config.items() if k != "name"})
     meta["path"] = str(path)
     meta["sha256"] = hashlib.sha256(data).hexdigest()
     return meta, shapes

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
-import json
 import sys
 import zipfile
 from pathlib import Path
@@ -236,17 +235,10 @@ def read_labels(path) -> list[str]:
 
 
 def _sidecar_meta(path: Path) -> dict:
-    """The JSON beside a convsee checkpoint (empty for other files)."""
-    side = path.with_suffix(".json")
-    if path.suffix != ".safetensors" or not side.is_file():
-        return {}
-    try:
-        meta = json.loads(side.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ConvseeError(f"{side}: unreadable metadata ({type(e).__name__})") from None
-    if not isinstance(meta, dict):
-        raise ConvseeError(f"{side}: expected a JSON object, got {type(meta).__name__}")
-    return meta
+    """A convsee checkpoint's metadata (inside the file, checked against the .json copy)."""
+    from .checkpoint import read_meta
+
+    return read_meta(path)
 
 
 def _first_conv_channels(model) -> int | None:
@@ -338,6 +330,9 @@ def load_network(
             checkpoint_sha256=_sha256(path),
             checkpoint_test_accuracy=file_meta.get("test_accuracy"),
         )
+        for key in ("reference_ranges", "reference_ranges_from", "dataset"):
+            if key in file_meta:
+                meta[key] = file_meta[key]
     module = module.to(device).eval()
     if isinstance(file_meta.get("preprocess"), dict):
         base, note = Preprocess().merged(file_meta["preprocess"], f"{path} preprocessing"), ""
