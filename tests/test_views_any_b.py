@@ -453,11 +453,22 @@ def test_optimize_command_on_foreign_models(tmp_path, mnist_dir, capsys):
     assert side["objective"] == "mean over each channel's map" and side["dataset_best"] is None
 
 
-def test_evolution_refuses_other_models(tmp_path, capsys):
+def test_evolution_of_another_model_needs_its_trained_checkpoint(tmp_path, capsys):
     out = tmp_path / "o"
     assert main(["evolution", "--model", f"{FOREIGN}:ResidualNet", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "convsee train --snapshots N" in err and "LeNet-5" in err
+    assert err.count("\n") == 1 and "needs the checkpoint `convsee train` wrote" in err
+    assert not out.exists()
+    ckpt = tmp_path / "r.pth"
+    import torch
+    from foreign_models import make
+
+    torch.save(make("ResidualNet").state_dict(), ckpt)
+    assert (
+        main(["evolution", str(ckpt), "--model", f"{FOREIGN}:ResidualNet", "--out", str(out)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "convsee train --snapshots N" in err
     assert not out.exists()
 
 
@@ -489,7 +500,7 @@ def test_evolution_refuses_other_models(tmp_path, capsys):
         (["optimize", "--random", "0"], "--random must be"),
         (["optimize", "--layers", "fc3", "--channels", "10"], "--channels 10 is out of range"),
         (["optimize", *RGB, "--layers", "layer9"], "unknown layer 'layer9'"),
-        (["evolution", "--model", f"{FOREIGN}:TwoHeads"], "convsee train --snapshots N"),
+        (["evolution", "--model", f"{FOREIGN}:TwoHeads"], "needs the checkpoint"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
