@@ -304,10 +304,14 @@ def test_foreign_rgb_model(browser, tmp_path):
 
         # upload a file: what the model sees comes back, every layer is painted
         page.set_input_files("#file", str(photo))
-        page.wait_for_function("window.convsee.data && window.convsee.data.input_name === 'image'")
+        page.wait_for_function(
+            "window.convsee.data && window.convsee.data.input_name.startsWith('upload:')"
+        )
         settled(page)
         assert "file photo.png" in page.inner_text("#input-name")
         assert page.evaluate("window.convsee.data.input_shape") == [64, 64, 3]
+        # further updates name the kept upload instead of sending it again
+        assert page.evaluate("window.convsee.input.id").startswith("upload:")
         for name in shown:
             assert page.evaluate(PAINTED, name), name
 

@@ -235,7 +235,7 @@ row = [0.0] * 28
         (json.dumps({"image": [row] * 28, "blur": [4, 1]}).encode(), 400, "'blur'"),
         (json.dumps({"image": [row] * 28, "encoding": "hex"}).encode(), 400, "'encoding'"),
         (json.dumps({"input": "sample:12"}).encode(), 404, "no such sample"),
-        (json.dumps({"input": "sample:x"}).encode(), 400, "sample:D, test:N or data:N"),
+        (json.dumps({"input": "sample:x"}).encode(), 400, "sample:D, test:N, data:N or upload:ID"),
         (json.dumps({"input": "x" * 5000}).encode(), 400, "a string of 5000"),
         (json.dumps({"input": "sample:1", "layers": ["nope"]}).encode(), 400, "item 1 is not"),
         (json.dumps({"input": "sample:1", "layers": 3}).encode(), 400, "'layers' must be"),
@@ -495,6 +495,32 @@ def test_long_vectors_send_their_top_units(resnet_client, resnet, monkeypatch):
     assert len(values(sent["values"])) == 100 and sent["max"] == pytest.approx(
         float(fc.max()), abs=1e-5
     )
+
+
+def test_uploads_kept_by_name(resnet_client, monkeypatch):
+    """An image sent with "keep" is named upload:ID; further updates name it instead of
+    sending it again, and get the same input."""
+    import convsee.web.server as server
+
+    img = Image.new("RGB", (500, 400), (200, 40, 90))
+    ImageDraw.Draw(img).rectangle([100, 100, 300, 300], fill=(10, 220, 30))
+    body = {"png": png_url(img, "JPEG"), "keep": True, "layers": ["conv1"]}
+    first = resnet_client.post("/api/activations", json=body).json()
+    name = first["input_name"]
+    assert name.startswith("upload:") and len(name) == 23
+    again = resnet_client.post("/api/activations", json={"input": name, "layers": ["conv1"]})
+    assert again.json()["probabilities"] == first["probabilities"]
+    assert again.json()["input"] == first["input"] and again.json()["input_name"] == name
+    r = resnet_client.post("/api/activations", json={"input": "upload:0123456789abcdef"})
+    assert r.status_code == 404 and "send the image again" in r.json()["error"]
+    # bounded: the oldest is dropped
+    monkeypatch.setattr(server, "UPLOADS", 2)
+    for colour in ((1, 2, 3), (4, 5, 6)):
+        other = {"png": png_url(Image.new("RGB", (50, 50), colour)), "keep": True, "layers": []}
+        assert resnet_client.post("/api/activations", json=other).status_code == 200
+    assert resnet_client.post("/api/activations", json={"input": name}).status_code == 404
+    r = resnet_client.post("/api/activations", json={**body, "keep": "yes"})
+    assert r.status_code == 400 and "'keep'" in r.json()["error"]
 
 
 def test_too_many_values_is_a_400(resnet_client, monkeypatch):

@@ -27,6 +27,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ import re
 import struct
 import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,6 +110,9 @@ KERNEL_VALUES = 200_000  # and at most this many weights in /api/info altogether
 TORCH_LOCK = threading.Lock()  # forward hooks on a torch model: one user at a time
 _RANGES_LOCK = threading.Lock()
 _INPUT_NAME = re.compile(r"(sample|test|data):([0-9]{1,9})", re.ASCII)
+_UPLOAD_NAME = re.compile(r"upload:[0-9a-f]{16}", re.ASCII)
+UPLOADS = 16  # uploaded images kept (prepared) so that further updates name them ...
+UPLOAD_BYTES = 64 * 1024 * 1024  # ... and at most this much of them
 # leaf layers that only rescale, clip or reshape the layer before them: hidden by default
 PASS_TYPES = {
     "ReLU",
@@ -161,6 +166,30 @@ class Served:
     cam_default: str | None = None
     ranges: dict = field(default_factory=dict)  # blur -> sample ranges (LeNet-5), bounded
     sample_items: list = field(default_factory=list)  # the dataset's bundled samples
+    uploads: OrderedDict = field(default_factory=OrderedDict)  # upload:ID -> Input, bounded
+    uploads_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keep(self, raw: bytes, inp: Input) -> Input:
+        """Keep a prepared upload; it comes back named upload:ID (from the file's bytes)."""
+        from dataclasses import replace
+
+        inp = replace(inp, name="upload:" + hashlib.sha256(raw).hexdigest()[:16])
+        with self.uploads_lock:
+            self.uploads.pop(inp.name, None)
+            self.uploads[inp.name] = inp
+            while len(self.uploads) > UPLOADS or (
+                len(self.uploads) > 1
+                and sum(i.image.nbytes + i.x.nbytes for i in self.uploads.values()) > UPLOAD_BYTES
+            ):
+                self.uploads.popitem(last=False)
+        return inp
+
+    def kept(self, name: str) -> Input | None:
+        with self.uploads_lock:
+            inp = self.uploads.get(name)
+            if inp is not None:
+                self.uploads.move_to_end(name)
+            return inp
 
     @property
     def spec(self):
@@ -236,21 +265,25 @@ def _cam_layers(spec) -> list[str]:
 
 
 class _IdxTest:
-    """The dataset's IDX test split, read without ever downloading (an ImageSource)."""
+    """The dataset's IDX test split, read with NumPy (no torch import at start-up) and never
+    downloaded (an ImageSource)."""
 
     def __init__(self, data_dir, dataset: str):
         from ..datasets.folder import IdxSource
-        from ..datasets.idx import load_split
+        from ..datasets.idx import SPLITS, find_data_dir, read_idx
         from ..datasets.idx import spec as dataset_spec
 
-        s = load_split("test", data_dir, allow_download=False, dataset=dataset)
+        sp = dataset_spec(dataset)
+        names = SPLITS["test"]
+        paths = find_data_dir(data_dir, allow_download=False, dataset=dataset, names=names)
+        images, labels = (read_idx(paths[n], *sp["files"][n][:2]) for n in names)
         src = IdxSource.__new__(IdxSource)  # IdxSource's own constructor may download
         src.split_name = "test"
-        src.images = s.images.numpy()
-        src._labels = s.labels.numpy()
-        src.md5 = s.md5
-        src.name = f"{dataset_spec(dataset)['name']} test"
-        src.classes = list(dataset_spec(dataset)["classes"])
+        src.images = np.ascontiguousarray(images)
+        src._labels = labels.astype(np.int64)
+        src.md5 = {}
+        src.name = f"{sp['name']} test"
+        src.classes = list(sp["classes"])
         self.source = src
 
 
@@ -348,11 +381,17 @@ def _png_bytes(value: str) -> bytes:
     return raw
 
 
-def _parse_png(value, prep) -> Input:
-    """'png': any image file (a canvas, a photo), prepared as the model's preprocessing says."""
+def _parse_png(value, prep, keep=None) -> Input:
+    """'png': any image file (a canvas, a photo), prepared as the model's preprocessing says.
+    keep: a Served to keep it in (the Input's name is then its upload:ID)."""
     if not isinstance(value, str):
         raise BadRequest(f"'png' must be a base64 string (or data URL), got {describe(value)}")
     raw = _png_bytes(value)
+    inp = _prepare_png(raw, prep)
+    return inp if keep is None else keep.keep(raw, inp)
+
+
+def _prepare_png(raw: bytes, prep) -> Input:
     try:
         image = reduce_to(open_image(raw, max_pixels=MAX_IMAGE_PIXELS), WORK_PIXELS)
         c, h, w = prep.input_size
@@ -369,12 +408,20 @@ def _parse_png(value, prep) -> Input:
 
 def _parse_named(value, served: Served) -> Input:
     """'input': sample:D (the bundled sample), test:N (the IDX test split), data:N (item N of
-    the --data folder): the exact stored image, prepared for the model."""
+    the --data folder): the exact stored image, prepared for the model; upload:ID: an image
+    sent before with "keep": true, as it was prepared then."""
     if not isinstance(value, str) or len(value) > 40:
-        raise BadRequest(f"'input' must be sample:D, test:N or data:N, got {describe(value)}")
+        raise BadRequest(
+            f"'input' must be sample:D, test:N, data:N or upload:ID, got {describe(value)}"
+        )
+    if _UPLOAD_NAME.fullmatch(value):
+        inp = served.kept(value)
+        if inp is None:
+            raise BadRequest("that upload is no longer kept: send the image again", 404)
+        return inp
     m = _INPUT_NAME.fullmatch(value)
     if m is None:
-        raise BadRequest("'input' must be sample:D, test:N or data:N")
+        raise BadRequest("'input' must be sample:D, test:N, data:N or upload:ID")
     kind, n = m.group(1), int(m.group(2))
     if kind == "sample":
         items = served.sample_items
@@ -719,7 +766,7 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
     if len(given) != 1:
         raise BadRequest(
             "send exactly one of 'image' (the model's picture as numbers in [0, 1]), 'png' "
-            "(an image file) or 'input' (sample:D, test:N, data:N)"
+            "(an image file) or 'input' (sample:D, test:N, data:N, upload:ID)"
         )
     encoding = body.get("encoding", "list")
     if encoding not in ENCODINGS:
@@ -738,6 +785,9 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
         elif not isinstance(cam, str) or cam not in served.cam_layers:
             raise BadRequest("'attribution_layer' must be one of the map layers /api/info lists")
     blur = _parse_blur(body.get("blur"))
+    keep = body.get("keep", False)
+    if not isinstance(keep, bool):
+        raise BadRequest(f"'keep' must be true or false, got {describe(keep)}")
     requests = _parse_layers(body.get("layers"), served)
     total = sum(_sent_values(r, encoding) for r in requests)
     if total > MAX_VALUES[encoding]:
@@ -749,8 +799,8 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
     if "image" in body:
         img = _parse_image(body["image"], served.prep)
         inp = Input("image", img, x=normalize(img, served.prep))
-    elif "png" in body:
-        inp = _parse_png(body["png"], served.prep)
+    elif "png" in body:  # keep: named upload:ID in the answer, for the updates that follow
+        inp = _parse_png(body["png"], served.prep, served if keep else None)
     else:
         inp = _parse_named(body["input"], served)
     net = served.net

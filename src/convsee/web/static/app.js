@@ -216,7 +216,8 @@ function request() {
   for (const name of state.shown) req.layers[name] = optsFor(name);
   const inp = state.input;
   if (inp.kind === "draw") req.png = pad.toDataURL("image/png");
-  else if (inp.kind === "file") req.png = inp.png;
+  else if (inp.kind === "file" && inp.id) req.input = inp.id;  // kept by the server
+  else if (inp.kind === "file") { req.png = inp.png; req.keep = true; }
   else req.input = inp.name;
   if ($("blur").value) req.blur = $("blur").value.split(",").map(Number);
   if ($("attr").value) {
@@ -234,6 +235,7 @@ function pump() {
   if (inputIsEmpty()) { showEmpty(); return; }
   state.inflight = true;
   const t0 = state.last = performance.now();
+  const sent = state.input;
   const body = JSON.stringify(request());
   fetch("/api/activations", { method: "POST", headers: { "Content-Type": "application/json" }, body })
     .then(async (r) => {
@@ -244,6 +246,7 @@ function pump() {
       const buf = await r.arrayBuffer();
       if (state.dirty && inputIsEmpty()) return;  // cleared meanwhile: this answer is stale
       state.data = decodeFrame(buf);
+      if (sent === state.input && sent.kind === "file") sent.id = state.data.input_name;
       state.bytes = buf.byteLength;
       state.empty = false;
       state.error = null;
@@ -253,7 +256,11 @@ function pump() {
       state.pendingBase = false;
       render();
     })
-    .catch((err) => { state.error = String(err.message || err); setStatus(state.error, true); })
+    .catch((err) => {
+      state.error = String(err.message || err);
+      if (sent.id && state.error.includes("no longer kept")) { delete sent.id; markDirty(); return; }
+      setStatus(state.error, true);
+    })
     .finally(() => { state.inflight = false; pump(); });
 }
 
