@@ -21,6 +21,7 @@ ResNet-18 (benchmarks/resnet.py, seeded weights, 3x224x224, ImageNet preprocessi
 6. Chromium: time to the first update.
 
     python benchmarks/bench_serve.py [--clients 50 --seconds 30 --requests 500]
+        [--baseline-src ../main/src]   # also time the LeNet-5 server of another checkout
 
 Only loopback addresses are used; every loop is bounded in count and time.
 """
@@ -62,10 +63,12 @@ def rss_mb(pid: int) -> float:
     return memory_mb(pid).get("VmRSS", float("nan"))
 
 
-def start(args: list[str]) -> tuple[subprocess.Popen, int]:
+def start(args: list[str], src: str | None = None) -> tuple[subprocess.Popen, int]:
+    """A `convsee serve` subprocess (from src, another checkout's src/, if given)."""
     port = free_port()
     cmd = [sys.executable, "-m", "convsee", "serve", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ})
+    env = {**os.environ, **({"PYTHONPATH": src} if src else {})}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     proc.stdout.readline()  # "serving on ..."
     for _ in range(300):
         try:
@@ -143,6 +146,37 @@ def latency(port, body, n, warm: int = 20) -> dict:
         "n": n,
         "response_bytes": runs[-1][2],
         "request_bytes": len(body),
+    }
+
+
+def interleaved(cases: dict, n: int, rounds: int = 5) -> dict:
+    """latency() of every (port, body) case, n updates each, taken in `rounds` alternating
+    slices so that the machine's load falls on all of them alike."""
+    conns = {k: http.client.HTTPConnection(HOST, p, timeout=60) for k, (p, _) in cases.items()}
+    ms: dict = {k: [] for k in cases}
+    size: dict = {}
+    for k, (_, body) in cases.items():
+        for _ in range(10):
+            status, _, size[k] = post(conns[k], body)  # warm up
+            assert status == 200, (k, status)
+    for _ in range(rounds):
+        for k, (_, body) in cases.items():
+            for _ in range(max(1, n // rounds)):
+                status, t, size[k] = post(conns[k], body)
+                assert status == 200, (k, status)
+                ms[k].append(t)
+    for c in conns.values():
+        c.close()
+    return {
+        k: {
+            "p50_ms": pct(v, 50),
+            "p99_ms": pct(v, 99),
+            "mean_ms": statistics.mean(v),
+            "n": len(v),
+            "response_bytes": size[k],
+            "request_bytes": len(cases[k][1]),
+        }
+        for k, v in ms.items()
     }
 
 
@@ -256,34 +290,64 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--requests", type=int, default=500, help="LeNet updates per form")
     ap.add_argument("--resnet-requests", type=int, default=200, help="ResNet updates per form")
+    ap.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="another checkout's src/ (e.g. main before this change): its LeNet-5 server is "
+        "timed in the same run, interleaved, with the forms it takes",
+    )
     a = ap.parse_args()
     result: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}}
 
+    b = lenet_bodies()
     proc, port = start(["--data", str(SHARED_MNIST)])
+    base = start(["--data", str(SHARED_MNIST)], a.baseline_src) if a.baseline_src else None
     try:
-        b = lenet_bodies()
-        result["lenet"] = {
-            "rss_mb_after_start": rss_mb(proc.pid),
-            "latency_png_u8": latency(port, b["png_u8"], a.requests),
-            "latency_png_f32": latency(port, b["png_f32"], a.requests),
-            "latency_list": latency(port, b["list"], a.requests),
-            "load_png_u8": load(port, proc.pid, b["png_u8"], a.clients, a.seconds),
-            "page": chromium(port),
-            "memory_end": memory_mb(proc.pid),
+        lenet: dict = {"rss_mb_after_start": rss_mb(proc.pid)}
+        cases = {
+            "latency_png_u8": (port, b["png_u8"]),
+            "latency_png_f32": (port, b["png_f32"]),
+            "latency_list": (port, b["list"]),
         }
+        if base is not None:
+            c = http.client.HTTPConnection(HOST, base[1], timeout=120)
+            c.request("GET", "/api/views")  # the old server computes views at start: wait
+            c.getresponse().read()
+            c.close()
+            cases["baseline_latency_png_f32"] = (base[1], b["png_f32"])
+            cases["baseline_latency_list"] = (base[1], b["list"])
+        lenet.update(interleaved(cases, a.requests))
+        if base is not None:
+            lenet["baseline_src"] = a.baseline_src
+            lenet["baseline_memory"] = memory_mb(base[0].pid)
+            stop(base[0])
+            base = None
+        lenet["load_png_u8"] = load(port, proc.pid, b["png_u8"], a.clients, a.seconds)
+        lenet["page"] = chromium(port)
+        lenet["memory_end"] = memory_mb(proc.pid)
+        result["lenet"] = lenet
     finally:
         stop(proc)
+        if base is not None:
+            stop(base[0])
 
     model = str(HERE / "resnet.py") + ":resnet18"
     proc, port = start(["--model", model, "--input-size", "3,224,224", "--data", str(SHARED_MNIST)])
     try:
         r: dict = {"rss_mb_after_start": rss_mb(proc.pid)}
         upload = json.dumps({"png": photo_jpeg(), "encoding": "u8", "keep": True}).encode()
-        named = json.dumps({"input": "sample:3", "encoding": "u8"}).encode()
-        r["latency_upload_u8"] = latency(port, upload, a.resnet_requests, warm=5)
         kept = json.dumps({"input": kept_name(port, upload), "encoding": "u8"}).encode()
-        r["latency_kept_upload_u8"] = latency(port, kept, a.resnet_requests, warm=5)
-        r["latency_named_u8"] = latency(port, named, a.resnet_requests, warm=5)
+        named = json.dumps({"input": "sample:3", "encoding": "u8"}).encode()
+        r.update(
+            interleaved(
+                {
+                    "latency_upload_u8": (port, upload),
+                    "latency_kept_upload_u8": (port, kept),
+                    "latency_named_u8": (port, named),
+                },
+                a.resnet_requests,
+            )
+        )
         r["memory_after_updates"] = memory_mb(proc.pid)
         r["views_conv1_0"] = views_ready(port, "conv1", 0)
         r["views_layer4_1_conv2_7"] = views_ready(port, "layer4.1.conv2", 7)

@@ -918,10 +918,14 @@ def page_info(served: Served) -> dict:
     else:
         random_info = {"available": False, "why": served.source_why}
     checkpoint = meta.get("checkpoint") or meta.get("path")
+    model = str(meta.get("model") or spec.model_type)
+    target, sep, name = model.rpartition(":")
+    if sep and ("/" in target or "\\" in target):  # FILE.py:Name: the file's name is enough
+        model = f"{Path(target).name}:{name}"
     names = list(dataset_spec(served.dataset)["classes"])
     return {
         "convsee_version": __version__,
-        "model": meta.get("model") or spec.model_type,
+        "model": model,
         "model_type": spec.model_type,
         "checkpoint": Path(checkpoint).name if checkpoint else None,
         "checkpoint_sha256": meta.get("checkpoint_sha256") or meta.get("sha256"),

@@ -778,23 +778,23 @@ function paintViews(v) {
   if (!v || v.loading && !v.exemplars) { box.append(el("div", { class: "muted", text: "views: computing…" })); return; }
   if (v.error) { box.append(el("div", { class: "muted", text: `views: ${v.error}` })); return; }
   const ex = v.exemplars;
-  const row1 = el("div", { class: "row" });
   if (ex.status === "ready") {
     const where = ex.whole ? "whole images" : `${ex.size[0]}×${ex.size[1]} px patches`;
-    row1.append(el("span", { class: "muted", text: `top ${ex.tiles.length} of ${ex.seen.toLocaleString()} ${ex.source} images (${where}):` }));
-    ex.tiles.forEach((t, i) => { const c = tileCanvas(t, ex.shape); c.title = `${ex.names[i]}: ${fmt(ex.values[i])}`; row1.append(c); });
+    box.append(el("div", { class: "muted", text: `top ${ex.tiles.length} of ${ex.seen.toLocaleString()} ${ex.source} images (${where}):` }));
+    const row = el("div", { class: "row tiles" });
+    ex.tiles.forEach((t, i) => { const c = tileCanvas(t, ex.shape); c.title = `${ex.names[i]}: ${fmt(ex.values[i])}`; row.append(c); });
+    box.append(row);
   } else {
-    row1.append(el("span", { class: "muted", text: `top dataset patches: ${ex.status === "computing" ? "computing…" : ex.why}` }));
+    box.append(el("div", { class: "muted", text: `top dataset patches: ${ex.status === "computing" ? "computing…" : ex.why}` }));
   }
   const opt = v.optimized;
-  const row2 = el("div", { class: "row" });
   if (opt.status === "ready") {
     const where = opt.whole ? "" : ` (its ${opt.size[0]}×${opt.size[1]} field)`;
-    row2.append(el("span", { class: "muted", text: `input it wants most${where}, ${opt.steps} steps:` }), tileCanvas(opt.tile, opt.shape));
+    box.append(el("div", { class: "muted", text: `input it wants most${where}, ${opt.steps} steps:` }),
+      el("div", { class: "row tiles" }, tileCanvas(opt.tile, opt.shape)));
   } else {
-    row2.append(el("span", { class: "muted", text: `input it wants most: ${opt.status === "computing" ? "computing…" : opt.why}` }));
+    box.append(el("div", { class: "muted", text: `input it wants most: ${opt.status === "computing" ? "computing…" : opt.why}` }));
   }
-  box.append(row1, row2);
 }
 
 function showTip(e) {
