@@ -5,7 +5,8 @@
 writes serve_desktop.png (LeNet-5: a hand-drawn 2, a conv2 map hovered: its kernels, receptive
 field, top test patches and optimised input), serve_phone.png (the same page 390 px wide) and
 serve_rgb.png (a ResNet-18 at 3x224x224 with seeded weights, a photo uploaded, Grad-CAM at
-layer3.0.conv2, a map hovered).
+layer3.0.conv2, a map hovered; exemplars from Fashion-MNIST's test set, found where Debian's
+dataset-fashion-mnist puts it).
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def main() -> int:
             proc.terminate()
             proc.wait(30)
         model = str(HERE / "resnet.py") + ":resnet18"
-        proc, url = start(
-            ["--model", model, "--input-size", "3,224,224", "--data", str(SHARED_MNIST)]
+        proc, url = start(  # Fashion-MNIST's test set for the exemplars: textures, not ink
+            ["--model", model, "--input-size", "3,224,224", "--dataset", "fashion-mnist"]
         )
         try:
             page = b.new_page(viewport={"width": 1400, "height": 1000})
@@ -118,9 +119,7 @@ def main() -> int:
                 timeout=60000,
             )
             settle(page)
-            hover_views(
-                page, ".layer[data-layer='layer2.0.conv1'] .map canvas >> nth=2", 0.45, 0.35
-            )
+            hover_views(page, ".layer[data-layer='maxpool'] .map canvas >> nth=4", 0.45, 0.35)
             page.screenshot(path=str(docs / "serve_rgb.png"))
         finally:
             proc.terminate()

@@ -586,6 +586,8 @@ def test_every_foreign_model_serves_its_page(name):
     "argv, message",
     [
         (["--model", "nowhere.py:Net"], "model file nowhere.py: no such file"),
+        (["--data", str(REPO / "docs" / "nonexistent")], "no such folder"),
+        (["--data", str(REPO / "src" / "convsee" / "cli")], "neither the MNIST test files"),
         (["--data", "/no/such/folder"], "--data /no/such/folder: no such folder"),
         (["--input-size", "3,x,2"], "--input-size takes C,H,W"),
         (["--checkpoint", "missing.safetensors"], "does not exist"),

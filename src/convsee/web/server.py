@@ -301,7 +301,15 @@ def _open_test_source(data_dir, dataset: str):
         try:
             return _IdxTest(d, dataset).source, ""
         except ConvseeError as e:
-            raise ConvseeError(f"--data {str(d)[:200]}: {e}") from None
+            if "not found" not in str(e):  # a damaged file: its own message, one line
+                raise ConvseeError(" ".join(str(e).split())[:300]) from None
+            from ..datasets.folder import IMAGE_SUFFIXES
+            from ..datasets.idx import spec as dataset_spec
+
+            raise ConvseeError(
+                f"--data {str(d)[:200]}: neither the {dataset_spec(dataset)['name']} test files "
+                f"(t10k-*-idx?-ubyte[.gz]) nor images ({', '.join(IMAGE_SUFFIXES)}) are there"
+            ) from None
     try:
         return _IdxTest(None, dataset).source, ""
     except ConvseeError:

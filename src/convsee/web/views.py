@@ -33,7 +33,7 @@ SCAN_SECONDS = 4.0  # s: a layer's ranking of dataset images stops after about t
 OPTIMIZE_SECONDS = 4.0  # s: one channel's optimisation takes about this long at most
 MIN_STEPS, MAX_STEPS = 16, 100  # optimisation steps (LeNet-5: 100, as `maximize` ran)
 TILE = 64  # px: patches and optimised inputs are sent at most this large
-PROBE = 16  # images timed to size a scan
+PROBE = 16  # images a scan ranks at least
 BATCH_VALUES = 1_500_000  # input values in one scan batch (a 3x224x224 image is 150,528)
 QUEUE = 16  # jobs waiting; a new one beyond this drops the one asked for longest ago
 RESULTS = 256  # finished views kept (each a few KB)
@@ -189,13 +189,16 @@ class Views:
             self._rankings.move_to_end(layer.name)
             return self._rankings[layer.name]
         prep, source = self.served.prep, self.served.source
-        _, x = sample_inputs(source, prep, PROBE)
-        t0 = time.perf_counter()
-        forward_to(model, torch.from_numpy(x), [layer])
-        per_image = (time.perf_counter() - t0) / max(1, len(x))
-        limit = min(len(source), max(PROBE * 4, int(SCAN_SECONDS / max(per_image, 1e-9))))
         c, h, w = prep.input_size
         batch = max(1, min(256, BATCH_VALUES // (c * h * w)))
+        # the cost of one image, from one batch of the size the scan uses (after a warm-up)
+        _, x = sample_inputs(source, prep, batch)
+        xt = torch.from_numpy(x)
+        forward_to(model, xt[:1], [layer])
+        t0 = time.perf_counter()
+        forward_to(model, xt, [layer])
+        per_image = (time.perf_counter() - t0) / max(1, len(x))
+        limit = min(len(source), max(PROBE, int(SCAN_SECONDS / max(per_image, 1e-9))))
         top = scan(model, prep, source, [layer], min(K, limit), batch_size=batch, limit=limit)
         self._rankings[layer.name] = top[layer.name]
         while len(self._rankings) > RANKINGS:
