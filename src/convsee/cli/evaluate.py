@@ -47,10 +47,12 @@ def run(a) -> int:
     from ..datasets.folder import open_source
     from ..draw.figures import confusion_image
     from ..draw.render import png_bytes
-    from ..models.checkpoint import atomic_write
+    from ..models.checkpoint import atomic_write, check_writable
 
     if a.batch_size < 1:
         raise ConvseeError(f"--batch-size must be positive, got {a.batch_size}")
+    if a.out:
+        check_writable(a.out)  # before the work, not after it
     net = network(a)
     if net.kind == "lenet":
         net.torch_model()  # batches of 10,000 images run faster in torch
@@ -91,7 +93,10 @@ def run(a) -> int:
         )
     if a.out:
         img = confusion_image(sub.tolist(), rows, f"test accuracy {acc:.2%}")
-        atomic_write(a.out, png_bytes(img))
+        try:
+            atomic_write(a.out, png_bytes(img))
+        except OSError as e:
+            raise ConvseeError(f"cannot write {a.out}: {e.strerror or e}") from None
         print(f"\nwrote {a.out}")
     sys.stdout.flush()
     return 0

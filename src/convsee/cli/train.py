@@ -45,21 +45,26 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    from ..run.train import TrainConfig, train
+    from ..errors import ConvseeError
+    from ..run.train import Interrupted, TrainConfig, train
 
     cfg = TrainConfig(augment=a.augment, device=device(a.device))
     for field in ("epochs", "batch_size", "lr", "seed"):
         if getattr(a, field) is not None:
             setattr(cfg, field, getattr(a, field))
-    _, meta = train(
-        cfg,
-        a.data,
-        a.out,
-        resume=a.resume,
-        progress=not a.quiet,
-        snapshots=a.snapshots,
-        dataset=a.dataset,
-    )
+    try:
+        _, meta = train(
+            cfg,
+            a.data,
+            a.out,
+            resume=a.resume,
+            progress=not a.quiet,
+            snapshots=a.snapshots,
+            dataset=a.dataset,
+        )
+    except Interrupted as e:
+        hint = "; run the same command with --resume to continue" if e.resumable else ""
+        raise ConvseeError(f"{e}{hint}") from None
     print(
         f"test accuracy {meta['test_accuracy']:.2%} after {meta['epochs_done']} epochs "
         f"({meta['wall_seconds']:.1f} s); wrote {a.out} and {Path(a.out).with_suffix('.json')}"

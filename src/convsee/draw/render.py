@@ -5,14 +5,18 @@ costs ~1.5 s here), then composes PNGs and GIFs from the arrays (figures.py) wit
 sidecar each. Any network: maps (C, H, W) as channel grids on one truthful colour scale,
 vectors as strips, the class scores as probabilities; wide layers draw a chosen subset of
 channels while the colour range still covers all of them. Everything is rendered in memory
-first and only written once it all succeeded, so a bad input leaves no partial output.
+first and only written once it all succeeded, so a bad input leaves no partial output; the
+writing itself is all or nothing too (write_outputs), so a full disk leaves none either.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +25,6 @@ import numpy as np
 from .. import __version__
 from ..datasets.inputs import Input
 from ..errors import ConvseeError
-from ..models.checkpoint import atomic_write
 from ..run.filters import blur_maps
 from ..spec import Layer
 from .core import colormap, save_gif, save_image, to_palette
@@ -557,10 +560,81 @@ def finish(files: dict, out_dir, t0: float) -> int:
 
 
 def write_outputs(files: dict, out_dir) -> list[Path]:
-    """Write every rendered file under out_dir, each atomically."""
+    """Write every rendered file under out_dir, all or nothing.
+
+    The set is written into a temporary folder inside out_dir, then each file is moved into
+    place; a file it replaces is set aside until all moves succeeded. On any failure (a full
+    disk, Ctrl-C) the new files and folders go and the replaced ones come back, so out_dir
+    holds exactly what it held before.
+    """
     out_dir = Path(out_dir)
-    written = []
-    for rel, data in files.items():
-        atomic_write(out_dir / rel, data)
-        written.append(out_dir / rel)
-    return written
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConvseeError(f"cannot write into {out_dir}: it is a file, not a folder")
+    made: list[Path] = []  # folders this call created, to remove on failure
+    placed: list[tuple[Path, Path | None]] = []  # (file now in place, its predecessor aside)
+    stage = None
+    try:
+        made += _make_dirs(out_dir)
+        stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".convsee-", suffix=".tmp"))
+        for i, data in enumerate(files.values()):
+            (stage / str(i)).write_bytes(data)
+        for i, rel in enumerate(files):
+            target = out_dir / rel
+            made += _make_dirs(target.parent)
+            aside = None
+            if target.is_symlink() or target.exists():
+                if target.is_dir():
+                    raise ConvseeError(f"cannot write {target}: a folder is in its place")
+                aside = stage / f"old{i}"
+                os.replace(target, aside)
+            placed.append((target, aside))
+            os.replace(stage / str(i), target)
+    except BaseException as e:
+        _undo(placed, stage, made)
+        if isinstance(e, OSError):
+            raise ConvseeError(
+                f"cannot write into {out_dir}: {e.strerror or e}; nothing of the new set was "
+                "kept and the files there before are untouched"
+            ) from None
+        raise
+    shutil.rmtree(stage, ignore_errors=True)  # the replaced files, now unneeded
+    return [out_dir / rel for rel in files]
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """mkdir -p, returning the folders it created (outermost first)."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConvseeError(f"cannot write into {folder}: it is a file, not a folder")
+    made = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if not d.is_dir():
+                raise ConvseeError(f"cannot write into {d}: it is a file, not a folder") from None
+            continue
+        made.append(d)
+    return made
+
+
+def _undo(placed, stage, made) -> None:
+    """Put back what write_outputs replaced, remove what it added (files, then folders)."""
+    for target, aside in reversed(placed):
+        try:
+            if aside is not None:
+                os.replace(aside, target)  # over the new file, if it got there
+            else:
+                target.unlink(missing_ok=True)
+        except OSError:
+            pass
+    if stage is not None:
+        shutil.rmtree(stage, ignore_errors=True)
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            pass
