@@ -261,6 +261,27 @@ def test_no_test_set_and_fashion_names(browser, tmp_path):
     assert errors == []
 
 
+MARKUP = '<img src=x onerror="window.pwned=1">'
+
+
+def test_class_names_are_text_never_markup(browser, tmp_path):
+    """Class names come from a checkpoint's metadata or --labels: shown as text, never run."""
+    from convsee.models.load import load_network
+
+    names = [f"{MARKUP}{i}" for i in range(10)]
+    errors = []
+    with serving(create_app(load_network(labels=names))) as u:
+        page = open_page(browser, u, errors)
+        assert page.evaluate("window.pwned") is None
+        assert page.locator("img").count() == 0
+        assert page.inner_text("#pred-label") == names[3]
+        assert page.inner_text("#probs").count(MARKUP) == 10
+        page.close()
+    assert errors == []
+    app_js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    assert "innerHTML" not in app_js and "insertAdjacentHTML" not in app_js
+
+
 def test_phone_width(url, browser, tmp_path):
     errors = []
     page = open_page(browser, url, errors, 390, 844)

@@ -563,6 +563,19 @@ def test_rgb_attribution_at_a_layer(resnet_client, resnet):
     np.testing.assert_allclose(np.array(a["map"]), want.placed / want.placed.max(), atol=1e-3)
 
 
+def test_labels_name_the_classes():
+    import foreign_models
+
+    from convsee.models.load import wrap
+
+    labels = ["cat", "dog", "a very long class name that must never be cut", "d", "e"]
+    net = wrap(foreign_models.make("RGBNet"), input_size=(3, 32, 32), classes=labels)
+    with TestClient(create_app(net), base_url=LOCAL) as c:
+        assert c.get("/api/info").json()["classes"] == labels
+        j = c.post("/api/activations", json={"input": "sample:1"}).json()
+        assert j["label"] == labels[j["prediction"]]
+
+
 @pytest.mark.parametrize("name", ["RGBNet", "ResidualNet", "TwoHeads", "Seq1d"])
 def test_every_foreign_model_serves_its_page(name):
     import foreign_models

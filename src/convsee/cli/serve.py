@@ -5,10 +5,11 @@ from __future__ import annotations
 from .options import Formatter, add_data, add_model
 
 HELP = "a live page: draw or load an input, watch every layer"
-DESCRIPTION = """a local page that shows every layer of the model for an input you draw (1-channel
-models), drop, paste or choose (an image file), or pick from the dataset: maps, vectors and the
-class probabilities, updated as you draw. It builds itself from the model's description, so
---model works as in the other commands. Listens on loopback only unless --host says otherwise."""
+DESCRIPTION = """a local page that shows every layer of the model for an input you draw
+(1-channel models), drop, paste or choose (an image file), or pick from the dataset: maps,
+vectors and the class probabilities, updated as you draw. It builds itself from the model's
+description, so --model works as in the other commands. Listens on loopback only unless
+--host says otherwise."""
 
 
 def add(sub) -> None:
