@@ -5,6 +5,7 @@ and the server keeps serving."""
 import base64
 import io
 import json
+import os
 import time
 
 import numpy as np
@@ -613,3 +614,30 @@ def test_serve_bad_input_is_one_line(argv, message, capsys, monkeypatch):
     assert main(["serve", "--port", "0", *argv]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and message in err
+
+
+def test_serve_refuses_a_test_set_that_is_not_the_published_one(tmp_path, capsys, monkeypatch):
+    import uvicorn
+    from conftest import make_tiny_mnist
+
+    monkeypatch.setattr(uvicorn.Server, "serve", lambda *a, **k: pytest.fail("served"))
+    make_tiny_mnist(tmp_path / "mnist", n_train=10)  # the right counts, other pixels
+    assert main(["serve", "--port", "0", "--data", str(tmp_path / "mnist")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "md5" in err and "as published" in err
+
+
+def test_serve_gives_each_request_its_share_of_the_cores(monkeypatch):
+    from convsee.run import threads
+    from convsee.web.runner import _torch_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("CONVSEE_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_cores", lambda: 8)
+    _torch_threads(2)
+    assert os.environ["OMP_NUM_THREADS"] == "4" and threads.policy() is None
+    assert torch.get_num_threads() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice wins
+    torch.set_num_threads(1)
+    _torch_threads(2)
+    assert torch.get_num_threads() == 1

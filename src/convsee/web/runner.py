@@ -321,11 +321,15 @@ def _return_freed_memory() -> None:
 
 def _torch_threads(workers: int) -> None:
     """torch's threads per request: the cores shared among the requests computed at once (a
-    2-core machine: one each; two threads each made a ResNet-18 update 3-4x slower under load).
-    Set before torch is imported, so it holds wherever torch is first used; an explicit
-    OMP_NUM_THREADS wins."""
-    n = max(1, (os.cpu_count() or 1) // max(1, workers))
-    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    2-core machine: one each; two threads each made a ResNet-18 update 3-4x slower under
+    load). This replaces run/threads.py's policy for the server, whose requests run side by
+    side; an OMP_NUM_THREADS or CONVSEE_THREADS set by the user wins, as there."""
+    from ..run import threads
+
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("CONVSEE_THREADS"):
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads._cores() // max(1, workers)))
+    threads.start()  # sees OMP_NUM_THREADS: the policy is off, and so is its import hook
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 

@@ -265,18 +265,31 @@ def _cam_layers(spec) -> list[str]:
 
 
 class _IdxTest:
-    """The dataset's IDX test split, read with NumPy (no torch import at start-up) and never
-    downloaded (an ImageSource)."""
+    """The dataset's IDX test split, read with NumPy (no torch import at start-up), checked
+    against the published md5 as `load_split` checks it, and never downloaded (an
+    ImageSource)."""
 
     def __init__(self, data_dir, dataset: str):
+        import hashlib
+
         from ..datasets.folder import IdxSource
-        from ..datasets.idx import SPLITS, find_data_dir, read_idx
+        from ..datasets.idx import SPLITS, _read_bytes, find_data_dir, parse_idx
         from ..datasets.idx import spec as dataset_spec
 
         sp = dataset_spec(dataset)
         names = SPLITS["test"]
         paths = find_data_dir(data_dir, allow_download=False, dataset=dataset, names=names)
-        images, labels = (read_idx(paths[n], *sp["files"][n][:2]) for n in names)
+        arrays = []
+        for name in names:
+            kind, count, want = sp["files"][name]
+            raw = _read_bytes(paths[name])
+            arrays.append(parse_idx(raw, paths[name], kind, count))
+            if hashlib.md5(raw).hexdigest() != want:
+                raise ConvseeError(
+                    f"{paths[name]}: md5 {hashlib.md5(raw).hexdigest()}, expected {want} "
+                    f"(corrupt, or not {sp['name']} as published)"
+                )
+        images, labels = arrays
         src = IdxSource.__new__(IdxSource)  # IdxSource's own constructor may download
         src.split_name = "test"
         src.images = np.ascontiguousarray(images)
@@ -312,8 +325,10 @@ def _open_test_source(data_dir, dataset: str):
             ) from None
     try:
         return _IdxTest(None, dataset).source, ""
-    except ConvseeError:
-        return None, "no test set found: start convsee serve with --data DIR"
+    except ConvseeError as e:
+        if "not found" in str(e):
+            return None, "no test set found: start convsee serve with --data DIR"
+        return None, " ".join(str(e).split())[:200]  # damaged: said on the page
 
 
 def serve_model(net=None, data_dir=None, dataset: str = "mnist") -> Served:
