@@ -748,9 +748,9 @@ function tileCanvas(b64, shape) {
 
 function showViews(layer, unit) {
   const key = `${layer}|${unit}`;
-  state.tip = key;
   const v = state.views[key];
-  paintViews(v);
+  if (state.tip !== key || state.painted !== v) paintViews(v);  // not again on every move
+  state.tip = key;
   if (!v || v.pending) fetchViews(layer, unit, key);
 }
 
@@ -773,6 +773,7 @@ async function fetchViews(layer, unit, key) {
 }
 
 function paintViews(v) {
+  state.painted = v;
   const box = $("tip-views");
   box.replaceChildren();
   if (!v || v.loading && !v.exemplars) { box.append(el("div", { class: "muted", text: "views: computing…" })); return; }
