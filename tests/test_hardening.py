@@ -369,7 +369,8 @@ def test_no_such_sample(client, kind):
 
 def test_sample_digits_still_work(client):
     assert client.get("/api/sample/3").json()["name"] == "sample:3"
-    assert client.get("/api/sample/random").status_code == 200
+    r = client.get("/api/sample/random")  # no test set here: said, never a sample instead
+    assert r.status_code == 404 and "no test set" in r.json()["error"]
 
 
 def test_bad_content_length_is_400(client):
@@ -388,16 +389,15 @@ def test_too_many_requests_at_once_get_503(client, monkeypatch):
 
 
 def test_range_cache_is_bounded():
-    from convsee.models.checkpoint import load_weights
-    from convsee.web.server import RANGE_CACHE_SIZE, global_ranges
+    from convsee.web.server import RANGE_CACHE_SIZE, global_ranges, serve_model
 
-    weights, _ = load_weights()
+    served = serve_model()
     cache: dict = {}
-    first = global_ranges(weights, (3, 0.5), cache)
+    first = global_ranges(served, (3, 0.5), cache)
     for i in range(100):
-        global_ranges(weights, (3, 1 + i / 100), cache)
+        global_ranges(served, (3, 1 + i / 100), cache)
     assert len(cache) == RANGE_CACHE_SIZE
-    assert global_ranges(weights, (3, 0.5), cache) == first  # recomputed the same
+    assert global_ranges(served, (3, 0.5), cache) == first  # recomputed the same
 
 
 def _busy_check(client, monkeypatch, target, request):
@@ -430,16 +430,35 @@ def _busy_check(client, monkeypatch, target, request):
 
 
 def test_views_do_not_freeze_the_loop(monkeypatch, mnist_dir):
-    from convsee.web import server
+    """Views are computed in the background on request: while one is being computed the
+    loop answers, updates are served, and asking again says "computing" at once."""
+    from convsee.web import server, views
 
-    def fake_views(model, test_images, k=6):
-        assert server.TORCH_LOCK.locked()  # hooks on the torch model: one user at a time
-        return {"exemplars": {}, "optimized": {"conv1": [[0.0]]}}
+    started, release = threading.Event(), threading.Event()
+    real = views.Views._optimized
 
-    monkeypatch.setattr(server, "compute_views", fake_views)
+    def slow(self, model, layer, unit):
+        started.set()
+        release.wait(10)
+        return real(self, model, layer, unit)
+
+    monkeypatch.setattr(views.Views, "_optimized", slow)
+    monkeypatch.setattr(views.Views, "_exemplars", lambda self, m, layer, u: {"status": "ready"})
     with TestClient(server.create_app(data_dir=mnist_dir), base_url=LOCAL) as c:
-        r = _busy_check(c, monkeypatch, "compute_views", lambda: c.get("/api/views"))
-        assert r.status_code == 200 and r.json()["optimized"]["conv1"] == [[0.0]]
+        first = c.get("/api/views?layer=conv2&unit=1").json()
+        assert first["optimized"]["status"] == "computing"
+        assert started.wait(20)
+        try:
+            assert c.get("/api/info").status_code == 200
+            again = c.get("/api/views?layer=conv2&unit=1").json()
+            assert again["optimized"]["status"] == "computing"
+            assert c.post("/api/activations", json=sample_body()).status_code == 200
+        finally:
+            release.set()
+        deadline = time.monotonic() + 30
+        while c.get("/api/views?layer=conv2&unit=1").json()["optimized"]["status"] != "ready":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
 
 
 def test_image_decoding_does_not_freeze_the_loop(client, monkeypatch):
@@ -496,13 +515,13 @@ def test_attribution_holds_the_torch_lock(client, monkeypatch):
     from convsee.web import server
 
     seen = []
-    real = attribution.saliency
+    real = attribution.attribute
 
     def spy(*a, **k):
         seen.append(server.TORCH_LOCK.locked())
         return real(*a, **k)
 
-    monkeypatch.setattr(attribution, "saliency", spy)
+    monkeypatch.setattr(attribution, "attribute", spy)
     r = client.post("/api/activations", json={**sample_body(), "attribution": "saliency"})
     assert r.status_code == 200 and seen == [True]
 

@@ -319,8 +319,23 @@ def _return_freed_memory() -> None:
             pass  # not glibc
 
 
+def _torch_threads(workers: int) -> None:
+    """torch's threads per request: the cores shared among the requests computed at once (a
+    2-core machine: one each; two threads each made a ResNet-18 update 3-4x slower under
+    load). This replaces run/threads.py's policy for the server, whose requests run side by
+    side; an OMP_NUM_THREADS or CONVSEE_THREADS set by the user wins, as there."""
+    from ..run import threads
+
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("CONVSEE_THREADS"):
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads._cores() // max(1, workers)))
+    threads.start()  # sees OMP_NUM_THREADS: the policy is off, and so is its import hook
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 def serve(
-    checkpoint=None,
+    network=None,
     data_dir=None,
     dataset: str = "mnist",
     *,
@@ -330,20 +345,24 @@ def serve(
 ) -> int:
     """`convsee serve`: listen first (a busy port fails at once), load the model, serve.
 
+    network: a Network, a function returning one (called after the port is bound), a LeNet-5
+    checkpoint path, or None (LeNet-5 with the shipped weights of `dataset`).
     On a loopback address only requests naming loopback in their Host header are answered;
     on any other address the page is open to the network, which is said on stderr.
     """
     from PIL import PngImagePlugin
 
-    from .server import create_app
+    from .server import WORKERS, create_app
 
     sock = listen(host, port)
     try:
         _return_freed_memory()
+        _torch_threads(WORKERS)
         local = is_loopback(sock)
         # this process only ever reads images for the page: no PNG text chunks worth 64 MB
         PngImagePlugin.MAX_TEXT_MEMORY = PngImagePlugin.MAX_TEXT_CHUNK
-        app = create_app(checkpoint, data_dir, dataset, any_host=not local, precompute_views=True)
+        net = network() if callable(network) else network
+        app = create_app(net, data_dir, dataset, any_host=not local)
         print(f"convsee: serving on {url_of(sock)}  (Ctrl-C to stop)", flush=True)
         if not local:
             print(
