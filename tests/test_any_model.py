@@ -322,6 +322,14 @@ def test_pickled_code_and_programs_are_refused(tmp_path, monkeypatch):
     x = torch.randn(2, 3, 32, 32)
     _, probs = trusted.run(x.numpy())
     np.testing.assert_allclose(probs, torch.softmax(model(x), 1).detach().numpy(), atol=1e-5)
+    # a torch.export program, trusted, is unflattened: its layers can be captured
+    exported = load_network(None, ex, trust=True, preprocess={"input_size": (3, 32, 32)})
+    assert exported.spec.names()[:4] == ["conv1", "bn1", "act1", "conv2"]
+    acts, probs = exported.run(x.numpy(), exported.select("conv2"))
+    with torch.no_grad():
+        ref = model.conv2(model.act1(model.bn1(model.conv1(x))))
+        np.testing.assert_allclose(acts["conv2"], ref.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(probs, torch.softmax(model(x), 1).numpy(), atol=1e-5)
 
 
 def test_outputs_softmax_once_and_output_choice():

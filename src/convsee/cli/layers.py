@@ -41,8 +41,7 @@ def run(a) -> int:
         rows = ",\n ".join(json.dumps(x.to_dict()) for x in spec.layers)
         print(f"[{rows}]" if spec.layers else "[]")
         return 0
-    c, h, w = spec.input_shape
-    print(f"{spec.model_type}: input {c}x{h}x{w} ({net.prep.describe()})")
+    print(f"{spec.model_type}: input {net.prep.describe()}")
     outs = ", ".join(
         f"{o.name or 'output'} {'x'.join(map(str, o.shape))}"
         + (" (probabilities)" if o.probabilities else "")

@@ -38,7 +38,7 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
         text = action.help or ""
         if (
             "default:" not in text
-            and action.option_strings
+            and (action.option_strings or action.nargs == "?")
             and action.default not in (None, False, argparse.SUPPRESS)
         ):
             text += " (default: %(default)s)"

@@ -40,7 +40,11 @@ def _flag(action) -> str:
 
 def _help(action) -> str:
     text = " ".join((action.help or "").split())
-    if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+    if (action.option_strings or action.nargs == "?") and action.default not in (
+        None,
+        False,
+        argparse.SUPPRESS,
+    ):
         if "default:" not in text:
             text += f" (default: {action.default})"
     return text.replace("|", "\\|")

@@ -251,6 +251,8 @@ class TorchNetwork(Network):
         self.device = device
         self.notes = []
         self.spec = spec or describe(model, prep.input_size, device)
+        # a torch.export program is traced for the batch size it was exported with (often 1)
+        self.one_at_a_time = type(model).__name__ == "UnflattenedModule"
         names = [o.name for o in self.spec.outputs]
         if output not in (None, "") and str(output) not in names:
             raise ConvseeError(
@@ -269,6 +271,11 @@ class TorchNetwork(Network):
 
         xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
         try:
+            if self.one_at_a_time and len(xt) > 1:  # exported with a fixed batch of one
+                parts = [self.run(x[i : i + 1], layers) for i in range(len(x))]
+                acts = {k: np.concatenate([a[k] for a, _ in parts]) for k in parts[0][0]}
+                probs = None if parts[0][1] is None else np.concatenate([p for _, p in parts])
+                return acts, probs
             acts, scores = activations(self.model, xt, list(layers), output=self.output)
         except ConvseeError:
             raise
