@@ -270,3 +270,13 @@ def test_write_metadata_changes_both_and_keeps_the_tensors(tmp_path):
     assert all(before[k].numpy().tobytes() == after[k].numpy().tobytes() for k in before)
     assert _header_meta(p) == json.loads(p.with_suffix(".json").read_text()) == new
     assert load_checkpoint(p)[1]["note"] == "measured again"
+
+
+def test_no_path_means_the_datasets_own_shipped_checkpoint():
+    from convsee.models.checkpoint import load_weights
+
+    _, meta = load_weights(dataset="fashion-mnist")
+    assert meta["classes"][0] == "T-shirt/top" and meta["preprocess"]["mean"] == [0.286]
+    _, meta = load_checkpoint(dataset="fashion-mnist")
+    assert meta["dataset"] == "fashion-mnist"
+    assert load_weights()[1]["classes"][0] == "0"

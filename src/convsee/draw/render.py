@@ -555,7 +555,9 @@ def finish(files: dict, out_dir, t0: float) -> int:
 
     pictures = [p for p in write_outputs(files, out_dir) if p.suffix in (".png", ".gif")]
     seconds = time.perf_counter() - t0
-    print(f"wrote {len(pictures)} pictures (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s")
+    n = len(pictures)
+    what = "picture" if n == 1 else "pictures"
+    print(f"wrote {n} {what} (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s")
     return 0
 
 

@@ -418,9 +418,10 @@ def _read_meta(path: Path, data: bytes, shapes: bool = True) -> tuple[dict, dict
     return meta, shapes
 
 
-def load_weights(path: str | os.PathLike | None = None):
-    """(NumPy state dict, metadata), checked against LeNet-5; torch-free for .safetensors."""
-    path = default_checkpoint() if path is None else Path(path)
+def load_weights(path: str | os.PathLike | None = None, dataset: str = "mnist"):
+    """(NumPy state dict, metadata), checked against LeNet-5; torch-free for .safetensors.
+    path=None: the checkpoint shipped for `dataset`."""
+    path = default_checkpoint(dataset) if path is None else Path(path)
     sd, data = _read_state_dict(path, as_numpy=True)
     meta, shapes = _read_meta(path, data)
     _check_state_dict(path, shapes, sd)
@@ -428,11 +429,13 @@ def load_weights(path: str | os.PathLike | None = None):
     return {k: np.asarray(v, np.float32) for k, v in sd.items()}, meta
 
 
-def load_checkpoint(path: str | os.PathLike | None = None, device: str = "cpu"):
-    """(model in eval mode, metadata dict). path=None: the shipped MNIST checkpoint."""
+def load_checkpoint(
+    path: str | os.PathLike | None = None, device: str = "cpu", dataset: str = "mnist"
+):
+    """(model in eval mode, metadata dict). path=None: the checkpoint shipped for `dataset`."""
     from .lenet import LeNet5, ModelConfig
 
-    path = default_checkpoint() if path is None else Path(path)
+    path = default_checkpoint(dataset) if path is None else Path(path)
     sd, data = _read_state_dict(path, as_numpy=False)
     meta, shapes = _read_meta(path, data)
     _check_state_dict(path, shapes, sd)

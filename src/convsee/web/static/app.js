@@ -719,15 +719,15 @@ function showKernel(L, ch) {
   const cell = Math.max(2, Math.floor(Math.min(70, 440 / kc.length - gap) / Math.max(kh, kw)));
   tk.width = kc.length * (kw * cell + gap); tk.height = kh * cell;
   const ctx = tk.getContext("2d");
-  let lim = 1e-6;
-  kc.flat(2).forEach((x) => { lim = Math.max(lim, Math.abs(x)); });
+  let lim = 1e-6;  // one signed scale for the whole layer's kernels, as `convsee render`
+  kern.flat(3).forEach((x) => { lim = Math.max(lim, Math.abs(x)); });
   const lut = state.info.colormaps.RdBu_r;
   kc.forEach((k2, c) => k2.forEach((row, y) => row.forEach((x, xx) => {
     const col = lut[Math.round((x / lim + 1) * 127.5)];
     ctx.fillStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
     ctx.fillRect(c * (kw * cell + gap) + xx * cell, y * cell, cell, cell);
   })));
-  text.textContent = `made by ${L.conv} kernel ${ch}: ${kc.length} input channel${kc.length > 1 ? "s" : ""} of ${kh}×${kw} (blue < 0 < red, ±${fmt(lim)})`;
+  text.textContent = `made by ${L.conv} kernel ${ch}: ${kc.length} input channel${kc.length > 1 ? "s" : ""} of ${kh}×${kw} (blue < 0 < red; the layer's scale ±${fmt(lim)})`;
 }
 
 function tileCanvas(b64, shape) {
