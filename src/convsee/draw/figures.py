@@ -177,15 +177,15 @@ class MapGrid:
             kern_w = per_row * (kw * kpx + 3)
             if kernel_lim is None:
                 kernel_lim = float(np.abs(kernels).max()) or 1.0
-        cell_h = self.th + 22 + kern_h + (16 if own_ranges and not self.small else 4)
+        under = 16 if own_ranges and not self.small else 0  # each map's range, under it
+        cell_h = self.th + 22 + kern_h + (under or 4)
         cell_w = max(self.tw, kern_w) + GAP
         left, grid_w = PANEL + 42, cols * cell_w
         bar_h = min(240, max(120, rows * cell_h - 30))
         height = max(120 + rows * cell_h, 120 + PANEL + 120) + 10
-        if kernels is not None:
-            height = max(height, 130 + bar_h + 60 + 100 + 30)
+        second = 75 if kernels is not None else 0  # the kernels' colour bar, beside the maps'
         self.pos = [(left + (i % cols) * cell_w, 120 + (i // cols) * cell_h) for i in range(c)]
-        base = Image.new("RGB", (left + grid_w + 110, height), BG)
+        base = Image.new("RGB", (left + grid_w + 110 + second, height), BG)
         d = ImageDraw.Draw(base)
         _title(d, 20, title)
         if labels is None:
@@ -196,21 +196,18 @@ class MapGrid:
             if self.labels is not None:
                 self._label(d, i, self.labels[i], FG)
             if kernels is not None:
-                _kernel_block(base, (x, y + self.th + 10), kernels[i], kpx, per_row, kernel_lim)
+                _kernel_block(
+                    base, (x, y + self.th + 10 + under), kernels[i], kpx, per_row, kernel_lim
+                )
         self.bar_at = (left + grid_w + 10, 130, bar_h)
+        self.bar_label = "maps" if kernels is not None else ""
         if kernels is not None:
+            at = (left + grid_w + 10 + second, 130)
             colorbar(
-                d,
-                base,
-                (left + grid_w + 10, 130 + bar_h + 60),
-                100,
-                -kernel_lim,
-                kernel_lim,
-                colormap("RdBu_r"),
-                label="kernels",
+                d, base, at, bar_h, -kernel_lim, kernel_lim, colormap("RdBu_r"), label="kernels"
             )
         if bar is not None:
-            colorbar(d, base, self.bar_at[:2], self.bar_at[2], *bar, lut)
+            colorbar(d, base, self.bar_at[:2], self.bar_at[2], *bar, lut, label=self.bar_label)
         elif own_ranges:
             d.text(
                 (left + grid_w + 10, 130), "each map:\nits own\nrange", fill=MUTED, font=font(12)
@@ -228,7 +225,7 @@ class MapGrid:
         img = self.base.copy()
         d = ImageDraw.Draw(img)
         if bar is not None:
-            colorbar(d, img, self.bar_at[:2], self.bar_at[2], *bar, self.lut)
+            colorbar(d, img, self.bar_at[:2], self.bar_at[2], *bar, self.lut, label=self.bar_label)
         input_panel(img, d, (20, 120), image, caption)
         same = all(r == ranges[0] for r in ranges)
         colored = (

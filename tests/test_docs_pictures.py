@@ -1,0 +1,51 @@
+"""What looking at the README's pictures found: labels right under their tiles, nothing drawn
+over a map's range, no empty band under a layer picture; and benchmarks/docs_pictures.py."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from convsee.cli import main
+from convsee.draw.channel_views import FRAME, optimize_image
+from convsee.draw.core import colormap
+from convsee.draw.figures import MapGrid
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_optimize_labels_sit_right_under_tiles_of_any_size():
+    for side in (40, 25, 28, 9):  # 40x40 tiles were drawn 80 px high, labelled 35 px lower
+        patches = np.random.default_rng(0).uniform(0, 1, (3, side, side, 3))
+        img = np.asarray(optimize_image(patches, [0, 1, 2], [3.0] * 3, [1.0] * 3, title="t"))
+        frame = np.flatnonzero((img[:, 19] == FRAME).all(1))  # the tile's left frame line
+        bottom = frame.max()
+        tile_h = bottom - frame.min() - 1
+        assert 100 <= tile_h <= 126, side  # about 112 px, whole pixels
+        band = img[bottom + 1 : bottom + 16, 20 : 20 + tile_h]
+        assert (band.max(2) < 100).any(), f"no label within 16 px under a {side}px tile"
+
+
+def _kernel_grid(own_ranges: bool):
+    kernels = np.full((2, 1, 3, 3), 0.5)  # all strongly positive: red
+    g = MapGrid((2, 10, 10), colormap("RdBu_r"), ["t", ""], kernels, None, own_ranges)
+    maps = np.zeros((2, 10, 10), np.float32)
+    img = g.draw(np.zeros((28, 28)), maps, [(-1.0, 1.0)] * 2, "x")
+    return g, np.asarray(img).astype(int)
+
+
+def test_kernels_leave_each_maps_range_readable():
+    g, img = _kernel_grid(own_ranges=True)
+    for x, y in g.pos:
+        band = img[y + g.th + 2 : y + g.th + 18, x : x + g.tw]  # where "-1 .. 1" is written
+        assert (band[..., 0] - band[..., 2] < 60).all(), "a kernel drawn over the map's range"
+
+
+def test_with_kernels_the_picture_is_no_taller_than_without(tmp_path):
+    base = ["render", "sample:8", "--layers", "conv1"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--with-kernels", "--out", str(tmp_path / "b")]) == 0
+    a = Image.open(tmp_path / "a" / "conv1" / "8.png")
+    b = Image.open(tmp_path / "b" / "conv1" / "8.png")
+    assert b.height == a.height  # the kernels' colour bar beside the maps', not below it
+    assert b.width > a.width
