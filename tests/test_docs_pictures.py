@@ -49,3 +49,29 @@ def test_with_kernels_the_picture_is_no_taller_than_without(tmp_path):
     b = Image.open(tmp_path / "b" / "conv1" / "8.png")
     assert b.height == a.height  # the kernels' colour bar beside the maps', not below it
     assert b.width > a.width
+
+
+def test_sample_captions_follow_pictures_of_any_size():
+    from convsee.draw.figures import sample_sheet
+
+    rgb = [np.random.default_rng(i).uniform(0, 1, (40, 40, 3)) for i in range(3)]
+    img = np.asarray(sample_sheet(rgb, ["a\nb\nc"] * 3, "t")).astype(int)
+    # the picture is 80 px (2x); its caption used to start 112 px down, 38 px below it
+    below = img[56 + 80 + 2 : 56 + 80 + 22, 20:100]
+    assert (below.max(2) < 100).any(), "no caption right under a 40x40 input"
+    assert img.shape[1] < 3 * 200 + 20  # three inputs: three columns, not five
+
+
+def test_a_long_caption_wraps_beside_the_maps_instead_of_running_under_them():
+    from convsee.draw.figures import PANEL
+
+    g = MapGrid((2, 10, 10), colormap("viridis"), ["t", ""], None, (0.0, 1.0))
+    caption = "grey 10x10 patch at row 20, col 10\npredicted triangle (99.5%)"
+    img = np.asarray(
+        g.draw(np.zeros((40, 40, 3)), np.zeros((2, 10, 10)), [(0.0, 1.0)] * 2, caption)
+    )
+    text = img[120 + PANEL :, :].astype(int).max(2) < 200  # text pixels (black or grey)
+    rows = np.flatnonzero(text[:, 20 : 20 + PANEL + 16].any(1))
+    lines = 1 + int((np.diff(rows) > 3).sum())
+    assert lines == 3  # the first line broken in two, then the prediction
+    assert not text[:, 20 + PANEL + 17 : g.pos[0][0] - 1].any()  # nothing runs on to the maps

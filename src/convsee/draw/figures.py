@@ -119,8 +119,26 @@ def input_panel(img: Image.Image, d: ImageDraw.ImageDraw, xy, image: np.ndarray,
     pic = picture(image, PANEL)
     img.paste(pic, (x, y))
     d.rectangle([x - 1, y - 1, x + pic.width, y + pic.height], outline=MUTED)
-    for i, line in enumerate(caption.split("\n")):
-        d.text((x, y + pic.height + 12 + 18 * i), line, fill=FG if i == 0 else MUTED, font=font(14))
+    i = 0
+    for k, line in enumerate(caption.split("\n")):
+        for part in wrap(line, 14, PANEL + 16):  # the maps start 42 px right of the panel
+            d.text(
+                (x, y + pic.height + 12 + 18 * i), part, fill=FG if k == 0 else MUTED, font=font(14)
+            )
+            i += 1
+
+
+def wrap(text: str, size: int, width: int) -> list[str]:
+    """text in lines of at most width px at this font size, broken between words."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        longer = f"{line} {word}" if line else word
+        if line and text_size(longer, size)[0] > width:
+            lines.append(line)
+            line = word
+        else:
+            line = longer
+    return [*lines, line]
 
 
 def tile_size(n: int, h: int, w: int) -> int:
@@ -355,17 +373,20 @@ def probability_bars(
 def sample_sheet(images, captions: list[str], title: str, cols: int = 5) -> Image.Image:
     """Inputs in a grid (the original's 2x5 plot of the samples), a caption under each."""
     n = len(images)
+    cols = max(1, min(cols, n))  # fewer inputs than columns: no empty columns
     rows = int(np.ceil(n / cols))
-    size, ch = 112, 186
+    pics = [_gray(im, 112) for im in images]  # about 112 px, whole pixels when enlarged
+    size = max([p.height for p in pics] or [112])
+    ch = size + 74  # the picture and three lines of caption
     widest = max(text_size(line, 12)[0] for cap in captions for line in cap.split("\n"))
     cw = max(150, widest + 18)
     img = Image.new("RGB", (cols * cw + 20, 60 + rows * ch), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 16), title, fill=FG, font=font(20))
-    for i, (im, cap) in enumerate(zip(images, captions, strict=True)):
+    for i, (pic, cap) in enumerate(zip(pics, captions, strict=True)):
         r, q = divmod(i, cols)
         x, y = 20 + q * cw, 56 + r * ch
-        img.paste(_gray(im, size), (x, y))
+        img.paste(pic, (x, y))
         for j, line in enumerate(cap.split("\n")):
             d.text((x, y + size + 6 + 15 * j), line, fill=FG if j == 0 else MUTED, font=font(12))
     return img
