@@ -1,6 +1,8 @@
 """What looking at the README's pictures found: labels right under their tiles, nothing drawn
 over a map's range, no empty band under a layer picture; and benchmarks/docs_pictures.py."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +77,27 @@ def test_a_long_caption_wraps_beside_the_maps_instead_of_running_under_them():
     lines = 1 + int((np.diff(rows) > 3).sum())
     assert lines == 3  # the first line broken in two, then the prediction
     assert not text[:, 20 + PANEL + 17 : g.pos[0][0] - 1].any()  # nothing runs on to the maps
+
+
+def _script(*args, cwd):
+    return subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "docs_pictures.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_docs_script_help_and_list_write_nothing(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / "docs"
+    for flag in ("--help", "--list"):
+        r = _script(flag, "--out", str(out), cwd=work)
+        assert r.returncode == 0, r.stderr
+        assert list(work.iterdir()) == []
+    # every picture in docs/ has its command (the live page's screenshots: screenshots.py)
+    listed = r.stdout
+    pictures = [p.name for p in (REPO / "docs").iterdir() if not p.name.startswith("serve_")]
+    assert pictures and [p for p in pictures if p not in listed] == []
