@@ -101,3 +101,15 @@ def test_docs_script_help_and_list_write_nothing(tmp_path):
     listed = r.stdout
     pictures = [p.name for p in (REPO / "docs").iterdir() if not p.name.startswith("serve_")]
     assert pictures and [p for p in pictures if p not in listed] == []
+
+
+def test_the_empty_window_sentence_reads_as_a_product():
+    """It said '-0.42 x sum(kernel) +1.248 + bias', which reads as adding 1.248."""
+    from types import SimpleNamespace as NS
+
+    from convsee.draw.animate import ConvAnimation
+
+    me = NS(out=np.full((2, 2), -0.702), win=np.full((2, 2, 1, 5, 5), -0.42), cin=1)
+    me.w, me.background = np.full((1, 5, 5), 0.05), None  # the kernel sums to 1.25
+    text = ConvAnimation._reason(me, NS(pos=(0, 0), reason="empty"))
+    assert "-0.42 x 1.250 (the kernel's sum) + bias = -0.702" in text

@@ -145,3 +145,32 @@ def test_a_checkpoint_of_another_model_may_have_any_number_of_classes(tmp_path):
     save_checkpoint(shapes.ShapesNet(), path, meta)
     net = load_network(f"{SHAPES}:ShapesNet", path)
     assert net.class_names(3) == ["a", "b", "c"]
+
+
+def test_animate_never_calls_padding_the_input_s_structure(trained, tmp_path):
+    """On a plain picture only the zero padding varies: no window is 'along the structure'."""
+    _, out = trained
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (40, 40), (60, 40, 90)).save(plain)
+    args = ["animate", str(plain), *MODEL, "--checkpoint", str(out), "--out", str(tmp_path)]
+    assert main([*args, "--layer", "conv1", "--channel", "0"]) == 0
+    side = json.loads((tmp_path / "animate_conv1_ch0.json").read_text())
+    assert [s for s in side["shown"] if s["why"] == "along"] == []
+    assert side["shown"][0]["why"] == "empty"
+
+
+def test_animate_walks_along_edges_not_background_noise(trained, tmp_path):
+    _, out = trained
+    rng = np.random.default_rng(0)
+    a = np.clip(np.array([60, 40, 90]) + rng.normal(0, 4, (40, 40, 3)), 0, 255)
+    a[10:30, 10:30] = 240  # a light square; its edges: rows and cols 10 and 29
+    picture = tmp_path / "square.png"
+    Image.fromarray(a.astype(np.uint8)).save(picture)
+    args = ["animate", str(picture), *MODEL, "--checkpoint", str(out), "--out", str(tmp_path)]
+    assert main([*args, "--layer", "conv1", "--channel", "0"]) == 0
+    side = json.loads((tmp_path / "animate_conv1_ch0.json").read_text())
+    along = [tuple(s["position"]) for s in side["shown"] if s["why"] == "along"]
+    assert len(along) >= 4
+    edge = lambda v: min(abs(v - 10), abs(v - 29)) <= 1  # noqa: E731 - a 3x3 window reaches it
+    for r, c in along:  # on the square's outline, not in the noisy background
+        assert (edge(r) and 9 <= c <= 30) or (edge(c) and 9 <= r <= 30), (r, c)
