@@ -7,8 +7,8 @@ the optimisation baselines also read MNIST's test set, --data); the RGB ones fro
 example examples/shapes.py, trained here first (~15 s). Every picture is one `convsee`
 command's output, run in a scratch folder and copied under its docs name only once every
 command has succeeded, so a failure leaves --out as it was. --screenshots also runs
-benchmarks/screenshots.py (the live page, in Chromium) into --out. --list prints the commands
-and writes nothing.
+benchmarks/screenshots.py (the live page in Chromium: LeNet-5's, a seeded ResNet-18's and the
+shapes example's). --list prints the commands and writes nothing.
 """
 
 from __future__ import annotations
@@ -123,6 +123,8 @@ def main() -> int:
         for _, args, files in jobs:
             cmd = " ".join(x.replace(str(REPO) + "/", "") for x in args)
             print(f"convsee {cmd.format(mnist=a.data)}  ->  {', '.join(files.values())}")
+        shots = "serve_desktop.png, serve_phone.png, serve_rgb.png, serve_shapes.png"
+        print(f"with --screenshots: benchmarks/screenshots.py --shapes .  ->  {shots}")
         return 0
     path = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path}  # this tree's convsee
@@ -139,15 +141,17 @@ def main() -> int:
             seconds = run(cmd, work, env)
             print(f"convsee {' '.join(args).replace(str(REPO) + '/', '')}  {seconds:.1f} s")
             made.update({docs: out / produced for produced, docs in files.items()})
+        if a.screenshots:  # the live page, LeNet-5's and the shapes example's
+            shots = work / "shots"
+            cmd = [sys.executable, str(HERE / "screenshots.py"), "--out", str(shots)]
+            print(f"screenshots ... {run([*cmd, '--shapes', str(work)], HERE, env):.1f} s")
+            made.update({p.name: p for p in sorted(shots.glob("*.png"))})
         a.out.mkdir(parents=True, exist_ok=True)
         for docs, src in made.items():
             shutil.copyfile(src, a.out / docs)
             size = src.stat().st_size
             warn = "  (over 1 MB: heavy for the README)" if size > 1 << 20 else ""
             print(f"  {a.out / docs}  {size / 1024:.0f} KB{warn}")
-    if a.screenshots:
-        cmd = [sys.executable, str(HERE / "screenshots.py"), "--out", str(a.out)]
-        print(f"screenshots ... {run(cmd, HERE, env):.1f} s")
     return 0
 
 

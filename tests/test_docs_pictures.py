@@ -97,9 +97,9 @@ def test_docs_script_help_and_list_write_nothing(tmp_path):
         r = _script(flag, "--out", str(out), cwd=work)
         assert r.returncode == 0, r.stderr
         assert list(work.iterdir()) == []
-    # every picture in docs/ has its command (the live page's screenshots: screenshots.py)
+    # every picture in docs/ has its command
     listed = r.stdout
-    pictures = [p.name for p in (REPO / "docs").iterdir() if not p.name.startswith("serve_")]
+    pictures = [p.name for p in (REPO / "docs").iterdir()]
     assert pictures and [p for p in pictures if p not in listed] == []
 
 
