@@ -6,7 +6,9 @@ writes serve_desktop.png (LeNet-5: a hand-drawn 2, a conv2 map hovered: its kern
 field, top test patches and optimised input), serve_phone.png (the same page 390 px wide) and
 serve_rgb.png (a ResNet-18 at 3x224x224 with seeded weights, a photo uploaded, Grad-CAM at
 layer3.0.conv2, a map hovered; exemplars from Fashion-MNIST's test set, found where Debian's
-dataset-fashion-mnist puts it).
+dataset-fashion-mnist puts it); with --shapes DIR (a folder where examples/shapes.py wrote
+shapes/ and shapes.safetensors, as benchmarks/docs_pictures.py does) also serve_shapes.png: the
+trained RGB example on a test triangle, Grad-CAM, a map of conv3 hovered.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ TWO = [(70, 90), (100, 55), (160, 50), (200, 85), (190, 135), (110, 200), (70, 2
 TWO += [(215, 232)]  # a hand-drawn 2
 
 
-def start(args: list[str]):
+def start(args: list[str], cwd=None):
     port = free_port()
     cmd = [sys.executable, "-m", "convsee", "serve", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=cwd)
     proc.stdout.readline()  # "serving on ..."
     time.sleep(0.3)
     return proc, f"http://127.0.0.1:{port}/"
@@ -63,14 +65,49 @@ def photo() -> Path:
     return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
+def shapes_page(b, docs: Path, folder: Path) -> None:
+    """serve_shapes.png: the shapes example's page on test triangle 8, named as the page names
+    a random test image (data:N), with Grad-CAM and a map of conv3 hovered."""
+    test = folder / "shapes" / "test"
+    files = sorted(p for p in test.rglob("*.png"))
+    n = files.index(test / "triangle" / "0008.png")  # the folder's order, as convsee reads it
+    model = f"{HERE.parent / 'examples' / 'shapes.py'}:ShapesNet"
+    args = ["--model", model, "--checkpoint", "shapes.safetensors", "--data", "shapes/test"]
+    proc, url = start(args, cwd=folder)  # relative names: the page shows them
+    try:
+        page = b.new_page(viewport={"width": 1400, "height": 1000})
+        page.route("**/api/sample/random", lambda r: r.fulfill(json={"name": f"data:{n}"}))
+        page.goto(url)
+        page.wait_for_function("window.convsee.updates > 0", timeout=60000)
+        page.click("#random")
+        page.wait_for_function(
+            f"window.convsee.data && window.convsee.data.input_name === 'data:{n}'", timeout=60000
+        )
+        page.select_option("#attr", "gradcam")
+        page.wait_for_function("window.convsee.data.attribution", timeout=60000)
+        settle(page)
+        hover_views(page, ".layer[data-layer='conv3'] .map canvas >> nth=12", 0.45, 0.55)
+        page.screenshot(path=str(docs / "serve_shapes.png"))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(DOCS), help="folder for the screenshots")
+    ap.add_argument("--shapes", type=Path, help="where examples/shapes.py ran: serve_shapes.png")
+    ap.add_argument("--only-shapes", action="store_true", help="serve_shapes.png alone")
     a = ap.parse_args()
     docs = Path(a.out)
     docs.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        if a.shapes:
+            shapes_page(b, docs, a.shapes.resolve())
+        if a.only_shapes:
+            b.close()
+            return 0
         proc, url = start(["--data", str(SHARED_MNIST)])
         try:
             page = b.new_page(viewport={"width": 1400, "height": 1000})

@@ -184,7 +184,9 @@ def run(a) -> int:
             background=background,
         )
         win, final = steps[0], steps[2]
-        frames_plan = plan(win, final)
+        ones = np.ones_like(x)  # which window cells are the input, which padding
+        inside = conv_steps(ones, ones[:, :kh, :kw], 0, p.stride, p.padding, p.dilation)[0] > 0
+        frames_plan = plan(np.where(inside, win, np.nan), final)  # padding is no structure
         luts = ("RdBu_r", "gray")
         extra = {
             "stride": list(p.stride),

@@ -353,7 +353,8 @@ class ConvAnimation:
             if self.cin == 1:
                 text = (
                     f"an empty window: every value is {vals[0]:.2f}, so the output is "
-                    f"{vals[0]:.2f} x sum(kernel) {float(self.w.sum()):+.3f} + bias = {_fmt(v)}"
+                    f"{vals[0]:.2f} x {float(self.w.sum()):.3f} (the kernel's sum) + bias"
+                    f" = {_fmt(v)}"
                 )
             else:
                 text = f"an empty window: each channel holds one value, so the output is {_fmt(v)}"

@@ -115,9 +115,10 @@ def optimize_image(
     h, w = patches.shape[1:3] if n else (1, 1)
     cols = min(max(n, 1), 8)
     rows = math.ceil(n / cols) if n else 0
-    t = 112
-    th = max(1, round(t * h / max(h, w)))
-    tw = max(1, round(t * w / max(h, w)))
+    m = max(h, w)
+    t = m * max(1, round(112 / m)) if m <= 112 else 112  # about 112 px, whole pixels when small
+    th = max(1, round(t * h / m))  # the tile's size, as tile() makes it
+    tw = max(1, round(t * w / m))
     lines = list(notes or [])
     top = 52 + 18 * len(lines)
     cell_w, cell_h = max(tw, 126) + 16, th + 48

@@ -119,8 +119,26 @@ def input_panel(img: Image.Image, d: ImageDraw.ImageDraw, xy, image: np.ndarray,
     pic = picture(image, PANEL)
     img.paste(pic, (x, y))
     d.rectangle([x - 1, y - 1, x + pic.width, y + pic.height], outline=MUTED)
-    for i, line in enumerate(caption.split("\n")):
-        d.text((x, y + pic.height + 12 + 18 * i), line, fill=FG if i == 0 else MUTED, font=font(14))
+    i = 0
+    for k, line in enumerate(caption.split("\n")):
+        for part in wrap(line, 14, PANEL + 16):  # the maps start 42 px right of the panel
+            d.text(
+                (x, y + pic.height + 12 + 18 * i), part, fill=FG if k == 0 else MUTED, font=font(14)
+            )
+            i += 1
+
+
+def wrap(text: str, size: int, width: int) -> list[str]:
+    """text in lines of at most width px at this font size, broken between words."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        longer = f"{line} {word}" if line else word
+        if line and text_size(longer, size)[0] > width:
+            lines.append(line)
+            line = word
+        else:
+            line = longer
+    return [*lines, line]
 
 
 def tile_size(n: int, h: int, w: int) -> int:
@@ -177,15 +195,15 @@ class MapGrid:
             kern_w = per_row * (kw * kpx + 3)
             if kernel_lim is None:
                 kernel_lim = float(np.abs(kernels).max()) or 1.0
-        cell_h = self.th + 22 + kern_h + (16 if own_ranges and not self.small else 4)
+        under = 16 if own_ranges and not self.small else 0  # each map's range, under it
+        cell_h = self.th + 22 + kern_h + (under or 4)
         cell_w = max(self.tw, kern_w) + GAP
         left, grid_w = PANEL + 42, cols * cell_w
         bar_h = min(240, max(120, rows * cell_h - 30))
         height = max(120 + rows * cell_h, 120 + PANEL + 120) + 10
-        if kernels is not None:
-            height = max(height, 130 + bar_h + 60 + 100 + 30)
+        second = 75 if kernels is not None else 0  # the kernels' colour bar, beside the maps'
         self.pos = [(left + (i % cols) * cell_w, 120 + (i // cols) * cell_h) for i in range(c)]
-        base = Image.new("RGB", (left + grid_w + 110, height), BG)
+        base = Image.new("RGB", (left + grid_w + 110 + second, height), BG)
         d = ImageDraw.Draw(base)
         _title(d, 20, title)
         if labels is None:
@@ -196,21 +214,18 @@ class MapGrid:
             if self.labels is not None:
                 self._label(d, i, self.labels[i], FG)
             if kernels is not None:
-                _kernel_block(base, (x, y + self.th + 10), kernels[i], kpx, per_row, kernel_lim)
+                _kernel_block(
+                    base, (x, y + self.th + 10 + under), kernels[i], kpx, per_row, kernel_lim
+                )
         self.bar_at = (left + grid_w + 10, 130, bar_h)
+        self.bar_label = "maps" if kernels is not None else ""
         if kernels is not None:
+            at = (left + grid_w + 10 + second, 130)
             colorbar(
-                d,
-                base,
-                (left + grid_w + 10, 130 + bar_h + 60),
-                100,
-                -kernel_lim,
-                kernel_lim,
-                colormap("RdBu_r"),
-                label="kernels",
+                d, base, at, bar_h, -kernel_lim, kernel_lim, colormap("RdBu_r"), label="kernels"
             )
         if bar is not None:
-            colorbar(d, base, self.bar_at[:2], self.bar_at[2], *bar, lut)
+            colorbar(d, base, self.bar_at[:2], self.bar_at[2], *bar, lut, label=self.bar_label)
         elif own_ranges:
             d.text(
                 (left + grid_w + 10, 130), "each map:\nits own\nrange", fill=MUTED, font=font(12)
@@ -228,7 +243,7 @@ class MapGrid:
         img = self.base.copy()
         d = ImageDraw.Draw(img)
         if bar is not None:
-            colorbar(d, img, self.bar_at[:2], self.bar_at[2], *bar, self.lut)
+            colorbar(d, img, self.bar_at[:2], self.bar_at[2], *bar, self.lut, label=self.bar_label)
         input_panel(img, d, (20, 120), image, caption)
         same = all(r == ranges[0] for r in ranges)
         colored = (
@@ -358,17 +373,20 @@ def probability_bars(
 def sample_sheet(images, captions: list[str], title: str, cols: int = 5) -> Image.Image:
     """Inputs in a grid (the original's 2x5 plot of the samples), a caption under each."""
     n = len(images)
+    cols = max(1, min(cols, n))  # fewer inputs than columns: no empty columns
     rows = int(np.ceil(n / cols))
-    size, ch = 112, 186
+    pics = [_gray(im, 112) for im in images]  # about 112 px, whole pixels when enlarged
+    size = max([p.height for p in pics] or [112])
+    ch = size + 74  # the picture and three lines of caption
     widest = max(text_size(line, 12)[0] for cap in captions for line in cap.split("\n"))
     cw = max(150, widest + 18)
     img = Image.new("RGB", (cols * cw + 20, 60 + rows * ch), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 16), title, fill=FG, font=font(20))
-    for i, (im, cap) in enumerate(zip(images, captions, strict=True)):
+    for i, (pic, cap) in enumerate(zip(pics, captions, strict=True)):
         r, q = divmod(i, cols)
         x, y = 20 + q * cw, 56 + r * ch
-        img.paste(_gray(im, size), (x, y))
+        img.paste(pic, (x, y))
         for j, line in enumerate(cap.split("\n")):
             d.text((x, y + size + 6 + 15 * j), line, fill=FG if j == 0 else MUTED, font=font(12))
     return img

@@ -352,7 +352,8 @@ def _check_meta(where, meta) -> dict:
     classes = meta.get("classes", [str(i) for i in range(n)])
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ConvseeError(f"{where}: 'classes' must be a list of names")
-    if len(classes) != n:
+    lenet = not meta.get("model")  # another model's outputs are its own, not config's
+    if len(classes) != n and (lenet or "num_classes" in config):
         raise ConvseeError(f"{where}: {len(classes)} 'classes' for a model with {n} outputs")
     acc = meta.get("test_accuracy")
     if acc is not None and (

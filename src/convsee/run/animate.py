@@ -250,18 +250,21 @@ def plan(
     fill_frames: int = 8,
     negative: bool = True,
 ) -> list[Frame]:
-    """The frames that teach, for a map out (H', W') made from windows (H', W', ...):
+    """The frames that teach, for a map out (H', W') made from windows (H', W', kh, kw) or
+    (H', W', Cin, kh, kw), NaN where a window reads padding:
 
-    1. an empty window (every value the same, e.g. all background), if there is one;
+    1. an empty window (one value in each channel, e.g. all background), if there is one;
     2. `along` positions spread along the input's structure (the windows that vary most),
        walked in nearest-neighbour order;
     3. the strongest response; 4. the most negative one (negative=True);
     then the rest filling in, a few rows per frame (`fill_frames` frames), and a last frame
     with the whole map."""
     h, w = out.shape
-    flat = windows.reshape(h, w, -1)
+    # a window's spread: its largest range within one input channel (a plain colour is not
+    # structure); NaN cells (padding) do not count
+    flat = windows.reshape(h, w, windows.shape[2] if windows.ndim == 5 else 1, -1)
     finite = np.where(np.isfinite(flat), flat, np.nan)
-    spread = np.nan_to_num(np.nanmax(finite, -1) - np.nanmin(finite, -1))
+    spread = np.nan_to_num(np.nanmax(finite, -1) - np.nanmin(finite, -1)).max(-1)
     taught: list[tuple[tuple[int, int], str]] = []
 
     def add(pos, why):
@@ -274,7 +277,8 @@ def plan(
         add(empty[0], "empty")
     busy = spread > 1e-6
     if busy.any():
-        thr = np.quantile(spread[busy], 0.6)
+        # the busiest 40%, and at least half the largest spread (noise is not structure)
+        thr = max(np.quantile(spread[busy], 0.6), 0.5 * spread.max())
         cands = np.argwhere(busy & (spread >= thr))
         first = int(np.argmax([spread[tuple(p)] for p in cands]))
         pts = [tuple(int(v) for v in cands[i]) for i in _spread(cands, along, first)]
