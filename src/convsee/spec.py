@@ -258,6 +258,31 @@ class ModelSpec:
         }
 
 
+def select_channels(choice, n: int, means=None, name: str = "the layer") -> list[int]:
+    """The channels to show of a layer with n channels: choice is None (all), a list of
+    numbers, or ('all'|'top'|'list', arg) as cli.options.parse_channels gives it; for 'top',
+    means() returns each channel's mean activation (called only then), and the K highest are
+    kept, in channel order. The one selection rule of render, the views and the page."""
+    if choice is None:
+        return list(range(n))
+    if isinstance(choice, tuple) and len(choice) == 2 and isinstance(choice[0], str):
+        kind, arg = choice
+        if kind == "all":
+            return list(range(n))
+        if kind == "top":
+            import numpy as np
+
+            k = min(int(arg), n)
+            order = np.argsort(-np.asarray(means(), np.float64), kind="stable")[:k]
+            return sorted(int(c) for c in order)
+        choice = arg
+    chans = [int(c) for c in choice]
+    bad = [c for c in chans if not 0 <= c < n]
+    if bad:
+        raise ConvseeError(f"channel {bad[0]} is out of range: {name} has 0..{n - 1}")
+    return chans
+
+
 def _plain(layer: Layer) -> str:
     return layer.module + (f".{layer.element}" if layer.element else "")
 

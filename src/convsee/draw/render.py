@@ -26,7 +26,7 @@ from .. import __version__
 from ..datasets.inputs import Input
 from ..errors import ConvseeError
 from ..run.filters import blur_maps
-from ..spec import Layer
+from ..spec import Layer, select_channels
 from .core import colormap, save_gif, save_image, to_palette
 from .figures import (
     MapGrid,
@@ -120,17 +120,10 @@ def _value_range(a: np.ndarray, signed: bool) -> tuple[float, float]:
 
 
 def choose_channels(a: np.ndarray, mode) -> list[int]:
-    """Channels to draw of one input's (C, H, W) maps: mode from cli parse_channels."""
-    kind, arg = mode
+    """Channels to draw of one input's (C, H, W) maps (spec.select_channels; 'top' by their
+    mean over the map)."""
     c = a.shape[0]
-    if kind == "all":
-        return list(range(c))
-    if kind == "list":
-        return list(arg)
-    k = min(int(arg), c)
-    mean = a.reshape(c, -1).mean(1)
-    top = np.argsort(-mean, kind="stable")[:k]
-    return sorted(int(i) for i in top)
+    return select_channels(mode, c, lambda: a.reshape(c, -1).mean(1))
 
 
 def _channel_mode(text, c: int):

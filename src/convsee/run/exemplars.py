@@ -22,7 +22,7 @@ from ..datasets.folder import ImageSource
 from ..datasets.inputs import Input, prepare
 from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError
-from ..spec import Layer
+from ..spec import Layer, select_channels
 from .units import check_layers, crop, field_box, model_device, runner, torch_model, whole_image
 
 __all__ = [
@@ -196,26 +196,9 @@ def scan(
 
 
 def pick_channels(choice, top: TopK, layer: Layer) -> list[int]:
-    """None: all; a list of channel numbers; ('top', K): the K with the highest mean
-    activation over the dataset (in channel order); ('all', None) / ('list', [...]) as
-    cli.options.parse_channels returns them."""
-    n = layer.channels
-    if choice is None:
-        return list(range(n))
-    if isinstance(choice, tuple) and len(choice) == 2 and isinstance(choice[0], str):
-        kind, arg = choice
-        if kind == "all":
-            return list(range(n))
-        if kind == "top":
-            kk = min(int(arg), n)
-            order = np.argsort(-top.channel_means(), kind="stable")[:kk]
-            return sorted(int(c) for c in order)
-        choice = arg
-    chans = [int(c) for c in choice]
-    bad = [c for c in chans if not 0 <= c < n]
-    if bad:
-        raise ConvseeError(f"channel {bad[0]} is out of range: {layer.name} has 0..{n - 1}")
-    return chans
+    """Channels to show (spec.select_channels); 'top' ranks them by mean activation over the
+    dataset."""
+    return select_channels(choice, layer.channels, top.channel_means, layer.name)
 
 
 def collect(top: TopK, layer: Layer, channels: list[int], prep: Preprocess, source) -> Exemplars:

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError
-from ..spec import Layer
+from ..spec import Layer, select_channels
 from .units import (
     OBJECTIVES,
     centre_of,
@@ -449,25 +449,14 @@ def optimize(
 
 
 def choose_units(model, prep, layer, choice, data_x=None, n_random: int = 200) -> list[int]:
-    """Channel numbers from None (all), a list, or ('all'|'top'|'list', arg) as
-    cli.options.parse_channels gives them; top: highest mean over data_x (else random inputs)."""
-    n = layer.channels
-    if choice is None:
-        return list(range(n))
-    if isinstance(choice, tuple) and len(choice) == 2 and isinstance(choice[0], str):
-        kind, arg = choice
-        if kind == "all":
-            return list(range(n))
-        if kind == "top":
-            x = data_x if data_x is not None and len(data_x) else random_inputs(prep, n_random)
-            mean = unit_table(model, layer, x, range(n), "mean").mean(0)
-            return sorted(int(c) for c in np.argsort(-mean, kind="stable")[: min(int(arg), n)])
-        choice = arg
-    chans = [int(c) for c in choice]
-    bad = [c for c in chans if not 0 <= c < n]
-    if bad:
-        raise ConvseeError(f"channel {bad[0]} is out of range: {layer.name} has 0..{n - 1}")
-    return chans
+    """Channels to optimise (spec.select_channels); 'top' ranks them by their mean over data_x
+    (else over random inputs)."""
+
+    def means():
+        x = data_x if data_x is not None and len(data_x) else random_inputs(prep, n_random)
+        return unit_table(model, layer, x, range(layer.channels), "mean").mean(0)
+
+    return select_channels(choice, layer.channels, means, layer.name)
 
 
 def field_patches(res: Optimized, prep: Preprocess) -> np.ndarray:
