@@ -31,6 +31,7 @@ BLANK_CONTRAST = 0.08  # below this (ink - background), on [0, 1], the image is 
 WORK_SIDE = 512  # px: longer inputs are box-averaged to at most 2x this first (speed)
 COARSE_SIDE = 48  # px: long side of the copy for a first look at the paper's shading
 BG_SIDE = 128  # px: long side of the copy on which uneven shading is estimated
+POLARITY_WINDOW = 1 / 8  # of the copy's short side: marks thinner than this show polarity
 COARSE_WINDOW = 1 / 2  # of the coarse copy's short side: wider than any digit's blobs
 BG_WINDOW = 1 / 3  # of that copy's short side: narrower bright things are ink, wider shading
 LABEL_SIDE = 128  # px: long side of the grid on which ink is split into connected parts
@@ -150,18 +151,18 @@ def _strokes(g: np.ndarray) -> np.ndarray:
     The shading is the opening of a small copy: first with a window half the image wide on
     a coarse copy (safe for any stroke or blob of ink); then, where the paper is not flat,
     on a finer copy with a window a few strokes wide, which follows shadows closely."""
-    small, f = _copy(g, COARSE_SIDE)
-    dark = _dark_ink(small, g)
+    fine, f = _copy(g, BG_SIDE)
+    small, fc = _copy(g, COARSE_SIDE)
+    dark = _dark_ink(fine, g)
     if dark:
-        g, small = 1.0 - g, 1.0 - small
+        g, fine, small = 1.0 - g, 1.0 - fine, 1.0 - small
     k = max(3, round(min(small.shape) * COARSE_WINDOW))
-    ink, stroke, flat = _ink(g, small, f, k, dark)
+    ink, stroke, flat = _ink(g, small, fc, k, dark)
     if not flat:
         if ink is None:  # all shadow, or ink merged with a shadow's leftover: guess
             stroke = min(g.shape) * GUESS_STROKE
-        small, f = _copy(g, BG_SIDE)
-        k = min(round(min(small.shape) * BG_WINDOW), int(np.ceil(STROKE_WINDOW * stroke / f)))
-        ink = _ink(g, small, f, max(3, k), dark)[0]
+        k = min(round(min(fine.shape) * BG_WINDOW), int(np.ceil(STROKE_WINDOW * stroke / f)))
+        ink = _ink(g, fine, f, max(3, k), dark)[0]
     if ink is None:
         raise ConvseeError("blank image: no ink found (nothing stands out from the background)")
     return ink
@@ -185,7 +186,9 @@ def _ink(g: np.ndarray, small: np.ndarray, f: int, k: int, dark: bool):
     h, w = g.shape
     shade = _filter(_filter(small, k, np.minimum), k, np.maximum)  # the paper under the ink
     flat = float(shade.max() - shade.min()) < BLANK_CONTRAST / 4
-    if f > 1:  # a cell's worth of dilation first: no false ink along a shadow's sharp edge
+    if flat:  # one level of paper
+        shade = np.float32(np.median(shade))
+    elif f > 1:  # a cell's worth of dilation first: no false ink along a shadow's sharp edge
         shade = _resize(_grow(shade), (h, w), Image.Resampling.BILINEAR)
     r = g - shade  # ink above the paper (H, W); paper ~ 0 with noise
     if dark and not flat:
@@ -217,8 +220,18 @@ def _stroke_width(mask: np.ndarray) -> float:
 
 
 def _dark_ink(small: np.ndarray, g: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper: after a plane fit to the small copy (which
-    takes out a lighting gradient), ink is the side that strays furthest from it."""
+    """Whether the ink is darker than the paper (g, and its small copy). Ink is thin: the
+    side with the strongest thin marks (top-hats), if one side clearly has them; else the
+    side that strays furthest from a plane fitted to the paper (a lighting gradient); else
+    the paper is the lighter side."""
+    k = max(5, round(min(small.shape) * POLARITY_WINDOW))
+    if k < min(small.shape):
+        bright = float((small - _filter(_filter(small, k, np.minimum), k, np.maximum)).max())
+        dark = float((_filter(_filter(small, k, np.maximum), k, np.minimum) - small).max())
+        if dark > 1.5 * bright:
+            return True
+        if bright > 1.5 * dark:
+            return False
     h, w = small.shape
     y = np.arange(h, dtype=np.float32) - (h - 1) / 2  # centred: the fit is three means
     x = np.arange(w, dtype=np.float32) - (w - 1) / 2
@@ -324,18 +337,22 @@ def _resize(a: np.ndarray, shape, resample) -> np.ndarray:
 
 def _filter(a: np.ndarray, k: int, op) -> np.ndarray:
     """k x k flat min or max filter (op = np.minimum or np.maximum), edges repeated; same
-    shape. Van Herk / Gil-Werman: running extremes within blocks of k, so the cost does not
-    grow with k."""
+    shape. Per axis, extremes over windows of 1, 2, 4, ... up to k, then two overlapping
+    windows: about log2(k) array operations rather than k."""
+    lo, hi = k // 2, k - 1 - k // 2
     for axis in (0, 1):
-        b = np.moveaxis(a, axis, -1)
-        n = b.shape[-1]
-        m = -(-(n + k - 1) // k) * k  # padded length, a multiple of k
-        lead = [(0, 0)] * (b.ndim - 1)
-        p = np.pad(b, lead + [(k // 2, m - n - k // 2)], mode="edge")
-        blocks = p.reshape(*p.shape[:-1], m // k, k)
-        fwd = op.accumulate(blocks, axis=-1).reshape(p.shape)
-        bwd = op.accumulate(blocks[..., ::-1], axis=-1)[..., ::-1].reshape(p.shape)
-        a = np.moveaxis(op(bwd[..., :n], fwd[..., k - 1 : k - 1 + n]), -1, axis)
+        p = np.pad(a, ((lo, hi), (0, 0)) if axis == 0 else ((0, 0), (lo, hi)), mode="edge")
+        n, span = a.shape[axis], 1
+        while 2 * span <= k:  # p -> extremes over windows of 2 * span
+            if axis == 0:
+                p = op(p[:-span], p[span:])
+            else:
+                p = op(p[:, :-span], p[:, span:])
+            span *= 2
+        if axis == 0:
+            a = op(p[:n], p[k - span : k - span + n])
+        else:
+            a = op(p[:, :n], p[:, k - span : k - span + n])
     return a
 
 
@@ -346,7 +363,7 @@ def _blur3(a: np.ndarray) -> np.ndarray:
     return (p[:, :-2] + p[:, 1:-1] + p[:, 2:]) / 9
 
 
-def _paper(a: np.ndarray, samples: int = 16384):
+def _paper(a: np.ndarray, samples: int = 8192):
     """(median, robust standard deviation: 1.4826 x MAD) of the background, which is most
     of the pixels; from an even spread of about `samples` of them (the median is costly)."""
     a = a.ravel()[:: max(1, a.size // samples)]
@@ -356,9 +373,9 @@ def _paper(a: np.ndarray, samples: int = 16384):
 
 def _otsu(a: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold of a's positive values (the background is around 0), from an even
-    spread of some 65536 of them."""
+    spread of some 16384 of them."""
     top = float(a.max())
-    a = a.ravel()[:: max(1, a.size // 65536)]
+    a = a.ravel()[:: max(1, a.size // 16384)]
     if top <= 0:
         return 0.0
     q = np.clip(a * ((bins - 1) / top), 0, bins - 1).astype(np.intp)
@@ -398,7 +415,8 @@ def _label(ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
     """8-connected component of each listed pixel, as the smallest index in it (n,).
 
     Each pixel takes the smallest label among its neighbours, then follows its label's
-    label (pointer jumping), until nothing changes: a few passes, not one per pixel."""
+    label to the root (pointer jumping), until nothing changes: a few passes, not one per
+    pixel."""
     n = ys.size
     index = np.full((h + 2, w + 2), -1, np.intp)
     index[ys + 1, xs + 1] = np.arange(n)
@@ -408,8 +426,11 @@ def _label(ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
     lab = own
     while True:
         new = lab[nbrs].min(1)
-        new = new[new]
-        new = new[new]
+        while True:  # follow labels to their roots
+            root = new[new]
+            if np.array_equal(root, new):
+                break
+            new = root
         if np.array_equal(new, lab):
             return lab
         lab = new
