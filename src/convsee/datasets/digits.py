@@ -151,16 +151,24 @@ def _strokes(g: np.ndarray) -> np.ndarray:
     The shading is the opening of a small copy: first with a window half the image wide on
     a coarse copy (safe for any stroke or blob of ink); then, where the paper is not flat,
     on a finer copy with a window a few strokes wide, which follows shadows closely."""
-    fine, f = _copy(g, BG_SIDE)
-    small, fc = _copy(g, COARSE_SIDE)
-    dark = _dark_ink(fine, g)
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    fine = None
+    if border.min() == border.max():  # a clean drawing or scan: the border is the paper
+        dark = float(border[0] - g.min()) > float(g.max() - border[0])
+    else:
+        fine, f = _copy(g, BG_SIDE)
+        dark = _dark_ink(fine, border)
     if dark:
-        g, fine, small = 1.0 - g, 1.0 - fine, 1.0 - small
+        g = 1.0 - g
+        fine = None if fine is None else 1.0 - fine
+    small, fc = _copy(g, COARSE_SIDE)
     k = max(3, round(min(small.shape) * COARSE_WINDOW))
     ink, stroke, flat = _ink(g, small, fc, k, dark)
     if not flat:
         if ink is None:  # all shadow, or ink merged with a shadow's leftover: guess
             stroke = min(g.shape) * GUESS_STROKE
+        if fine is None:
+            fine, f = _copy(g, BG_SIDE)
         k = min(round(min(fine.shape) * BG_WINDOW), int(np.ceil(STROKE_WINDOW * stroke / f)))
         ink = _ink(g, fine, f, max(3, k), dark)[0]
     if ink is None:
@@ -178,11 +186,11 @@ def _copy(g: np.ndarray, side: int):
 
 
 def _ink(g: np.ndarray, small: np.ndarray, f: int, k: int, dark: bool):
-    """(ink (H, W) in [0, 1] or None if there is none, stroke width in px, whether the paper
-    is flat) for ink-bright g and its small copy (f times smaller), with the shading the
-    opening of window k cells. dark: g is dark ink on paper, inverted; on shaded paper its
-    contrast is then taken relative to the paper's brightness, so that ink in a shadow is
-    as dark as in the light (light multiplies)."""
+    """(ink (H, W) in [0, 1] or None if there is none, stroke width in px (0 on flat paper),
+    whether the paper is flat) for ink-bright g and its small copy (f times smaller), with
+    the shading the opening of window k cells. dark: g is dark ink on paper, inverted; on
+    shaded paper its contrast is then taken relative to the paper's brightness, so that
+    ink in a shadow is as dark as in the light (light multiplies)."""
     h, w = g.shape
     shade = _filter(_filter(small, k, np.minimum), k, np.maximum)  # the paper under the ink
     flat = float(shade.max() - shade.min()) < BLANK_CONTRAST / 4
@@ -210,7 +218,7 @@ def _ink(g: np.ndarray, small: np.ndarray, f: int, k: int, dark: bool):
         return None, 0.0, flat
     floor = min(SOFT_SIGMAS * sigma, 0.5 * low)
     ink = np.clip((r - floor) / max(level - floor, 1e-6), 0, 1) * keep
-    return ink, _stroke_width(strong & (keep > 0)), flat
+    return ink, 0.0 if flat else _stroke_width(strong & (keep > 0)), flat
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -219,11 +227,11 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2 * np.count_nonzero(mask) / max(edges, 1)
 
 
-def _dark_ink(small: np.ndarray, g: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper (g, and its small copy). Ink is thin: the
-    side with the strongest thin marks (top-hats), if one side clearly has them; else the
-    side that strays furthest from a plane fitted to the paper (a lighting gradient); else
-    the paper is the lighter side."""
+def _dark_ink(small: np.ndarray, border: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper, from a small copy of the image and its
+    border's pixels. Ink is thin: the side with the strongest thin marks (top-hats), if
+    one side clearly has them; else the side that strays furthest from a plane fitted to
+    the paper (a lighting gradient); else the paper is the lighter side."""
     k = max(5, round(min(small.shape) * POLARITY_WINDOW))
     if k < min(small.shape):
         bright = float((small - _filter(_filter(small, k, np.minimum), k, np.maximum)).max())
@@ -245,7 +253,6 @@ def _dark_ink(small: np.ndarray, g: np.ndarray) -> bool:
         return False
     if below > 1.5 * above:
         return True
-    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     return bool(np.median(border) > 0.5)  # undecided: paper is usually light
 
 
