@@ -45,7 +45,7 @@ INK_LEVEL = 75  # percentile of the ink pixels that maps to full white (MNIST: s
 HOLD = 0.5  # a part is ink if it reaches this fraction of Otsu's level (and MIN_SNR)
 SHADOW_CONTRAST = 0.5  # ink stands above the brightest paper around it by this much of
 #   its contrast to the darkest; a shadow's leftover does not (ink-bright: shadows are bright)
-MAJOR = 0.15  # parts at least this fraction of the largest part are kept wherever they are
+MAJOR = 0.5  # parts at least this fraction of the largest part are kept wherever they are
 SPECK = 0.02  # parts under this fraction of the largest part are dropped as specks
 NEAR = 0.15  # ...and between the two kept if this close (fraction of the digit's size)
 INNER = 0.1  # parts off the border are preferred if the largest is this fraction of any part
@@ -165,7 +165,7 @@ def _strokes(g: np.ndarray) -> np.ndarray:
     k = max(3, round(min(small.shape) * COARSE_WINDOW))
     ink, stroke, flat = _ink(g, small, fc, k, dark)
     if not flat:
-        if ink is None:  # all shadow, or ink merged with a shadow's leftover: guess
+        if ink is None or stroke == 0:  # all shadow, or ink merged with its leftover
             stroke = min(g.shape) * GUESS_STROKE
         if fine is None:
             fine, f = _copy(g, BG_SIDE)
@@ -213,7 +213,8 @@ def _ink(g: np.ndarray, small: np.ndarray, f: int, k: int, dark: bool):
     level = float(np.percentile(r[strong], INK_LEVEL))
     if level < BLANK_CONTRAST or level < MIN_SNR * sigma:
         return None, 0.0, flat
-    keep = _ink_parts(rs > low, rs > max(HOLD * high, MIN_SNR * sigma_s), None if flat else g)
+    hold = rs > max(HOLD * high, MIN_SNR * sigma_s)
+    keep = _ink_parts(rs > low, hold, strong, None if flat else g)
     if keep is None:
         return None, 0.0, flat
     floor = min(SOFT_SIGMAS * sigma, 0.5 * low)
@@ -256,15 +257,17 @@ def _dark_ink(small: np.ndarray, border: np.ndarray) -> bool:
     return bool(np.median(border) > 0.5)  # undecided: paper is usually light
 
 
-def _ink_parts(low: np.ndarray, strong: np.ndarray, shaded: np.ndarray | None):
-    """(H, W) float mask of the ink worth keeping, or None: the connected parts of `low`
-    that hold some `strong` pixel, less specks, thin marks along the border, and parts far
-    from the digit. `shaded`: where the paper is not flat, the ink-bright image (H, W), to
-    tell leftovers of shadows (which run into the border) from ink. Parts are found on a
-    grid of at most LABEL_SIDE cells a side, then the kept cells are grown by one."""
+def _ink_parts(low, hold, sure, shaded: np.ndarray | None):
+    """(H, W) float mask of the ink worth keeping, or None. The digit is the largest
+    connected part of `low` (bool (H, W), like hold and sure) that has some `sure` pixel,
+    with the parts as large, and the smaller ones near it that have some `hold` pixel; not
+    specks, thin marks along the border, or leftovers of shadows. `shaded`: where the paper
+    is not flat, the ink-bright image (H, W), to tell leftovers of shadows (which run into
+    the border) from ink. Parts are found on a grid of at most LABEL_SIDE cells a side;
+    the kept cells are grown by one."""
     h, w = low.shape
     f = max(1, -(-max(h, w) // LABEL_SIDE))
-    cells_low, cells_strong = _pool(low, f), _pool(strong, f)
+    cells_low, cells_hold, cells_sure = _pool(low, f), _pool(hold, f), _pool(sure, f)
     ch, cw = cells_low.shape
     ys, xs = np.nonzero(cells_low)
     lab = _label(ys, xs, ch, cw)
@@ -273,25 +276,25 @@ def _ink_parts(low: np.ndarray, strong: np.ndarray, shaded: np.ndarray | None):
     starts = np.concatenate([[0], np.cumsum(area)[:-1]])
     top, bottom = np.minimum.reduceat(ys[order], starts), np.maximum.reduceat(ys[order], starts)
     left, right = np.minimum.reduceat(xs[order], starts), np.maximum.reduceat(xs[order], starts)
-    hold = np.maximum.reduceat(cells_strong[ys, xs][order], starts)
+    holds = np.maximum.reduceat(cells_hold[ys, xs][order], starts)
+    sure = np.maximum.reduceat(cells_sure[ys, xs][order], starts)
     band_y, band_x = max(1, round(BORDER_BAND * ch)), max(1, round(BORDER_BAND * cw))
     hugs = np.zeros(area.shape, bool)
     if ch >= MIN_BAND_SIDE:  # (in a tiny image, everything is near the border)
         hugs |= ((top == 0) & (bottom < band_y)) | ((bottom == ch - 1) & (top >= ch - band_y))
     if cw >= MIN_BAND_SIDE:
         hugs |= ((left == 0) & (right < band_x)) | ((right == cw - 1) & (left >= cw - band_x))
-    ok = hold & ~hugs
-    seeds = ok
+    ok = holds & ~hugs
+    touches = (top == 0) | (left == 0) | (bottom == ch - 1) | (right == cw - 1)
     if shaded is not None:
-        touches = (top == 0) | (left == 0) | (bottom == ch - 1) | (right == cw - 1)
         ok &= ~(touches & _shadowy(shaded, f, cells_low, ys, xs, comp, ok & touches))
-        inner = ok & ~touches
-        if inner.any() and area[inner].max() >= INNER * area[ok].max():
-            seeds = inner  # and a digit seldom runs into the border, a leftover does
-        else:
-            seeds = ok
-    if not ok.any():
+    seeds = ok & sure
+    if not seeds.any():
         return None
+    if shaded is not None:  # and a digit seldom runs into the border, a leftover does
+        inner = seeds & ~touches
+        if inner.any() and area[inner].max() >= INNER * area[seeds].max():
+            seeds = inner
     biggest = area[seeds].max()
     kept = seeds & (area >= MAJOR * biggest)
     maybe = ok & ~kept & (area >= SPECK * biggest)
