@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from ..errors import ConvseeError
@@ -31,7 +32,8 @@ BLANK_CONTRAST = 0.08  # below this (ink - background), on [0, 1], the image is 
 WORK_SIDE = 512  # px: longer inputs are box-averaged to at most 2x this first (speed)
 COARSE_SIDE = 48  # px: long side of the copy for a first look at the paper's shading
 BG_SIDE = 128  # px: long side of the copy on which uneven shading is estimated
-POLARITY_WINDOW = 1 / 8  # of the copy's short side: marks thinner than this show polarity
+DARKEST = 0.02  # added to brightness before taking ratios of it (sensor's black)
+POLARITY_WINDOW = 1 / 3  # of the coarse copy's short side: the paper is the median there
 COARSE_WINDOW = 1 / 2  # of the coarse copy's short side: wider than any digit's blobs
 BG_WINDOW = 1 / 3  # of that copy's short side: narrower bright things are ink, wider shading
 LABEL_SIDE = 128  # px: long side of the grid on which ink is split into connected parts
@@ -157,7 +159,7 @@ def _strokes(g: np.ndarray) -> np.ndarray:
         dark = float(border[0] - g.min()) > float(g.max() - border[0])
     else:
         fine, f = _copy(g, BG_SIDE)
-        dark = _dark_ink(fine, border)
+        dark = _dark_ink(fine, _copy(g, COARSE_SIDE)[0], border)
     if dark:
         g = 1.0 - g
         fine = None if fine is None else 1.0 - fine
@@ -228,33 +230,31 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2 * np.count_nonzero(mask) / max(edges, 1)
 
 
-def _dark_ink(small: np.ndarray, border: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper, from a small copy of the image and its
-    border's pixels. Ink is thin: the side with the strongest thin marks (top-hats), if
-    one side clearly has them; else the side that strays furthest from a plane fitted to
-    the paper (a lighting gradient); else the paper is the lighter side."""
-    k = max(5, round(min(small.shape) * POLARITY_WINDOW))
-    if k < min(small.shape):
-        bright = float((small - _filter(_filter(small, k, np.minimum), k, np.maximum)).max())
-        dark = float((_filter(_filter(small, k, np.maximum), k, np.minimum) - small).max())
-        if dark > 1.5 * bright:
-            return True
-        if bright > 1.5 * dark:
-            return False
-    h, w = small.shape
+def _dark_ink(fine: np.ndarray, coarse: np.ndarray, border: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper, from a fine and a coarse copy of the image
+    and its border's pixels. Paper is usually light (the border's median above mid-grey),
+    but grey or shadowed paper is still paper: the ink is dark too if it strays below the
+    paper clearly further than anything strays above it, either as a brightness ratio to
+    the local median of the coarse copy (which follows shadows; light multiplies, so ink in
+    a shadow is still ink) or from a plane fitted to the coarse copy (a lighting gradient;
+    a bold digit that fills the median's window). Neither ever makes ink bright: a bold
+    digit's holes stray above the median, a lit corner above the plane."""
+    k = max(3, round(min(coarse.shape) * POLARITY_WINDOW))
+    paper = _median(coarse, k)
+    if paper.shape != fine.shape:
+        paper = _resize(paper, fine.shape, Image.Resampling.BILINEAR)
+    ratio = np.log((fine + DARKEST) / (paper + DARKEST))
+    if -ratio.min() > 1.5 * ratio.max():
+        return True
+    h, w = coarse.shape
     y = np.arange(h, dtype=np.float32) - (h - 1) / 2  # centred: the fit is three means
     x = np.arange(w, dtype=np.float32) - (w - 1) / 2
-    res = small - small.mean()
+    res = coarse - coarse.mean()
     if h > 1:
-        res = res - np.outer(y, np.ones(w, np.float32)) * (y @ small.sum(1)) / (w * (y @ y))
+        res = res - np.outer(y, np.ones(w, np.float32)) * (y @ coarse.sum(1)) / (w * (y @ y))
     if w > 1:
-        res = res - x * (small.sum(0) @ x) / (h * (x @ x))
-    above, below = float(res.max()), float(-res.min())
-    if above > 1.5 * below:
-        return False
-    if below > 1.5 * above:
-        return True
-    return bool(np.median(border) > 0.5)  # undecided: paper is usually light
+        res = res - x * (coarse.sum(0) @ x) / (h * (x @ x))
+    return bool(-res.min() > 1.5 * res.max() or np.median(border) > 0.5)
 
 
 def _ink_parts(low, hold, sure, shaded: np.ndarray | None):
@@ -364,6 +364,12 @@ def _filter(a: np.ndarray, k: int, op) -> np.ndarray:
         else:
             a = op(p[:, :n], p[:, k - span : k - span + n])
     return a
+
+
+def _median(a: np.ndarray, k: int) -> np.ndarray:
+    """k x k median filter, edges repeated; same shape."""
+    p = np.pad(a, ((k // 2, k - 1 - k // 2),) * 2, mode="edge")
+    return np.median(sliding_window_view(p, (k, k)).reshape(*a.shape, k * k), axis=-1)
 
 
 def _blur3(a: np.ndarray) -> np.ndarray:
