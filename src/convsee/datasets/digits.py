@@ -5,13 +5,14 @@ to fit 20x20 keeping the aspect ratio; placed in 28x28 so its centre of mass is 
 The result is white ink on black, float32 in [0, 1].
 
 Photos of handwriting on paper need more before the crop, so that only ink is cropped:
-the polarity is read from how the ink strays from a plane fitted to the paper (a grey or
+the polarity is read from how far the ink strays from the paper around it (a grey or
 shadowed sheet is still paper); the paper's shading (lighting gradients, shadows, a grey
-background) is estimated on a small copy with a morphological opening and subtracted; ink is
-told from noise by a hysteresis threshold (Otsu's level to find ink, a noise-based level to
-follow it) with soft edges; specks, thin marks along the border and leftovers of shadows are
-dropped. A clean scan or drawing has a flat background and no noise: for it the result is
-today's, except that specks far from the digit no longer widen the crop.
+background) is estimated on small copies with morphological openings and taken out, dark
+ink's contrast relative to the paper's brightness; ink is told from noise by a hysteresis
+threshold (Otsu's level to find ink, a noise-based level to follow it) with soft edges;
+specks, thin marks along the border and leftovers of shadows are dropped. Large inputs are
+box-averaged first. A clean scan or drawing (a uniform border, flat paper, no noise) comes
+out as before, except that specks far from the digit no longer widen the crop.
 """
 
 from __future__ import annotations
