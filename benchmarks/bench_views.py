@@ -34,13 +34,15 @@ def main() -> int:
     from convsee.models.checkpoint import load_checkpoint
     from convsee.run.exemplars import top_exemplars
     from convsee.run.optimize import maximize
+    from convsee.spec import describe
 
     model, _ = load_checkpoint()
+    spec = describe(model, (1, 28, 28))
     test = load_split("test", a.data)
     result = {"in_process_s": {}, "whole_command_s": {}}
     for layer in ("conv1", "conv2", "fc1"):
         result["in_process_s"][f"exemplars_{layer}_10000_images"] = median_time(
-            lambda layer=layer: top_exemplars(model, test.images, layer, 9), a.runs
+            lambda layer=layer: top_exemplars(model, test.images, spec.layer(layer), 9), a.runs
         )
     for layer, units in (("conv1", 6), ("conv2", 16), ("fc3", 10)):
         result["in_process_s"][f"optimize_{layer}_{units}_units"] = median_time(

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
 
 OUT = Path(__file__).parent / "out"
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # ../shared
+# the real MNIST: $CONVSEE_DATA, else ../shared/data/mnist beside the repository
+SHARED_MNIST = Path(
+    os.environ.get("CONVSEE_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+)
 # Debian's Chromium, headless, with nothing reaching for the (closed) network
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

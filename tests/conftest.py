@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = Path(os.environ.get("CONVSEE_TEST_DATA", REPO.parent / "shared" / "data" / "mnist"))
+# the real MNIST: $CONVSEE_TEST_DATA, else $CONVSEE_DATA (where convsee itself looks), else
+# ../shared/data/mnist beside the repository
+SHARED_MNIST = Path(
+    os.environ.get("CONVSEE_TEST_DATA")
+    or os.environ.get("CONVSEE_DATA")
+    or REPO.parent / "shared" / "data" / "mnist"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +36,10 @@ def _no_network(monkeypatch, tmp_path):
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"real MNIST expected in {SHARED_MNIST} (../shared/data/mnist)")
+        pytest.fail(
+            f"real MNIST expected in {SHARED_MNIST}: set CONVSEE_TEST_DATA or CONVSEE_DATA to "
+            "the folder with the four .gz files (default: ../shared/data/mnist)"
+        )
     return SHARED_MNIST
 
 

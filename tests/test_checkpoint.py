@@ -92,3 +92,191 @@ def test_shipped_checkpoint_carries_its_metadata():
     assert default_checkpoint().stat().st_size < 500_000
     assert meta["test_accuracy"] >= 0.991 and meta["train_config"]["seed"] == 0
     assert meta["dataset_md5"]["t10k-images-idx3-ubyte"] == "2646ac647ad5339dbf082846283269ea"
+
+
+# --- one unit: the metadata inside the weights file, the .json a checked copy -------------
+
+
+def _header_meta(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), "np") as f:
+        md = f.metadata() or {}
+    return json.loads(md["convsee_meta"]) if "convsee_meta" in md else None
+
+
+def test_metadata_is_inside_the_weights_file(tmp_path):
+    net = LeNet5()
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(net, path, {"test_accuracy": 0.5, "epochs_done": 2})
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert _header_meta(path) == side
+    path.with_suffix(".json").unlink()  # the copy is a convenience: the weights suffice
+    _, meta = load_checkpoint(path)
+    assert meta["epochs_done"] == 2 and meta["test_accuracy"] == 0.5
+
+
+def test_kill_between_weights_and_json_leaves_no_disagreement(tmp_path, monkeypatch):
+    from faults import fail_replace
+
+    torch.manual_seed(0)
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(LeNet5(), path, {"epochs_done": 1, "test_accuracy": 0.5})
+    net2 = LeNet5()
+    fail_replace(monkeypatch, lambda s, d, n: d.endswith(".json"), KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(net2, path, {"epochs_done": 2, "test_accuracy": 0.75})
+    monkeypatch.undo()
+    model, meta = load_checkpoint(path)  # weights of epoch 2 come with epoch 2's metadata
+    assert torch.equal(model.conv1.weight, net2.conv1.weight)
+    assert meta["epochs_done"] == 2 and meta["test_accuracy"] == 0.75
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_json_copy_that_disagrees_is_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(LeNet5(), path, {"epochs_done": 2, "test_accuracy": 0.9})
+    side = path.with_suffix(".json")
+    side.write_text(side.read_text().replace('"epochs_done": 2', '"epochs_done": 1'))
+    with pytest.raises(ConvseeError, match=r"m.json does not match .*epochs_done.*delete it"):
+        load_checkpoint(path)
+    from convsee.models.checkpoint import load_weights
+
+    with pytest.raises(ConvseeError, match="does not match"):
+        load_weights(path)
+
+
+def test_safetensors_from_other_tools_still_load(tmp_path):
+    from safetensors.torch import save_file
+
+    net = LeNet5()
+    p = tmp_path / "foreign.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(p))
+    model, meta = load_checkpoint(p)  # no metadata at all
+    assert torch.equal(model.fc3.bias, net.fc3.bias) and meta["classes"][9] == "9"
+    p.with_suffix(".json").write_text(json.dumps({"classes": list("abcdefghij")}))
+    assert load_checkpoint(p)[1]["classes"][0] == "a"  # a .json beside it still counts
+
+
+def test_shipped_checkpoints_carry_their_metadata_inside():
+    for dataset in ("mnist", "fashion-mnist"):
+        path = default_checkpoint(dataset)
+        inside = _header_meta(path)
+        assert inside is not None
+        assert inside == json.loads(path.with_suffix(".json").read_text())
+        assert inside["dataset"] == dataset and inside["complete"]
+
+
+def test_atomic_write_reaches_the_disk_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    from convsee.models.checkpoint import atomic_write
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync") or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or real_replace(a, b))
+    atomic_write(tmp_path / "f.bin", b"data")
+    assert (tmp_path / "f.bin").read_bytes() == b"data"
+    assert "fsync" in events and events.index("fsync") < events.index("replace")
+
+
+def test_clean_stale_temps_removes_only_its_own(tmp_path):
+    from convsee.models.checkpoint import clean_stale_temps
+
+    mine = [tmp_path / ".m.safetensors.ab_d1234.tmp", tmp_path / ".m.safetensors.zzzzzzzz.tmp"]
+    others = [
+        tmp_path / ".m.safetensors.notes.tmp",  # not mkstemp's 8 characters
+        tmp_path / ".m.safetensorsX.abcdefgh.tmp",  # another file's temporary
+        tmp_path / "m.safetensors",
+    ]
+    for p in mine + others:
+        p.write_bytes(b"x")
+    assert sorted(clean_stale_temps(tmp_path / "m.safetensors")) == sorted(mine)
+    assert all(p.exists() for p in others) and not any(p.exists() for p in mine)
+
+
+# --- NaN and infinity are refused at load time ---------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_non_finite_weights_are_refused(tmp_path, bad, suffix):
+    from convsee.models.checkpoint import load_weights
+
+    net = LeNet5()
+    with torch.no_grad():
+        net.fc2.weight[3, 4] = bad
+    p = tmp_path / f"m{suffix}"
+    if suffix == ".pth":
+        torch.save(net.state_dict(), p)
+    else:
+        save_checkpoint(net, p, {})
+    with pytest.raises(ConvseeError, match=r"NaN or infinite values, in fc2.weight \(1\)"):
+        load_checkpoint(p)
+    with pytest.raises(ConvseeError, match="NaN or infinite"):
+        load_weights(p)  # the NumPy path (render, serve)
+
+
+# --- metadata of the wrong shape: one clear error, never a traceback -----------------------
+
+
+@pytest.mark.parametrize(
+    "side, message",
+    [
+        ("[]", "must be a JSON object, got list"),
+        ('{"config": "x"}', "'config' must be an object"),
+        ('{"config": {"num_classes": "ten"}}', "'num_classes' must be a positive whole number"),
+        ('{"config": {"depth": 3}}', "unknown 'config' keys: depth"),
+        ('{"classes": ["a", "b"]}', "2 'classes' for a model with 10 outputs"),
+        ('{"classes": "0123456789"}', "'classes' must be a list of names"),
+        ('{"test_accuracy": "high"}', "'test_accuracy' must be a number"),
+        ("{not json", "unreadable metadata"),
+    ],
+)
+def test_sidecar_of_the_wrong_shape(tmp_path, side, message):
+    from safetensors.torch import save_file
+
+    from convsee.models.checkpoint import load_weights
+
+    p = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in LeNet5().state_dict().items()}, str(p))
+    p.with_suffix(".json").write_text(side)
+    with pytest.raises(ConvseeError, match=message):
+        load_checkpoint(p)
+    with pytest.raises(ConvseeError, match=message):
+        load_weights(p)
+
+
+def test_metadata_of_the_wrong_shape_inside_the_file(tmp_path):
+    p = tmp_path / "m.safetensors"
+    save_checkpoint(LeNet5(), p, {"classes": ["just one"]})
+    p.with_suffix(".json").unlink()
+    with pytest.raises(ConvseeError, match="1 'classes' for a model with 10 outputs"):
+        load_checkpoint(p)
+
+
+def test_write_metadata_changes_both_and_keeps_the_tensors(tmp_path):
+    from convsee.models.checkpoint import write_metadata
+
+    p = tmp_path / "m.safetensors"
+    save_checkpoint(LeNet5(), p, {"test_accuracy": 0.5})
+    before = load_file(p)
+    _, meta = load_checkpoint(p)
+    new = {k: v for k, v in meta.items() if k not in ("path", "sha256")}
+    new["note"] = "measured again"
+    write_metadata(p, new)
+    after = load_file(p)
+    assert all(before[k].numpy().tobytes() == after[k].numpy().tobytes() for k in before)
+    assert _header_meta(p) == json.loads(p.with_suffix(".json").read_text()) == new
+    assert load_checkpoint(p)[1]["note"] == "measured again"
+
+
+def test_no_path_means_the_datasets_own_shipped_checkpoint():
+    from convsee.models.checkpoint import load_weights
+
+    _, meta = load_weights(dataset="fashion-mnist")
+    assert meta["classes"][0] == "T-shirt/top" and meta["preprocess"]["mean"] == [0.286]
+    _, meta = load_checkpoint(dataset="fashion-mnist")
+    assert meta["dataset"] == "fashion-mnist"
+    assert load_weights()[1]["classes"][0] == "0"

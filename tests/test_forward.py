@@ -9,10 +9,12 @@ import torch.nn.functional as F
 from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
 from convsee.models.lenet import LeNet5
-from convsee.models.lenet_layers import LAYERS, check_layers
-from convsee.models.lenet_numpy import conv2d, forward_all, max_pool2
+from convsee.models.lenet_numpy import OPS, conv2d, forward_all, lenet_spec, max_pool2
 from convsee.run.capture import activations, capture
 from convsee.run.predict import batch
+from convsee.spec import describe
+
+LAYERS = [name for name, _ in OPS]
 
 
 def reference(net, x):
@@ -44,18 +46,19 @@ def test_numpy_forward_matches_first_principles(net_and_images):
     net, images = net_and_images
     ref = reference(net, batch(images))
     weights = {k: v.numpy() for k, v in net.state_dict().items()}
-    acts, probs = forward_all(weights, images)
+    acts, logits = forward_all(weights, batch(images).numpy())
     assert list(acts) == list(LAYERS)
     for name in LAYERS:
         np.testing.assert_allclose(acts[name], ref[name], rtol=1e-4, atol=1e-4, err_msg=name)
-    np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(ref["fc3"]), 1), atol=1e-5)
+    np.testing.assert_allclose(logits, ref["fc3"], rtol=1e-4, atol=1e-4)
 
 
 def test_hook_activations_match_first_principles_and_clean_up(net_and_images):
     net, images = net_and_images
     net.train()
     ref = reference(net, batch(images))
-    acts, _ = activations(net, batch(images), ["conv1", "pool1", "conv2", "pool2", "fc3"])
+    spec = describe(net, (1, 28, 28))
+    acts, _ = activations(net, batch(images), spec.select("conv1,pool1,conv2,pool2,fc3"))
     for name, a in acts.items():
         np.testing.assert_allclose(a, ref[name], rtol=1e-4, atol=1e-4)
     assert net.training  # mode restored
@@ -65,7 +68,7 @@ def test_hook_activations_match_first_principles_and_clean_up(net_and_images):
 def test_hooks_removed_even_when_forward_fails(net_and_images):
     net, _ = net_and_images
     with pytest.raises(RuntimeError):
-        with capture(net, ["conv1"]):
+        with capture(net, describe(net, (1, 28, 28)).select("conv1")):
             net(torch.zeros(1, 3, 28, 28))  # wrong channel count
     assert all(not m._forward_hooks for m in net.modules())
 
@@ -80,6 +83,16 @@ def test_primitives():
     np.testing.assert_array_equal(max_pool2(x), F.max_pool2d(torch.from_numpy(x), 2).numpy())
 
 
-def test_unknown_layer_lists_valid_ones():
-    with pytest.raises(ConvseeError, match=r"unknown layer 'conv3'; valid: conv1, relu1"):
-        check_layers("conv1,conv3")
+def test_unknown_layer_says_how_to_list_valid_ones():
+    spec = lenet_spec({k: v.numpy() for k, v in LeNet5().state_dict().items()})
+    with pytest.raises(ConvseeError, match=r"unknown layer 'conv3'.*`convsee layers` lists"):
+        spec.select("conv1,conv3")
+    assert [x.name for x in spec.select(" conv1 , pool2 ")] == ["conv1", "pool2"]
+
+
+def test_torch_free_description_equals_the_derived_one():
+    net = LeNet5()
+    derived = describe(net, (1, 28, 28)).to_dict()
+    static = lenet_spec({k: v.numpy() for k, v in net.state_dict().items()}).to_dict()
+    derived.pop("model_type"), static.pop("model_type")
+    assert derived == static

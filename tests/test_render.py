@@ -9,8 +9,8 @@ from PIL import Image
 from convsee.cli import main
 from convsee.datasets.inputs import samples
 from convsee.draw.render import RenderOptions, layer_ranges, render_set
-from convsee.models.checkpoint import load_weights
 from convsee.models.lenet import LeNet5
+from convsee.models.load import load_network
 from convsee.run.predict import batch
 
 EXPECTED = (
@@ -55,10 +55,10 @@ def test_picture_arrays_match_first_principles_for_a_pth(tmp_path):
     net = LeNet5().eval()
     pth = tmp_path / "plain.pth"
     torch.save(net.state_dict(), pth)  # the original project's format
-    weights, meta = load_weights(pth)
-    inputs = samples()[:3]
+    loaded = load_network(None, pth)
+    inputs = loaded.inputs(["sample:0", "sample:1", "sample:2"])
     opts = RenderOptions(layers=("conv1", "pool1", "conv2", "pool2", "fc1", "fc3"))
-    files, probs, arrays = render_set(weights, meta, inputs, opts)
+    files, probs, arrays = render_set(loaded, inputs, opts)
     x = batch([i.image for i in inputs])
     with torch.no_grad():
         c1 = F.conv2d(x, net.conv1.weight, net.conv1.bias)
@@ -105,8 +105,9 @@ def test_activations_npz_against_first_principles(tmp_path, capsys):
     )
     z = np.load(out)
     assert {"conv1", "pool1", "conv2", "fc2"} <= set(z.files)
-    x = torch.from_numpy(z["input"])[:, None]
-    x = (x - 0.1307) / 0.3081
+    x = torch.from_numpy(z["input"])  # what the model was given, normalised
+    assert x.shape == (2, 1, 28, 28)
+    np.testing.assert_allclose(x[0, 0], (samples()[4].image - 0.1307) / 0.3081, atol=1e-6)
     with torch.no_grad():
         c1 = F.conv2d(x, net.conv1.weight, net.conv1.bias)
         p1 = F.max_pool2d(c1.clamp(min=0), 2)
@@ -132,8 +133,10 @@ def test_dead_channel_is_marked(tmp_path):
         net.conv1.bias[2] = -1000.0  # channel 2 can never fire after the ReLU
     pth = tmp_path / "dead.pth"
     torch.save(net.state_dict(), pth)
-    weights, meta = load_weights(pth)
-    files, _, _ = render_set(weights, meta, samples()[:2], RenderOptions(layers=("relu1",)))
+    net = load_network(None, pth)
+    files, _, _ = render_set(
+        net, net.inputs(["sample:0", "sample:1"]), RenderOptions(layers=("relu1",))
+    )
     assert json.loads(files["relu1/0.json"])["dead_channels"] == [2]
 
 
@@ -180,14 +183,14 @@ def test_image_file_input(tmp_path):
     ImageDraw.Draw(img).line([(20, 20), (100, 20), (50, 150)], fill="black", width=10)
     img.save(p)
     assert main(["render", str(p), "--layers", "conv1", "--out", str(tmp_path / "o")]) == 0
-    side = json.loads((tmp_path / "o" / "conv1" / "seven.png.json").read_text())
+    side = json.loads((tmp_path / "o" / "conv1" / "seven.json").read_text())
     assert side["label"] is None and side["input_source"] == str(p)
 
 
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--layers", "conv1,conv9"], "unknown layer 'conv9'; valid: conv1, relu1, pool1"),
+        (["--layers", "conv1,conv9"], "unknown layer 'conv9'"),
         (["missing.png"], "no such file"),
         (["NOTIMG"], "not an image"),
         (["test:10000"], "index out of range 0..9999"),
@@ -205,3 +208,39 @@ def test_bad_input_leaves_no_output(tmp_path, monkeypatch, capsys, mnist_dir, ex
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_global_scale_does_not_depend_on_what_is_drawn_together(tmp_path):
+    """The shipped checkpoint carries a reference range per layer: one input alone and the
+    same input among others get the same colours."""
+    net = load_network(None, None)
+    alone, _, _ = render_set(net, net.inputs(["sample:3"]), RenderOptions(layers="conv1"))
+    many, _, _ = render_set(
+        net, net.inputs(["sample:3", "sample:0", "sample:8"]), RenderOptions(layers="conv1")
+    )
+    a, b = json.loads(alone["conv1/3.json"]), json.loads(many["conv1/3.json"])
+    assert a["global_range"] == b["global_range"] == net.meta["reference_ranges"]["conv1"]
+    assert "percentile" in a["global_range_from"]
+
+
+def test_api_names_are_stable_and_figures_display_themselves():
+    import importlib
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, convsee\n"
+        "import convsee.models.load, convsee.datasets.digits, convsee.api, convsee.spec\n"
+        "assert callable(convsee.preprocess) and callable(convsee.predict)\n"
+        "assert callable(convsee.load) and callable(convsee.describe)\n"
+        "net = convsee.load()\n"
+        "[p] = convsee.predict(net, ['sample:7'])\n"
+        "assert repr(p).startswith('Prediction(sample:7: 7 '), repr(p)\n"
+        "figs = net.render('sample:3', layers='conv1')\n"
+        "assert figs[0]._repr_png_().startswith(b'\\x89PNG')\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert 'load' in dir(convsee) and 'Network' in dir(convsee)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert importlib.import_module("convsee").__version__

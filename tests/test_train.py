@@ -1,7 +1,14 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+from faults import DiskFull, fail_replace
 from safetensors.torch import load_file
 
 from convsee.datasets.idx import Split, load_mnist
@@ -72,3 +79,284 @@ def test_augment_keeps_shape_background_and_is_seeded():
     assert a.shape == x.shape and torch.equal(a, b)
     assert torch.allclose(a[:, :, 0, 0], torch.tensor(-0.42))  # border stays background
     assert not torch.equal(a, x)
+
+
+# --- the training state on disk: interruptions, full disks, bad output locations ---------
+
+
+def _no_temporaries(folder):
+    return not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_resume_after_a_kill_between_the_last_state_and_its_removal(tmp_path, small_splits):
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig(epochs=2, seed=2)
+
+    def stop_at_the_end(epoch, model, acc):
+        if epoch == 2:  # the last resume state is written, not yet removed
+            raise KeyboardInterrupt
+
+    with pytest.raises(ConvseeError, match=r"last finished epoch \(2/2\)"):
+        train(cfg, out=out, splits=small_splits, progress=False, on_epoch=stop_at_the_end)
+    assert out.with_suffix(".resume.pt").exists()
+    before = json.loads(out.with_suffix(".json").read_text())
+    _, meta = train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+    assert meta["test_accuracy"] == before["test_accuracy"] == meta["history"][-1]["test_accuracy"]
+    assert meta["epochs_done"] == 2 and meta["complete"]
+    assert not out.with_suffix(".resume.pt").exists()
+    assert load_checkpoint(out)[1]["complete"]
+
+
+def test_ctrl_c_at_the_first_json_rename_does_not_advise_a_failing_resume(
+    tmp_path, small_splits, monkeypatch
+):
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig(epochs=3, seed=1)
+    fail_replace(monkeypatch, lambda s, d, n: d.endswith(".json"), KeyboardInterrupt())
+    with pytest.raises(ConvseeError) as e:
+        train(cfg, out=out, splits=small_splits, progress=False)
+    monkeypatch.undo()
+    msg = str(e.value)
+    assert "cannot resume" in msg and "holds the last finished epoch (1/3)" in msg
+    _, meta = load_checkpoint(out)  # what the message says is what is on disk
+    assert meta["epochs_done"] == 1
+    with pytest.raises(ConvseeError, match="nothing to resume"):
+        train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+    assert _no_temporaries(tmp_path)
+
+
+def test_a_signal_while_saving_waits_for_the_save(tmp_path, small_splits, monkeypatch):
+    """SIGINT arriving at the JSON rename: the save completes, then training stops resumably."""
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig(epochs=2, seed=1)
+    fail_replace(
+        monkeypatch,
+        lambda s, d, n: d.endswith(".json"),
+        lambda: os.kill(os.getpid(), signal.SIGINT),
+    )
+    with pytest.raises(ConvseeError, match=r"epoch \(1/2\)") as e:
+        train(cfg, out=out, splits=small_splits, progress=False)
+    monkeypatch.undo()
+    assert "resume" in str(e.value)
+    assert json.loads(out.with_suffix(".json").read_text())["epochs_done"] == 1
+    _, meta = train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+    assert meta["epochs_done"] == 2
+
+
+def test_disk_full_during_training_keeps_the_last_epoch(tmp_path, small_splits, monkeypatch):
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig(epochs=3, seed=1)
+    disk = DiskFull(monkeypatch, tmp_path, armed=False)
+
+    def fill_the_disk(epoch, model, acc):
+        disk.opened = 0
+        disk.on()  # epoch 2's first write fails
+
+    with pytest.raises(ConvseeError, match="No space left on device") as e:
+        train(cfg, out=out, splits=small_splits, progress=False, on_epoch=fill_the_disk)
+    assert "holds the last finished epoch (1/3); training can resume" in str(e.value)
+    disk.off()
+    assert _no_temporaries(tmp_path)
+    _, meta = load_checkpoint(out)  # epoch 1, its .json copy agreeing
+    assert meta["epochs_done"] == 1
+    _, meta = train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+    assert meta["epochs_done"] == 3
+
+
+def test_disk_full_at_the_snapshots_says_the_checkpoint_is_complete(
+    tmp_path, small_splits, monkeypatch
+):
+    out = tmp_path / "m.safetensors"
+    disk = DiskFull(monkeypatch, tmp_path, armed=False)
+    with pytest.raises(ConvseeError, match=r"snapshots.npz: No space left .* complete \(1/1"):
+        train(
+            TrainConfig(epochs=1),
+            out=out,
+            splits=small_splits,
+            progress=False,
+            snapshots=2,
+            on_epoch=lambda *a: disk.on(),
+        )
+    disk.off()
+    assert load_checkpoint(out)[1]["complete"] and _no_temporaries(tmp_path)
+
+
+def test_a_full_disk_is_found_before_the_first_epoch(tmp_path, small_splits, monkeypatch):
+    DiskFull(monkeypatch, tmp_path)
+    epochs = []
+    with pytest.raises(ConvseeError, match="No space left on device"):
+        train(
+            TrainConfig(epochs=1),
+            out=tmp_path / "m.safetensors",
+            splits=small_splits,
+            progress=False,
+            on_epoch=lambda *a: epochs.append(a),
+        )
+    assert not epochs and _no_temporaries(tmp_path)
+
+
+def _unwritable_cases(tmp_path):
+    (tmp_path / "folder.safetensors").mkdir()
+    (tmp_path / "afile").write_text("x")
+    return [
+        (tmp_path / "folder.safetensors", "is a folder"),
+        (tmp_path / "afile" / "m.safetensors", "afile is not a folder"),
+    ]
+
+
+def test_bad_output_location_is_found_before_loading_data(tmp_path):
+    empty = tmp_path / "no-data"
+    empty.mkdir()  # if data were loaded first, the error would be "MNIST not found"
+    for out, message in _unwritable_cases(tmp_path):
+        with pytest.raises(ConvseeError, match=message):
+            train(TrainConfig(epochs=1), data_dir=empty, out=out, progress=False)
+
+
+def test_read_only_output_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as root: a read-only folder is writable")
+        with pytest.raises(ConvseeError, match="cannot write into .*ro: Permission denied"):
+            train(TrainConfig(epochs=1), data_dir=tmp_path, out=ro / "m.safetensors")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_cli_bad_output_location_is_one_line(tmp_path, capsys):
+    from convsee.cli import main
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    for out, message in _unwritable_cases(tmp_path):
+        assert main(["train", "--data", str(empty), "--quiet", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("convsee: error:") and message in err
+        assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_temporaries_of_killed_runs_are_cleaned(tmp_path, small_splits):
+    out = tmp_path / "m.safetensors"
+    stale = [tmp_path / ".m.safetensors.k1ll3d_x.tmp", tmp_path / ".m.resume.pt.abcdefgh.tmp"]
+    unrelated = tmp_path / ".other.safetensors.abcdefgh.tmp"
+    for p in [*stale, unrelated]:
+        p.write_bytes(b"half a file")
+    train(TrainConfig(epochs=1), out=out, splits=small_splits, progress=False)
+    assert not any(p.exists() for p in stale) and unrelated.exists()
+
+
+def test_divergence_is_refused_not_saved(tmp_path, small_splits):
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(ConvseeError, match="diverged in epoch 1 .*lower learning rate"):
+        train(TrainConfig(epochs=1, lr=1000.0), out=out, splits=small_splits, progress=False)
+    assert not out.exists()
+
+
+def test_broken_resume_state(tmp_path, small_splits):
+    out = tmp_path / "m.safetensors"
+    out.with_suffix(".resume.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ConvseeError, match="not a resume state"):
+        train(TrainConfig(epochs=1), out=out, splits=small_splits, progress=False, resume=True)
+
+
+def test_sigterm_stops_a_real_run_like_ctrl_c(tmp_path, mnist_dir):
+    """A real `convsee train`, SIGTERMed as soon as it trains: one line, exit 2, no files."""
+    out = tmp_path / "run" / "m.safetensors"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env.setdefault("OMP_NUM_THREADS", "1")
+    cli = "import sys; from convsee.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", cli, "train", "--data", str(mnist_dir), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    err = b""
+    try:
+        while b"img" not in err:  # the progress bar: training has started
+            chunk = proc.stderr.read1(4096)
+            assert chunk, (err + proc.stderr.read()).decode()
+            err += chunk
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        err += proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    last = err.decode().replace("\r", "\n").strip().splitlines()[-1]
+    assert proc.returncode == 2, err.decode()
+    assert last == "convsee: error: interrupted before the first epoch was saved; nothing saved"
+    assert "Traceback" not in err.decode()
+    assert not list(out.parent.iterdir())  # no checkpoint, no state, no temporaries
+
+
+SMALL_CNN = str(Path(__file__).resolve().parents[1] / "examples" / "small_cnn.py") + ":SmallCNN"
+
+
+def test_training_your_own_model(tmp_path, small_splits, capsys):
+    """`convsee train --model`: the checkpoint records the model, its preprocessing and the
+    reference ranges; every command then loads it with --model alone; evolution replays it."""
+    from convsee.cli import main
+    from convsee.models.load import load_network
+
+    out = tmp_path / "small.safetensors"
+    _, meta = train(
+        TrainConfig(epochs=1, seed=0),
+        out=out,
+        splits=small_splits,
+        progress=False,
+        snapshots=3,
+        model=SMALL_CNN,
+    )
+    assert meta["test_accuracy"] > 0.5 and meta["model"] == SMALL_CNN  # chance: 0.1
+    assert meta["preprocess"]["mean"] == [0.1307] and meta["preprocess"]["resize"] == "mnist"
+    assert set(meta["reference_ranges"]) >= {"conv1", "block", "fc"}
+    net = load_network(SMALL_CNN, out)
+    assert net.prep.resize == "mnist" and net.meta["reference_ranges"]["conv1"][1] > 0
+    [p] = net.predict(["sample:7"])
+    assert abs(sum(p.probabilities) - 1) < 1e-4 and len(p.probabilities) == 10
+    with pytest.raises(ConvseeError, match=r"holds weights for .*SmallCNN.*pass --model"):
+        load_network(None, out)
+    args = ["--model", SMALL_CNN]
+    assert main(["evolution", str(out), *args, "--out", str(tmp_path / "ev")]) == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "ev" / "evolution_conv1.gif").n_frames == 3
+    assert Image.open(tmp_path / "ev" / "evolution_kernels.gif").n_frames == 3
+
+
+def test_fashion_trains_with_its_own_statistics(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    tr = Split(
+        torch.randint(0, 256, (600, 28, 28), generator=g, dtype=torch.uint8),
+        torch.randint(0, 10, (600,), generator=g),
+        {},
+    )
+    te = Split(tr.images[:100], tr.labels[:100], {})
+    out = tmp_path / "f.safetensors"
+    _, meta = train(
+        TrainConfig(epochs=1), out=out, splits=(tr, te), progress=False, dataset="fashion-mnist"
+    )
+    assert meta["preprocess"]["mean"] == [0.286] and meta["preprocess"]["std"] == [0.353]
+    assert meta["preprocess"]["resize"] == "fashion"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("RGB", "does not run on an input of shape \\(1, 1, 28, 28\\)"),
+        ("SOFT", "ends in Softmax: train on its logits"),
+    ],
+)
+def test_models_that_cannot_train_are_refused_before_any_data(tmp_path, source, message):
+    (tmp_path / "m.py").write_text(
+        "from torch import nn\n"
+        "def RGB():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(9, 10))\n"
+        "def SOFT():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Softmax(1))\n"
+    )
+    with pytest.raises(ConvseeError, match=message):
+        train(
+            TrainConfig(epochs=1),
+            data_dir=tmp_path / "nowhere",
+            out=tmp_path / "x.safetensors",
+            model=f"{tmp_path / 'm.py'}:{source}",
+        )
+    assert not (tmp_path / "x.safetensors").exists()

@@ -14,12 +14,13 @@ from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
 from convsee.models.checkpoint import load_checkpoint
 from convsee.models.lenet import LeNet5
-from convsee.run.animate import conv_steps, pool_steps, schedule
+from convsee.run.animate import conv_steps, plan, pool_steps
 from convsee.run.attribution import grad_cam, saliency
 from convsee.run.evolution import snapshot_maps, snapshot_steps
 from convsee.run.exemplars import top_exemplars
 from convsee.run.optimize import OptimizeConfig, maximize, target_value
 from convsee.run.sweep import channel_similarity, perturb
+from convsee.spec import describe
 
 
 def test_hand_made_kernel_finds_its_planted_patch():
@@ -36,7 +37,7 @@ def test_hand_made_kernel_finds_its_planted_patch():
     images = (torch.rand(50, 28, 28, generator=g) * 60).to(torch.uint8)  # dim noise
     images[17] = 0
     images[17, 9:14, 4:9] = (pattern * 255).to(torch.uint8)  # the exact pattern, full contrast
-    ex = top_exemplars(net, images, "conv1", k=3)
+    ex = top_exemplars(net, images, describe(net, (1, 28, 28)).layer("conv1"), k=3)
     assert ex.indices[0, 0] == 17
     assert tuple(ex.positions[0, 0]) == (9, 4)
     np.testing.assert_allclose(ex.patches[0, 0], pattern.numpy(), atol=1e-6)
@@ -50,7 +51,7 @@ def test_hand_made_kernel_finds_its_planted_patch():
 def test_conv2_exemplars_are_14x14_receptive_fields():
     model, _ = load_checkpoint()
     imgs = torch.from_numpy(np.stack([(s.image * 255).astype(np.uint8) for s in samples()]))
-    ex = top_exemplars(model, imgs, "conv2", k=2)
+    ex = top_exemplars(model, imgs, describe(model, (1, 28, 28)).layer("conv2"), k=2)
     assert ex.patches.shape == (16, 2, 14, 14)
     r, c = ex.positions[5, 0]
     np.testing.assert_allclose(
@@ -83,8 +84,9 @@ def test_animation_last_frame_is_conv2d_and_maxpool():
     ref = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(w)[None], torch.tensor([0.3]))
     np.testing.assert_allclose(out, ref[0, 0].numpy(), atol=1e-4)
     np.testing.assert_allclose(products[2, 3].sum() + 0.3, out[2, 3], atol=1e-5)
-    steps = schedule(8, 8, detail=10)
-    assert steps[:10] == list(range(1, 11)) and steps[-1] == 64 and steps == sorted(set(steps))
+    frames = plan(_, out)
+    assert frames[-1].filled.all() and all(f.filled[f.pos] for f in frames)
+    assert all((a.filled <= b.filled).all() for a, b in zip(frames[:-1], frames[1:], strict=True))
     m = np.abs(x[0])
     _, pooled = pool_steps(m)
     np.testing.assert_array_equal(pooled, F.max_pool2d(torch.from_numpy(m)[None], 2)[0].numpy())
@@ -157,7 +159,7 @@ def test_sweep_perturbations():
     for kind in ("blur", "noise", "occlude"):
         frames, labels = perturb(img, kind)
         np.testing.assert_allclose(frames[0], img, atol=1e-6)  # frame 0: unperturbed
-        assert len(frames) == len(labels) == 13
+        assert len(frames) == len(labels) == (17 if kind == "occlude" else 13)
     maps = np.stack([np.ones((2, 3, 3)), -np.ones((2, 3, 3))])
     np.testing.assert_allclose(channel_similarity(maps, 0), [[1, 1], [-1, -1]])
     with pytest.raises(ConvseeError, match="unknown sweep kind"):
@@ -182,7 +184,8 @@ def test_snapshots_recorded_in_training(tmp_path, mnist_dir):
     assert z["accuracy"][-1] > z["accuracy"][0]
     model, _ = load_checkpoint(out)
     np.testing.assert_array_equal(z["conv1.weight"][-1], model.conv1.weight.detach().numpy())
-    c1, c2 = snapshot_maps({k: z[k] for k in z.files}, samples()[0].image)
+    x0 = (samples()[0].image - MEAN) / STD
+    c1, c2 = snapshot_maps({k: z[k] for k in z.files}, x0[None])
     x = (torch.from_numpy(samples()[0].image)[None, None] - MEAN) / STD
     ref = F.conv2d(x, model.conv1.weight, model.conv1.bias)[0].detach().numpy()
     np.testing.assert_allclose(c1[-1], ref, atol=1e-4)
@@ -235,8 +238,8 @@ def test_final_animation_state_matches_conv2d(tmp_path):
     "argv, message",
     [
         (["exemplars", "--layers", "pool9"], "unknown layer 'pool9'"),
-        (["exemplars", "--layers", "relu1"], "not supported here"),
-        (["animate", "--layer", "fc1"], "--layer must be"),
+        (["exemplars", "-k", "0"], "-k must be 1..64"),
+        (["animate", "--layer", "fc1"], "animate shows a convolution or max pooling; fc1 is"),
         (["animate", "--channel", "6"], "--channel must be 0..5"),
         (["evolution", "NOPE.safetensors"], "does not exist"),
         (["attribution", "--target", "12"], "--target must be 0..9"),

@@ -1,14 +1,19 @@
-"""convsee: what does a convolution see? LeNet-5 on MNIST, every layer made visible.
+"""convsee: what does a convolution see? Every layer of LeNet-5 or your own CNN, made visible.
 
 The Python API under the `convsee` command::
 
     import convsee
-    model, meta = convsee.load_model()          # the shipped checkpoint
-    x = convsee.preprocess("my_digit.jpg")      # any image -> 28x28 MNIST form
-    [p] = convsee.predict(model, [x])
+    net = convsee.load()                          # LeNet-5 with the shipped weights
+    [p] = net.predict(["my_digit.png"])           # Prediction(my_digit.png: 7 99.1%)
+    acts, probs = net.activations(["sample:3"], "conv1,pool2")   # NumPy arrays
+    figs = net.render("sample:3", layers="conv1")                # Figures: show in Jupyter
+
+    net = convsee.load("my_model.py:Net", "weights.pth", input_size=(3, 224, 224))
+    net = convsee.wrap(my_module, input_size=(3, 224, 224), mean=..., std=..., classes=[...])
 
 Names are imported on first use, so `import convsee` (and torch-free paths such as
-`convsee render`) do not pay for importing torch.
+`convsee render`) do not pay for importing torch. No submodule shares a public name, so the
+names below mean the same whatever has been imported.
 """
 
 from __future__ import annotations
@@ -18,24 +23,32 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "ConvseeError": "errors",
-    "LAYERS": "models.lenet_layers",
-    "LeNet5": "models.lenet",
-    "Input": "datasets.inputs",
-    "Prediction": "run.predict",
-    "load_checkpoint": "models.checkpoint",
-    "load_weights": "models.checkpoint",
-    "save_checkpoint": "models.checkpoint",
-    "load_model": "run.predict",
-    "predict": "run.predict",
+    "load": "models.load",
+    "wrap": "models.load",
+    "predict": "api",
     "preprocess": "datasets.digits",
-    "resolve_input": "datasets.inputs",
     "samples": "datasets.inputs",
+    "describe": "spec",
+    "Network": "models.network",
+    "Prediction": "models.network",
+    "Input": "datasets.inputs",
+    "Figure": "draw.figure",
+    "Preprocess": "datasets.transforms",
+    "ConvseeError": "errors",
+    "LeNet5": "models.lenet",
+    "load_checkpoint": "models.checkpoint",
+    "save_checkpoint": "models.checkpoint",
 }
 __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):
     if name in _API:
-        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        globals()[name] = value  # later lookups skip this function; a submodule never wins
+        return value
     raise AttributeError(f"module 'convsee' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

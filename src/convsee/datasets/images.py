@@ -1,9 +1,22 @@
-"""Reading image files and arrays: one place that opens images, for the CLI and the server."""
+"""Reading image files and arrays: one place that opens images, for the CLI and the server.
+
+Decoding is guarded, because a small file can declare a huge picture (a 20 KB PNG can say
+13000x13000, 169 million pixels, which decodes to gigabytes):
+
+- only a few common formats are read (`FORMATS`); nothing else is even identified, so
+  PostScript, TIFF and the rest never reach a decoder;
+- the size an image declares is checked against a pixel limit before any pixel is decoded
+  (Pillow's `Image.open` is lazy), and Pillow's own bomb error becomes a `ConvseeError`;
+- only the first frame of an animation (GIF, APNG, WebP, MPO) is decoded.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,28 +24,115 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConvseeError
 
-__all__ = ["open_image", "to_gray"]
+__all__ = ["FORMATS", "MAX_PIXELS", "declared_size", "open_image", "reduce_to", "to_gray"]
+
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # what convsee reads; the page sends PNG
+# what Image.open may return for them: a JPEG holding several pictures (many phone photos)
+# opens as "MPO", through the JPEG opener
+_OPENED_AS = (*FORMATS, "MPO")
+# Default limit for files (the CLI, the Python API): a 48-50 MP phone photo still opens; the
+# preprocessing needs about 15 bytes a pixel, so this is ~750 MB at worst. The server passes a
+# much smaller limit.
+MAX_PIXELS = 50_000_000
 
 
-def open_image(source) -> Image.Image:
-    """A PIL image from a path, bytes or file object; a clear error if it is not an image."""
+def _megapixels(n: float) -> str:
+    return f"{n / 1e6:.1f}".removesuffix(".0")
+
+
+def _openers() -> list[str]:
+    Image.init()
+    return [f for f in FORMATS if f in Image.OPEN]  # a Pillow built without WebP has no WEBP
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) the image in data declares, read from its header without decoding
+    a pixel; None when it is not an image convsee reads (open_image then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=_openers()) as img:
+                return img.size if img.format in _OPENED_AS else None
+    except Exception:  # hostile headers: whatever Pillow raises, the answer is "no size"
+        return None
+
+
+def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A loaded PIL image (its first frame) from a path, bytes or file object.
+
+    Raises ConvseeError, in its own words, for a missing file, a format outside `FORMATS`,
+    an image declaring more than `max_pixels` pixels (checked before decoding) and damaged
+    data. A PIL image passed in is returned as is: the caller opened it.
+    """
     if isinstance(source, Image.Image):
         return source
-    name = str(source) if isinstance(source, (str, os.PathLike)) else "image"
-    if isinstance(source, (bytes, bytearray)):
+    is_path = isinstance(source, (str, os.PathLike))
+    at = f"{source}: " if is_path else ""  # messages name files, never echo data
+    if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
-    if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
-        raise ConvseeError(f"{name}: no such file")
+    if is_path and not Path(source).is_file():
+        raise ConvseeError(f"{at}no such file")
+    limit = f"the limit is {_megapixels(max_pixels)} megapixels"
     try:
-        img = Image.open(source)
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ConvseeError(f"{name}: not an image Pillow can read ({e})") from None
+        # Pillow warns from 89 MP and refuses from 179 MP, itself, inside open(); the size
+        # check below says it better. (catch_warnings is not thread-safe: at worst an extra
+        # "ignore" for this one warning is left behind, which changes nothing here.)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source, formats=_openers())
+    except Image.DecompressionBombError as e:  # its message: "Image size (N pixels) ..."
+        found = re.search(r"\((\d{1,15}) pixels\)", str(e))
+        size = f" ({_megapixels(int(found.group(1)))} megapixels)" if found else ""
+        raise ConvseeError(f"{at}image too large{size}; {limit}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise ConvseeError(
+            f"{at}not an image convsee reads (it reads {', '.join(FORMATS)})"
+        ) from None
+    try:
+        w, h = img.size
+        if img.format not in _OPENED_AS:  # open() was told the formats; never trust it
+            raise ConvseeError(f"{at}not an image convsee reads (it reads {', '.join(FORMATS)})")
+        if w < 1 or h < 1:
+            raise ConvseeError(f"{at}empty image (0 pixels)")
+        if w * h > max_pixels:
+            raise ConvseeError(
+                f"{at}image too large: {w}x{h} pixels ({_megapixels(w * h)} megapixels); {limit}"
+            )
+        try:
+            img.load()  # the first frame only
+        except Exception:  # any decoder failure on hostile data is a damaged image
+            raise ConvseeError(f"{at}the image data is damaged or incomplete") from None
+        if getattr(img, "fp", None) is not None:  # animations keep the file open: detach
+            img = img.copy()
+    except BaseException:
+        img.close()
+        raise
     return img
 
 
-def to_gray(image) -> np.ndarray:
-    """float32 (H, W) in [0, 1]; where the alpha channel varies, alpha is the ink."""
+def reduce_to(img: Image.Image, pixels: int) -> Image.Image:
+    """img averaged down by a whole factor (box filter, 8-bit, cheap) to at most about
+    `pixels` pixels; img itself when it is no larger. Modes keep what `to_gray` reads from
+    them (alpha stays alpha; 16-bit stays 32-bit integer)."""
+    w, h = img.size
+    k = math.ceil(math.sqrt(w * h / pixels))
+    if k <= 1:
+        return img
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode in ("P", "PA"):  # average colours, never palette indices
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    return img.reduce(k)
+
+
+def to_gray(image, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """float32 (H, W) in [0, 1]; where the alpha channel varies, alpha is the ink.
+
+    image: a path, bytes, a file object, a PIL image or an array; files go through
+    `open_image` with `max_pixels`.
+    """
     if isinstance(image, np.ndarray):
         a = np.asarray(image, dtype=np.float32)
         if image.dtype == np.uint8:
@@ -44,13 +144,19 @@ def to_gray(image) -> np.ndarray:
         if a.ndim != 2:
             raise ConvseeError(f"expected a 2-D image array, got shape {image.shape}")
         return np.clip(a, 0, 1)
-    img = open_image(image)
+    img = open_image(image, max_pixels=max_pixels)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        alpha = np.asarray(img.convert("RGBA"))[..., 3]
-        if alpha.min() < alpha.max():
-            return alpha.astype(np.float32) / 255.0
+        # the alpha channel alone, 1 byte a pixel, before any float copy
+        alpha = (img if img.mode in ("RGBA", "LA") else img.convert("RGBA")).getchannel("A")
+        lo, hi = alpha.getextrema()
+        if lo < hi:
+            a = np.asarray(alpha, dtype=np.float32)
+            a /= 255.0
+            return a
     if img.mode in ("I", "I;16", "F"):
         a = np.asarray(img, dtype=np.float32)
         lo, hi = float(a.min()), float(a.max())
         return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    a = np.asarray(img.convert("L"), dtype=np.float32)
+    a /= 255.0
+    return a

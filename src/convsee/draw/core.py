@@ -126,11 +126,17 @@ UI_COLORS = [
 
 @functools.lru_cache(maxsize=32)
 def _palette_image(lut_names: tuple[str, ...]) -> Image.Image:
-    """A fixed 256-colour palette: the UI colours, 64 grays, and each colormap's colours."""
-    # 64 grays, none close to white: the quantizer is approximate and would take 251 for 255
-    grays = [(v, v, v) for v in np.linspace(0, 240, 64).round().astype(int)]
-    per_lut = (256 - len(UI_COLORS) - len(grays)) // max(1, len(lut_names))
+    """A fixed 256-colour palette: the UI colours, grays, each colormap's colours, and with
+    the name "colour" among them a 5x5x5 colour cube for colour inputs."""
+    colour = "colour" in lut_names
+    lut_names = tuple(n for n in lut_names if n != "colour")
+    # grays, none close to white: the quantizer is approximate and would take 251 for 255
+    grays = [(v, v, v) for v in np.linspace(0, 240, 24 if colour else 64).round().astype(int)]
     colors = list(UI_COLORS) + grays
+    if colour:
+        steps = np.linspace(0, 255, 5).round().astype(int)
+        colors += [(int(r), int(g), int(b)) for r in steps for g in steps for b in steps]
+    per_lut = (256 - len(colors)) // max(1, len(lut_names))
     for name in lut_names:
         lut = colormap(name)
         colors += [tuple(int(c) for c in lut[i]) for i in np.linspace(0, 255, per_lut).astype(int)]

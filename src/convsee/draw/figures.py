@@ -88,60 +88,127 @@ def _title(d: ImageDraw.ImageDraw, x: int, lines: list[str]) -> None:
         d.text((x, 42 + 18 * i), line, fill=MUTED, font=font(13))
 
 
+def picture(image: np.ndarray, size: int) -> Image.Image:
+    """An input as the model sees it, (H, W) gray or (H, W, 3) colour in [0, 1], as an RGB
+    image whose longer side is about `size` px: enlarged by a whole factor (sharp pixels) or
+    reduced smoothly."""
+    a = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    h, w = a.shape[:2]
+    k = size // max(h, w)
+    if k >= 1:
+        a = upscale(a, k)
+        im = Image.fromarray(a, "L" if a.ndim == 2 else "RGB")
+    else:
+        im = Image.fromarray(a, "L" if a.ndim == 2 else "RGB")
+        s = size / max(h, w)
+        im = im.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BILINEAR)
+    return im.convert("RGB")
+
+
 def _gray(image: np.ndarray, size: int) -> Image.Image:
-    g = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-    k = max(1, size // g.shape[0])
-    return Image.fromarray(upscale(g, k), "L").convert("RGB")
+    return picture(image, size)
+
+
+PANEL = 168  # px, the input panel beside every layer picture
 
 
 def input_panel(img: Image.Image, d: ImageDraw.ImageDraw, xy, image: np.ndarray, caption: str):
-    """The 28x28 the model saw, enlarged, with a caption under it."""
+    """The input the model saw, enlarged (or reduced) to the panel, with a caption under it."""
     x, y = xy
     d.text((x, y - 6), "input (as the model sees it)", fill=MUTED, font=font(12), anchor="ls")
-    img.paste(_gray(image, 168), (x, y))
-    d.rectangle([x - 1, y - 1, x + 168, y + 168], outline=MUTED)
+    pic = picture(image, PANEL)
+    img.paste(pic, (x, y))
+    d.rectangle([x - 1, y - 1, x + pic.width, y + pic.height], outline=MUTED)
     for i, line in enumerate(caption.split("\n")):
-        d.text((x, y + 180 + 18 * i), line, fill=FG if i == 0 else MUTED, font=font(14))
+        d.text((x, y + pic.height + 12 + 18 * i), line, fill=FG if i == 0 else MUTED, font=font(14))
+
+
+def tile_size(n: int, h: int, w: int) -> int:
+    """Enlargement factor of one map: ~128 px for a few channels, smaller for many."""
+    if n <= 16:
+        target = 96 if max(h, w) <= 8 else TILE
+    else:
+        target = 96 if n <= 64 else 64 if n <= 256 else 48
+    return max(1, target // max(h, w))
+
+
+def grid_columns(n: int) -> int:
+    return n if n <= 8 else int(np.ceil(n / 2)) if n <= 16 else int(np.ceil(np.sqrt(n * 2)))
 
 
 class MapGrid:
     """Layout of one layer's picture: input panel, a grid of channel maps, a colour bar.
 
-    The parts shared by every input (title, channel labels, frames, kernels, colour bar) are
-    drawn once; draw() copies that base and adds one input's image, caption and maps.
-    shape: (C, H, W); kernels: (C, Cin, k, k) drawn under each map; bar: (vmin, vmax) of
-    the colour bar, None when every map has its own range.
+    The parts shared by every input (title, frames, kernels, colour bar, channel labels when
+    they do not change) are drawn once; draw() copies that base and adds one input's image,
+    caption and maps. n maps of (h, w); labels: one per tile (default "ch 0" ...), drawn in
+    the base, or labels="per-input" to pass them to every draw(); kernels: (n, Cin, k, k)
+    drawn under each map on one signed scale +-kernel_lim; bar: (vmin, vmax) of the colour
+    bar, None when every map has its own range.
     """
 
-    def __init__(self, shape, lut, title, kernels=None, bar=None, own_ranges=False):
+    def __init__(
+        self,
+        shape,
+        lut,
+        title,
+        kernels=None,
+        bar=None,
+        own_ranges=False,
+        labels=None,
+        kernel_lim=None,
+    ):
         c, h, w = shape
         self.lut, self.own_ranges, self.c = lut, own_ranges, c
-        # small maps (conv2, pool2: 8x8, 4x4) at 96 px: 12 px a value is plenty, and it keeps
-        # the 16-channel picture small enough to compose and encode in a few ms
-        self.k = max(1, (TILE if max(h, w) > 8 else 96) // max(h, w))
+        self.k = tile_size(c, h, w)
         self.th, self.tw = h * self.k, w * self.k
-        cols = c if c <= 8 else int(np.ceil(c / 2)) if c <= 16 else int(np.ceil(np.sqrt(c * 2)))
+        self.small = self.tw < 56
+        cols = grid_columns(c)
         rows = int(np.ceil(c / cols))
-        kern_h = 0
+        kern_h, per_row, kpx, kern_w = 0, 1, 1, 0
         if kernels is not None:
-            ks = kernels.shape[-1]
-            kscale = max(2, (self.tw - (kernels.shape[1] - 1) * 2) // (kernels.shape[1] * ks))
-            kern_h = ks * kscale + 6
-        cell_h = self.th + 22 + kern_h + 16
-        left, grid_w = 210, cols * (self.tw + GAP)
-        height = max(120 + rows * cell_h, 120 + 240) + 10
-        self.pos = [
-            (left + (i % cols) * (self.tw + GAP), 120 + (i // cols) * cell_h) for i in range(c)
-        ]
+            kh, kw = kernels.shape[-2:]
+            cin = kernels.shape[1]
+            # slices wrap under the map, at least 6 px a weight so they can be read
+            per_row = max(1, min(cin, (self.tw + 3) // (kw * 6 + 3)))
+            kpx = max(6, min(14, (self.tw - (per_row - 1) * 3) // (per_row * kw)))
+            kern_rows = int(np.ceil(cin / per_row))
+            kern_h = kern_rows * (kh * kpx + 3) + 6
+            kern_w = per_row * (kw * kpx + 3)
+            if kernel_lim is None:
+                kernel_lim = float(np.abs(kernels).max()) or 1.0
+        cell_h = self.th + 22 + kern_h + (16 if own_ranges and not self.small else 4)
+        cell_w = max(self.tw, kern_w) + GAP
+        left, grid_w = PANEL + 42, cols * cell_w
+        bar_h = min(240, max(120, rows * cell_h - 30))
+        height = max(120 + rows * cell_h, 120 + PANEL + 120) + 10
+        if kernels is not None:
+            height = max(height, 130 + bar_h + 60 + 100 + 30)
+        self.pos = [(left + (i % cols) * cell_w, 120 + (i // cols) * cell_h) for i in range(c)]
         base = Image.new("RGB", (left + grid_w + 110, height), BG)
         d = ImageDraw.Draw(base)
         _title(d, 20, title)
+        if labels is None:
+            labels = [f"ch {i}" for i in range(c)]
+        self.labels = None if labels == "per-input" else labels
         for i, (x, y) in enumerate(self.pos):
-            d.text((x, y - 4), f"ch {i}", fill=FG, font=font(12), anchor="ls")
             d.rectangle([x - 1, y - 1, x + self.tw, y + self.th], outline=(200, 200, 205))
+            if self.labels is not None:
+                self._label(d, i, self.labels[i], FG)
             if kernels is not None:
-                _kernel_row(base, d, (x, y + self.th + 22), kernels[i], kscale)
-        self.bar_at = (left + grid_w + 10, 130, min(240, rows * cell_h - 30))
+                _kernel_block(base, (x, y + self.th + 10), kernels[i], kpx, per_row, kernel_lim)
+        self.bar_at = (left + grid_w + 10, 130, bar_h)
+        if kernels is not None:
+            colorbar(
+                d,
+                base,
+                (left + grid_w + 10, 130 + bar_h + 60),
+                100,
+                -kernel_lim,
+                kernel_lim,
+                colormap("RdBu_r"),
+                label="kernels",
+            )
         if bar is not None:
             colorbar(d, base, self.bar_at[:2], self.bar_at[2], *bar, lut)
         elif own_ranges:
@@ -150,7 +217,13 @@ class MapGrid:
             )
         self.base = base
 
-    def draw(self, image, maps, ranges, caption: str, dead=None, bar=None) -> Image.Image:
+    def _label(self, d, i, text, fill):
+        x, y = self.pos[i]
+        d.text((x, y - 4), text, fill=fill, font=font(10 if self.small else 12), anchor="ls")
+
+    def draw(
+        self, image, maps, ranges, caption: str, dead=None, bar=None, labels=None
+    ) -> Image.Image:
         """bar: (vmin, vmax) of a colour bar for this input only (one range per input)."""
         img = self.base.copy()
         d = ImageDraw.Draw(img)
@@ -164,12 +237,17 @@ class MapGrid:
             else np.stack([apply_cmap(maps[i], *ranges[i], self.lut) for i in range(self.c)])
         )
         colored = colored.repeat(self.k, axis=1).repeat(self.k, axis=2)
+        labels = labels if labels is not None else self.labels
         for i, (x, y) in enumerate(self.pos):
             img.paste(Image.fromarray(colored[i]), (x, y))
-            if dead is not None and dead[i]:
-                d.text((x, y - 4), f"ch {i}  dead", fill=ACCENT, font=font(12), anchor="ls")
+            is_dead = dead is not None and dead[i]
+            if labels is not None and (is_dead or self.labels is None):
+                self._label(
+                    d, i, labels[i] + ("  dead" if is_dead else ""), ACCENT if is_dead else FG
+                )
+            if is_dead:
                 d.rectangle([x - 1, y - 1, x + self.tw, y + self.th], outline=ACCENT)
-            if self.own_ranges:
+            if self.own_ranges and not self.small:
                 lo, hi = ranges[i]
                 d.text((x, y + self.th + 4), f"{lo:.2g} .. {hi:.2g}", fill=MUTED, font=font(11))
         return img
@@ -178,19 +256,21 @@ class MapGrid:
 def map_grid(image, maps, ranges, lut, title, caption, dead=None, kernels=None):
     """One layer's picture for one input (see MapGrid); no colour bar if the ranges differ."""
     own = any(r != ranges[0] for r in ranges)
-    grid = MapGrid(maps.shape, lut, title, kernels, None if own else ranges[0], own)
+    labels = [f"ch {i}" for i in range(maps.shape[0])]
+    grid = MapGrid(maps.shape, lut, title, kernels, None if own else ranges[0], own, labels)
     return grid.draw(image, maps, ranges, caption, dead)
 
 
-def _kernel_row(img, d, xy, kern: np.ndarray, scale: int) -> None:
-    """One output channel's kernels (Cin, k, k) on a signed scale, side by side."""
-    lim = float(np.abs(kern).max()) or 1.0
+def _kernel_block(img, xy, kern: np.ndarray, px: int, per_row: int, lim: float) -> None:
+    """One output channel's kernel slices (Cin, kh, kw), `per_row` to a row, on the layer's
+    signed scale +-lim (blue < 0 < red)."""
     lut = colormap("RdBu_r")
-    x, y = xy
+    x0, y0 = xy
+    kh, kw = kern.shape[-2:]
     for j in range(kern.shape[0]):
-        tile = upscale(apply_cmap(kern[j], -lim, lim, lut), scale)
-        img.paste(Image.fromarray(tile), (x, y))
-        x += tile.shape[1] + 2
+        r, q = divmod(j, per_row)
+        tile = upscale(apply_cmap(kern[j], -lim, lim, lut), px)
+        img.paste(Image.fromarray(tile), (x0 + q * (kw * px + 3), y0 + r * (kh * px + 3)))
 
 
 def vector_strip(
@@ -204,12 +284,13 @@ def vector_strip(
 ) -> Image.Image:
     """A vector layer as rows of labelled cells (index every 10), with a colour bar."""
     n = values.shape[0]
-    per_row = 30 if n > 40 else n
-    cell = 22 if labels is None else 40
+    cell = 40 if labels is not None else 22 if n <= 160 else 14 if n <= 1024 else 8
+    per_row = n if n <= 40 else 30 if cell >= 22 else 48 if cell == 14 else 96
     rows = int(np.ceil(n / per_row))
-    left = 210
+    left = PANEL + 42
+    step = 10 if cell >= 14 else 32
     width = left + per_row * cell + 120
-    height = max(120 + rows * (cell + 22) + 20, 120 + 240)
+    height = max(120 + rows * (cell + 22) + 20, 120 + PANEL + 120)
     img = Image.new("RGB", (width, height), BG)
     d = ImageDraw.Draw(img)
     _title(d, 20, title)
@@ -223,7 +304,7 @@ def vector_strip(
             d.text(
                 (x + cell // 2, y + cell + 2), labels[i][:6], fill=FG, font=font(11), anchor="mt"
             )
-        elif i % 10 == 0:
+        elif i % step == 0:
             d.text((x, y + cell + 2), str(i), fill=MUTED, font=font(10))
 
     colorbar(d, img, (left + per_row * cell + 14, 130), 200, *vrange, lut)
@@ -238,9 +319,14 @@ def probability_bars(
     title: list[str],
     caption: str,
     label: int | None = None,
+    value_name: str = "logit",
+    top: int = 15,
 ) -> Image.Image:
-    """fc3 as class probabilities: one bar per class, the prediction in the accent colour."""
-    n = len(classes)
+    """Class probabilities: one bar per class (the top `top` when there are over 20), the
+    prediction in the accent colour, the layer's own value (e.g. the logit) beside each."""
+    k = len(classes)
+    order = list(range(k)) if k <= 20 else [int(i) for i in np.argsort(-probs)[:top]]
+    n = len(order)
     left, bar_w, row = 330, 360, 26
     height = max(120 + n * row + 30, 120 + 240)
     img = Image.new("RGB", (left + bar_w + 250, height), BG)
@@ -248,11 +334,12 @@ def probability_bars(
     _title(d, 20, title)
     input_panel(img, d, (20, 120), image, caption)
     pred = int(np.argmax(probs))
-    d.text((left + bar_w + 240, 112), "logit", fill=MUTED, font=font(11), anchor="rs")
-    for i in range(n):
-        y = 120 + i * row
+    head = value_name if k <= 20 else f"{value_name} (top {n} of {k} classes)"
+    d.text((left + bar_w + 240, 112), head, fill=MUTED, font=font(11), anchor="rs")
+    for r, i in enumerate(order):
+        y = 120 + r * row
         color = ACCENT if i == pred else (90, 120, 200)
-        d.text((left - 10, y + row // 2 - 2), classes[i][:14], fill=FG, font=font(14), anchor="rm")
+        d.text((left - 10, y + row // 2 - 2), classes[i][:22], fill=FG, font=font(14), anchor="rm")
         d.rectangle([left, y + 3, left + bar_w, y + row - 5], fill=(238, 238, 242))
         d.rectangle([left, y + 3, left + max(1, int(bar_w * probs[i])), y + row - 5], fill=color)
         text = f"{probs[i]:.1%}" + ("  predicted" if i == pred else "")
@@ -260,7 +347,7 @@ def probability_bars(
         d.text((left + bar_w + 8, y + row // 2 - 2), text, fill=FG, font=font(13), anchor="lm")
         d.text(
             (left + bar_w + 240, y + row // 2 - 2),
-            f"{logits[i]:+.2f}",
+            f"{logits[i]:+.3g}",
             fill=MUTED,
             font=font(12),
             anchor="rm",
@@ -331,6 +418,58 @@ def kernel_sheet(
     return img
 
 
+def kernel_grid(name: str, w: np.ndarray, lut: np.ndarray, lim: float | None = None) -> Image.Image:
+    """One conv layer's kernels (out, in, kh, kw) on one signed scale centred on 0 (+-lim,
+    default the largest |w|), with its colour bar: a row per output channel and a column per
+    input channel, or for one input channel the output channels side by side."""
+    cout, cin, kh, kw = w.shape
+    lim = lim or float(np.abs(w).max()) or 1.0
+    s = max(2, min(16, 60 // max(kh, kw)))
+    gap = 4 if s > 3 else 2
+    tw, th = kw * s + gap, kh * s + gap
+    one = cin == 1
+    cols = min(cout, 16) if one else cin
+    rows = int(np.ceil(cout / cols)) if one else cout
+    left, top = (20 if one else 70), 96
+    colored = apply_cmap(w, -lim, lim, lut)  # (out, in, kh, kw, 3)
+    title = f"{name}: {cout} x {cin} kernels of {kh}x{kw}"
+    what = (
+        "output channels side by side" if one else "rows: output channels · columns: input channels"
+    )
+    note = f"{what} · one signed scale, |w| <= {lim:.3g}"
+    text_w = max(text_size(title, 20)[0], text_size(note, 13)[0]) + 40
+    label_h = 14 if one else 0
+    width = max(left + cols * tw + 140, text_w, 420)
+    height = max(top + rows * (th + label_h) + 30, top + 240)
+    img = Image.new("RGB", (width, height), BG)
+    d = ImageDraw.Draw(img)
+    d.text((20, 14), title, fill=FG, font=font(20))
+    d.text((20, 42), note, fill=MUTED, font=font(13))
+    for i in range(cout):
+        for j in range(cin):
+            if one:
+                r, q = divmod(i, cols)
+                x, y = left + q * tw, top + r * (th + label_h) + label_h
+                d.text((x, y - 2), f"{i}", fill=MUTED, font=font(10), anchor="ls")
+            else:
+                x, y = left + j * tw, top + i * th
+            img.paste(Image.fromarray(upscale(colored[i, j], s)), (x, y))
+        if not one and (cout <= 64 or i % 8 == 0):
+            d.text(
+                (left - 8, top + i * th + kh * s // 2),
+                f"out {i}",
+                fill=MUTED,
+                font=font(10),
+                anchor="rm",
+            )
+    if not one:
+        for j in range(cin):
+            if cin <= 32 or j % 8 == 0:
+                d.text((left + j * tw, top - 6), f"in {j}", fill=MUTED, font=font(10), anchor="ls")
+    colorbar(d, img, (left + cols * tw + 20, top + 10), 200, -lim, lim, lut)
+    return img
+
+
 def diff_grid(
     a_img: np.ndarray,
     b_img: np.ndarray,
@@ -341,38 +480,49 @@ def diff_grid(
     lut: np.ndarray,
     lut_diff: np.ndarray,
     vrange: tuple[float, float],
+    channels: list[int] | None = None,
 ) -> Image.Image:
-    """Rows: A's maps, B's maps, A - B; per channel the cosine similarity of A and B."""
+    """Rows: A's maps, B's maps, A - B; per channel the cosine similarity of A and B. The
+    first two rows share one colour range (bar on the right), the difference has its own."""
     c, h, w = a.shape
-    k = max(1, 96 // max(h, w))
+    channels = list(range(c)) if channels is None else channels
+    k = max(1, 96 // max(h, w)) if c <= 16 else max(1, 48 // max(h, w))
     t = h * k
-    left, row_h = 40 + t, t + 40
-    width = left + c * (t + 8) + 110
-    img = Image.new("RGB", (max(width, 620), 110 + 3 * row_h + 10), BG)
+    per_row = c if c <= 16 else 16
+    blocks = int(np.ceil(c / per_row))
+    left, row_h = 40 + max(t, 96), t + 40
+    width = left + per_row * (w * k + 8) + 130
+    img = Image.new("RGB", (max(width, 620), 110 + blocks * (3 * row_h + 20) + 10), BG)
     d = ImageDraw.Draw(img)
     _title(d, 20, title)
     diff = a - b
     lim = float(np.abs(diff).max()) or 1.0
-    for r, (label, inp, maps) in enumerate(
-        [(names[0], a_img, a), (names[1], b_img, b), ("A - B", None, diff)]
-    ):
-        y = 110 + r * row_h
-        if inp is not None:
-            img.paste(_gray(inp, t), (20, y))
-        if inp is None:
-            d.text((20, y + t // 2), label, fill=FG, font=font(12), anchor="lm")
-        else:
-            d.text((20, y + t + 4), label[:18], fill=FG, font=font(12))
-        for i in range(c):
-            x = left + i * (t + 8)
-            rng = (-lim, lim) if r == 2 else vrange
-            tile = apply_cmap(maps[i], *rng, lut_diff if r == 2 else lut)
-            img.paste(Image.fromarray(upscale(tile, k)), (x, y))
-            if r == 0:
-                d.text((x, y - 4), f"ch {i}", fill=MUTED, font=font(11), anchor="ls")
-            if r == 2:
-                va, vb = a[i].ravel(), b[i].ravel()
-                den = float(np.linalg.norm(va) * np.linalg.norm(vb))
-                cos = float(va @ vb) / den if den > 0 else float("nan")
-                d.text((x, y + t + 4), f"cos {cos:.2f}", fill=MUTED, font=font(11))
+    for blk in range(blocks):
+        idx = range(blk * per_row, min(c, (blk + 1) * per_row))
+        for r, (label, inp, maps) in enumerate(
+            [(names[0], a_img, a), (names[1], b_img, b), ("A - B", None, diff)]
+        ):
+            y = 110 + blk * (3 * row_h + 20) + r * row_h
+            if inp is not None and blk == 0:
+                img.paste(picture(inp, max(t, 96)), (20, y))
+                d.text((20, y + max(t, 96) + 2), label[:18], fill=FG, font=font(12))
+            elif inp is None:
+                d.text((20, y + t // 2), label, fill=FG, font=font(12), anchor="lm")
+            for q, i in enumerate(idx):
+                x = left + q * (w * k + 8)
+                rng = (-lim, lim) if r == 2 else vrange
+                tile = apply_cmap(maps[i], *rng, lut_diff if r == 2 else lut)
+                img.paste(Image.fromarray(upscale(tile, k)), (x, y))
+                if r == 0:
+                    d.text((x, y - 4), f"ch {channels[i]}", fill=MUTED, font=font(11), anchor="ls")
+                if r == 2:
+                    va, vb = a[i].ravel(), b[i].ravel()
+                    den = float(np.linalg.norm(va) * np.linalg.norm(vb))
+                    cos = float(va @ vb) / den if den > 0 else float("nan")
+                    d.text((x, y + t + 4), f"cos {cos:.2f}", fill=MUTED, font=font(11))
+    bx = img.width - 110
+    colorbar(d, img, (bx, 130), max(60, 2 * row_h - 40), *vrange, lut, label="A, B")
+    colorbar(
+        d, img, (bx, 110 + 2 * row_h + 20), max(40, row_h - 20), -lim, lim, lut_diff, label="A - B"
+    )
     return img

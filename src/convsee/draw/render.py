@@ -1,16 +1,22 @@
-"""`convsee render`: the original project's pictures (and more), truthful and fast.
+"""`convsee render`: what every layer of a network outputs, as pictures with sidecars.
 
-Loads the weights once and runs every input in one NumPy forward pass (forward.py; no torch
-import, which alone costs ~1.5 s here), then composes PNGs and GIFs from the arrays
-(figures.py) with a JSON sidecar each. Everything is rendered in memory
-first and only written once it all succeeded, so a bad input leaves no partial output.
+Runs every input in one forward pass (for LeNet-5 in NumPy: no torch import, which alone
+costs ~1.5 s here), then composes PNGs and GIFs from the arrays (figures.py) with a JSON
+sidecar each. Any network: maps (C, H, W) as channel grids on one truthful colour scale,
+vectors as strips, the class scores as probabilities; wide layers draw a chosen subset of
+channels while the colour range still covers all of them. Everything is rendered in memory
+first and only written once it all succeeded, so a bad input leaves no partial output; the
+writing itself is all or nothing too (write_outputs), so a full disk leaves none either.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +25,13 @@ import numpy as np
 from .. import __version__
 from ..datasets.inputs import Input
 from ..errors import ConvseeError
-from ..models.checkpoint import atomic_write
-from ..models.lenet_layers import LAYER_INFO, check_layers
-from ..models.lenet_numpy import forward_all
 from ..run.filters import blur_maps
+from ..spec import Layer
 from .core import colormap, save_gif, save_image, to_palette
 from .figures import (
     MapGrid,
     diff_grid,
+    kernel_grid,
     kernel_sheet,
     probability_bars,
     sample_sheet,
@@ -37,6 +42,9 @@ __all__ = [
     "RenderOptions",
     "DEFAULT_BLUR",
     "layer_ranges",
+    "default_layers",
+    "drawable",
+    "choose_channels",
     "render_set",
     "render_kernels",
     "render_diff",
@@ -45,32 +53,50 @@ __all__ = [
     "sidecar",
     "png_bytes",
     "gif_bytes",
+    "stems",
 ]
 
-DEFAULT_BLUR = {"conv1": (5, 3.0), "conv2": (3, 3.0)}  # the original's (kernel, sigma)
+DEFAULT_BLUR = {"conv1": (5, 3.0), "conv2": (3, 3.0)}  # the original project's, LeNet-5 only
 SCALES = ("map", "layer", "global")
+TOP_DEFAULT = 64  # wider layers draw their top 64 channels unless told otherwise
 
 
 @dataclass
 class RenderOptions:
-    layers: tuple[str, ...] = ("conv1", "conv2")
+    layers: str | tuple[str, ...] | None = None  # None: see default_layers
     scale: str | None = None  # map | layer | global (None: global, so pictures compare)
     cmap: str | None = None  # None: RdBu_r for signed maps, viridis for non-negative ones
-    blur: tuple[int, float] | None = None  # (kernel, sigma); None: the original's per layer
-    with_kernels: bool = False  # each channel's kernel beside its map
+    blur: tuple[int, float] | None = None  # (kernel, sigma); None: the original's, LeNet only
+    with_kernels: bool = False  # each channel's kernel slices under its map
+    channels: str | None = None  # all | top:K | A-B | i,j,... (None: all up to 64, else top:64)
     gifs: bool = True
 
 
-def _signed(layer: str) -> bool:
-    return not LAYER_INFO[layer][1]
+def default_layers(net) -> str:
+    """LeNet-5: conv1,conv2 (the original's pictures); any other network: every Conv2d."""
+    if net.kind == "lenet":
+        return "conv1,conv2"
+    if any(x.type == "Conv2d" for x in net.spec.layers):
+        return "type:Conv2d"
+    maps = [x.name for x in net.spec.layers if x.kind == "map"]
+    if not maps:
+        raise ConvseeError("the model has no layer with map outputs (C, H, W) to draw")
+    return ",".join(maps)
 
 
-def _lut_name(layer: str, cmap: str | None) -> str:
-    return cmap or ("RdBu_r" if _signed(layer) else "viridis")
+def drawable(layers: list[Layer]) -> list[Layer]:
+    for layer in layers:
+        if layer.kind == "other":
+            shape = "x".join(map(str, layer.shape)) or "a scalar"
+            raise ConvseeError(
+                f"layer {layer.name} outputs {shape} per input, a sequence or volume, not maps "
+                "(C,H,W) or a vector: convsee cannot draw it"
+            )
+    return layers
 
 
-def _lut(layer: str, cmap: str | None):
-    return colormap(_lut_name(layer, cmap))
+def _lut_name(layer: Layer, cmap: str | None) -> str:
+    return cmap or ("viridis" if layer.nonneg else "RdBu_r")
 
 
 def layer_ranges(a: np.ndarray, scale: str, signed: bool, global_range=None):
@@ -89,31 +115,84 @@ def layer_ranges(a: np.ndarray, scale: str, signed: bool, global_range=None):
     return [r] * a.shape[0]
 
 
+def _value_range(a: np.ndarray, signed: bool) -> tuple[float, float]:
+    return layer_ranges(a.reshape(1, -1), "layer", signed)[0]
+
+
+def choose_channels(a: np.ndarray, mode) -> list[int]:
+    """Channels to draw of one input's (C, H, W) maps: mode from cli parse_channels."""
+    kind, arg = mode
+    c = a.shape[0]
+    if kind == "all":
+        return list(range(c))
+    if kind == "list":
+        return list(arg)
+    k = min(int(arg), c)
+    mean = a.reshape(c, -1).mean(1)
+    top = np.argsort(-mean, kind="stable")[:k]
+    return sorted(int(i) for i in top)
+
+
+def _channel_mode(text, c: int):
+    from ..cli.options import parse_channels  # the one parser for this syntax
+
+    return parse_channels(text, c, TOP_DEFAULT)
+
+
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.replace(":", "_")).strip("_") or "input"
+    return re.sub(r"[^A-Za-z0-9_.#-]+", "_", name.replace(":", "_")).strip("_.") or "input"
 
 
-def _caption(inp: Input, prob: np.ndarray, classes) -> str:
+def stems(inputs: list[Input]) -> list[str]:
+    """File names for inputs: the digit for bundled samples, else the name without its
+    extension (photo.jpg -> photo), made unique."""
+    if all(i.name.startswith("sample:") for i in inputs):
+        names = [i.name.split(":")[1] for i in inputs]
+    else:
+        names = []
+        for i in inputs:
+            n = i.name
+            if i.source and "." in Path(n).name and not n.startswith(("test:", "train:")):
+                n = Path(n).stem
+            names.append(_safe(n))
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return out
+
+
+def _caption(inp: Input, prob, classes) -> str:
+    true = (
+        f"true {classes[inp.label]}"
+        if inp.label is not None and inp.label < len(classes)
+        else "true label unknown"
+    )
+    if prob is None:
+        return f"{inp.name}\n{true}\nno class scores"
     p = int(prob.argmax())
-    true = f"true {classes[inp.label]}" if inp.label is not None else "true label unknown"
     return f"{inp.name}\n{true}\npredicted {classes[p]} ({prob[p]:.1%})"
 
 
 def sidecar(meta: dict, **fields) -> bytes:
     side = {
         "convsee_version": __version__,
-        "checkpoint": meta.get("path"),
-        "checkpoint_sha256": meta.get("sha256"),
-        "checkpoint_test_accuracy": meta.get("test_accuracy"),
+        "model": meta.get("model"),
+        "checkpoint": meta.get("checkpoint", meta.get("path")),
+        "checkpoint_sha256": meta.get("checkpoint_sha256", meta.get("sha256")),
+        "checkpoint_test_accuracy": meta.get("checkpoint_test_accuracy", meta.get("test_accuracy")),
+        "preprocess": meta.get("preprocess"),
         **fields,
     }
     return (json.dumps(side, indent=2) + "\n").encode()
 
 
 def png_bytes(img, luts=()) -> bytes:
-    """PNG bytes on a fixed palette (3-4x faster to encode than RGB, same colours)."""
+    """PNG bytes on a fixed palette (3-4x faster to encode than RGB, same colours); with
+    "colour" among the luts (a colour input in the picture) the PNG keeps every colour."""
     buf = io.BytesIO()
-    save_image(to_palette(img, luts), buf)
+    save_image(img.convert("RGB") if "colour" in luts else to_palette(img, luts), buf)
     return buf.getvalue()
 
 
@@ -123,177 +202,349 @@ def gif_bytes(frames, luts=(), duration_ms: int = 1000) -> bytes:
     return buf.getvalue()
 
 
-def _luts(layer: str, opts) -> tuple[str, ...]:
-    main = _lut_name(layer, opts.cmap)
-    return (main,) if not opts.with_kernels or main == "RdBu_r" else (main, "RdBu_r")
+def reference_range(net, layer: Layer, blur=None):
+    """The checkpoint's fixed range for a layer (stored with the weights), or None."""
+    if blur is not None:
+        return None
+    ref = (net.meta.get("reference_ranges") or {}).get(layer.name)
+    if ref is None:
+        return None
+    lo, hi = float(ref[0]), float(ref[1])
+    return (lo, hi) if hi > lo else None
 
 
-def render_set(weights, meta: dict, inputs: list[Input], opts: RenderOptions):
+def scores_layer(net, probs) -> str | None:
+    """The layer that holds the class scores (drawn as probabilities): the last vector layer
+    shaped like the scores."""
+    if probs is None:
+        return None
+    k = probs.shape[1]
+    found = [x.name for x in net.spec.layers if x.shape == (k,)]
+    return found[-1] if found else None
+
+
+def render_set(net, inputs: list[Input], opts: RenderOptions):
     """({relative path: bytes}, probabilities, {layer: arrays drawn}). Nothing is written.
 
     The arrays are exactly what the pictures were drawn from (before any blur).
     """
-    layers = check_layers(opts.layers)
+    layers = drawable(net.select(opts.layers or default_layers(net)))
     if opts.scale is not None and opts.scale not in SCALES:
         raise ConvseeError(f"unknown scale {opts.scale!r}; valid: {', '.join(SCALES)}")
     for layer in layers:
-        _lut(layer, opts.cmap)  # fail on a bad colormap before any work
-    classes = meta["classes"]
-    acts, probs = forward_all(weights, [i.image for i in inputs])
-    all_samples = all(i.name.startswith("sample:") for i in inputs)
-    names = [i.name.split(":")[1] if all_samples else _safe(i.name) for i in inputs]
-    caps = [_caption(i, p, classes) for i, p in zip(inputs, probs, strict=True)]
+        colormap(_lut_name(layer, opts.cmap))  # fail on a bad colormap before any work
+        if layer.kind == "map":
+            _channel_mode(opts.channels, layer.channels)  # and on bad channels
+    acts, probs = net.run(net.batch(inputs), layers)
+    k = probs.shape[1] if probs is not None else 0
+    classes = net.class_names(k) if k else []
+    names = stems(inputs)
+    caps = [
+        _caption(i, None if probs is None else p, classes)
+        for i, p in zip(inputs, probs if probs is not None else [None] * len(inputs), strict=True)
+    ]
     sheet = sample_sheet([i.image for i in inputs], caps, "the inputs, as the model sees them")
     files: dict[str, bytes] = {
-        "samples.png": png_bytes(sheet),
-        "samples.json": sidecar(meta, picture="samples", inputs=[i.name for i in inputs]),
+        "samples.png": png_bytes(sheet, ("colour",) if _colour(inputs) else ()),
+        "samples.json": sidecar(
+            net.meta,
+            picture="samples",
+            inputs=[i.name for i in inputs],
+            preprocessing_notes={i.name: list(i.notes) for i in inputs if i.notes},
+        ),
     }
     gif = opts.gifs and len(inputs) > 1
+    score_name = scores_layer(net, probs)
     for layer in layers:
         blurs = [None]
-        if LAYER_INFO[layer][0] == "map" and (opts.blur is not None or layer in DEFAULT_BLUR):
-            blurs.append(opts.blur or DEFAULT_BLUR.get(layer, (3, 3.0)))
+        if layer.kind == "map":
+            if opts.blur is not None:
+                blurs.append(opts.blur)
+            elif net.kind == "lenet" and layer.name in DEFAULT_BLUR:
+                blurs.append(DEFAULT_BLUR[layer.name])
         for blur in blurs:
-            a = acts[layer] if blur is None else blur_maps(acts[layer], *blur)
-            signed = _signed(layer) or (blur is not None and a.min() < 0)
-            g = layer_ranges(a.reshape(1, -1), "layer", signed)[0]  # over all inputs
-            stem = layer + ("" if blur is None else "_blur")
-            scale = opts.scale or "global"
-            paint = _painter(weights, layer, a.shape[1:], classes, g, blur, opts, scale)
-            frames = []
-            for n, inp in enumerate(inputs):
-                img, info = paint(a[n], inp, probs[n])
-                pal = to_palette(img, _luts(layer, opts))
-                buf = io.BytesIO()
-                save_image(pal, buf)
-                files[f"{layer}/{names[n]}{stem[len(layer) :]}.png"] = buf.getvalue()
-                files[f"{layer}/{names[n]}{stem[len(layer) :]}.json"] = sidecar(
-                    meta,
-                    picture="layer",
-                    layer=layer,
-                    input=inp.name,
-                    input_source=inp.source,
-                    label=inp.label,
-                    prediction=int(probs[n].argmax()),
-                    **info,
+            a = acts[layer.name] if blur is None else blur_maps(acts[layer.name], *blur)
+            files.update(
+                _render_layer(
+                    net, layer, a, inputs, probs, classes, names, blur, opts, gif, score_name
                 )
-                frames.append(pal)
-            if gif:
-                buf = io.BytesIO()
-                save_gif(frames, buf, 1000, _luts(layer, opts))
-                files[f"{stem}.gif"] = buf.getvalue()
-                files[f"{stem}.gif.json"] = sidecar(
-                    meta,
-                    picture="gif",
-                    layer=layer,
-                    inputs=[i.name for i in inputs],
-                    frame_seconds=1.0,
-                    scale=scale,
-                    blur=list(blur) if blur else None,
-                    value_range=list(g),
-                )
-    return files, probs, {k: acts[k] for k in layers}
-
-
-def _painter(weights, layer, shape, classes, g, blur, opts, scale):
-    """paint(maps of one input, Input, probabilities) -> (image, sidecar info) for a layer.
-
-    g: the layer's value range over all inputs (used by the global scale).
-    """
-    kind, after_relu = LAYER_INFO[layer]
-    relu = "after ReLU" if after_relu else "before ReLU"
-    blur_txt = f" · Gaussian blur k={blur[0]} sigma={blur[1]:g}" if blur else ""
-    title = [f"{layer} · {relu} · {'x'.join(map(str, shape))}", f"scale: {scale}{blur_txt}"]
-    signed = g[0] < 0
-    lut = _lut(layer, opts.cmap)
-    grid = None
-    if kind == "map":
-        kernels = None
-        if opts.with_kernels:
-            conv = "conv1" if layer in ("conv1", "relu1", "pool1") else "conv2"
-            kernels = weights[f"{conv}.weight"]
-            title.append(
-                f"under each map: the {kernels.shape[-1]}x{kernels.shape[-1]} kernels of "
-                f"{conv} that made it, one per input "
-                "channel (blue < 0 < red)"
             )
-        fixed = g if scale == "global" else None
-        grid = MapGrid(shape, lut, title, kernels, fixed, own_ranges=scale == "map")
-
-    def paint(a, inp, prob):
-        caption = _caption(inp, prob, classes)
-        info = {
-            "scale": scale,
-            "blur": list(blur) if blur else None,
-            "value_range": [float(a.min()), float(a.max())],
-            "shape": list(a.shape),
-            "after_relu": after_relu,
-        }
-        if layer == "fc3":
-            t = [f"fc3 · logits and softmax probabilities · {a.shape[0]} classes", ""]
-            return probability_bars(inp.image, prob, a, classes, t, caption, inp.label), info
-        if kind == "vector":
-            vr = layer_ranges(a[None], "global" if scale == "global" else "layer", signed, g)[0]
-            return vector_strip(inp.image, a, vr, lut, title, caption), info
-        ranges = layer_ranges(a, scale, signed, g)
-        dead = ~a.reshape(a.shape[0], -1).any(1)
-        info["dead_channels"] = [int(i) for i in np.flatnonzero(dead)]
-        bar = ranges[0] if scale == "layer" else None
-        info["display_range"] = None if scale == "map" else list(ranges[0])
-        return grid.draw(inp.image, a, ranges, caption, dead, bar), info
-
-    return paint
+    return files, probs, {k: acts[k] for k in acts}
 
 
-def render_kernels(weights, meta, cmap: str | None = None) -> dict:
-    img = kernel_sheet(
-        weights["conv1.weight"],
-        weights["conv2.weight"],
-        colormap(cmap or "RdBu_r"),
+def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif, score_name):
+    files = {}
+    signed = layer.signed or (blur is not None and a.min() < 0)
+    scale = opts.scale or "global"
+    ref = reference_range(net, layer, blur)
+    g = ref or _value_range(a, signed)
+    g_note = (
+        f"the checkpoint's reference range: {net.meta.get('reference_ranges_from', 'stored')}"
+        if ref
+        else f"the range over the {len(inputs)} input(s) rendered together (no reference "
+        "range stored with this checkpoint)"
     )
-    return {
-        "kernels.png": png_bytes(img, (cmap or "RdBu_r",)),
-        "kernels.json": sidecar(meta, picture="kernels"),
-    }
+    stem = layer.name + ("" if blur is None else "_blur")
+    suffix = "" if blur is None else "_blur"
+    lut_name = _lut_name(layer, opts.cmap)
+    lut = colormap(lut_name)
+    luts = (lut_name,) if not opts.with_kernels or lut_name == "RdBu_r" else (lut_name, "RdBu_r")
+    if _colour(inputs):
+        luts = (*luts, "colour")
+    relu = "non-negative" if layer.nonneg else "signed"
+    blur_txt = f" · Gaussian blur k={blur[0]} sigma={blur[1]:g}" if blur else ""
+    shape = "x".join(map(str, a.shape[1:]))
+    scale_txt = f"scale: {scale}" + (
+        (
+            " (the checkpoint's reference range; brighter values saturate)"
+            if ref
+            else " (over these inputs)"
+        )
+        if scale == "global"
+        else ""
+    )
+    title = [f"{layer.name} · {layer.type} · {relu} · {shape}", f"{scale_txt}{blur_txt}"]
+    frames = []
+    per_input = []
+    if layer.kind == "map":
+        mode = _channel_mode(opts.channels, a.shape[1])
+        kernels, klim, knote = _kernels_for(net, layer, opts)
+        if knote:
+            title.append(knote)
+        fixed_labels = mode[0] != "top"
+        grids: dict = {}
+
+        def grid_for(chans):
+            key = tuple(chans) if not fixed_labels else "fixed"
+            if key not in grids:
+                bar = g if scale == "global" else None
+                labs = [f"ch {c}" for c in chans]
+                t = list(title)
+                if len(chans) < a.shape[1]:
+                    how = "chosen" if mode[0] == "list" else "top by mean activation"
+                    t.append(
+                        f"{len(chans)} of {a.shape[1]} channels drawn ({how}); "
+                        "the colour range covers all"
+                    )
+                kern = None if kernels is None else kernels[chans]
+                grids[key] = MapGrid(
+                    (len(chans), *a.shape[2:]),
+                    lut,
+                    t,
+                    kern,
+                    bar,
+                    scale == "map",
+                    labs if fixed_labels else "per-input",
+                    klim,
+                )
+            return grids[key]
+
+        for n, inp in enumerate(inputs):
+            m = a[n]
+            chans = choose_channels(m, mode)
+            grid = grid_for(chans)
+            ranges_all = layer_ranges(m, scale, signed, g)
+            ranges = [ranges_all[c] for c in chans]
+            sub = m[chans]
+            dead = ~sub.reshape(len(chans), -1).any(1)
+            bar = ranges[0] if scale == "layer" else None
+            cap = _caption(inp, None if probs is None else probs[n], classes)
+            img = grid.draw(inp.image, sub, ranges, cap, dead, bar, [f"ch {c}" for c in chans])
+            info = {
+                "scale": scale,
+                "global_range": list(g) if scale == "global" else None,
+                "global_range_from": g_note if scale == "global" else None,
+                "display_range": None if scale == "map" else list(ranges[0]),
+                "channels_drawn": chans,
+                "dead_channels": [int(chans[i]) for i in np.flatnonzero(dead)],
+            }
+            per_input.append((img, info))
+        if gif and mode[0] == "top":  # frames share one channel set: top by mean over inputs
+            chans = choose_channels(a.mean(0), mode)
+            grid = grid_for(chans)
+            for n, inp in enumerate(inputs):
+                ranges = [layer_ranges(a[n], scale, signed, g)[c] for c in chans]
+                sub = a[n][chans]
+                dead = ~sub.reshape(len(chans), -1).any(1)
+                bar = ranges[0] if scale == "layer" else None
+                cap = _caption(inp, None if probs is None else probs[n], classes)
+                frames.append(
+                    to_palette(
+                        grid.draw(
+                            inp.image, sub, ranges, cap, dead, bar, [f"ch {c}" for c in chans]
+                        ),
+                        luts,
+                    )
+                )
+    else:
+        for n, inp in enumerate(inputs):
+            cap = _caption(inp, None if probs is None else probs[n], classes)
+            v = a[n]
+            if layer.name == score_name:
+                t = [f"{layer.name} · class scores and probabilities · {v.shape[0]} classes", ""]
+                value = "probability" if layer.nonneg else "logit"
+                img = probability_bars(inp.image, probs[n], v, classes, t, cap, inp.label, value)
+            else:
+                vr = g if scale == "global" else _value_range(v, signed)
+                img = vector_strip(inp.image, v, vr, lut, title, cap)
+            per_input.append(
+                (img, {"scale": scale, "global_range": list(g) if scale == "global" else None})
+            )
+    shared_frames = bool(frames)  # map layers in top mode drew their GIF frames already
+    for n, (inp, (img, info)) in enumerate(zip(inputs, per_input, strict=True)):
+        pal = to_palette(img, luts)
+        files[f"{layer.name}/{names[n]}{suffix}.png"] = (
+            png_bytes(img, luts) if "colour" in luts else _encode(pal)
+        )
+        files[f"{layer.name}/{names[n]}{suffix}.json"] = sidecar(
+            net.meta,
+            picture="layer",
+            layer=layer.name,
+            layer_type=layer.type,
+            input=inp.name,
+            input_source=inp.source,
+            preprocessing_notes=list(inp.notes),
+            label=inp.label,
+            prediction=None if probs is None else int(probs[n].argmax()),
+            blur=list(blur) if blur else None,
+            value_range=[float(a[n].min()), float(a[n].max())],
+            shape=list(a.shape[1:]),
+            nonneg=layer.nonneg,
+            **info,
+        )
+        if gif and not shared_frames:
+            frames.append(pal)
+    if gif:
+        buf = io.BytesIO()
+        save_gif(frames, buf, 1000, luts)
+        files[f"{stem}.gif"] = buf.getvalue()
+        files[f"{stem}.gif.json"] = sidecar(
+            net.meta,
+            picture="gif",
+            layer=layer.name,
+            inputs=[i.name for i in inputs],
+            frame_seconds=1.0,
+            scale=scale,
+            blur=list(blur) if blur else None,
+            value_range=list(g),
+            value_range_from=g_note,
+        )
+    return files
 
 
-def render_diff(weights, meta, a: Input, b: Input, layers, cmap=None) -> dict:
-    layers = [x for x in check_layers(layers) if LAYER_INFO[x][0] == "map"]
+def _colour(inputs) -> bool:
+    return any(i.image.ndim == 3 for i in inputs)
+
+
+def _encode(pal) -> bytes:
+    buf = io.BytesIO()
+    save_image(pal, buf)
+    return buf.getvalue()
+
+
+def _kernels_for(net, layer: Layer, opts):
+    """(kernels (C, Cin, k, k) for the layer's channels, their shared limit, a note) or Nones."""
+    if not opts.with_kernels:
+        return None, None, ""
+    if layer.conv is None:
+        return None, None, "kernels not drawn: no single convolution made this layer"
+    w = net.kernel(layer.conv)
+    if w is None or w.ndim != 4 or w.shape[0] != layer.channels:
+        return None, None, "kernels not drawn: the layer's channels are not one conv's outputs"
+    if w.shape[1] > 16:
+        return None, None, f"kernels not drawn: {w.shape[1]} input channels per map (at most 16)"
+    k = w.shape[-1]
+    lim = float(np.abs(w).max()) or 1.0
+    note = (
+        f"under each map: the {k}x{k} kernels of {layer.conv} that made it, one per input "
+        f"channel, on one scale for the layer (|w| <= {lim:.3g}; blue < 0 < red)"
+    )
+    return w, lim, note
+
+
+def render_kernels(net, cmap: str | None = None) -> dict:
+    """Every conv layer's kernels on one signed scale per picture."""
+    lut_name = cmap or "RdBu_r"
+    lut = colormap(lut_name)
+    files = {}
+    if net.kind == "lenet":
+        img = kernel_sheet(net.weights["conv1.weight"], net.weights["conv2.weight"], lut)
+        files["kernels.png"] = png_bytes(img, (lut_name,))
+        files["kernels.json"] = sidecar(net.meta, picture="kernels", layers=["conv1", "conv2"])
+        return files
+    convs = [x for x in net.spec.layers if x.kernel is not None and x.call == 1]
+    drawn = []
+    for layer in convs:
+        w = net.kernel(layer.name)
+        if w is None or w.shape[0] * w.shape[1] > 4096:
+            continue
+        img = kernel_grid(layer.name, w, lut)
+        files[f"kernels/{layer.name}.png"] = png_bytes(img, (lut_name,))
+        files[f"kernels/{layer.name}.json"] = sidecar(
+            net.meta,
+            picture="kernels",
+            layer=layer.name,
+            shape=list(w.shape),
+            value_limit=float(np.abs(w).max()),
+        )
+        drawn.append(layer.name)
+    if not drawn:
+        raise ConvseeError("the model has no convolution with at most 4096 kernel slices to draw")
+    return files
+
+
+def render_diff(net, a: Input, b: Input, layers_text, cmap=None, channels=None) -> dict:
+    layers = [
+        x for x in drawable(net.select(layers_text or default_layers(net))) if x.kind == "map"
+    ]
     if not layers:
-        raise ConvseeError("--diff needs at least one map layer (conv1 ... pool2)")
-    acts, probs = forward_all(weights, [a.image, b.image])
+        raise ConvseeError("--diff needs at least one layer with maps (C, H, W)")
+    acts, probs = net.run(net.batch([a, b]), layers)
+    k = probs.shape[1] if probs is not None else 0
+    classes = net.class_names(k) if k else []
     files = {}
     for layer in layers:
-        x, y = acts[layer][0], acts[layer][1]
+        x, y = acts[layer.name][0], acts[layer.name][1]
         cos = float((x.ravel() @ y.ravel()) / (np.linalg.norm(x) * np.linalg.norm(y) or 1))
-        signed = _signed(layer)
-        vr = layer_ranges(np.stack([x, y])[None].reshape(1, -1), "layer", signed)[0]
+        signed = layer.signed
+        mode = _channel_mode(channels, x.shape[0])
+        chans = choose_channels(np.abs(x - y), mode)
+        vr = _value_range(np.stack([x, y]), signed)
+        pred = ""
+        if probs is not None:
+            pred = (
+                f" · predicted {classes[int(probs[0].argmax())]} vs "
+                f"{classes[int(probs[1].argmax())]}"
+            )
         title = [
-            f"{layer}: {a.name} vs {b.name}",
-            f"cosine similarity of the whole layer: {cos:.3f} · predicted "
-            f"{meta['classes'][int(probs[0].argmax())]} vs "
-            f"{meta['classes'][int(probs[1].argmax())]}",
+            f"{layer.name}: {a.name} vs {b.name}",
+            f"cosine similarity of the whole layer: {cos:.3f}{pred}",
         ]
+        if len(chans) < x.shape[0]:
+            title[1] += f" · {len(chans)} of {x.shape[0]} channels (largest |A - B|)"
         img = diff_grid(
             a.image,
             b.image,
-            x,
-            y,
+            x[chans],
+            y[chans],
             (a.name, b.name),
             title,
-            _lut(layer, cmap),
+            colormap(_lut_name(layer, cmap)),
             colormap("RdBu_r"),
             vr,
+            chans,
         )
-        stem = f"diff_{layer}_{_safe(a.name)}_vs_{_safe(b.name)}"
+        stem = f"diff_{_safe(layer.name)}_{_safe(a.name)}_vs_{_safe(b.name)}"
         files[f"{stem}.png"] = png_bytes(img, (_lut_name(layer, cmap), "RdBu_r"))
         files[f"{stem}.json"] = sidecar(
-            meta,
+            net.meta,
             picture="diff",
-            layer=layer,
+            layer=layer.name,
             inputs=[a.name, b.name],
             cosine_similarity=cos,
             value_range=list(vr),
+            difference_limit=float(np.abs(x - y).max()),
+            channels_drawn=chans,
         )
     return files
 
@@ -304,15 +555,88 @@ def finish(files: dict, out_dir, t0: float) -> int:
 
     pictures = [p for p in write_outputs(files, out_dir) if p.suffix in (".png", ".gif")]
     seconds = time.perf_counter() - t0
-    print(f"wrote {len(pictures)} pictures (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s")
+    n = len(pictures)
+    what = "picture" if n == 1 else "pictures"
+    print(f"wrote {n} {what} (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s")
     return 0
 
 
 def write_outputs(files: dict, out_dir) -> list[Path]:
-    """Write every rendered file under out_dir, each atomically."""
+    """Write every rendered file under out_dir, all or nothing.
+
+    The set is written into a temporary folder inside out_dir, then each file is moved into
+    place; a file it replaces is set aside until all moves succeeded. On any failure (a full
+    disk, Ctrl-C) the new files and folders go and the replaced ones come back, so out_dir
+    holds exactly what it held before.
+    """
     out_dir = Path(out_dir)
-    written = []
-    for rel, data in files.items():
-        atomic_write(out_dir / rel, data)
-        written.append(out_dir / rel)
-    return written
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConvseeError(f"cannot write into {out_dir}: it is a file, not a folder")
+    made: list[Path] = []  # folders this call created, to remove on failure
+    placed: list[tuple[Path, Path | None]] = []  # (file now in place, its predecessor aside)
+    stage = None
+    try:
+        made += _make_dirs(out_dir)
+        stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".convsee-", suffix=".tmp"))
+        for i, data in enumerate(files.values()):
+            (stage / str(i)).write_bytes(data)
+        for i, rel in enumerate(files):
+            target = out_dir / rel
+            made += _make_dirs(target.parent)
+            aside = None
+            if target.is_symlink() or target.exists():
+                if target.is_dir():
+                    raise ConvseeError(f"cannot write {target}: a folder is in its place")
+                aside = stage / f"old{i}"
+                os.replace(target, aside)
+            placed.append((target, aside))
+            os.replace(stage / str(i), target)
+    except BaseException as e:
+        _undo(placed, stage, made)
+        if isinstance(e, OSError):
+            raise ConvseeError(
+                f"cannot write into {out_dir}: {e.strerror or e}; nothing of the new set was "
+                "kept and the files there before are untouched"
+            ) from None
+        raise
+    shutil.rmtree(stage, ignore_errors=True)  # the replaced files, now unneeded
+    return [out_dir / rel for rel in files]
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """mkdir -p, returning the folders it created (outermost first)."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConvseeError(f"cannot write into {folder}: it is a file, not a folder")
+    made = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if not d.is_dir():
+                raise ConvseeError(f"cannot write into {d}: it is a file, not a folder") from None
+            continue
+        made.append(d)
+    return made
+
+
+def _undo(placed, stage, made) -> None:
+    """Put back what write_outputs replaced, remove what it added (files, then folders)."""
+    for target, aside in reversed(placed):
+        try:
+            if aside is not None:
+                os.replace(aside, target)  # over the new file, if it got there
+            else:
+                target.unlink(missing_ok=True)
+        except OSError:
+            pass
+    if stage is not None:
+        shutil.rmtree(stage, ignore_errors=True)
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            pass

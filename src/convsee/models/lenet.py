@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lenet_layers import LAYER_INFO, LAYERS
+from .lenet_numpy import OPS
 
-__all__ = ["LAYERS", "LAYER_INFO", "ModelConfig", "LeNet5"]
+__all__ = ["LAYERS", "ModelConfig", "LeNet5"]
+
+LAYERS = tuple(name for name, _ in OPS)  # the module names, in order
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """LeNet-5's forward pass in NumPy, every layer's output kept: the torch-free path that
 `convsee render` uses so a whole render runs without importing torch (about 1.5 s of
-start-up here). Tests check it against the torch model and F.conv2d on the same weights.
+start-up here). Tests check it against the torch model and F.conv2d on the same weights,
+and check that `lenet_spec` equals what `spec.describe` derives from the torch model.
 """
 
 from __future__ import annotations
@@ -8,16 +9,25 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..datasets.idx import MEAN, STD
-from .lenet_layers import LAYER_INFO
+from ..spec import PIXEL, Layer, ModelSpec, Output, conv_field, pool_field
 
-__all__ = ["normalize", "conv2d", "max_pool2", "forward_all"]
+__all__ = ["OPS", "conv2d", "max_pool2", "forward_all", "lenet_spec"]
 
-
-def normalize(images) -> np.ndarray:
-    """[0, 1] images (N, 28, 28) -> float32 (N, 1, 28, 28), MNIST-normalised."""
-    x = np.asarray(images, np.float32)
-    return ((x - MEAN) / STD)[:, None]
+# the layers in order: name, module type (the torch model's children have these names)
+OPS = (
+    ("conv1", "Conv2d"),
+    ("relu1", "ReLU"),
+    ("pool1", "MaxPool2d"),
+    ("conv2", "Conv2d"),
+    ("relu2", "ReLU"),
+    ("pool2", "MaxPool2d"),
+    ("flatten", "Flatten"),
+    ("fc1", "Linear"),
+    ("relu3", "ReLU"),
+    ("fc2", "Linear"),
+    ("relu4", "ReLU"),
+    ("fc3", "Linear"),
+)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -34,24 +44,70 @@ def max_pool2(x: np.ndarray) -> np.ndarray:
     return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
 
-def forward_all(weights: dict, images) -> tuple[dict, np.ndarray]:
-    """({layer: output, batch first} for every layer, softmax probabilities)."""
-    relu = lambda a: np.maximum(a, 0)  # noqa: E731
+def forward_all(weights: dict, x) -> tuple[dict, np.ndarray]:
+    """x: normalised (N, C, H, W). ({layer: output, batch first} for every layer, logits)."""
     w = {k: np.asarray(v, np.float32) for k, v in weights.items()}
     out = {}
-    h = normalize(images)
-    for name in LAYER_INFO:
-        if name.startswith("conv"):
+    h = np.asarray(x, np.float32)
+    for name, kind in OPS:
+        if kind == "Conv2d":
             h = conv2d(h, w[f"{name}.weight"], w[f"{name}.bias"])
-        elif name.startswith("fc"):
+        elif kind == "Linear":
             h = h @ w[f"{name}.weight"].T + w[f"{name}.bias"]
-        elif name.startswith("relu"):
-            h = relu(h)
-        elif name.startswith("pool"):
+        elif kind == "ReLU":
+            h = np.maximum(h, 0)
+        elif kind == "MaxPool2d":
             h = max_pool2(h)
-        elif name == "flatten":
+        else:  # Flatten
             h = h.reshape(h.shape[0], -1)
         out[name] = h.astype(np.float32)
-    z = h - h.max(1, keepdims=True)
-    p = np.exp(z)
-    return out, (p / p.sum(1, keepdims=True)).astype(np.float32)
+    return out, out["fc3"]
+
+
+def lenet_spec(weights: dict, input_size=(1, 28, 28)) -> ModelSpec:
+    """The same description spec.describe derives from the torch LeNet5, without torch."""
+    c, h, w = input_size
+    shape: tuple[int, ...] = (c, h, w)
+    fld, nonneg, conv = PIXEL, False, None
+    layers = []
+    for name, kind in OPS:
+        kernel = None
+        params = 0
+        if kind == "Conv2d":
+            wt = weights[f"{name}.weight"]
+            kernel = tuple(int(v) for v in wt.shape)
+            k = kernel[-1]
+            shape = (kernel[0], shape[1] - k + 1, shape[2] - k + 1)
+            fld, nonneg, conv = conv_field(fld, k), False, name
+            params = int(wt.size + weights[f"{name}.bias"].size)
+        elif kind == "MaxPool2d":
+            shape = (shape[0], shape[1] // 2, shape[2] // 2)
+            fld = pool_field(fld, 2)
+        elif kind == "ReLU":
+            nonneg = True
+        elif kind == "Flatten":
+            shape = (int(np.prod(shape)),)
+        else:  # Linear
+            wt = weights[f"{name}.weight"]
+            shape, nonneg = (int(wt.shape[0]),), False
+            params = int(wt.size + weights[f"{name}.bias"].size)
+        is_map = len(shape) == 3
+        layers.append(
+            Layer(
+                name=name,
+                module=name,
+                call=1,
+                element="",
+                type=kind,
+                shape=shape,
+                params=params,
+                calls=1,
+                depth=0,
+                leaf=True,
+                nonneg=nonneg,
+                field=fld if is_map else None,
+                conv=conv if is_map else None,
+                kernel=kernel,
+            )
+        )
+    return ModelSpec(tuple(input_size), layers, [Output("", shape, False)], [], "LeNet5")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConvseeError
 from ..models.checkpoint import atomic_write
-from ..models.lenet_numpy import conv2d, max_pool2, normalize
+from ..models.lenet_numpy import conv2d, max_pool2
 
 __all__ = ["snapshot_steps", "Recorder", "load_snapshots", "snapshot_maps", "snapshots_path"]
 
@@ -36,9 +36,12 @@ def snapshot_steps(n: int, total_steps: int) -> list[int]:
 class Recorder:
     """Collects snapshots during training; train() calls record(step, model, accuracy)."""
 
-    def __init__(self, n: int, total_steps: int, steps_per_epoch: int):
+    def __init__(self, n: int, total_steps: int, steps_per_epoch: int, full: bool = False):
+        """full: every tensor of the state dict (a model other than LeNet-5, whose maps at a
+        snapshot need all its layers); else LeNet-5's conv layers only."""
         self.steps = set(snapshot_steps(n, total_steps))
         self.steps_per_epoch = steps_per_epoch
+        self.full = full
         self.rows: list[dict] = []
 
     def wants(self, step: int) -> bool:
@@ -46,17 +49,19 @@ class Recorder:
 
     def record(self, step: int, model, accuracy: float) -> None:
         sd = model.state_dict()
+        keys = [k for k, v in sd.items() if v.is_floating_point()] if self.full else KEYS
         self.rows.append(
             {
                 "step": step,
                 "accuracy": accuracy,
-                **{k: sd[k].detach().cpu().numpy().copy() for k in KEYS},
+                **{k: sd[k].detach().cpu().float().numpy().copy() for k in keys},
             }
         )
 
     def save(self, checkpoint: Path) -> Path:
         path = snapshots_path(checkpoint)
-        arrays = {k: np.stack([r[k] for r in self.rows]) for k in KEYS}
+        keys = [k for k in self.rows[0] if k not in ("step", "accuracy")]
+        arrays = {k: np.stack([r[k] for r in self.rows]) for k in keys}
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
@@ -69,7 +74,9 @@ class Recorder:
         return path
 
 
-def load_snapshots(checkpoint: Path) -> dict:
+def load_snapshots(checkpoint: Path, lenet: bool = True) -> dict:
+    """The snapshots beside a checkpoint; lenet: LeNet-5's conv layers must be there (for
+    another model convsee trained, every tensor of its state dict is)."""
     path = snapshots_path(checkpoint)
     if not path.is_file():
         raise ConvseeError(
@@ -81,15 +88,45 @@ def load_snapshots(checkpoint: Path) -> dict:
             snaps = {k: z[k] for k in z.files}
     except (OSError, ValueError) as e:
         raise ConvseeError(f"{path}: unreadable snapshots ({e})") from None
-    missing = [k for k in ("step", "accuracy", *KEYS) if k not in snaps]
+    missing = [k for k in ("step", "accuracy", *(KEYS if lenet else ())) if k not in snaps]
     if missing:
         raise ConvseeError(f"{path}: missing {', '.join(missing)}")
     return snaps
 
 
-def snapshot_maps(snaps: dict, image: np.ndarray):
-    """(conv1 maps (S, 6, 24, 24), conv2 maps (S, 16, 8, 8)) of one input at every snapshot."""
-    x = normalize([image])
+def replay(net, snaps: dict, x: np.ndarray, layers) -> tuple[list[dict], dict]:
+    """Another model's layers for one input (C, H, W) at every snapshot: ([{layer: maps}],
+    {param: (S, ...) weights}) by loading each snapshot's state dict into the model."""
+    import torch
+
+    model = net.torch_model()
+    params = {k: v for k, v in snaps.items() if k not in ("step", "accuracy", "steps_per_epoch")}
+    own = model.state_dict()
+    missing = [k for k, v in own.items() if v.is_floating_point() and k not in params]
+    extra = [k for k in params if k not in own]
+    if missing or extra:
+        raise ConvseeError(
+            f"the snapshots were recorded for another model ({len(missing)} tensors missing, "
+            f"{len(extra)} unexpected)"
+        )
+    saved = {k: v.clone() for k, v in own.items()}
+    out = []
+    try:
+        for i in range(len(snaps["step"])):
+            with torch.no_grad():
+                for k, v in params.items():
+                    own[k].copy_(torch.from_numpy(np.asarray(v[i])))
+            acts, _ = net.run(x[None], layers)
+            out.append({k: a[0] for k, a in acts.items()})
+    finally:
+        model.load_state_dict(saved)
+    return out, params
+
+
+def snapshot_maps(snaps: dict, x: np.ndarray):
+    """(conv1 maps (S, 6, 24, 24), conv2 maps (S, 16, 8, 8)) of one normalised input
+    (1, 28, 28) at every snapshot."""
+    x = np.asarray(x, np.float32)[None]
     c1, c2 = [], []
     for i in range(len(snaps["step"])):
         a = conv2d(x, snaps["conv1.weight"][i], snaps["conv1.bias"][i])

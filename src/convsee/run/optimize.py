@@ -1,85 +1,511 @@
-"""Activation maximisation: the 28x28 input each channel or class responds to most.
+"""Activation maximisation: the input each channel of any layer responds to most, for any model.
 
-Gradient ascent on the input from a fixed seed, all channels of a layer at once (one image
-per channel in the batch), with random jitter (shifts of up to 2 px), an L2 penalty and a
-total-variation (smoothness) penalty so the result is an image, not noise. Pixels stay in
-[0, 1] through a sigmoid parametrisation.
+The image is a bounded parameterisation in the model's [0, 1] pixel space, normalised with the
+model's mean and std before it goes in: pixels = sigmoid(decorrelate(raw) + logit(mean)),
+where raw is either one free value per pixel ("pixel") or a spectrum scaled by 1/frequency
+whose inverse FFT gives the image ("fft", Lucid's Fourier parameterisation, which favours the
+smooth, natural-image-like patterns a network reads over high-frequency noise); for RGB the
+colours live in Lucid's decorrelated colour space. Each Adam step sees the image randomly
+shifted, scaled and rotated (one random transform per image, a differentiable affine resample;
+the shift in proportion to the unit's receptive field, so a 5x5 field is not shaken off),
+which keeps what is found robust, hence readable; the last steps run without transforms so the
+value reached is the value of the image shown. Several restarts per unit run side by side in
+one batch and the best is kept; units still below a baseline (the best of random inputs, the
+best a dataset sample reaches) get more rounds: new starts, twice the steps of the round before,
+and the random transforms weaker each round (none in the last, which also uses free pixels).
+
+The objective of a map channel is its centre neuron (row H // 2, col W // 2: one unit, whose
+receptive field is the middle of the input) or, with objective="mean", its mean over the map;
+of a vector layer (a Linear layer, class logits) the unit itself.
+
+The baselines use the same objective, except the dataset's, which for the centre neuron takes
+each image's best position (a patch anywhere could be moved to the centre).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import asdict, dataclass
 
-import torch
+import numpy as np
 
-from ..datasets.idx import MEAN, STD
-from .optim import Adam
+from ..datasets.transforms import Preprocess
+from ..errors import ConvseeError
+from ..spec import Layer
+from .units import (
+    OBJECTIVES,
+    centre_of,
+    check_layers,
+    crop,
+    display,
+    field_box,
+    forward_to,
+    model_device,
+    runner,
+    torch_model,
+    unit_values,
+    whole_image,
+)
 
-__all__ = ["OptimizeConfig", "maximize", "target_value"]
+__all__ = [
+    "OptimizeConfig",
+    "Optimized",
+    "Baselines",
+    "optimize_units",
+    "optimize",
+    "baselines",
+    "choose_units",
+    "random_inputs",
+    "objective_name",
+    "field_patches",
+    "maximize",
+    "target_value",
+]
+
+PARAMS = ("auto", "pixel", "fft")
+
+# Lucid's colour decorrelation: the square root of ImageNet's colour correlation (from its
+# SVD), columns scaled to unit norm at most
+_COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
+_COLOR = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
 
 
 @dataclass
 class OptimizeConfig:
-    steps: int = 150  # Adam steps
-    lr: float = 0.1  # on the pre-sigmoid parameters
-    l2: float = 0.02  # weight of the mean squared pixel value
-    tv: float = 0.5  # weight of the total variation (mean absolute neighbour difference)
-    jitter: int = 2  # random shift of the whole image each step, px
-    seed: int = 0
+    steps: int = 150  # Adam steps in the first round (round r: steps * 2**r)
+    lr: float | None = None  # Adam step size; None: 0.1 for pixel, 0.05 for fft (Lucid's)
+    restarts: int = 1  # independent starts per unit, run side by side; the best is kept
+    rounds: int = 3  # at most this many rounds for a unit below a baseline (1: no retry);
+    # round r: new starts, steps * 2**r, transforms at strength 1 - r / (rounds - 1)
+    param: str = "auto"  # pixel | fft | auto (fft for colour models, pixel for grayscale)
+    decorrelate: bool = True  # RGB: optimise in Lucid's decorrelated colour space
+    init: float | None = None  # std of the random start; None: 0.1 (pixel, logit units),
+    # 0.01 (fft, Lucid's); 3x more each later round (a start where every ReLU is off has no
+    # gradient)
+    jitter: float = 0.1  # random shift each step: this fraction of the field's side, px
+    max_jitter: int = 8  # px, the largest shift whatever the field
+    scale: float = 0.05  # random scale each step in [1 - scale, 1 + scale]
+    rotate: float = 5.0  # random rotation each step in [-rotate, rotate], degrees
+    polish: float = 0.2  # fraction of the steps at the end without random transforms
+    polish_lr: float = 0.2  # their step size, relative to lr (small: refine, do not re-draw)
+    objective: str = "centre"  # map channels: centre neuron | mean over the map
+    seed: int = 0  # the starts and the transforms
+
+    def check(self) -> None:
+        if not 1 <= self.steps <= 100000:
+            raise ConvseeError(f"steps must be 1..100000, got {self.steps}")
+        if not 1 <= self.restarts <= 64:
+            raise ConvseeError(f"restarts must be 1..64, got {self.restarts}")
+        if not 1 <= self.rounds <= 10:
+            raise ConvseeError(f"rounds must be 1..10, got {self.rounds}")
+        if self.param not in PARAMS:
+            raise ConvseeError(f"unknown parameterisation {self.param!r}; valid: {PARAMS}")
+        if self.objective not in OBJECTIVES:
+            raise ConvseeError(f"unknown objective {self.objective!r}; valid: {OBJECTIVES}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConvseeError(f"lr must be a positive number, got {self.lr}")
 
 
-def target_value(model, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """Per image n in x (N, 1, 28, 28) MNIST-normalised: layer output for unit n.
+@dataclass
+class Optimized:
+    layer: str
+    units: list[int]  # the channels (or vector units) optimised, in order
+    images: np.ndarray  # (U, H, W) or (U, H, W, 3): the whole input, pixels in [0, 1]
+    x: np.ndarray  # (U, C, H, W) the normalised model input (what was evaluated)
+    values: np.ndarray  # (U,) the objective reached by that input
+    boxes: np.ndarray  # (U, 4) input rows and cols (inclusive) the objective sees
+    whole: bool  # the objective sees the whole input
+    objective: str  # in words, e.g. "centre neuron (12, 12) of each channel's map"
+    rounds: np.ndarray  # (U,) rounds each unit ran (more than 1: it was retried)
+    param: str  # the parameterisation used
+    seconds: float
 
-    Maps: channel n at the centre of its map (one neuron, whose receptive field is the
-    middle of the input); vectors (fc): unit n. No gradients.
-    """
+
+@dataclass
+class Baselines:
+    random_mean: np.ndarray  # (U,) mean objective over random inputs
+    random_best: np.ndarray  # (U,) best objective over random inputs
+    n_random: int
+    data_best: np.ndarray | None  # (U,) best over a dataset sample (maps: any position)
+    n_data: int
+
+    def bar(self) -> np.ndarray:
+        """(U,) what a successful optimisation must beat: the best of both."""
+        if self.data_best is None:
+            return self.random_best
+        return np.maximum(self.random_best, self.data_best)
+
+
+def objective_name(layer: Layer, objective: str) -> str:
+    if layer.kind != "map":
+        return "unit (vector layer)"
+    if objective == "mean":
+        return "mean over each channel's map"
+    r, c = centre_of(layer)
+    return f"centre neuron (row {r}, col {c}) of each channel's map"
+
+
+# ---------------------------------------------------------------------------------------------
+# the parameterisation
+# ---------------------------------------------------------------------------------------------
+
+
+class _Image:
+    """Parameters -> images (B, C, H, W) in [0, 1]."""
+
+    def __init__(self, kind, b, prep: Preprocess, cfg: OptimizeConfig, gen, device, init: float):
+        import torch
+
+        c, h, w = prep.input_size
+        self.kind, self.shape = kind, (b, c, h, w)
+        mean = np.clip(prep.channel_mean(), 0.02, 0.98)
+        self.offset = torch.tensor(np.log(mean / (1 - mean)), device=device).view(1, c, 1, 1)
+        self.color = None
+        if c == 3 and cfg.decorrelate:
+            self.color = torch.tensor(_COLOR.T, device=device)
+        if kind == "fft":
+            fy = np.fft.fftfreq(h)[:, None]
+            fx = np.fft.rfftfreq(w)[None, :]
+            freqs = np.sqrt(fx * fx + fy * fy)
+            scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w))  # 1/f: natural images' spectrum
+            self.scale = torch.tensor(scale, dtype=torch.float32, device=device)[None, None]
+            shape = (b, c, h, w // 2 + 1, 2)
+        else:
+            shape = (b, c, h, w)
+        self.param = (torch.randn(shape, generator=gen) * init).to(device).requires_grad_(True)
+
+    def __call__(self):
+        import torch
+
+        b, c, h, w = self.shape
+        p = self.param
+        if self.kind == "fft":
+            spec = torch.view_as_complex(p) * self.scale
+            p = torch.fft.irfft2(spec, s=(h, w), norm="ortho") / 4  # Lucid's scaling
+        if self.color is not None:
+            p = torch.einsum("bchw,cd->bdhw", p, self.color)
+        return torch.sigmoid(p + self.offset)
+
+
+def _transform(img, gen, shift_px: int, scale: float, rotate: float):
+    """A random shift (whole pixels), scale and rotation about the centre, one per image;
+    bilinear resampling, the border reflected."""
+    import torch
+    import torch.nn.functional as F
+
+    b, _, h, w = img.shape
+    if shift_px == 0 and scale == 0 and rotate == 0:
+        return img
+    u = torch.rand(b, 4, generator=gen)
+    ang = (u[:, 0] * 2 - 1) * math.radians(rotate)
+    s = 1 + (u[:, 1] * 2 - 1) * scale
+    d = torch.randint(-shift_px, shift_px + 1, (b, 2), generator=gen).float()
+    cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * h / w
+    theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
+    theta[:, 0, 2], theta[:, 1, 2] = 2 * d[:, 1] / w, 2 * d[:, 0] / h
+    grid = F.affine_grid(theta.to(img.device, img.dtype), list(img.shape), align_corners=False)
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _normalise(img, prep: Preprocess):
+    return (img - _stats(prep, 0, img.device)) / _stats(prep, 1, img.device)
+
+
+def _stats(prep: Preprocess, which: int, device):
+    """The model's mean (which=0) or std (1) as a (1, C, 1, 1) tensor."""
+    import torch
+
+    v = prep.channel_mean() if which == 0 else prep.channel_std()
+    return torch.tensor(v, device=device).view(1, -1, 1, 1)
+
+
+def _shift_px(layer: Layer, prep: Preprocess, cfg: OptimizeConfig) -> int:
+    _, h, w = prep.input_size
+    if whole_image(layer, (h, w)) or cfg.objective == "mean":
+        side = min(h, w)
+    else:
+        side = min(layer.field.size)
+    return int(min(cfg.max_jitter, math.floor(cfg.jitter * side)))
+
+
+def _value(model, layer, x, units, objective, grad):
+    out = forward_to(model, x, [layer], grad=grad)[layer.name]
+    return unit_values(out.float(), units, objective)
+
+
+def _round(model, layer, prep, units, cfg, seed, steps, param, strength=1.0, lr=0.1, init=0.1):
+    """One round: every unit cfg.restarts times side by side, the random transforms at
+    `strength` (1: as configured, 0: none). (images (R, U, C, H, W) in [0, 1], values (R, U))
+    evaluated without transforms."""
+    import torch
+
+    from .optim import Adam
+
+    dev = model_device(model)
+    u, r = len(units), cfg.restarts
+    gen = torch.Generator().manual_seed(seed)
+    image = _Image(param, u * r, prep, cfg, gen, dev, init)
+    rows = torch.tensor(np.tile(np.asarray(units), r), device=dev)
+    opt = Adam([image.param], lr=lr)
+    shift = int(_shift_px(layer, prep, cfg) * strength)
+    scale, rotate = cfg.scale * strength, cfg.rotate * strength
+    free = steps - int(round(cfg.polish * steps))  # steps with random transforms
+    mean, std = _stats(prep, 0, dev), _stats(prep, 1, dev)
+    with runner(model, [layer], grad=True) as run:
+        for step in range(steps):
+            img = image()
+            if step < free:
+                img = _transform(img, gen, shift, scale, rotate)
+            elif step == free:
+                opt.lr = lr * cfg.polish_lr
+            val = unit_values(run((img - mean) / std)[layer.name].float(), rows, cfg.objective)
+            (g,) = torch.autograd.grad(-val.sum(), [image.param])
+            image.param.grad = g
+            opt.step()
     with torch.no_grad():
-        return _live_target(model, x, layer)
+        img = image()
+        val = _value(model, layer, (img - mean) / std, rows, cfg.objective, False)
+    shape = img.shape
+    return (
+        img.detach().float().cpu().numpy().reshape(r, u, *shape[1:]),
+        val.float().cpu().numpy().reshape(r, u),
+    )
 
 
-def _unit(a: torch.Tensor, count: int) -> torch.Tensor:
-    n = torch.arange(count)
-    if a.dim() == 4:
-        return a[n, n, a.shape[2] // 2, a.shape[3] // 2]
-    return a[n, n]
+def optimize_units(
+    model,
+    prep: Preprocess,
+    layer: Layer,
+    units,
+    cfg: OptimizeConfig | None = None,
+    bar: np.ndarray | None = None,
+) -> Optimized:
+    """The input that maximises each unit's objective (see the module doc).
+
+    bar: (U,) values each unit should beat (Baselines.bar()); units below it after a round
+    get another, up to cfg.rounds. The model's modes are restored and its parameters' .grad
+    untouched."""
+    import torch
+
+    cfg = cfg or OptimizeConfig()
+    cfg.check()
+    check_layers([layer], "optimize")
+    units = [int(u) for u in units]
+    bad = [u for u in units if not 0 <= u < layer.channels]
+    if bad:
+        raise ConvseeError(
+            f"channel {bad[0]} is out of range: {layer.name} has 0..{layer.channels - 1}"
+        )
+    c, h, w = prep.input_size
+    param = cfg.param if cfg.param != "auto" else ("fft" if c == 3 else "pixel")
+    t0 = time.perf_counter()
+    best_img = np.zeros((len(units), c, h, w), np.float32)
+    best_val = np.full(len(units), -np.inf, np.float32)
+    rounds = np.zeros(len(units), np.int64)
+    todo = list(range(len(units)))
+    for rnd in range(cfg.rounds):
+        sub = [units[i] for i in todo]
+        # later rounds: transforms weaker and weaker (none in the last), which some units
+        # (high-frequency ones, untrained networks) need to reach their best
+        strength = 1.0 - rnd / (cfg.rounds - 1) if cfg.rounds > 1 else 1.0
+        seed = cfg.seed + 7919 * rnd
+        # the last of several rounds: free pixels, which reach any image fastest
+        kind = "pixel" if rnd and rnd == cfg.rounds - 1 else param
+        lr = cfg.lr or (0.05 if kind == "fft" else 0.1)
+        init = (cfg.init or (0.01 if kind == "fft" else 0.1)) * 3**rnd
+        imgs, vals = _round(
+            model, layer, prep, sub, cfg, seed, cfg.steps * 2**rnd, kind, strength, lr, init
+        )
+        pick = vals.argmax(0)
+        for j, i in enumerate(todo):
+            rounds[i] += 1
+            if vals[pick[j], j] > best_val[i]:
+                best_val[i] = vals[pick[j], j]
+                best_img[i] = imgs[pick[j], j]
+        if bar is None:
+            break
+        todo = [i for i in todo if not best_val[i] > bar[i]]
+        if not todo:
+            break
+    # the images as they will be seen (and written): evaluate exactly those
+    dev = model_device(model)
+    with torch.no_grad():
+        x = _normalise(torch.from_numpy(best_img).to(dev), prep)
+        values = _value(model, layer, x, torch.tensor(units, device=dev), cfg.objective, False)
+    whole = whole_image(layer, (h, w)) or cfg.objective == "mean"
+    if whole or layer.kind != "map":
+        boxes = np.tile([0, h - 1, 0, w - 1], (len(units), 1))
+    else:
+        boxes = np.tile(field_box(layer, *centre_of(layer), (h, w)), (len(units), 1))
+    return Optimized(
+        layer=layer.name,
+        units=units,
+        images=np.stack([display(i) for i in best_img]) if len(units) else best_img,
+        x=x.float().cpu().numpy(),
+        values=values.float().cpu().numpy(),
+        boxes=np.asarray(boxes, np.int64),
+        whole=bool(whole),
+        objective=objective_name(layer, cfg.objective),
+        rounds=rounds,
+        param=param,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def random_inputs(prep: Preprocess, n: int = 200, seed: int = 0) -> np.ndarray:
+    """(n, C, H, W) normalised model inputs whose pixels are uniform in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    c, h, w = prep.input_size
+    pix = rng.random((n, c, h, w), np.float32)
+    m = prep.channel_mean()[None, :, None, None]
+    s = prep.channel_std()[None, :, None, None]
+    return ((pix - m) / s).astype(np.float32)
+
+
+def unit_table(
+    model, layer: Layer, x: np.ndarray, units, objective: str, anywhere=False, batch: int = 64
+) -> np.ndarray:
+    """(n, U): each input's objective for every unit (one forward pass per batch for all of
+    them); anywhere=True: for a map, the channel's best position instead of its centre."""
+    import torch
+
+    dev = model_device(model)
+    units_t = torch.tensor(list(units), device=dev)
+    rows = []
+    with runner(model, [layer]) as run:
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch])).to(dev)
+            a = run(xb)[layer.name].float()[:, units_t]
+            if a.dim() == 4:
+                if anywhere and objective == "centre":
+                    a = a.flatten(2).max(2).values
+                elif objective == "mean":
+                    a = a.mean((2, 3))
+                else:
+                    a = a[:, :, a.shape[2] // 2, a.shape[3] // 2]
+            rows.append(a.cpu().numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, len(units_t)), np.float32)
+
+
+def baselines(
+    model,
+    prep: Preprocess,
+    layer: Layer,
+    units,
+    objective: str = "centre",
+    *,
+    n_random: int = 200,
+    seed: int = 0,
+    data_x: np.ndarray | None = None,
+) -> Baselines:
+    """What random inputs (uniform pixels) and a dataset sample reach on each unit."""
+    rand = unit_table(model, layer, random_inputs(prep, n_random, seed + 1), units, objective)
+    data = None
+    if data_x is not None and len(data_x):
+        data = unit_table(model, layer, data_x, units, objective, anywhere=True).max(0)
+    return Baselines(
+        rand.mean(0), rand.max(0), n_random, data, 0 if data_x is None else len(data_x)
+    )
+
+
+def optimize(
+    net,
+    layers: list[Layer],
+    cfg: OptimizeConfig | None = None,
+    channels=None,
+    *,
+    data_x: np.ndarray | None = None,
+    n_random: int = 200,
+    device: str | None = None,
+) -> list[tuple[Optimized, Baselines]]:
+    """For each layer: the optimised input of its channels, and the baselines it is judged by.
+
+    channels: None (all), a list, ('top', K) (the K with the highest mean over the dataset
+    sample, else over the random inputs), or {layer name: one of those}."""
+    cfg = cfg or OptimizeConfig()
+    cfg.check()
+    check_layers(layers, "optimize")
+    model = torch_model(net, device)
+    out = []
+    for layer in layers:
+        choice = channels.get(layer.name) if isinstance(channels, dict) else channels
+        units = choose_units(model, net.prep, layer, choice, data_x, n_random)
+        base = baselines(
+            model,
+            net.prep,
+            layer,
+            units,
+            cfg.objective,
+            n_random=n_random,
+            seed=cfg.seed,
+            data_x=data_x,
+        )
+        res = optimize_units(model, net.prep, layer, units, cfg, bar=base.bar())
+        out.append((res, base))
+    return out
+
+
+def choose_units(model, prep, layer, choice, data_x=None, n_random: int = 200) -> list[int]:
+    """Channel numbers from None (all), a list, or ('all'|'top'|'list', arg) as
+    cli.options.parse_channels gives them; top: highest mean over data_x (else random inputs)."""
+    n = layer.channels
+    if choice is None:
+        return list(range(n))
+    if isinstance(choice, tuple) and len(choice) == 2 and isinstance(choice[0], str):
+        kind, arg = choice
+        if kind == "all":
+            return list(range(n))
+        if kind == "top":
+            x = data_x if data_x is not None and len(data_x) else random_inputs(prep, n_random)
+            mean = unit_table(model, layer, x, range(n), "mean").mean(0)
+            return sorted(int(c) for c in np.argsort(-mean, kind="stable")[: min(int(arg), n)])
+        choice = arg
+    chans = [int(c) for c in choice]
+    bad = [c for c in chans if not 0 <= c < n]
+    if bad:
+        raise ConvseeError(f"channel {bad[0]} is out of range: {layer.name} has 0..{n - 1}")
+    return chans
+
+
+def field_patches(res: Optimized, prep: Preprocess) -> np.ndarray:
+    """(U, h, w) or (U, h, w, 3): each optimised input cut to what its objective sees."""
+    fill = prep.channel_mean()
+    out = []
+    for img, box in zip(res.images, res.boxes, strict=True):
+        out.append(crop(img, box, fill if img.ndim == 3 else fill[:1])[0])
+    return np.stack(out) if out else np.zeros((0, 1, 1), np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# LeNet-5 on 1x28x28, the signature the live page calls
+# ---------------------------------------------------------------------------------------------
 
 
 def maximize(model, layer: str, units: int, cfg: OptimizeConfig | None = None):
-    """(images (units, 28, 28) in [0, 1], final target values). Mode restored afterwards."""
-    cfg = cfg or OptimizeConfig()
-    was = model.training
-    model.eval()
-    g = torch.Generator().manual_seed(cfg.seed)
-    p = (torch.randn(units, 1, 28, 28, generator=g) * 0.1 - 2.0).requires_grad_(True)
-    opt = Adam([p], lr=cfg.lr)
-    try:
-        for _ in range(cfg.steps):
-            img = torch.sigmoid(p)
-            dy, dx = (int(v) for v in torch.randint(-cfg.jitter, cfg.jitter + 1, (2,), generator=g))
-            shifted = torch.roll(img, (dy, dx), (2, 3))
-            act = _live_target(model, (shifted - MEAN) / STD, layer)
-            tv = (img[..., 1:, :] - img[..., :-1, :]).abs().mean((1, 2, 3)) + (
-                img[..., :, 1:] - img[..., :, :-1]
-            ).abs().mean((1, 2, 3))
-            loss = (-act + cfg.l2 * (img**2).mean((1, 2, 3)) * 10 + cfg.tv * tv * 10).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            img = torch.sigmoid(p)
-            final = target_value(model, (img - MEAN) / STD, layer)
-    finally:
-        model.train(was)
-    return img[:, 0].detach().numpy(), final.numpy()
+    """LeNet-5 (a torch module): (images (units, 28, 28) in [0, 1], values (units,)) for the
+    first `units` channels of `layer` (no baselines, one round)."""
+    from ..spec import describe
+
+    prep = Preprocess()
+    spec_layer = describe(model, prep.input_size).layer(layer)
+    res = optimize_units(model, prep, spec_layer, range(units), cfg)
+    return res.images, res.values
 
 
-def _live_target(model, x, layer):
-    """target_value with gradients: a forward hook, always removed."""
-    out = {}
-    h = getattr(model, layer).register_forward_hook(lambda m, i, o: out.__setitem__("a", o))
-    try:
-        model(x)
-    finally:
-        h.remove()
-    return _unit(out["a"], len(x))
+def target_value(model, x, layer: str, objective: str = "centre"):
+    """Per image n of x (N, 1, 28, 28), normalised: the objective of unit n of LeNet-5's
+    `layer` (centre neuron of a map channel, or the vector unit). No gradients."""
+    import torch
+
+    from ..spec import describe
+
+    spec_layer = describe(model, tuple(x.shape[1:])).layer(layer)
+    with torch.no_grad():
+        return _value(model, spec_layer, x, torch.arange(len(x)), objective, False)
+
+
+def config_dict(cfg: OptimizeConfig) -> dict:
+    return asdict(cfg)

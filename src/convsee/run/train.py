@@ -1,17 +1,21 @@
-"""Fast, reproducible LeNet-5 training on whole-dataset tensors (no DataLoader).
+"""Fast, reproducible training on whole-dataset tensors (no DataLoader): LeNet-5, or any model
+that takes a 1x28x28 image (`--model`), on MNIST or Fashion-MNIST.
 
 Defaults (4 epochs, batch 128, SGD-Nesterov with a one-cycle schedule) reach >= 99.1% test
 accuracy in 8-12 s of training on 2 CPU cores; with augment, 14 epochs reach ~99.45%.
-After every epoch the checkpoint and a resume state are written atomically, so Ctrl-C
-keeps the last finished epoch and resume=True continues.
+After every epoch the checkpoint and a resume state are written atomically, so Ctrl-C or
+SIGTERM keeps the last finished epoch and resume=True continues.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import math
 import platform
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,11 +26,12 @@ import torch.nn.functional as F
 from .. import __version__
 from ..datasets.idx import Split, load_mnist, normalize, spec
 from ..errors import ConvseeError
-from ..models.checkpoint import atomic_write, save_checkpoint
+from ..models.checkpoint import atomic_write, check_writable, clean_stale_temps, save_checkpoint
 from ..models.lenet import LeNet5, ModelConfig
 from .optim import NesterovSGD, one_cycle
+from .threads import adapt as adapt_threads
 
-__all__ = ["TrainConfig", "train", "evaluate", "augment_batch"]
+__all__ = ["TrainConfig", "Interrupted", "train", "evaluate", "augment_batch"]
 
 
 @dataclass
@@ -82,7 +87,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     x = normalize(split.images) if inputs is None else inputs
-    forward = getattr(model, "fast_forward", model)  # same logits, fewer ReLUs
+    forward = getattr(model, "fast_forward", model)  # LeNet: same logits, fewer ReLUs
     try:
         preds = torch.cat(
             [
@@ -92,7 +97,7 @@ def evaluate(
         )
     finally:
         model.train(was_training)
-    k = model.config.num_classes
+    k = int(split.labels.max()) + 1 if len(split.labels) else 10
     conf = torch.bincount(split.labels * k + preds, minlength=k * k).reshape(k, k)
     per_class = (conf.diag().float() / conf.sum(1).clamp(min=1)).tolist()
     acc = conf.diag().sum().item() / max(1, len(split.labels))
@@ -101,6 +106,137 @@ def evaluate(
 
 def _state_path(out: Path) -> Path:
     return out.with_suffix(".resume.pt")
+
+
+def _outputs(out: Path) -> list[Path]:
+    """Every file train() writes for out."""
+    from .evolution import snapshots_path
+
+    return [out, out.with_suffix(".json"), _state_path(out), snapshots_path(out)]
+
+
+class Interrupted(ConvseeError):
+    """Training stopped before its end: Ctrl-C, SIGTERM or a failed write (full disk).
+
+    The message says what the checkpoint on disk holds; resumable: a resume state is there.
+    """
+
+    def __init__(self, message: str, resumable: bool):
+        super().__init__(message)
+        self.resumable = resumable
+
+
+class _WriteFailed(Exception):
+    pass
+
+
+class _Signals:
+    """SIGINT and SIGTERM both raise KeyboardInterrupt in the main thread, except while a
+    save is under way (`with signals.saving():`): then right after it, so an interruption
+    never splits a checkpoint from its resume state. Handlers are restored on exit."""
+
+    def __init__(self):
+        self.pending = False
+        self.depth = 0
+        self.old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self.old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.depth:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def saving(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.pending and not self.depth:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+def _write(path: Path, what, *args) -> None:
+    """what(*args) writes path; an OSError becomes one line naming path."""
+    try:
+        what(*args)
+    except OSError as e:
+        raise _WriteFailed(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _stopped(why: str, out: Path, epochs: int) -> Interrupted:
+    """What to say when training stops early, from what is on disk."""
+    resumable = _state_path(out).is_file()
+    done = _checkpoint_epoch(out)
+    if not resumable and not done:
+        return Interrupted(f"{why} before the first epoch was saved; nothing saved", False)
+    held = f"{out} holds the last finished epoch ({done}/{epochs})" if done else "no checkpoint"
+    if done == epochs and not resumable:
+        return Interrupted(f"{why}; {out} is complete ({done}/{epochs} epochs)", False)
+    if resumable:
+        return Interrupted(f"{why}; {held}; training can resume", True)
+    return Interrupted(f"{why}; {held}; training cannot resume from it", False)
+
+
+def _load_state(sp: Path, c: TrainConfig) -> dict:
+    try:
+        st = torch.load(sp, map_location=c.device, weights_only=True)
+    except Exception as e:  # a truncated or foreign file
+        raise ConvseeError(f"{sp}: not a resume state ({type(e).__name__})") from None
+    keys = {"config", "epoch", "history", "model", "opt", "gen"}
+    if not isinstance(st, dict) or not keys <= set(st):
+        raise ConvseeError(f"{sp}: not a resume state (missing fields)")
+    if st["config"] != asdict(c):
+        raise ConvseeError(
+            f"{sp} was made with different settings: {st['config']}; pass the same ones"
+        )
+    if not (isinstance(st["epoch"], int) and 1 <= st["epoch"] <= c.epochs):
+        raise ConvseeError(f"{sp}: epoch {st['epoch']!r} is outside 1..{c.epochs}")
+    return st
+
+
+def _reference(model, preprocess, test_split, dataset, device) -> dict:
+    """The checkpoint's reference colour ranges (run/ranges.py), over its test set."""
+    from ..datasets.folder import IdxSource
+    from ..datasets.transforms import Preprocess
+    from ..models.network import TorchNetwork
+    from .ranges import reference_ranges
+
+    model = model.to(memory_format=torch.contiguous_format)
+    net = TorchNetwork(model, Preprocess().merged(preprocess), device=device)
+    source = IdxSource.from_split("test", test_split, dataset)
+    r = reference_ranges(net, source, limit=2000, batch=500)
+    model.to(memory_format=torch.channels_last)
+    return {"reference_ranges": r["ranges"], "reference_ranges_from": r["from"]}
+
+
+def _finite(model) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _checkpoint_epoch(out: Path) -> int:
+    """Epochs the checkpoint on disk holds (0: none or unreadable)."""
+    from ..models.checkpoint import read_header_meta
+
+    try:
+        meta = read_header_meta(out.read_bytes(), out)
+    except (OSError, ConvseeError):
+        return 0
+    n = meta.get("epochs_done") if isinstance(meta, dict) else None
+    return n if isinstance(n, int) else 0
 
 
 def train(
@@ -114,79 +250,205 @@ def train(
     dataset: str = "mnist",
     on_epoch=None,
     snapshots: int = 0,
+    model: str | None = None,
 ):
-    """Train LeNet-5; write out (+ .json) after every epoch. Returns (model, metadata).
+    """Train LeNet-5 (or the model SPEC `model`, FILE.py:Name); write out (+ .json) after every
+    epoch. Returns (model, metadata).
 
     splits: preloaded (train, test) to skip disk; on_epoch(epoch, model, acc) is called
     after each finished epoch; snapshots: record the conv layers this many times
     (evolution.py), saved beside out as .snapshots.npz.
-    """
-    from tqdm import tqdm
 
+    The output location is checked before any work. After every epoch the checkpoint (its
+    metadata inside it, plus the .json copy) and then a resume state are written atomically;
+    Ctrl-C and SIGTERM wait for that pair to be complete and raise Interrupted.
+    """
     out = Path(out)
     if out.suffix != ".safetensors":
         raise ConvseeError(f"--out must end in .safetensors, got {str(out)!r}")
     c = config or TrainConfig()
     if c.epochs < 1 or c.batch_size < 1 or not c.lr > 0:
         raise ConvseeError(f"epochs, batch size and lr must be positive, got {c}")
+    if resume and snapshots:
+        raise ConvseeError("--snapshots cannot be combined with --resume")
+    for path in _outputs(out):
+        check_writable(path, need_bytes=1 << 20 if path == out else 0)
+        clean_stale_temps(path)  # left by a run that was killed while writing
+    sp = _state_path(out)
+    if resume and not sp.is_file():
+        raise ConvseeError(f"nothing to resume: {sp} does not exist (training finished?)")
+    with _Signals() as signals:
+        try:
+            return _train(
+                c,
+                data_dir,
+                out,
+                resume,
+                progress,
+                splits,
+                classes,
+                dataset,
+                on_epoch,
+                snapshots,
+                signals,
+                model,
+            )
+        except KeyboardInterrupt:
+            raise _stopped("interrupted", out, c.epochs) from None
+        except _WriteFailed as e:
+            raise _stopped(str(e), out, c.epochs) from None
+
+
+def _build(spec_text: str | None, seed: int):
+    """The model to train, built with the seed: LeNet-5, or a --model SPEC that must take
+    (1, 28, 28) images (checked now, before any data is read)."""
+    torch.manual_seed(seed)
+    if spec_text is None:
+        return LeNet5(ModelConfig()), "LeNet-5 (ReLU, max pooling, no ReLU on the logits)"
+    from ..models.load import import_model
+    from ..spec import describe
+
+    model = import_model(spec_text)
+    torch.manual_seed(seed)  # the same initialisation whatever importing the file drew
+    model = import_model(spec_text)
+    described = describe(model, (1, 28, 28))
+    out = described.outputs[0]
+    if len(out.shape) != 1 or out.shape[0] < 2:
+        raise ConvseeError(
+            f"{spec_text}: its (first) output is {list(out.shape)} per image; training needs "
+            "class scores (N, classes)"
+        )
+    if out.probabilities:
+        raise ConvseeError(
+            f"{spec_text} ends in Softmax: train on its logits (cross-entropy takes logits)"
+        )
+    return model, f"{type(model).__name__} from {spec_text}"
+
+
+def _train(
+    c,
+    data_dir,
+    out,
+    resume,
+    progress,
+    splits,
+    classes,
+    dataset,
+    on_epoch,
+    snapshots,
+    signals,
+    model_spec=None,
+):
+    from tqdm import tqdm
+
+    model, architecture = _build(model_spec, c.seed)
     torch.manual_seed(c.seed)
     train_split, test_split = splits or load_mnist(data_dir, verify=True, dataset=dataset)
-    x_train = normalize(train_split.images).to(c.device)
+    ds = spec(dataset)
+    mean, std = ds["mean"][0], ds["std"][0]  # each dataset its own statistics
+    x_train = normalize(train_split.images, mean, std).to(c.device)
     y_train = train_split.labels.to(c.device)
-    x_test = normalize(test_split.images).to(c.device)
+    x_test = normalize(test_split.images, mean, std).to(c.device)
     # channels-last activations make pooling and ReLU ~30% faster here (benchmarks/bench_train.py)
-    model = LeNet5(ModelConfig()).to(c.device, memory_format=torch.channels_last)
+    model = model.to(c.device, memory_format=torch.channels_last)
+    forward = getattr(model, "fast_forward", model)
+    preprocess = {
+        "input_size": [1, 28, 28],
+        "mean": [mean],
+        "std": [std],
+        "resize": ds["resize"],
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+    }
     opt = NesterovSGD(model.parameters(), weight_decay=c.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / c.batch_size)
     total_steps = c.epochs * steps_per_epoch
     gen = torch.Generator().manual_seed(c.seed)
     start_epoch, history = 0, []
     recorder = None
+    sp = _state_path(out)
     if snapshots:
         from .evolution import Recorder
 
-        if resume:
-            raise ConvseeError("--snapshots cannot be combined with --resume")
-        recorder = Recorder(snapshots, total_steps, steps_per_epoch)
+        recorder = Recorder(snapshots, total_steps, steps_per_epoch, full=model_spec is not None)
         if recorder.wants(0):
             recorder.record(
                 0, model, evaluate(model, test_split, device=c.device, inputs=x_test)[0]
             )
     if resume:
-        sp = _state_path(out)
-        if not sp.is_file():
-            raise ConvseeError(f"nothing to resume: {sp} does not exist (training finished?)")
-        st = torch.load(sp, map_location=c.device, weights_only=True)
-        if st["config"] != asdict(c):
-            raise ConvseeError(
-                f"{sp} was made with different settings: {st['config']}; pass the same ones"
-            )
+        st = _load_state(sp, c)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         gen.set_state(st["gen"])
         start_epoch, history = st["epoch"], st["history"]
+
+    def metadata(acc, per_class, conf):
+        # the last epoch's checkpoint also carries the reference colour ranges (ranges.py)
+        ref = {}
+        if len(history) == c.epochs:
+            ref = _reference(model, preprocess, test_split, dataset, c.device)
+        return {
+            **ref,
+            "architecture": architecture,
+            **({"model": model_spec} if model_spec else {}),
+            "preprocess": preprocess,
+            "dataset": dataset,
+            "classes": classes or spec(dataset)["classes"],
+            "epochs_done": len(history),
+            "complete": len(history) == c.epochs,
+            "train_config": asdict(c),
+            "test_accuracy": acc,
+            "per_class_accuracy": per_class,
+            "confusion_matrix": conf,
+            "history": history,
+            "dataset_md5": {**train_split.md5, **test_split.md5},
+            "train_seconds": sum(h["seconds"] for h in history),
+            "torch_version": torch.__version__,
+            "convsee_version": __version__,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def save(meta, epoch):
+        """The checkpoint, then the state to resume from; an interruption waits for both."""
+        with signals.saving():
+            _write(out, save_checkpoint, model, out, meta)
+            state = {
+                "config": asdict(c),
+                "epoch": epoch,
+                "history": history,
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "gen": gen.get_state(),
+            }
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            _write(sp, atomic_write, sp, buf.getvalue())
+
     meta = {}
-    bar = tqdm(
-        total=c.epochs * len(x_train),
-        unit="img",
-        unit_scale=True,
-        disable=not progress,
-        mininterval=0.5,
-    )
-    bar.update(start_epoch * len(x_train))
     t0 = time.perf_counter()
+    bar = None
     try:
+        bar = tqdm(
+            total=c.epochs * len(x_train),
+            unit="img",
+            unit_scale=True,
+            disable=not progress,
+            mininterval=0.5,
+        )
+        bar.update(start_epoch * len(x_train))
         for epoch in range(start_epoch, c.epochs):
             model.train()
             perm = torch.randperm(len(x_train), generator=gen).to(c.device)
             t_epoch, loss_sum = time.perf_counter(), 0.0
             for i in range(0, len(x_train), c.batch_size):
+                adapt_threads()  # fewer threads while other work wants the cores
                 idx = perm[i : i + c.batch_size]
                 xb = x_train[idx]
                 if c.augment:
                     xb = augment_batch(xb, gen)
                 step = epoch * steps_per_epoch + i // c.batch_size  # 0-based
-                loss = F.cross_entropy(model.fast_forward(xb), y_train[idx])
+                loss = F.cross_entropy(forward(xb), y_train[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step(*one_cycle(step, total_steps, c.lr, c.warmup, c.momentum))
@@ -199,6 +461,12 @@ def train(
                 if (i // c.batch_size) % 50 == 49 or i + c.batch_size >= len(x_train):
                     bar.set_description(f"epoch {epoch + 1}/{c.epochs} loss {loss.item():.3f}")
                     bar.update(i + len(idx) - (bar.n - epoch * len(x_train)))
+            if not _finite(model):
+                kept = f"{out} keeps epoch {epoch}" if epoch else "nothing was saved"
+                raise ConvseeError(
+                    f"training diverged in epoch {epoch + 1} (the weights hold NaN or "
+                    f"infinity); try a lower learning rate than {c.lr:g}; {kept}"
+                )
             acc, per_class, conf = evaluate(model, test_split, device=c.device, inputs=x_test)
             history.append(
                 {
@@ -209,51 +477,22 @@ def train(
                 }
             )
             bar.set_postfix_str(f"test acc {acc:.2%}")
-            meta = {
-                "architecture": "LeNet-5 (ReLU, max pooling, no ReLU on the logits)",
-                "dataset": dataset,
-                "classes": classes or spec(dataset)["classes"],
-                "epochs_done": epoch + 1,
-                "complete": epoch + 1 == c.epochs,
-                "train_config": asdict(c),
-                "test_accuracy": acc,
-                "per_class_accuracy": per_class,
-                "confusion_matrix": conf,
-                "history": history,
-                "dataset_md5": {**train_split.md5, **test_split.md5},
-                "train_seconds": sum(h["seconds"] for h in history),
-                "torch_version": torch.__version__,
-                "convsee_version": __version__,
-                "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            }
-            save_checkpoint(model, out, meta)
-            state = {
-                "config": asdict(c),
-                "epoch": epoch + 1,
-                "history": history,
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "gen": gen.get_state(),
-            }
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            atomic_write(_state_path(out), buf.getvalue())
+            meta = metadata(acc, per_class, conf)
+            save(meta, epoch + 1)
             if on_epoch:
                 on_epoch(epoch + 1, model, acc)
-    except KeyboardInterrupt:
-        bar.close()
-        if not history:
-            raise ConvseeError(
-                "interrupted before the first epoch finished; nothing saved"
-            ) from None
-        raise ConvseeError(
-            f"interrupted; {out} holds the last finished epoch ({len(history)}/{c.epochs}); "
-            "run again with --resume to continue"
-        ) from None
-    bar.close()
-    _state_path(out).unlink(missing_ok=True)
+        if not meta:  # the resume state was of the last epoch: finish what was interrupted
+            meta = metadata(*evaluate(model, test_split, device=c.device, inputs=x_test))
+            with signals.saving():
+                _write(out, save_checkpoint, model, out, meta)
+    finally:
+        if bar is not None:
+            bar.close()  # ends the bar's line, so a message after it starts on its own
+    sp.unlink(missing_ok=True)
     if recorder is not None:
-        meta["snapshots"] = str(recorder.save(out))
+        from .evolution import snapshots_path
+
+        _write(snapshots_path(out), recorder.save, out)
+        meta["snapshots"] = str(snapshots_path(out))
     meta["wall_seconds"] = time.perf_counter() - t0
     return model.to(memory_format=torch.contiguous_format).eval(), meta

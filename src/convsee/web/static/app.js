@@ -1,25 +1,69 @@
-// convsee live page: draw a digit, watch every layer respond. Plain JS, no build step.
+// convsee live page: an input in, every layer of the model out. Plain JS, no build step.
+// The page builds itself from /api/info (the model's description): no layer names or
+// channel counts are written here. Text from the server (class names, layer names) only
+// ever goes into the page through textContent, never as markup.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const SHOWN = [  // layer, display size of one map (px), kernel layer, receptive field
-  { name: "conv1", px: 104, cols: 6, kernel: "conv1", rf: [1, 5], what: "6 maps 24x24, before ReLU" },
-  { name: "pool1", px: 104, cols: 6, kernel: "conv1", rf: [2, 6], what: "6 maps 12x12, after ReLU + 2x2 max pool" },
-  { name: "conv2", px: 72, cols: 8, kernel: "conv2", rf: [2, 14], what: "16 maps 8x8, before ReLU" },
-  { name: "pool2", px: 72, cols: 8, kernel: "conv2", rf: [4, 16], what: "16 maps 4x4, after ReLU + 2x2 max pool" },
-  { name: "fc1", strip: true, what: "120 units, before ReLU" },
-  { name: "fc2", strip: true, what: "84 units, before ReLU" },
-];
+const MIN_INTERVAL = 40;  // ms between requests while drawing (<= 25 updates a second)
+const MANY_CLASSES = 20;  // more classes than this: the top TOP_CLASSES are listed
+const TOP_CLASSES = 10;
+const UPLOAD_JPEG_QUALITY = 0.9;
+
 const state = {
-  info: null, views: null, strokes: [], base: null, drawing: false, data: null, name: "your drawing",
-  dirty: false, inflight: false, last: 0, timer: null, updates: 0, latency: 0, error: null,
+  info: null, layers: {}, shown: [], opts: {}, cards: {},
+  input: { kind: "draw", name: "your drawing" },  // draw | file | name
+  strokes: [], base: null, drawing: false,
+  data: null, empty: true, dirty: false, inflight: false, last: 0, timer: null,
+  updates: 0, latency: 0, bytes: 0, error: null, views: {}, tip: null,
 };
 window.convsee = state;  // for tests and the curious
 
+// ---------- small helpers ----------
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") e.textContent = v;
+    else if (k === "class") e.className = v;
+    else if (k === "style") Object.assign(e.style, v);
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function fmt(v) {
+  if (v === null || v === undefined || !isFinite(v)) return "–";
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  return v.toPrecision(3);
+}
+
+function pct(p) { return `${(p * 100).toFixed(1)}%`; }
+
+function b64bytes(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function layerText(L) {
+  const shape = L.shape.join("×");
+  const sign = L.nonneg ? "non-negative" : "signed";
+  let field = "";
+  if (L.field && !L.field.whole) field = ` · sees ${L.field.size[0]}×${L.field.size[1]} px`;
+  else if (L.field && L.field.whole) field = " · sees the whole input";
+  return `${L.type} · ${shape} · ${sign}${field}`;
+}
+
+function isVector(L) { return L.kind === "vector" || (L.kind === "map" && L.shape[1] * L.shape[2] === 1); }
+
+// ---------- the drawing pad (1-channel models) ----------
 const pad = $("pad");
 const pctx = pad.getContext("2d");
 
-// ---------- drawing ----------
 function redraw() {
   pctx.fillStyle = "#000";
   pctx.fillRect(0, 0, pad.width, pad.height);
@@ -47,12 +91,21 @@ function padPoint(e) {
   return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height];
 }
 
+function useDrawing() {
+  const from = state.input;
+  if (from.kind !== "draw") {
+    const name = from.kind === "name" && state.base ? `${from.name} (edited)` : "your drawing";
+    if (from.kind === "file") state.base = null;
+    state.input = { kind: "draw", name };
+  }
+}
+
 pad.addEventListener("pointerdown", (e) => {
   e.preventDefault();
   pad.setPointerCapture(e.pointerId);
   state.drawing = true;
+  useDrawing();
   state.strokes.push({ w: +$("brush").value, pts: [padPoint(e)] });
-  if (state.name !== "your drawing") state.name = state.name + " (edited)";
   drawStroke(state.strokes.at(-1), 0);
   markDirty();
 });
@@ -70,415 +123,855 @@ for (const type of ["pointerup", "pointercancel"]) {
 }
 
 $("clear").onclick = () => {
-  state.strokes = []; state.base = null; state.name = "your drawing"; redraw(); markDirty();
+  state.strokes = []; state.base = null; state.baseName = null;
+  state.input = { kind: "draw", name: "your drawing" };
+  redraw(); markDirty();
 };
-$("undo").onclick = () => { state.strokes.pop(); redraw(); markDirty(); };
-$("random").onclick = () => loadSample("random");
-for (const id of ["scale", "cmap"]) $(id).onchange = () => render();
-for (const id of ["blur", "attr"]) $(id).onchange = () => markDirty();
+$("undo").onclick = () => {
+  state.strokes.pop();
+  // back to an unedited sample: the exact stored image again
+  if (!state.strokes.length && state.base && state.baseName) state.input = { kind: "name", name: state.baseName };
+  redraw(); markDirty();
+};
 
-async function loadSample(which) {
-  const r = await fetch(`/api/sample/${which}`);
-  const j = await r.json();
-  const c = document.createElement("canvas");
-  c.width = c.height = 28;
-  const img = c.getContext("2d").createImageData(28, 28);
-  j.image.flat().forEach((v, i) => {
-    const g = Math.round(v * 255);
-    img.data.set([g, g, g, 255], i * 4);
-  });
-  c.getContext("2d").putImageData(img, 0, 0);
-  state.base = c; state.strokes = []; state.name = j.name;
+// ---------- other inputs: files, samples, the test set ----------
+function setNamed(name) {
+  state.input = { kind: "name", name };
+  state.strokes = [];
+  state.base = null;
+  state.baseName = name;
+  state.pendingBase = state.info.inputs.draw;  // draw the model's view on the pad when it comes
   redraw();
   markDirty();
 }
 
-// ---------- talking to the server: throttled, never more than one request in flight ----------
-const MIN_INTERVAL = 40;  // ms between requests while drawing (<= 25 updates a second)
+async function loadFile(file) {
+  if (!file) return;
+  try {
+    const url = await downscaled(file, state.info.inputs.upload_side);
+    state.strokes = []; state.base = null; state.baseName = null;
+    redraw();
+    state.input = { kind: "file", name: `file ${file.name || "pasted image"}`, png: url };
+    markDirty();
+  } catch (err) {
+    setStatus(`could not read that file as an image (${err.message || err})`, true);
+  }
+}
 
+function downscaled(file, side) {
+  // the image drawn on a white canvas (transparency on white, as the server does) at most
+  // `side` px on its longer side, as JPEG: uploads stay well under the server's body cap
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    const src = URL.createObjectURL(file);
+    img.onload = () => {
+      URL.revokeObjectURL(src);
+      let s = Math.min(1, side / Math.max(img.naturalWidth, img.naturalHeight));
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const w = Math.max(1, Math.round(img.naturalWidth * s));
+        const h = Math.max(1, Math.round(img.naturalHeight * s));
+        const c = el("canvas", { width: w, height: h });
+        const x = c.getContext("2d");
+        x.fillStyle = "#fff"; x.fillRect(0, 0, w, h);
+        x.drawImage(img, 0, 0, w, h);
+        const url = c.toDataURL("image/jpeg", UPLOAD_JPEG_QUALITY);
+        if (url.length < 0.8 * state.info.inputs.max_body) { resolve(url); return; }
+        s *= 0.7;
+      }
+      reject(new Error("too large even when scaled down"));
+    };
+    img.onerror = () => { URL.revokeObjectURL(src); reject(new Error("not an image the browser reads")); };
+    img.src = src;
+  });
+}
+
+$("file").addEventListener("change", (e) => { loadFile(e.target.files[0]); e.target.value = ""; });
+const drop = $("drop");
+for (const type of ["dragenter", "dragover"]) {
+  drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); });
+}
+for (const type of ["dragleave", "drop"]) drop.addEventListener(type, () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => { e.preventDefault(); loadFile(e.dataTransfer.files[0]); });
+document.addEventListener("paste", (e) => {
+  const item = [...(e.clipboardData ? e.clipboardData.items : [])].find((i) => i.type.startsWith("image/"));
+  if (item) { e.preventDefault(); loadFile(item.getAsFile()); }
+});
+
+$("random").onclick = async () => {
+  const r = await fetch("/api/sample/random");
+  const j = await r.json();
+  if (!r.ok) { setStatus(j.error, true); return; }
+  setNamed(j.name);
+};
+
+// ---------- talking to the server: throttled, never more than one request in flight ----------
 function markDirty() { state.dirty = true; pump(); }
+
+function inputIsEmpty() {
+  return state.input.kind === "draw" && !state.base && !state.strokes.length;
+}
+
+function request() {
+  const req = { encoding: "u8", layers: {} };
+  for (const name of state.shown) req.layers[name] = optsFor(name);
+  const inp = state.input;
+  if (inp.kind === "draw") req.png = pad.toDataURL("image/png");
+  else if (inp.kind === "file" && inp.id) req.input = inp.id;  // kept by the server
+  else if (inp.kind === "file") { req.png = inp.png; req.keep = true; }
+  else req.input = inp.name;
+  if ($("blur").value) req.blur = $("blur").value.split(",").map(Number);
+  if ($("attr").value) {
+    req.attribution = $("attr").value;
+    if (req.attribution === "gradcam") req.attribution_layer = $("attr-layer").value;
+  }
+  return req;
+}
 
 function pump() {
   if (!state.dirty || state.inflight || state.timer) return;
   const wait = MIN_INTERVAL - (performance.now() - state.last);
   if (wait > 0) { state.timer = setTimeout(() => { state.timer = null; pump(); }, wait); return; }
   state.dirty = false;
-  if (!state.base && !state.strokes.length) { showEmpty(); return; }
+  if (inputIsEmpty()) { showEmpty(); return; }
   state.inflight = true;
   const t0 = state.last = performance.now();
-  const blur = $("blur").value ? $("blur").value.split(",").map(Number) : null;
-  const req = { png: pad.toDataURL("image/png"), encoding: "f32", blur };
-  if ($("attr").value) req.attribution = $("attr").value;
-  const body = JSON.stringify(req);
+  const sent = state.input;
+  const body = JSON.stringify(request());
   fetch("/api/activations", { method: "POST", headers: { "Content-Type": "application/json" }, body })
     .then(async (r) => {
-      const j = await r.json();
-      if (!r.ok) throw new Error(j.error || r.statusText);
-      state.data = decode(j);
+      if (!r.ok) {
+        const j = await r.json().catch(() => ({}));
+        throw new Error(j.error || r.statusText);
+      }
+      const buf = await r.arrayBuffer();
+      if (state.dirty && inputIsEmpty()) return;  // cleared meanwhile: this answer is stale
+      state.data = decodeFrame(buf);
+      if (sent === state.input && sent.kind === "file") sent.id = state.data.input_name;
+      state.bytes = buf.byteLength;
+      state.empty = false;
       state.error = null;
       state.updates += 1;
       state.latency = performance.now() - t0;
+      if (state.pendingBase && state.input.kind === "name") baseFromInput();
+      state.pendingBase = false;
       render();
     })
-    .catch((err) => { state.error = String(err.message || err); $("status").textContent = state.error; })
+    .catch((err) => {
+      state.error = String(err.message || err);
+      if (sent.id && state.error.includes("no longer kept")) { delete sent.id; markDirty(); return; }
+      setStatus(state.error, true);
+    })
     .finally(() => { state.inflight = false; pump(); });
 }
 
-function f32(b64) {
-  const bin = atob(b64);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return new Float32Array(bytes.buffer);
+function decodeFrame(buf) {
+  const magic = String.fromCharCode(...new Uint8Array(buf, 0, 4));
+  if (magic !== "CVS1") throw new Error("the server's answer is not a convsee frame");
+  const n = new DataView(buf).getUint32(4, true);
+  const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
+  const blob = (ref) => new Uint8Array(buf, 8 + n + ref.offset, ref.length);
+  head.input = blob(head.input);
+  for (const l of Object.values(head.layers)) l.values = blob(l.values);
+  if (head.attribution) head.attribution.map = blob(head.attribution.map);
+  return head;
 }
 
-function decode(j) {
-  j.input = f32(j.input);
-  for (const l of Object.values(j.layers)) l.values = f32(l.values);
-  return j;
+function baseFromInput() {  // a named input on the pad, to edit from
+  const d = state.data;
+  const [h, w] = d.input_shape;
+  const c = el("canvas", { width: w, height: h });
+  const img = c.getContext("2d").createImageData(w, h);
+  const rgb = d.input_shape.length === 3;
+  for (let i = 0; i < h * w; i++) {
+    const g = rgb ? Math.round((d.input[3 * i] + d.input[3 * i + 1] + d.input[3 * i + 2]) / 3) : d.input[i];
+    img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g; img.data[4 * i + 3] = 255;
+  }
+  c.getContext("2d").putImageData(img, 0, 0);
+  state.base = c;
+  redraw();
 }
 
-// ---------- drawing the layers ----------
-function lutFor(layer) {
+function setStatus(text, bad = false) {
+  const s = $("status");
+  s.textContent = text;
+  s.classList.toggle("bad", bad);
+}
+
+// ---------- colours ----------
+function lutFor(L) {
   const choice = $("cmap").value;
-  const signed = !state.info.layers[layer].after_relu;
-  return state.info.colormaps[choice === "auto" ? (signed ? "RdBu_r" : "viridis") : choice];
+  const cm = state.info.colormaps;
+  return cm[choice === "auto" ? (L.nonneg ? "viridis" : "RdBu_r") : choice];
 }
 
-function rangeOf(vals, signed) {
-  let lo = Infinity, hi = -Infinity;
-  for (const v of vals) { if (v < lo) lo = v; if (v > hi) hi = v; }
-  if (signed) { const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1e-6; return [-m, m]; }
-  return [0, hi > 0 ? hi : 1e-6];
+function shaped(r, signed) {  // a display range: symmetric for signed layers, from 0 if not
+  if (signed) { const m = Math.max(Math.abs(r[0]), Math.abs(r[1])) || 1e-6; return [-m, m]; }
+  return [0, r[1] > 0 ? r[1] : 1e-6];
 }
 
-function paint(canvas, vals, lo, hi, lut) {
+function layerRange(d) {  // [range, words] of a layer under the scale chosen (not "map")
+  const scale = $("scale").value;
+  if (scale === "global" && d.reference) return [shaped(d.reference, !d.nonneg), "reference range"];
+  const words = scale === "global" ? "this input: no reference range" : "this input";
+  return [shaped([d.min, d.max], !d.nonneg), words];
+}
+
+// paint n 8-bit values (map range [lo, hi]) on ctx's w x h image with display range [a, b]
+function paintBytes(canvas, q, lo, hi, a, b, lut) {
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(canvas.width, canvas.height);
-  const k = 255 / (hi - lo || 1);
-  for (let i = 0; i < vals.length; i++) {
-    const t = Math.max(0, Math.min(255, Math.floor((vals[i] - lo) * k)));
-    const c = lut[t];
-    img.data[4 * i] = c[0]; img.data[4 * i + 1] = c[1]; img.data[4 * i + 2] = c[2]; img.data[4 * i + 3] = 255;
+  const table = new Uint8Array(256);
+  const step = (hi - lo) / 255, k = 255 / (b - a || 1);
+  for (let t = 0; t < 256; t++) table[t] = Math.max(0, Math.min(255, Math.floor((lo + t * step - a) * k)));
+  const px = img.data;
+  for (let i = 0; i < q.length; i++) {
+    const c = lut[table[q[i]]];
+    px[4 * i] = c[0]; px[4 * i + 1] = c[1]; px[4 * i + 2] = c[2]; px[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
 }
 
-function legend(el, lo, hi, lut, own) {
-  const c = el.querySelector("canvas");
-  const ctx = c.getContext("2d");
-  for (let x = 0; x < c.width; x++) {
-    const col = lut[Math.floor(x * 255 / (c.width - 1))];
+function colourBar(canvas, lut) {
+  const ctx = canvas.getContext("2d");
+  for (let x = 0; x < canvas.width; x++) {
+    const col = lut[Math.floor(x * 255 / (canvas.width - 1))];
     ctx.fillStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
-    ctx.fillRect(x, 0, 1, c.height);
+    ctx.fillRect(x, 0, 1, canvas.height);
   }
-  el.querySelector("span.lo").textContent = own ? "each map: its own range" : lo.toPrecision(3);
-  el.querySelector("span.hi").textContent = own ? "" : hi.toPrecision(3);
 }
 
-function buildLayers() {
-  const root = $("layers");
-  for (const L of SHOWN) {
-    const box = document.createElement("div");
-    box.className = "layer" + (L.strip ? " strip" : "");
-    box.innerHTML = `<div class="layer-head"><h3>${L.name} <span class="muted">${L.what}</span></h3>
-      <div class="legend"><span class="lo"></span><canvas width="120" height="10"></canvas><span class="hi"></span></div></div>
-      <div class="maps"></div>`;
-    L.box = box;
-    root.appendChild(box);
-  }
-  const probs = $("probs");
-  state.info.classes.forEach((c, i) => {
-    const row = document.createElement("div");
-    row.className = "prob";
-    row.innerHTML = `<span title="${c}">${c.length > 2 ? c.slice(0, 7) : c}</span><span class="bar"><i style="width:0"></i></span><span class="v">–</span>`;
-    probs.appendChild(row);
-  });
+// ---------- the layer cards ----------
+function optsFor(name) {
+  const L = state.layers[name];
+  if (!state.opts[name]) state.opts[name] = { order: !isVector(L) && L.shape[0] > state.info.page_size ? "top" : "index", page: 0 };
+  return state.opts[name];
 }
 
-function ensureMaps(L, shape) {
-  const maps = L.box.querySelector(".maps");
-  if (L.canvases) return;
-  L.canvases = [];
-  if (L.strip) {
-    const c = document.createElement("canvas");
-    c.width = shape[0]; c.height = 1;
-    maps.appendChild(c);
-    c.addEventListener("mousemove", (e) => hoverStrip(e, L));
+function pagerText(name, d) {
+  const L = state.layers[name];
+  const n = L.shape[0], P = state.info.page_size;
+  if (isVector(L)) {
+    const units = L.kind === "vector" ? L.shape[0] : n;
+    return d && d.channels ? `top ${d.channels.length} of ${units} units by value` : `${units} units`;
+  }
+  if (n <= P) return `all ${n} channels`;
+  const o = optsFor(name);
+  const lo = o.page * P, hi = Math.min(n, lo + P);
+  if (o.order === "top") return lo === 0 ? `top ${P} of ${n} channels by mean activation` : `ranks ${lo + 1}-${hi} of ${n} by mean activation`;
+  return `channels ${lo}-${hi - 1} of ${n}`;
+}
+
+function buildCard(name) {
+  const L = state.layers[name];
+  const vector = isVector(L);
+  const card = { name, L, vector, canvases: [] };
+  const legendCanvas = el("canvas", { width: 120, height: 10 });
+  const lo = el("span", { class: "lo" }), hi = el("span", { class: "hi" });
+  const legend = el("div", { class: "legend" }, lo, legendCanvas, hi);
+  const title = el("h3", {}, el("span", { class: "name", text: name }), " ", el("span", { class: "muted", text: layerText(L) }));
+  const head = el("div", { class: "layer-head" }, title, legend);
+  const pager = el("div", { class: "pager muted" });
+  const pagerLabel = el("span", { class: "pager-label" });
+  if (!vector && L.shape[0] > state.info.page_size) {
+    const pages = Math.ceil(L.shape[0] / state.info.page_size);
+    const prev = el("button", { class: "small-button prev", text: "◀", title: "previous channels", "aria-label": "previous channels" });
+    const next = el("button", { class: "small-button next", text: "▶", title: "next channels", "aria-label": "next channels" });
+    const order = el("select", { class: "order", "aria-label": "channel order" },
+      el("option", { value: "top", text: "by mean activation" }), el("option", { value: "index", text: "by channel number" }));
+    order.value = optsFor(name).order;
+    prev.onclick = () => { const o = optsFor(name); o.page = (o.page - 1 + pages) % pages; markDirty(); };
+    next.onclick = () => { const o = optsFor(name); o.page = (o.page + 1) % pages; markDirty(); };
+    order.onchange = () => { const o = optsFor(name); o.order = order.value; o.page = 0; markDirty(); };
+    pager.append(prev, pagerLabel, next, order);
+  } else {
+    pager.append(pagerLabel);
+  }
+  pagerLabel.textContent = pagerText(name);
+  const maps = el("div", { class: "maps" });
+  const box = el("div", { class: "layer" + (vector ? " strip" : ""), "data-layer": name }, head, pager, maps);
+  Object.assign(card, { box, maps, legend, legendCanvas, lo, hi, pagerLabel });
+  if (vector) {
+    const c = el("canvas", { width: 1, height: 1 });
+    c.addEventListener("pointermove", (e) => hoverStrip(e, card));
+    c.addEventListener("pointerdown", (e) => hoverStrip(e, card));
     c.addEventListener("mouseleave", hideTip);
-    L.canvases.push(c);
+    maps.append(c);
+    card.canvases.push(c);
+  }
+  return card;
+}
+
+function ensureMaps(card, d) {  // one canvas per map sent (their count and size may change)
+  if (card.vector) {
+    const c = card.canvases[0];
+    if (c.width !== d.values.length) { c.width = d.values.length; c.height = 1; }
     return;
   }
-  const [ch, h, w] = shape;
-  for (let i = 0; i < ch; i++) {
-    const m = document.createElement("div");
-    m.className = "map";
-    const c = document.createElement("canvas");
-    c.width = w; c.height = h;
-    maps.style.gridTemplateColumns = `repeat(${L.cols}, minmax(0, ${L.px}px))`;
-    const label = document.createElement("span");
-    label.textContent = `ch ${i}`;
-    m.append(label, c);
-    maps.appendChild(m);
-    for (const type of ["mousemove", "pointerdown"]) c.addEventListener(type, (e) => hoverMap(e, L, i));
-    c.addEventListener("mouseleave", hideTip);
-    L.canvases.push(c);
+  const n = d.channels.length, [h, w] = d.size;
+  if (card.canvases.length !== n) {
+    card.maps.replaceChildren();
+    card.canvases = [];
+    const px = n <= 6 ? 104 : 72;
+    card.px = px; card.cols = Math.min(n, 8);
+    card.maps.style.gridTemplateColumns = `repeat(${card.cols}, minmax(0, ${px}px))`;
+    for (let i = 0; i < n; i++) {
+      const c = el("canvas", { width: w, height: h });
+      const m = el("div", { class: "map" }, el("span", { class: "label" }), c);
+      for (const type of ["pointermove", "pointerdown"]) c.addEventListener(type, (e) => hoverMap(e, card, i));
+      c.addEventListener("mouseleave", hideTip);
+      card.maps.append(m);
+      card.canvases.push(c);
+    }
   }
+  for (const c of card.canvases) if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
 }
 
+function syncCards() {  // the cards of state.shown, in the model's order
+  const root = $("layers");
+  for (const name of Object.keys(state.cards)) {
+    if (!state.shown.includes(name)) { state.cards[name].box.remove(); delete state.cards[name]; }
+  }
+  for (const name of state.shown) {
+    if (!state.cards[name]) state.cards[name] = buildCard(name);
+    root.append(state.cards[name].box);  // appending in order keeps them sorted
+  }
+  const leaves = state.info.spec.layers.filter((L) => L.kind !== "other").length;
+  $("layer-summary").textContent = `layers: ${state.shown.length} of ${leaves} shown`;
+  for (const cb of document.querySelectorAll("#layer-list input")) cb.checked = state.shown.includes(cb.value);
+}
+
+function setShown(names) {
+  const order = state.info.spec.layers.map((L) => L.name);
+  state.shown = order.filter((n) => names.includes(n));
+  syncCards();
+  markDirty();
+}
+
+function buildPicker() {
+  const list = $("layer-list");
+  for (const L of state.info.spec.layers) {
+    if (L.kind === "other") continue;
+    const cb = el("input", { type: "checkbox", value: L.name });
+    cb.onchange = () => setShown(cb.checked ? [...state.shown, L.name] : state.shown.filter((n) => n !== L.name));
+    const label = el("label", { class: "pick", style: { paddingLeft: `${L.depth * 12}px` } }, cb,
+      el("span", { text: ` ${L.name}` }), el("span", { class: "muted", text: ` ${L.type} ${L.shape.join("×")}` }));
+    list.append(label);
+  }
+  $("layers-default").onclick = () => setShown(state.info.default_layers);
+  $("layers-leaves").onclick = () => setShown(state.info.spec.layers.filter((L) => L.leaf && L.kind !== "other" && L.name !== state.info.scores_layer).map((L) => L.name));
+  $("layers-all").onclick = () => setShown(state.info.spec.layers.filter((L) => L.kind !== "other").map((L) => L.name));
+}
+
+// ---------- drawing an answer ----------
 function render() {
   const d = state.data;
   if (!d) return;
-  const scale = $("scale").value;
-  $("status").textContent = `update ${state.updates} · ${state.latency.toFixed(0)} ms round trip`;
-  $("input-name").textContent = `(${state.name})`;
-  // the 28x28 input
-  const seen = $("seen");
-  const tmp = document.createElement("canvas");
-  tmp.width = tmp.height = 28;
-  paint(tmp, d.input, 0, 1, state.info.colormaps.gray);
-  const sctx = seen.getContext("2d");
-  sctx.imageSmoothingEnabled = false;
-  sctx.drawImage(tmp, 0, 0, seen.width, seen.height);
+  setStatus(`update ${state.updates} · ${state.latency.toFixed(0)} ms round trip · ${(state.bytes / 1024).toFixed(0)} KB`);
+  $("input-name").textContent = `(${inputLabel()})`;
+  $("input-notes").textContent = d.input_notes.join("; ");
+  drawSeen(d);
   drawAttribution(d.attribution);
-  // prediction
-  $("pred-digit").textContent = d.label;
-  $("pred-digit").classList.toggle("long", d.label.length > 2);
-  $("pred-prob").textContent = `${(d.probabilities[d.prediction] * 100).toFixed(1)}%`;
-  [...$("probs").children].forEach((row, i) => {
-    const p = d.probabilities[i];
-    row.classList.toggle("top", i === d.prediction);
-    row.querySelector("i").style.width = `${(p * 100).toFixed(1)}%`;
-    row.querySelector(".v").textContent = `${(p * 100).toFixed(1)}%`;
-  });
-  for (const L of SHOWN) {
-    const layer = d.layers[L.name];
-    ensureMaps(L, layer.shape);
-    const signed = !layer.after_relu;
-    const lut = lutFor(L.name);
-    const vals = layer.values;
-    let range = signed ? rangeOf(layer.global_range, true) : [0, layer.global_range[1] || 1e-6];
-    if (scale !== "global") range = rangeOf(vals, signed);
-    legend(L.box.querySelector(".legend"), range[0], range[1], lut, scale === "map" && !L.strip);
-    if (L.strip) { paint(L.canvases[0], vals, range[0], range[1], lut); continue; }
-    const n = layer.shape[1] * layer.shape[2];
-    L.canvases.forEach((c, i) => {
-      const v = vals.subarray(i * n, (i + 1) * n);
-      const r = scale === "map" ? rangeOf(v, signed) : range;
-      paint(c, v, r[0], r[1], lut);
-      const dead = v.every((x) => x === 0);
+  drawProbabilities(d);
+  for (const name of state.shown) {
+    const card = state.cards[name], ld = d.layers[name];
+    if (!ld) continue;
+    ensureMaps(card, ld);
+    card.pagerLabel.textContent = pagerText(name, ld);
+    const lut = lutFor(card.L);
+    const signed = !ld.nonneg;
+    const [range, words] = layerRange(ld);
+    colourBar(card.legendCanvas, lut);
+    const own = $("scale").value === "map" && !card.vector;
+    card.lo.textContent = own ? "each map: its own range" : fmt(range[0]);
+    card.hi.textContent = own ? "" : `${fmt(range[1])} · ${words}`;
+    card.range = own ? null : range;
+    if (card.vector) {
+      const r = $("scale").value === "map" ? shaped(ld.ranges[0], signed) : range;
+      paintBytes(card.canvases[0], ld.values, ld.ranges[0][0], ld.ranges[0][1], r[0], r[1], lut);
+      continue;
+    }
+    const [h, w] = ld.size, n = h * w;
+    card.canvases.forEach((c, i) => {
+      const [lo, hi] = ld.ranges[i];
+      const r = own ? shaped(ld.ranges[i], signed) : range;
+      paintBytes(c, ld.values.subarray(i * n, (i + 1) * n), lo, hi, r[0], r[1], lut);
+      const dead = lo === 0 && hi === 0;
       c.parentElement.classList.toggle("dead", dead);
-      c.parentElement.firstChild.textContent = dead ? `ch ${i} · dead` : `ch ${i}`;
+      c.parentElement.firstChild.textContent = `ch ${ld.channels[i]}${dead ? " · dead" : ""}`;
     });
   }
 }
 
-function drawAttribution(attr) {
-  const c = $("seen-attr");
-  const ctx = c.getContext("2d");
-  ctx.clearRect(0, 0, 28, 28);
-  if (!attr) return;
-  const img = ctx.createImageData(28, 28);
-  const lut = state.info.colormaps.inferno;
-  attr.map.flat().forEach((v, i) => {
-    const col = lut[Math.round(v * 255)];
-    img.data.set([col[0], col[1], col[2], Math.round(220 * v)], i * 4);
-  });
+function inputLabel() {
+  const inp = state.input;
+  if (inp.kind === "name" && state.data) {
+    const d = state.data;
+    return d.input_source && d.input_source !== d.input_name ? `${d.input_name}, ${d.input_source}` : d.input_name;
+  }
+  return inp.name;
+}
+
+function seenSize() {
+  const [, h, w] = state.info.spec.input_shape;
+  const side = Math.max(h, w) <= 64 ? 168 : Math.min(224, Math.max(h, w));
+  return [Math.round(side * w / Math.max(h, w)), Math.round(side * h / Math.max(h, w))];
+}
+
+function drawSeen(d) {
+  const seen = $("seen");
+  const [h, w] = d.input_shape;
+  if (seen.width !== w || seen.height !== h) { seen.width = w; seen.height = h; }
+  const ctx = seen.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const rgb = d.input_shape.length === 3;
+  for (let i = 0; i < h * w; i++) {
+    if (rgb) { img.data[4 * i] = d.input[3 * i]; img.data[4 * i + 1] = d.input[3 * i + 1]; img.data[4 * i + 2] = d.input[3 * i + 2]; }
+    else img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = d.input[i];
+    img.data[4 * i + 3] = 255;
+  }
   ctx.putImageData(img, 0, 0);
 }
 
-function tinyImage(values, lo = 0, hi = 1) {  // a 2-D array of [0, 1] values as a canvas
-  const h = values.length, w = values[0].length;
-  const c = document.createElement("canvas");
+function drawAttribution(attr) {
+  const c = $("seen-attr");
+  const legendBox = $("attr-legend");
+  if (!attr) {
+    c.getContext("2d").clearRect(0, 0, c.width, c.height);
+    legendBox.hidden = true;
+    return;
+  }
+  const [h, w] = attr.shape;
   c.width = w; c.height = h;
-  paint(c, values.flat(), lo, hi, state.info.colormaps.gray);
+  const ctx = c.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const lut = state.info.colormaps.inferno;
+  for (let i = 0; i < h * w; i++) {
+    const v = attr.map[i], col = lut[v];
+    img.data[4 * i] = col[0]; img.data[4 * i + 1] = col[1]; img.data[4 * i + 2] = col[2];
+    img.data[4 * i + 3] = Math.round(220 * v / 255);
+  }
+  ctx.putImageData(img, 0, 0);
+  legendBox.hidden = false;
+  colourBar(legendBox.querySelector("canvas"), lut);
+  legendBox.querySelector(".what").textContent = attributionWords(attr);
+  legendBox.querySelector(".hi").textContent = fmt(attr.max);
+}
+
+function attributionWords(attr) {
+  const cls = (state.info.classes[attr.target] ?? attr.target);
+  if (attr.kind === "saliency") return `saliency for “${cls}”: |d ${attr.quantity} / d pixel|`;
+  return `Grad-CAM at ${attr.layer} for “${cls}”${attr.field_known ? "" : " (stretched: field unknown)"}`;
+}
+
+function probRows(d) {  // [[class index, probability], ...] in the order listed
+  const p = d.probabilities;
+  const idx = p.map((v, i) => i);
+  if (p.length <= MANY_CLASSES) return idx.map((i) => [i, p[i]]);
+  idx.sort((a, b) => p[b] - p[a]);
+  return idx.slice(0, TOP_CLASSES).map((i) => [i, p[i]]);
+}
+
+function drawProbabilities(d) {
+  const probs = $("probs");
+  if (d.probabilities === null) {
+    $("pred-label").textContent = "–";
+    $("pred-prob").textContent = "the model's output is not class scores";
+    probs.replaceChildren();
+    return;
+  }
+  $("pred-label").textContent = d.label;
+  $("pred-label").title = d.label;
+  $("pred-label").classList.toggle("long", d.label.length > 2);
+  $("pred-prob").textContent = pct(d.probabilities[d.prediction]);
+  const rows = probRows(d);
+  probs.replaceChildren(...rows.map(([i, p]) => {
+    const name = state.info.classes[i] ?? String(i);
+    return el("div", { class: "prob" + (i === d.prediction ? " top" : "") },
+      el("span", { class: "cls", text: name, title: name }),
+      el("span", { class: "bar" }, el("i", { style: { width: `${(p * 100).toFixed(1)}%` } })),
+      el("span", { class: "v", text: pct(p) }));
+  }));
+  $("probs-note").textContent = d.probabilities.length > MANY_CLASSES ? `top ${TOP_CLASSES} of ${d.probabilities.length} classes` : "";
+}
+
+function showEmpty() {  // nothing to show: every map, the input and the probabilities cleared
+  state.data = null;
+  state.empty = true;
+  $("pred-label").textContent = "–";
+  $("pred-label").classList.remove("long");
+  $("pred-prob").textContent = state.info && state.info.inputs.draw ? "draw something" : "choose an input";
+  $("input-name").textContent = "";
+  $("input-notes").textContent = "";
+  for (const id of ["seen", "seen-attr", "seen-overlay"]) { const c = $(id); c.getContext("2d").clearRect(0, 0, c.width, c.height); }
+  $("attr-legend").hidden = true;
+  for (const row of $("probs").children) {
+    row.classList.remove("top");
+    row.querySelector("i").style.width = "0";
+    row.querySelector(".v").textContent = "–";
+  }
+  for (const card of Object.values(state.cards)) {
+    for (const c of card.canvases) {
+      c.getContext("2d").clearRect(0, 0, c.width, c.height);
+      if (c.parentElement.classList.contains("map")) c.parentElement.classList.remove("dead");
+    }
+    const lc = card.legendCanvas;
+    lc.getContext("2d").clearRect(0, 0, lc.width, lc.height);
+    card.lo.textContent = ""; card.hi.textContent = "";
+  }
+  setStatus("empty: nothing drawn");
+  hideTip();
+}
+
+// ---------- hover: value, receptive field, kernel, views ----------
+function fieldBox(field, i, j) {  // spec.Field.box: input rows/cols (inclusive) of map pixel (i, j)
+  const out = [];
+  for (const [axis, k] of [[0, i], [1, j]]) {
+    const centre = field.start[axis] + k * field.stride[axis];
+    const half = (field.size[axis] - 1) / 2;
+    out.push(Math.floor(centre - half + 1e-6), Math.floor(centre + half + 1e-6));
+  }
+  return out;
+}
+
+function outline(box) {  // box: [r0, r1, c0, c1] in input pixels, or null to clear
+  const ov = $("seen-overlay");
+  const [dw, dh] = seenSize();
+  if (ov.width !== dw || ov.height !== dh) { ov.width = dw; ov.height = dh; }
+  const ctx = ov.getContext("2d");
+  ctx.clearRect(0, 0, ov.width, ov.height);
+  if (!box) return;
+  const [, h, w] = state.info.spec.input_shape;
+  const sy = dh / h, sx = dw / w;
+  const [r0, r1, c0, c1] = box;
+  const x0 = Math.max(0, c0) * sx, y0 = Math.max(0, r0) * sy;
+  const x1 = Math.min(w, c1 + 1) * sx, y1 = Math.min(h, r1 + 1) * sy;
+  ctx.strokeStyle = "#ff3b30"; ctx.lineWidth = 2;
+  ctx.strokeRect(x0 + 1, y0 + 1, Math.max(2, x1 - x0 - 2), Math.max(2, y1 - y0 - 2));
+}
+
+function pointerCell(e, rows, cols) {
+  const r = e.currentTarget.getBoundingClientRect();
+  const i = Math.min(rows - 1, Math.max(0, Math.floor((e.clientY - r.top) * rows / r.height)));
+  const j = Math.min(cols - 1, Math.max(0, Math.floor((e.clientX - r.left) * cols / r.width)));
+  return [i, j];
+}
+
+function hoverMap(e, card, k) {
+  const d = state.data;
+  if (!d || !d.layers[card.name]) return;
+  const ld = d.layers[card.name], L = card.L;
+  const [, H, W] = L.shape;
+  const [i, j] = pointerCell(e, H, W);  // the full-resolution pixel under the pointer
+  const f = ld.factor, [h, w] = ld.size;
+  const ti = Math.min(h - 1, Math.floor(i / f)), tj = Math.min(w - 1, Math.floor(j / f));
+  const [lo, hi] = ld.ranges[k];
+  const v = lo + ld.values[k * h * w + ti * w + tj] * (hi - lo) / 255;
+  const ch = ld.channels[k];
+  $("tip-title").textContent = `${card.name} · channel ${ch}`;
+  const lines = [`value ${f > 1 ? "≈ " : ""}${fmt(v)} at row ${i}, col ${j}${f > 1 ? ` (mean of its ${f}×${f} block in this thumbnail)` : ""}`,
+    `this map: ${fmt(lo)} to ${fmt(hi)}`];
+  if (L.field && !L.field.whole) {
+    const box = fieldBox(L.field, i, j);
+    lines.push(`sees input rows ${box[0]}-${box[1]}, cols ${box[2]}-${box[3]} (outlined)`);
+    outline(box);
+  } else if (L.field && L.field.whole) {
+    lines.push("sees the whole input");
+    outline(null);
+  } else {
+    lines.push("receptive field unknown (an op the description cannot follow)");
+    outline(null);
+  }
+  $("tip-text").textContent = lines.join(" · ");
+  showKernel(L, ch);
+  showViews(card.name, ch);
+  showTip(e);
+}
+
+function hoverStrip(e, card) {
+  const d = state.data;
+  if (!d || !d.layers[card.name]) return;
+  const ld = d.layers[card.name];
+  const n = ld.values.length;
+  const [, k] = pointerCell(e, 1, n);
+  const unit = ld.channels ? ld.channels[k] : k;
+  const [lo, hi] = ld.ranges[0];
+  const v = lo + ld.values[k] * (hi - lo) / 255;
+  $("tip-title").textContent = `${card.name} · unit ${unit}`;
+  $("tip-text").textContent = `value ${fmt(v)} · sees the whole input`;
+  outline(null);
+  showKernel(null, 0);
+  showViews(card.name, unit);
+  showTip(e);
+}
+
+function showKernel(L, ch) {
+  const tk = $("tip-kernel");
+  const text = $("tip-kernel-text");
+  const kern = L && L.conv ? state.info.kernels[L.conv] : null;
+  if (!kern || kern.length !== L.shape[0]) {  // not small, or not the same channels
+    tk.width = tk.height = 0;
+    text.textContent = L && L.conv && !kern ? `made by ${L.conv} (kernel too large to show)` : "";
+    return;
+  }
+  const kc = kern[ch];  // (in, kh, kw)
+  const kh = kc[0].length, kw = kc[0][0].length;
+  const gap = 4;  // slices side by side, each at most 70 px, all within ~440 px
+  const cell = Math.max(2, Math.floor(Math.min(70, 440 / kc.length - gap) / Math.max(kh, kw)));
+  tk.width = kc.length * (kw * cell + gap); tk.height = kh * cell;
+  const ctx = tk.getContext("2d");
+  let lim = 1e-6;  // one signed scale for the whole layer's kernels, as `convsee render`
+  kern.flat(3).forEach((x) => { lim = Math.max(lim, Math.abs(x)); });
+  const lut = state.info.colormaps.RdBu_r;
+  kc.forEach((k2, c) => k2.forEach((row, y) => row.forEach((x, xx) => {
+    const col = lut[Math.round((x / lim + 1) * 127.5)];
+    ctx.fillStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
+    ctx.fillRect(c * (kw * cell + gap) + xx * cell, y * cell, cell, cell);
+  })));
+  text.textContent = `made by ${L.conv} kernel ${ch}: ${kc.length} input channel${kc.length > 1 ? "s" : ""} of ${kh}×${kw} (blue < 0 < red; the layer's scale ±${fmt(lim)})`;
+}
+
+function tileCanvas(b64, shape) {
+  const q = b64bytes(b64);
+  const [h, w] = shape;
+  const c = el("canvas", { width: w, height: h });
+  const ctx = c.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const rgb = shape.length === 3;
+  for (let i = 0; i < h * w; i++) {
+    if (rgb) { img.data[4 * i] = q[3 * i]; img.data[4 * i + 1] = q[3 * i + 1]; img.data[4 * i + 2] = q[3 * i + 2]; }
+    else img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = q[i];
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
   return c;
 }
 
-function showViews(layerName, ch) {
+function showViews(layer, unit) {
+  const key = `${layer}|${unit}`;
+  const v = state.views[key];
+  if (state.tip !== key || state.painted !== v) paintViews(v);  // not again on every move
+  state.tip = key;
+  if (!v || v.pending) fetchViews(layer, unit, key);
+}
+
+async function fetchViews(layer, unit, key) {
+  if (state.views[key] && state.views[key].loading) return;
+  state.views[key] = { ...(state.views[key] || {}), loading: true };
+  try {
+    const r = await fetch(`/api/views?layer=${encodeURIComponent(layer)}&unit=${unit}`);
+    const j = await r.json();
+    if (!r.ok) throw new Error(j.error || r.statusText);
+    j.pending = ["exemplars", "optimized"].some((k) => j[k].status === "computing");
+    state.views[key] = j;
+  } catch (err) {
+    state.views[key] = { error: String(err.message || err) };
+  }
+  if (state.tip === key) {
+    paintViews(state.views[key]);
+    if (state.views[key].pending) setTimeout(() => { if (state.tip === key) fetchViews(layer, unit, key); }, 600);
+  }
+}
+
+function paintViews(v) {
+  state.painted = v;
   const box = $("tip-views");
-  box.innerHTML = "";
-  const v = state.views;
-  if (!v) return;
-  const ex = v.exemplars[layerName];
-  if (ex) {
-    const row = document.createElement("div");
-    row.className = "row";
-    row.innerHTML = `<span class="muted">top test patches:</span>`;
-    ex[ch].forEach((p) => row.appendChild(tinyImage(p)));
-    box.appendChild(row);
+  box.replaceChildren();
+  if (!v || v.loading && !v.exemplars) { box.append(el("div", { class: "muted", text: "views: computing…" })); return; }
+  if (v.error) { box.append(el("div", { class: "muted", text: `views: ${v.error}` })); return; }
+  const ex = v.exemplars;
+  if (ex.status === "ready") {
+    const where = ex.whole ? "whole images" : `${ex.size[0]}×${ex.size[1]} px patches`;
+    box.append(el("div", { class: "muted", text: `top ${ex.tiles.length} of ${ex.seen.toLocaleString()} ${ex.source} images (${where}):` }));
+    const row = el("div", { class: "row tiles" });
+    ex.tiles.forEach((t, i) => { const c = tileCanvas(t, ex.shape); c.title = `${ex.names[i]}: ${fmt(ex.values[i])}`; row.append(c); });
+    box.append(row);
+  } else {
+    box.append(el("div", { class: "muted", text: `top dataset patches: ${ex.status === "computing" ? "computing…" : ex.why}` }));
   }
-  const opt = v.optimized[layerName];
-  if (opt) {
-    const row = document.createElement("div");
-    row.className = "row";
-    row.innerHTML = `<span class="muted">input it wants most:</span>`;
-    row.appendChild(tinyImage(opt[ch]));
-    box.appendChild(row);
+  const opt = v.optimized;
+  if (opt.status === "ready") {
+    const where = opt.whole ? "" : ` (its ${opt.size[0]}×${opt.size[1]} field)`;
+    box.append(el("div", { class: "muted", text: `input it wants most${where}, ${opt.steps} steps:` }),
+      el("div", { class: "row tiles" }, tileCanvas(opt.tile, opt.shape)));
+  } else {
+    box.append(el("div", { class: "muted", text: `input it wants most: ${opt.status === "computing" ? "computing…" : opt.why}` }));
   }
-}
-
-function showEmpty() {
-  state.data = null;
-  $("pred-digit").textContent = "–";
-  $("pred-prob").textContent = "draw a digit";
-  $("seen").getContext("2d").clearRect(0, 0, 168, 168);
-}
-
-// ---------- hover: the kernel behind a map, the receptive field of a pixel ----------
-function hoverMap(e, L, ch) {
-  const d = state.data;
-  if (!d) return;
-  const c = e.currentTarget;
-  const r = c.getBoundingClientRect();
-  const col = Math.min(c.width - 1, Math.floor((e.clientX - r.left) * c.width / r.width));
-  const row = Math.min(c.height - 1, Math.floor((e.clientY - r.top) * c.height / r.height));
-  const layer = d.layers[L.name];
-  const v = layer.values[ch * c.width * c.height + row * c.width + col];
-  const [stride, size] = L.rf;
-  const r0 = row * stride, c0 = col * stride;
-  const ov = $("seen-overlay").getContext("2d");
-  ov.clearRect(0, 0, 168, 168);
-  ov.strokeStyle = "#ff3b30"; ov.lineWidth = 2;
-  ov.strokeRect(c0 * 6 + 1, r0 * 6 + 1, size * 6 - 2, size * 6 - 2);
-  const kern = state.info.kernels[L.kernel][ch];  // (Cin, 5, 5)
-  const tk = $("tip-kernel");
-  const cell = kern.length === 1 ? 14 : 8;
-  tk.width = kern.length * (5 * cell + 4); tk.height = 5 * cell;
-  const kctx = tk.getContext("2d");
-  let lim = 1e-6;
-  kern.flat(2).forEach((x) => { lim = Math.max(lim, Math.abs(x)); });
-  const lut = state.info.colormaps.RdBu_r;
-  kern.forEach((k2, j) => k2.forEach((rowv, y) => rowv.forEach((x, xx) => {
-    const col = lut[Math.round((x / lim + 1) * 127.5)];
-    kctx.fillStyle = `rgb(${col[0]},${col[1]},${col[2]})`;
-    kctx.fillRect(j * (5 * cell + 4) + xx * cell, y * cell, cell, cell);
-  })));
-  $("tip-title").textContent = `${L.name} · channel ${ch} · made by ${L.kernel} kernel ${ch}` +
-    (kern.length > 1 ? ` (one 5x5 per input channel)` : " (5x5)");
-  showViews(L.kernel, ch);
-  $("tip-text").textContent = `value ${v.toFixed(3)} at row ${row}, col ${col}; ` +
-    `sees input rows ${r0}-${r0 + size - 1}, cols ${c0}-${c0 + size - 1} (outlined)`;
-  showTip(e);
-}
-
-function hoverStrip(e, L) {
-  const d = state.data;
-  if (!d) return;
-  const c = e.currentTarget;
-  const r = c.getBoundingClientRect();
-  const i = Math.min(c.width - 1, Math.floor((e.clientX - r.left) * c.width / r.width));
-  $("tip-title").textContent = `${L.name} · unit ${i}`;
-  $("tip-text").textContent = `value ${d.layers[L.name].values[i].toFixed(3)} (sees the whole input)`;
-  $("tip-kernel").width = 0;
-  $("tip-views").innerHTML = "";
-  showTip(e);
 }
 
 function showTip(e) {
   const tip = $("tooltip");
   tip.hidden = false;
-  const x = Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
+  const x = Math.max(4, Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 8));
+  const y = e.clientY + 14 + tip.offsetHeight > window.innerHeight ? Math.max(4, e.clientY - tip.offsetHeight - 10) : e.clientY + 14;
   tip.style.left = `${x}px`;
-  tip.style.top = `${e.clientY + 14}px`;
+  tip.style.top = `${y}px`;
 }
 
 function hideTip() {
   $("tooltip").hidden = true;
-  $("seen-overlay").getContext("2d").clearRect(0, 0, 168, 168);
+  state.tip = null;
+  outline(null);
 }
 
+document.addEventListener("pointerdown", (e) => {  // a tap elsewhere closes the tooltip
+  if (!e.target.closest(".maps")) hideTip();
+});
+
 // ---------- download the current view ----------
-$("download").onclick = () => {
+function downloadView() {
   const d = state.data;
   if (!d) return;
-  const W = 1000, pad0 = 20;
-  const heights = SHOWN.map((L) => (L.strip ? 60 : 40 + Math.ceil(L.canvases.length / L.cols) * (L.px + 22)));
-  const H = 250 + heights.reduce((a, b) => a + b, 0);
-  const c = document.createElement("canvas");
-  c.width = W; c.height = H;
+  const W = 1000, M = 20;
+  const [sw, sh] = seenSize();
+  const rows = d.probabilities ? probRows(d) : [];
+  const cards = state.shown.map((n) => state.cards[n]).filter((c) => d.layers[c.name]);
+  const heights = cards.map((c) => (c.vector ? 64 : 44 + Math.ceil(c.canvases.length / c.cols) * (c.px + 22)));
+  const top = Math.max(sh + 70, 40 + rows.length * 18) + 70;
+  const H = top + heights.reduce((a, b) => a + b, 0) + 20;
+  const c = el("canvas", { width: W, height: H });
   const x = c.getContext("2d");
   x.fillStyle = "#fff"; x.fillRect(0, 0, W, H);
   x.imageSmoothingEnabled = false;
   x.fillStyle = "#14141e"; x.font = "bold 20px sans-serif";
-  x.fillText(`convsee · ${state.name} → ${d.label} (${(d.probabilities[d.prediction] * 100).toFixed(1)}%)`, pad0, 32);
+  const verdict = d.probabilities ? ` → ${d.label} (${pct(d.probabilities[d.prediction])})` : "";
+  x.fillText(`convsee · ${inputLabel()}${verdict}`, M, 32);
   x.font = "13px sans-serif"; x.fillStyle = "#6e6e78";
-  x.fillText(`scale ${$("scale").value} · blur ${$("blur").value || "off"} · colormap ${$("cmap").value} · ${state.info.checkpoint}`, pad0, 54);
-  x.drawImage($("seen"), pad0, 70, 168, 168);
-  d.probabilities.forEach((p, i) => {
+  x.fillText(`${state.info.model} · ${state.info.checkpoint || "no checkpoint"} · scale ${$("scale").value} · blur ${$("blur").value || "off"} · colormap ${$("cmap").value}`, M, 54);
+  x.drawImage($("seen"), M, 70, sw, sh);
+  if (d.attribution) {
+    x.drawImage($("seen-attr"), M, 70, sw, sh);
+    const lg = $("attr-legend");
+    x.drawImage(lg.querySelector("canvas"), M, 78 + sh, 120, 10);
+    x.fillStyle = "#14141e"; x.font = "12px sans-serif";
+    x.fillText(`0 … ${fmt(d.attribution.max)}`, M + 126, 88 + sh);
+    x.fillText(attributionWords(d.attribution), M, 106 + sh);
+  }
+  const px0 = M + Math.max(sw, 200) + 30;
+  x.font = "13px sans-serif";
+  rows.forEach(([i, p], r) => {
     x.fillStyle = i === d.prediction ? "#d62728" : "#5a78c8";
-    x.fillRect(230, 74 + i * 16, 300 * p + 1, 11);
+    x.fillRect(px0, 74 + r * 18, 300 * p + 1, 12);
     x.fillStyle = "#14141e";
-    x.fillText(`${state.info.classes[i]}  ${(p * 100).toFixed(1)}%`, 540, 84 + i * 16);
+    x.fillText(`${state.info.classes[i] ?? i}  ${pct(p)}`, px0 + 310, 85 + r * 18);
   });
-  let y = 260;
-  SHOWN.forEach((L, k) => {
+  let y = top;
+  cards.forEach((card, k) => {
     x.fillStyle = "#14141e"; x.font = "bold 14px sans-serif";
-    x.fillText(`${L.name}`, pad0, y + 14);
+    x.fillText(card.name, M, y + 14);
+    const nameW = x.measureText(card.name).width;
     x.font = "12px sans-serif"; x.fillStyle = "#6e6e78";
-    x.fillText(L.what, pad0 + 60, y + 14);
-    const lo = L.box.querySelector("span.lo").textContent, hi = L.box.querySelector("span.hi").textContent;
-    x.fillText(hi ? `colour range ${lo} … ${hi}` : lo, pad0 + 420, y + 14);
-    if (L.strip) {
-      x.drawImage(L.canvases[0], pad0, y + 24, 720, 22);
+    x.fillText(`${layerText(card.L)} · ${card.pagerLabel.textContent}`, M + nameW + 12, y + 14);
+    const rangeText = card.range ? `colour range ${fmt(card.range[0])} … ${card.hi.textContent}` : "each map: its own range";
+    x.fillText(rangeText, M, y + 30);
+    x.drawImage(card.legendCanvas, W - 160, y + 21, 120, 10);
+    if (card.vector) {
+      x.drawImage(card.canvases[0], M, y + 38, 720, 22);
     } else {
-      L.canvases.forEach((cv, i) => {
-        const cx = pad0 + (i % L.cols) * (L.px + 10), cy = y + 24 + Math.floor(i / L.cols) * (L.px + 22);
-        x.drawImage(cv, cx, cy, L.px, L.px);
-        x.fillText(cv.parentElement.firstChild.textContent, cx, cy + L.px + 13);
+      card.canvases.forEach((cv, i) => {
+        const cx = M + (i % card.cols) * (card.px + 10), cy = y + 38 + Math.floor(i / card.cols) * (card.px + 22);
+        x.drawImage(cv, cx, cy, card.px, card.px);
+        x.fillText(cv.parentElement.firstChild.textContent, cx, cy + card.px + 13);
       });
     }
     y += heights[k];
   });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   c.toBlob((blob) => save(blob, `convsee-view-${stamp}.png`));
-  const side = {
-    convsee_version: state.info.convsee_version, checkpoint: state.info.checkpoint,
-    checkpoint_sha256: state.info.checkpoint_sha256, checkpoint_test_accuracy: state.info.test_accuracy,
-    input: state.name, input_28x28: Array.from(d.input, (v) => +v.toFixed(4)),
-    prediction: d.prediction, probabilities: d.probabilities,
+  save(new Blob([JSON.stringify(sidecar(d), null, 2)], { type: "application/json" }), `convsee-view-${stamp}.json`);
+}
+
+function sidecar(d) {
+  const info = state.info;
+  const small = d.input.length <= 4096;
+  return {
+    convsee_version: info.convsee_version, model: info.model, model_type: info.model_type,
+    checkpoint: info.checkpoint, checkpoint_sha256: info.checkpoint_sha256,
+    checkpoint_test_accuracy: info.test_accuracy, preprocess: info.preprocess,
+    input: inputLabel(), input_kind: state.input.kind, input_server_name: d.input_name,
+    input_source: d.input_source, input_label: d.input_label, input_notes: d.input_notes,
+    input_shape: d.input_shape,
+    input_pixels: small ? Array.from(d.input, (v) => +(v / 255).toFixed(4)) : null,
+    prediction: d.prediction, label: d.label,
+    probabilities: d.probabilities, classes_listed: d.probabilities ? probRows(d).map(([i]) => info.classes[i] ?? String(i)) : [],
     scale: $("scale").value, blur: $("blur").value || null, colormap: $("cmap").value,
-    layers: SHOWN.map((L) => L.name), date: new Date().toISOString(),
+    overlay: d.attribution ? { kind: d.attribution.kind, layer: d.attribution.layer, target: d.attribution.target,
+      quantity: d.attribution.quantity, max: d.attribution.max, colormap: "inferno", range: [0, d.attribution.max] } : null,
+    layers: state.shown.filter((n) => d.layers[n]).map((n) => {
+      const ld = d.layers[n], card = state.cards[n];
+      return { name: n, shape: ld.shape, channels: ld.channels, order: ld.order, page: ld.page,
+        shown: card.pagerLabel.textContent, min: ld.min, max: ld.max, reference: ld.reference,
+        colour_range: card.range, thumbnail_factor: ld.factor ?? 1 };
+    }),
+    date: new Date().toISOString(),
   };
-  save(new Blob([JSON.stringify(side, null, 2)], { type: "application/json" }), `convsee-view-${stamp}.json`);
-};
+}
 
 function save(blob, name) {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  document.body.appendChild(a);
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
   a.click();
   setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
 }
 
+$("download").onclick = downloadView;
+
 // ---------- start ----------
+function buildControls(info) {
+  for (const name of Object.keys(info.colormaps)) $("cmap").append(el("option", { value: name, text: name }));
+  for (const id of ["scale", "cmap"]) $(id).onchange = () => render();
+  for (const id of ["blur", "attr", "attr-layer"]) $(id).onchange = () => { syncOverlay(); markDirty(); };
+  const ov = info.overlays;
+  if (!ov.available) {
+    $("attr").disabled = true;
+    $("attr").title = "the model has no map layer and class scores to attribute";
+  }
+  for (const name of ov.layers) $("attr-layer").append(el("option", { value: name, text: name }));
+  if (ov.default) $("attr-layer").value = ov.default;
+  syncOverlay();
+}
+
+function syncOverlay() { $("attr-layer").hidden = $("attr").value !== "gradcam"; }
+
+function buildInputs(info) {
+  const inp = info.inputs;
+  $("draw-box").hidden = !inp.draw;
+  $("input-title").textContent = inp.draw ? (inp.digit_form && info.dataset === "mnist" ? "Draw a digit" : "Draw something") : "Input";
+  if (inp.draw) $("drop-text").textContent = "or drop an image here, paste one, or";
+  for (const s of inp.samples) {
+    const b = el("button", { text: s.label, title: `${s.name}: the bundled sample (${s.label})`, "data-sample": s.name.split(":")[1] });
+    b.onclick = () => setNamed(s.name);
+    $("samples").append(b);
+  }
+  const rnd = inp.random;
+  if (rnd.available) {
+    $("random").textContent = info.dataset === "mnist" && rnd.kind === "test" ? "Random test digit" : "Random test image";
+    $("random").title = `a random image of ${rnd.what} (${rnd.count.toLocaleString()} images)`;
+  } else {
+    $("random").disabled = true;
+    $("random-why").textContent = rnd.why;
+  }
+}
+
 async function init() {
   const info = await (await fetch("/api/info")).json();
   state.info = info;
+  for (const L of info.spec.layers) state.layers[L.name] = L;
   const acc = info.test_accuracy ? ` · test accuracy ${(info.test_accuracy * 100).toFixed(2)}%` : "";
-  $("model-info").textContent = `${info.checkpoint}${acc} · convsee ${info.convsee_version}`;
-  for (const name of Object.keys(info.colormaps)) {
-    const o = document.createElement("option");
-    o.value = o.textContent = name;
-    $("cmap").appendChild(o);
-  }
-  for (let dg = 0; dg < 10; dg++) {
-    const b = document.createElement("button");
-    const cls = info.classes[dg];
-    b.textContent = cls.length > 2 ? cls.split("/")[0].slice(0, 7) : cls;
-    b.title = `sample: ${cls}`;
-    b.dataset.sample = dg;
-    b.onclick = () => loadSample(dg);
-    $("samples").appendChild(b);
-  }
-  if (info.dataset !== "mnist") {
-    $("draw-title").textContent = "Draw something";
-    $("random").textContent = "Random test image";
-  }
-  if (!info.has_test_set) $("random").title = "MNIST not found on the server: picks a bundled sample";
-  buildLayers();
+  $("model-info").textContent = `${info.model}${info.checkpoint ? ` · ${info.checkpoint}` : ""}${acc} · input ${info.preprocess_text} · convsee ${info.convsee_version}`;
+  const [dw, dh] = seenSize();
+  $("seen-wrap").style.width = `${dw}px`; $("seen-wrap").style.height = `${dh}px`;
+  buildControls(info);
+  buildInputs(info);
+  buildPicker();
   redraw();
-  loadSample(3);
-  fetch("/api/views").then((r) => r.json()).then((v) => { state.views = v; });
+  state.shown = info.default_layers.slice();
+  syncCards();
+  if (info.classes.length && info.classes.length <= MANY_CLASSES) {  // rows exist from the start
+    $("probs").replaceChildren(...info.classes.map((name) => el("div", { class: "prob" },
+      el("span", { class: "cls", text: name, title: name }), el("span", { class: "bar" }, el("i", { style: { width: "0" } })),
+      el("span", { class: "v", text: "–" }))));
+  }
+  const first = info.inputs.samples.find((s) => s.name === "sample:3") || info.inputs.samples[0];
+  if (first) setNamed(first.name); else showEmpty();
 }
 init();

@@ -1,0 +1,46 @@
+"""`convsee activations`: every chosen layer's output as arrays in one .npz."""
+
+from __future__ import annotations
+
+import io
+
+from ..errors import ConvseeError
+from .options import Formatter, add_data, add_inputs, add_layers, add_model, network
+
+HELP = "save layers' outputs as arrays (.npz keyed by layer name, batch axis first)"
+
+
+def add(sub) -> None:
+    ac = sub.add_parser("activations", help=HELP, description=HELP, formatter_class=Formatter)
+    add_inputs(ac, nargs="+", default_help="none: give at least one")
+    add_model(ac)
+    add_data(ac, help_data="folder with the dataset's IDX files (for test:N, train:N)")
+    add_layers(ac, "all", "layers to save: names from `convsee layers`, NAME#k, globs, all")
+    ac.add_argument("-o", "--out", required=True, metavar="OUT.npz", help="the .npz to write")
+    ac.set_defaults(func=run)
+
+
+def run(a) -> int:
+    import numpy as np
+
+    from ..models.checkpoint import atomic_write
+
+    if not str(a.out).endswith(".npz"):
+        raise ConvseeError(f"-o must end in .npz, got {a.out!r}")
+    net = network(a)
+    layers = net.select(a.layers)
+    inputs = net.inputs(a.inputs, a.data, a.dataset)
+    acts, probs = net.run(net.batch(inputs), layers)
+    arrays = dict(acts)
+    arrays["input"] = net.batch(inputs)
+    if probs is not None:
+        arrays["probabilities"] = probs
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(a.out, buf.getvalue())
+    shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in acts.items())
+    print(
+        f"wrote {a.out}: {shapes} (batch axis first; 'input' is the model's input; inputs: "
+        f"{', '.join(i.name for i in inputs)})"
+    )
+    return 0

@@ -1,0 +1,102 @@
+"""`convsee evaluate`: test accuracy, per-class accuracy and the confusion matrix."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from ..errors import ConvseeError
+from .options import Formatter, add_data, add_model, network
+
+HELP = "test accuracy, per-class accuracy and confusion matrix"
+
+
+def add(sub) -> None:
+    e = sub.add_parser("evaluate", help=HELP, description=HELP, formatter_class=Formatter)
+    add_model(e)
+    add_data(
+        e,
+        help_data="the test set: a folder with MNIST-style IDX files, or a folder of images with "
+        "one subfolder per class",
+    )
+    e.add_argument(
+        "--out", default="confusion.png", metavar="FILE.png", help="confusion matrix picture"
+    )
+    e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    e.set_defaults(func=run)
+
+
+def class_map(net, source, k: int) -> tuple[np.ndarray, str]:
+    """Model class index for each dataset class, and how they were matched."""
+    names = net.class_names(k)
+    ds = source.classes
+    if ds is None:
+        raise ConvseeError(f"{source.name} has no labels (no class subfolders): cannot evaluate")
+    if all(c in names for c in ds):
+        return np.array([names.index(c) for c in ds]), "by name"
+    if len(ds) <= k:
+        return np.arange(len(ds)), "in order (folder names sorted, as torchvision's ImageFolder)"
+    raise ConvseeError(
+        f"{source.name} has {len(ds)} classes, the model {k}; their names do not match "
+        "(pass --labels FILE with the model's class names)"
+    )
+
+
+def run(a) -> int:
+    from ..datasets.folder import open_source
+    from ..draw.figures import confusion_image
+    from ..draw.render import png_bytes
+    from ..models.checkpoint import atomic_write, check_writable
+
+    if a.batch_size < 1:
+        raise ConvseeError(f"--batch-size must be positive, got {a.batch_size}")
+    if a.out:
+        check_writable(a.out)  # before the work, not after it
+    net = network(a)
+    if net.kind == "lenet":
+        net.torch_model()  # batches of 10,000 images run faster in torch
+    source = open_source(a.data, dataset=a.dataset)
+    labels = source.labels()
+    if labels is None:
+        raise ConvseeError(f"{source.name} has no labels (no class subfolders): cannot evaluate")
+    preds = []
+    k = None
+    for _, inputs in source.batches(net.prep, a.batch_size):
+        probs = net.scores(net.batch(inputs))
+        if probs is None:
+            raise ConvseeError("the model's output is not class scores (N, K): nothing to evaluate")
+        k = probs.shape[1]
+        preds.append(probs.argmax(1))
+    pred = np.concatenate(preds)
+    mapping, how = class_map(net, source, k)
+    truth = mapping[labels]
+    names = net.class_names(k)
+    used = sorted(set(mapping.tolist()))
+    conf = np.zeros((k, k), np.int64)
+    np.add.at(conf, (truth, pred), 1)
+    acc = float((pred == truth).mean())
+    rows = [names[i] for i in used]
+    sub = conf[np.ix_(used, used)] if len(used) < k else conf
+    w = max(5, max(len(c) for c in rows) + 1)
+    print(f"model {net.meta.get('model')} · checkpoint {net.meta.get('checkpoint')}")
+    print(f"data {source.name}: {len(pred)} images, classes matched {how}")
+    print(f"test accuracy {acc:.2%}\n")
+    print("true\\pred".ljust(w + 2) + "".join(c[:w].rjust(w) for c in rows) + "   accuracy")
+    for i, c in zip(used, rows, strict=True):
+        n = conf[i].sum()
+        per = conf[i, i] / n if n else float("nan")
+        print(
+            c[:w].ljust(w + 2)
+            + "".join(str(v).rjust(w) for v in sub[used.index(i)])
+            + f"   {per:.2%}"
+        )
+    if a.out:
+        img = confusion_image(sub.tolist(), rows, f"test accuracy {acc:.2%}")
+        try:
+            atomic_write(a.out, png_bytes(img))
+        except OSError as e:
+            raise ConvseeError(f"cannot write {a.out}: {e.strerror or e}") from None
+        print(f"\nwrote {a.out}")
+    sys.stdout.flush()
+    return 0

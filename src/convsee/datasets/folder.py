@@ -1,0 +1,145 @@
+"""Datasets a command can read: MNIST-style IDX splits, or a folder of images.
+
+An image folder is searched recursively; with one subfolder per class (the layout
+torchvision's ImageFolder reads: `DIR/cat/1.jpg`, `DIR/dog/7.png`) the subfolder names are
+the labels, otherwise the images are unlabelled. Images are read one batch at a time, so
+memory stays flat in the dataset's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConvseeError
+from .inputs import Input, prepare
+from .transforms import Preprocess, fit
+
+__all__ = ["ImageSource", "IdxSource", "FolderSource", "open_source", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+@dataclass
+class ImageSource:
+    """Items one by one: name, label (or None), and the model input."""
+
+    name: str
+    classes: list[str] | None
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def item(self, i: int, prep: Preprocess) -> Input:
+        raise NotImplementedError
+
+    def labels(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def batches(self, prep: Preprocess, size: int = 256, limit: int | None = None):
+        """(start index, list of Inputs) in order; unreadable files are skipped with a note."""
+        n = len(self) if limit is None else min(limit, len(self))
+        for start in range(0, n, size):
+            yield start, [self.item(i, prep) for i in range(start, min(n, start + size))]
+
+
+class IdxSource(ImageSource):
+    """A split of MNIST or Fashion-MNIST (28x28 gray, labels 0..9)."""
+
+    def __init__(self, split: str, data_dir=None, dataset: str = "mnist"):
+        from .idx import load_split, spec
+
+        self.split_name = split
+        s = load_split(split, data_dir, dataset=dataset)
+        self.images = s.images.numpy()
+        self._labels = s.labels.numpy()
+        self.md5 = s.md5
+        super().__init__(f"{spec(dataset)['name']} {split}", list(spec(dataset)["classes"]))
+
+    @classmethod
+    def from_split(cls, split_name: str, split, dataset: str = "mnist") -> IdxSource:
+        """A source over a split already in memory (training has it)."""
+        from .idx import spec
+
+        self = cls.__new__(cls)
+        self.split_name = split_name
+        self.images = split.images.numpy()
+        self._labels = split.labels.numpy()
+        self.md5 = split.md5
+        ImageSource.__init__(
+            self, f"{spec(dataset)['name']} {split_name}", list(spec(dataset)["classes"])
+        )
+        return self
+
+    def __len__(self):
+        return len(self.images)
+
+    def labels(self):
+        return self._labels
+
+    def item(self, i, prep):
+        img = self.images[i].astype(np.float32) / 255
+        return prepare(Input(f"{self.split_name}:{i}", img, int(self._labels[i])), prep)
+
+
+class FolderSource(ImageSource):
+    def __init__(self, root):
+        root = Path(root)
+        if not root.is_dir():
+            raise ConvseeError(f"{root}: no such folder")
+        files = sorted(
+            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            raise ConvseeError(
+                f"{root} holds no images ({', '.join(IMAGE_SUFFIXES)}), nor MNIST IDX files"
+            )
+        subdirs = sorted(
+            {p.relative_to(root).parts[0] for p in files if len(p.relative_to(root).parts) > 1}
+        )
+        top_level = [p for p in files if len(p.relative_to(root).parts) == 1]
+        self.root = root
+        self.files = files
+        if subdirs and not top_level:
+            classes = subdirs
+            index = {c: k for k, c in enumerate(classes)}
+            self._labels = np.array([index[p.relative_to(root).parts[0]] for p in files])
+        else:
+            classes = None
+            self._labels = None
+        super().__init__(str(root), classes)
+
+    def __len__(self):
+        return len(self.files)
+
+    def labels(self):
+        return self._labels
+
+    def item(self, i, prep):
+        p = self.files[i]
+        show, x, notes = fit(str(p), prep)
+        label = None if self._labels is None else int(self._labels[i])
+        return Input(str(p.relative_to(self.root)), show, label, str(p), x, tuple(notes))
+
+
+def open_source(data_dir=None, *, dataset: str = "mnist", split: str = "test") -> ImageSource:
+    """--data DIR as a dataset: IDX files (MNIST layout) if they are there, else an image
+    folder; no DIR: the dataset's IDX split from the usual places."""
+    if data_dir is not None:
+        d = Path(data_dir)
+        if d.is_dir() and not _has_idx(d) and _has_images(d):
+            return FolderSource(d)
+    return IdxSource(split, data_dir, dataset)
+
+
+def _has_idx(d: Path) -> bool:
+    for sub in (d, d / "raw", d / "MNIST" / "raw", d / "FashionMNIST" / "raw"):
+        if any(sub.glob("*-idx?-ubyte*")):
+            return True
+    return False
+
+
+def _has_images(d: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.rglob("*") if p.is_file())

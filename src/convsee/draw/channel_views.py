@@ -1,0 +1,158 @@
+"""Pictures of what each channel looks for: its top dataset patches (exemplars) and the input
+it responds to most (optimize). Arrays in, Pillow images out; nothing here runs a model.
+
+Patches may be grayscale (h, w) or colour (h, w, 3), any size: small ones are enlarged by
+whole pixels (nearest), large ones scaled down to the tile.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .core import ACCENT, BG, FG, MUTED, font, text_size
+
+__all__ = ["tile", "exemplar_image", "optimize_image", "png_rgb"]
+
+FRAME = (200, 200, 205)  # tile outline, one of the UI colours
+ROWS_PER_BLOCK = 16  # channels per column block in the exemplars picture
+
+
+def tile(patch: np.ndarray, side: int) -> Image.Image:
+    """A patch in [0, 1], (h, w) or (h, w, 3), as an RGB picture at most side x side px:
+    enlarged by a whole factor (nearest) when small, scaled down (Lanczos) when large."""
+    p = np.clip(np.nan_to_num(np.asarray(patch, np.float32)), 0, 1)
+    if p.ndim == 3 and p.shape[2] != 3:
+        p = p.mean(2)
+    g = np.round(p * 255).astype(np.uint8)
+    img = Image.fromarray(g, "L" if g.ndim == 2 else "RGB").convert("RGB")
+    h, w = g.shape[:2]
+    z = side // max(h, w)
+    if z >= 1:
+        return img.resize((w * z, h * z), Image.Resampling.NEAREST)
+    f = side / max(h, w)
+    return img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.LANCZOS)
+
+
+def _framed(img: Image.Image, d: ImageDraw.ImageDraw, t: Image.Image, x: int, y: int) -> None:
+    """Paste a tile with a thin frame, so white edges do not melt into the page."""
+    img.paste(t, (x, y))
+    d.rectangle([x - 1, y - 1, x + t.width, y + t.height], outline=FRAME)
+
+
+def _text_width(title: str, lines: list[str]) -> int:
+    """Room for the title (20 px) and the note lines (13 px), with margins; at least 640."""
+    widths = [text_size(title, 20)[0], *(text_size(x, 13)[0] for x in lines)]
+    return max(640, 40 + max(widths))
+
+
+def _patch_side(h: int, w: int) -> int:
+    """Tile side for patches of h x w px: about 56 px, enlarged by whole pixels."""
+    m = max(h, w)
+    if m <= 6:
+        return m * 10
+    if m <= 56:
+        return m * max(2, 56 // m)
+    return 96
+
+
+def exemplar_image(
+    ex, title: str, notes: list[str] | None = None, value: str = "its peak value"
+) -> Image.Image:
+    """Rows: channels (their numbers kept); columns: the top patches (value under each), then
+    their mean. More than 16 channels: blocks of 16 rows side by side."""
+    c, k = ex.patches.shape[:2]
+    h, w = ex.patches.shape[2:4]
+    t = _patch_side(h, w)
+    th = max(1, round(t * h / max(h, w)))
+    tw = max(1, round(t * w / max(h, w)))
+    left, gap, row_h = 70, 6, th + 22
+    blocks = max(1, math.ceil(c / ROWS_PER_BLOCK))
+    rows = min(c, ROWS_PER_BLOCK)
+    block_w = left + (k + 1) * (tw + gap) + gap + 20
+    lines = [
+        f"each row: the top {k} for one channel ({value} under each), then their mean",
+        *(notes or []),
+    ]
+    top = 48 + 18 * len(lines)
+    width = max(20 + blocks * block_w, _text_width(title, lines))
+    img = Image.new("RGB", (width, top + rows * row_h + 10), BG)
+    d = ImageDraw.Draw(img)
+    d.text((20, 14), title, fill=FG, font=font(20))
+    for i, line in enumerate(lines):
+        d.text((20, 42 + 18 * i), line, fill=MUTED, font=font(13))
+    for row, ch in enumerate(ex.channels):
+        bx = 20 + (row // ROWS_PER_BLOCK) * block_w - 20
+        y = top + (row % ROWS_PER_BLOCK) * row_h
+        d.text((bx + left - 10, y + th // 2), f"ch {ch}", fill=FG, font=font(12), anchor="rm")
+        for j in range(k + 1):
+            x = bx + left + j * (tw + gap) + (gap if j == k else 0)
+            p = ex.patches[row].mean(0) if j == k else ex.patches[row, j]
+            _framed(img, d, tile(p, t), x, y)
+            label = "mean" if j == k else f"{ex.values[row, j]:.3g}"
+            d.text((x, y + th + 2), label, fill=MUTED, font=font(10))
+    return img
+
+
+def optimize_image(
+    patches: np.ndarray,
+    units: list[int],
+    values,
+    random_best,
+    data_best=None,
+    title: str = "",
+    notes: list[str] | None = None,
+    labels=None,
+    random_mean=None,
+    rounds=None,
+) -> Image.Image:
+    """A grid of optimised inputs (or the part of them the objective sees), each with the
+    value reached and the baselines under it; a unit that did not beat them is marked, one
+    that needed more than one round says so."""
+    n = len(patches)
+    h, w = patches.shape[1:3] if n else (1, 1)
+    cols = min(max(n, 1), 8)
+    rows = math.ceil(n / cols) if n else 0
+    t = 112
+    th = max(1, round(t * h / max(h, w)))
+    tw = max(1, round(t * w / max(h, w)))
+    lines = list(notes or [])
+    top = 52 + 18 * len(lines)
+    cell_w, cell_h = max(tw, 126) + 16, th + 48
+    width = max(20 + cols * cell_w, _text_width(title, lines))
+    img = Image.new("RGB", (width, top + rows * cell_h + 10), BG)
+    d = ImageDraw.Draw(img)
+    d.text((20, 14), title, fill=FG, font=font(20))
+    for i, line in enumerate(lines):
+        d.text((20, 42 + 18 * i), line, fill=MUTED, font=font(13))
+    for i in range(n):
+        x, y = 20 + (i % cols) * cell_w, top + (i // cols) * cell_h
+        _framed(img, d, tile(patches[i], t), x, y)
+        name = labels[i] if labels else f"ch {units[i]}"
+        below = values[i] <= random_best[i] or (data_best is not None and values[i] <= data_best[i])
+        d.text(
+            (x, y + th + 3), f"{name}: {values[i]:.3g}", fill=ACCENT if below else FG, font=font(11)
+        )
+        base = f"rand. best {random_best[i]:.3g}"
+        if data_best is not None:
+            base += f" · data {data_best[i]:.3g}"
+        d.text((x, y + th + 17), base, fill=MUTED, font=font(10))
+        if below:
+            d.text((x, y + th + 30), "below a baseline", fill=ACCENT, font=font(10))
+        elif rounds is not None and rounds[i] > 1:
+            d.text((x, y + th + 30), f"after {rounds[i]} rounds", fill=MUTED, font=font(10))
+        elif random_mean is not None:
+            d.text((x, y + th + 30), f"rand. mean {random_mean[i]:.3g}", fill=MUTED, font=font(10))
+    return img
+
+
+def png_rgb(img: Image.Image) -> bytes:
+    """PNG bytes in full colour: photos and exact grays (the shared 256-colour palette of
+    draw.render.png_bytes would band them)."""
+    import io
+
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()

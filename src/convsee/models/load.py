@@ -1,0 +1,464 @@
+"""Loading any model, safely: `--model SPEC`, `--checkpoint FILE`, preprocessing and labels.
+
+- SPEC is `path/to/file.py:Name` or `package.module:Name`; Name is an nn.Module subclass or a
+  function returning one, called with no arguments. (Importing it runs that file's code: it
+  is the user's own model definition, named on the command line.)
+- A checkpoint is a state dict: `.safetensors`, or `.pth`/`.pt` read with
+  `torch.load(weights_only=True)` (no pickled code runs); `module.` and `_orig_mod.` prefixes
+  (DataParallel, torch.compile) are stripped; keys and shapes must match exactly, and a
+  mismatch lists what is missing, unexpected or of another shape.
+- TorchScript and torch.export files can run code when loaded: refused unless trust=True.
+- Without a model: LeNet-5 with the shipped weights of the dataset (or a LeNet checkpoint),
+  in NumPy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import zipfile
+from pathlib import Path
+
+from ..datasets.transforms import Preprocess, imagenet
+from ..errors import ConvseeError
+from .network import LeNetNetwork, Network, TorchNetwork
+
+__all__ = [
+    "load",
+    "import_model",
+    "sniff",
+    "read_state_dict",
+    "fit_state_dict",
+    "read_labels",
+    "load_network",
+    "wrap",
+]
+
+PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DistributedDataParallel, torch.compile
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
+
+
+def import_model(spec: str):
+    """An nn.Module from 'file.py:Name' or 'package.module:Name' (Name called with no args)."""
+    import torch
+
+    target, sep, name = str(spec).rpartition(":")
+    if not sep or not target or not name:
+        raise ConvseeError(
+            f"model {spec!r}: expected FILE.py:Name or package.module:Name "
+            "(Name: an nn.Module class or a function returning one)"
+        )
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise ConvseeError(f"model file {target}: no such file")
+        digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+        modname = f"convsee_user_{path.stem}_{digest}"
+        where = str(path)
+        try:
+            module_spec = importlib.util.spec_from_file_location(modname, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.path.insert(0, str(path.parent.resolve()))  # its sibling modules import
+            try:
+                sys.modules[modname] = module
+                module_spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(path.parent.resolve()))
+        except SyntaxError as e:
+            sys.modules.pop(modname, None)
+            raise ConvseeError(f"{where} line {e.lineno}: syntax error: {e.msg}") from None
+        except Exception as e:  # noqa: BLE001 - the user's file may raise anything
+            sys.modules.pop(modname, None)
+            raise ConvseeError(
+                f"importing {where} failed: {type(e).__name__}: {_first_line(e)}"
+            ) from None
+    else:
+        where = target
+        try:
+            module = importlib.import_module(target)
+        except SyntaxError as e:
+            raise ConvseeError(f"{target} line {e.lineno}: syntax error: {e.msg}") from None
+        except Exception as e:  # noqa: BLE001
+            raise ConvseeError(
+                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}"
+            ) from None
+    obj = module
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            found = sorted(
+                k
+                for k, v in vars(module).items()
+                if not k.startswith("_")
+                and (
+                    (isinstance(v, type) and issubclass(v, torch.nn.Module))
+                    or (
+                        callable(v)
+                        and not isinstance(v, type)
+                        and getattr(v, "__module__", "") == module.__name__
+                    )
+                )
+            )
+            hint = f"; it defines: {', '.join(found[:12])}" if found else ""
+            raise ConvseeError(f"{where} has no {name!r}{hint}")
+        obj = getattr(obj, part)
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if not callable(obj):
+        raise ConvseeError(
+            f"{where}:{name} is a {type(obj).__name__}, not an nn.Module class or a function"
+        )
+    if isinstance(obj, type) and not issubclass(obj, torch.nn.Module):
+        raise ConvseeError(f"{where}:{name} is a class but not a torch.nn.Module")
+    try:
+        model = obj()
+    except Exception as e:  # noqa: BLE001
+        raise ConvseeError(
+            f"{where}:{name}() raised {type(e).__name__}: {_first_line(e)} "
+            "(Name is called with no arguments: wrap it in a function that builds the model)"
+        ) from None
+    if not isinstance(model, torch.nn.Module):
+        raise ConvseeError(f"{where}:{name}() returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def sniff(path: Path) -> str:
+    """'safetensors', 'torchscript', 'export', 'torch' (a torch.save zip) or 'pickle'."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if path.suffix == ".safetensors":
+        return "safetensors"
+    if zipfile.is_zipfile(path):
+        try:
+            names = zipfile.ZipFile(path).namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "torch"
+        if any("/code/" in n or n.endswith("constants.pkl") for n in names):
+            return "torchscript"
+        if any(n.endswith("archive_format") or "/models/" in n for n in names):
+            return "export"
+        return "torch"
+    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: 8-byte length, then a JSON header
+        return "safetensors"
+    return "pickle"
+
+
+def read_state_dict(path) -> dict:
+    """Tensors of a state dict file, with DataParallel / torch.compile prefixes stripped."""
+    from .checkpoint import load_state_dict_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConvseeError(f"checkpoint {str(path)!r} does not exist")
+    kind = sniff(path)
+    if kind in ("torchscript", "export"):
+        what = "TorchScript" if kind == "torchscript" else "torch.export"
+        raise ConvseeError(
+            f"{path} is a {what} program, not a state dict: loading it can run code it carries, "
+            "so convsee refuses it unless you pass --trust (only for files you made or trust)"
+        )
+    if kind == "safetensors" and path.suffix != ".safetensors":
+        path2 = path  # load_state_dict_file picks the loader by suffix
+        from safetensors.torch import load
+
+        try:
+            sd = load(path2.read_bytes())
+        except Exception as e:  # noqa: BLE001
+            raise ConvseeError(f"{path}: not a valid safetensors file ({e})") from None
+    else:
+        sd = load_state_dict_file(path)
+    out = {}
+    for k, v in sd.items():
+        key = k
+        changed = True
+        while changed:
+            changed = False
+            for p in PREFIXES:
+                if key.startswith(p):
+                    key, changed = key[len(p) :], True
+        out[key] = v
+    return out
+
+
+def fit_state_dict(model, sd: dict, path) -> None:
+    """Load sd into model strictly; a mismatch is one line listing what does not fit."""
+    import torch
+
+    want = model.state_dict()
+    missing = [k for k in want if k not in sd]
+    extra = [k for k in sd if k not in want]
+    clash = [
+        f"{k} {list(sd[k].shape)} vs {list(want[k].shape)}"
+        for k in want
+        if k in sd and tuple(sd[k].shape) != tuple(want[k].shape)
+    ]
+
+    def few(items):
+        return ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
+
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({few(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} unexpected ({few(extra)})")
+    if clash:
+        problems.append(f"{len(clash)} of another shape (file vs model: {few(clash)})")
+    if problems:
+        raise ConvseeError(f"{path} does not fit {type(model).__name__}: " + "; ".join(problems))
+    for k, v in sd.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ConvseeError(f"{path}: {k} holds NaN or infinite values; refusing the weights")
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(want[k].dtype) for k, v in sd.items()}, strict=True)
+
+
+def read_labels(path) -> list[str]:
+    """Class names, one a line (blank lines at the end ignored)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConvseeError(f"labels file {p}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConvseeError(f"labels file {p}: not readable text ({type(e).__name__})") from None
+    labels = [line.strip() for line in text.splitlines()]
+    while labels and not labels[-1]:
+        labels.pop()
+    if not labels:
+        raise ConvseeError(f"labels file {p} is empty")
+    return labels
+
+
+def _sidecar_meta(path: Path) -> dict:
+    """A convsee checkpoint's metadata (inside the file, checked against the .json copy)."""
+    from .checkpoint import read_meta
+
+    return read_meta(path)
+
+
+def _first_conv_channels(model) -> int | None:
+    import torch
+
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            return m.in_channels
+        if isinstance(m, torch.nn.Linear):
+            return None
+    return None
+
+
+def default_preprocess(model) -> tuple[Preprocess, str]:
+    """A guess for a model that came with no preprocessing, and the note that says so."""
+    c = _first_conv_channels(model) or 3
+    if c == 1:
+        p = Preprocess()
+        return p, f"no preprocessing given: assuming {p.describe()} (MNIST's)"
+    if c == 3:
+        p = imagenet()
+        return p, f"no preprocessing given: assuming {p.describe()} (torchvision's ImageNet)"
+    p = Preprocess((c, 224, 224), (0.5,), (0.5,), "crop")
+    return p, f"no preprocessing given: assuming {p.describe()}"
+
+
+def _load_trusted(path: Path, kind: str, device: str):
+    import torch
+
+    try:
+        if kind == "torchscript":
+            return torch.jit.load(str(path), map_location=device)
+        ep = torch.export.load(str(path))
+        return torch.export.unflatten(ep)
+    except Exception as e:  # noqa: BLE001
+        raise ConvseeError(
+            f"{path}: could not load it ({type(e).__name__}: {_first_line(e)})"
+        ) from None
+
+
+def load_network(
+    model: str | None = None,
+    checkpoint=None,
+    *,
+    dataset: str = "mnist",
+    trust: bool = False,
+    output: str | None = None,
+    preprocess: dict | None = None,
+    labels=None,
+    device: str = "cpu",
+) -> Network:
+    """The Network for a --model SPEC (or LeNet-5) with a --checkpoint (or the shipped one).
+
+    preprocess: fields overriding the checkpoint's (input_size, mean, std, resize, crop_pct,
+    interpolation, labels), e.g. from --preprocess FILE.json and the flags.
+    labels: class names (a list, or a path to a file with one a line).
+    """
+    from ..datasets.idx import spec as dataset_spec
+
+    preprocess = dict(preprocess or {})
+    if isinstance(labels, (str, Path)):
+        labels = read_labels(labels)
+    if labels is None and preprocess.get("labels") is not None:
+        labels = preprocess["labels"]
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise ConvseeError("preprocessing 'labels' must be a list of strings")
+    path = Path(checkpoint) if checkpoint is not None else None
+    kind = sniff(path) if path is not None and path.is_file() else None
+    if model is None and kind in ("torchscript", "export"):
+        if not trust:
+            read_state_dict(path)  # raises the refusal
+        import torch  # noqa: F401
+
+        module = _load_trusted(path, kind, device)
+        base, note = default_preprocess_trusted(module)
+        meta = {"checkpoint": str(path), "model": f"{kind} program {path.name}", "trusted": True}
+        return _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+    if model is None:
+        return _lenet_network(path, dataset, preprocess, labels, output)
+    module = import_model(model)
+    meta = {"model": model}
+    file_meta: dict = {}
+    if path is not None:
+        sd = read_state_dict(path)
+        fit_state_dict(module, sd, path)
+        file_meta = _sidecar_meta(path)
+        meta.update(
+            checkpoint=str(path),
+            checkpoint_sha256=_sha256(path),
+            checkpoint_test_accuracy=file_meta.get("test_accuracy"),
+        )
+        for key in ("reference_ranges", "reference_ranges_from", "dataset"):
+            if key in file_meta:
+                meta[key] = file_meta[key]
+    module = module.to(device).eval()
+    if isinstance(file_meta.get("preprocess"), dict):
+        base, note = Preprocess().merged(file_meta["preprocess"], f"{path} preprocessing"), ""
+    else:
+        base, note = default_preprocess(module)
+    if labels is None and isinstance(file_meta.get("classes"), list):
+        labels = [str(x) for x in file_meta["classes"]]
+    del dataset_spec
+    return _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+
+
+def default_preprocess_trusted(module):
+    try:
+        return default_preprocess(module)
+    except Exception:  # noqa: BLE001 - a ScriptModule may not list its children
+        p = imagenet()
+        return p, f"no preprocessing given: assuming {p.describe()}"
+
+
+def _torch_network(module, path, meta, base, note, preprocess, labels, output, device):
+    explicit = {k: v for k, v in preprocess.items() if k != "labels" and v is not None}
+    prep = base.merged(explicit, "preprocessing") if explicit else base
+    net = TorchNetwork(module, prep, meta, labels, output, device)
+    if note and not explicit:
+        net.notes.append(note)
+    net.meta["preprocess"] = prep.to_dict()
+    return net
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
+    from ..datasets.idx import spec as dataset_spec
+    from .checkpoint import default_checkpoint, load_weights
+
+    if output not in (None, ""):
+        raise ConvseeError("LeNet-5 has one output; --output is for models with several")
+    path = path if path is not None else default_checkpoint(dataset)
+    weights, meta = load_weights(path)
+    ds = dataset_spec(
+        meta.get("dataset", dataset)
+        if meta.get("dataset") in ("mnist", "fashion-mnist")
+        else dataset
+    )
+    if isinstance(meta.get("preprocess"), dict):
+        base = Preprocess().merged(meta["preprocess"], f"{path} preprocessing")
+    else:
+        base = Preprocess(mean=ds["mean"], std=ds["std"], resize=ds["resize"])
+    explicit = {k: v for k, v in preprocess.items() if k != "labels" and v is not None}
+    prep = base.merged(explicit, "preprocessing") if explicit else base
+    classes = labels or meta.get("classes")
+    side = {
+        "model": "LeNet-5 (convsee)",
+        "checkpoint": meta.get("path"),
+        "checkpoint_sha256": meta.get("sha256"),
+        "checkpoint_test_accuracy": meta.get("test_accuracy"),
+        "preprocess": prep.to_dict(),
+    }
+    net = LeNetNetwork(weights, {**meta, **side}, prep, classes)
+    return net
+
+
+def load(
+    model: str | None = None,
+    checkpoint=None,
+    *,
+    dataset: str = "mnist",
+    input_size=None,
+    mean=None,
+    std=None,
+    resize: str | None = None,
+    labels=None,
+    output=None,
+    trust: bool = False,
+    device: str = "cpu",
+) -> Network:
+    """The Python API's way in: `load()` is LeNet-5 with the shipped weights; `load("net.py:Net",
+    "weights.pth", input_size=(3, 224, 224), mean=..., std=...)` any model, as `--model`."""
+    fields = {"input_size": input_size, "mean": mean, "std": std, "resize": resize}
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return load_network(
+        model,
+        checkpoint,
+        dataset=dataset,
+        trust=trust,
+        output=output,
+        preprocess=fields,
+        labels=labels,
+        device=device,
+    )
+
+
+def wrap(
+    model,
+    *,
+    preprocess: Preprocess | dict | None = None,
+    classes=None,
+    output=None,
+    device="cpu",
+    **fields,
+) -> Network:
+    """A Network for a torch model you already hold (the Python API).
+
+    preprocess: a Preprocess or its fields (input_size, mean, std, resize, ...); keyword
+    fields work too: wrap(net, input_size=(3, 224, 224), mean=..., std=..., classes=[...]).
+    """
+    if isinstance(preprocess, Preprocess):
+        prep = preprocess
+    else:
+        d = dict(preprocess or {})
+        d.update({k: v for k, v in fields.items() if v is not None})
+        base, note = default_preprocess(model)
+        prep = base.merged(d, "preprocess") if d else base
+    net = TorchNetwork(
+        model.to(device).eval() if hasattr(model, "to") else model,
+        prep,
+        {"model": type(model).__name__},
+        classes,
+        output,
+        device,
+    )
+    net.meta["preprocess"] = prep.to_dict()
+    return net

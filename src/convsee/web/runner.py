@@ -1,0 +1,378 @@
+"""Running the app on uvicorn with limits uvicorn does not set by itself.
+
+uvicorn (h11) times out only idle keep-alive connections (`timeout_keep_alive`, after a
+response). A client that opens a connection and sends nothing, or a few bytes of a request
+head now and then, or a body at a trickle, holds its connection forever; a few hundred
+such clients exhaust the file descriptors, and then asyncio's accept loop logs an error
+with a traceback for every attempt, thousands a second. Here:
+
+- every phase of a request has a deadline (`ServerLimits`): the head, from the moment the
+  connection opens or the previous response ends; the body, from the end of the head; the
+  response, from the end of the request. A connection past its deadline is dropped.
+- open connections are capped (and the cap is kept below the process's file-descriptor
+  limit); when full, the connection that has waited longest for a request head is dropped
+  for the new one, so idle or slow clients cannot lock out working ones;
+- the accept backlog is small, repeated log messages are rate-limited, and the listening
+  socket is bound here with SO_REUSEADDR (a restart right after clients were served finds
+  the port free), for IPv4 or IPv6, with one clear error line when it cannot be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from ..errors import ConvseeError
+
+__all__ = [
+    "ServerLimits",
+    "serve",
+    "listen",
+    "make_server",
+    "run_server",
+    "run_app",
+    "protocol_class",
+    "connection_cap",
+]
+
+log = logging.getLogger("convsee.web")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    head_timeout: float = 10.0  # s to send a request head (idle keep-alive closes at 5 s)
+    body_timeout: float = 30.0  # s to send a body after its head (256 KB at ~70 kbit/s)
+    response_timeout: float = 60.0  # s from a complete request to the end of its response
+    keep_alive: int = 5  # s an idle keep-alive connection stays open (uvicorn's own)
+    max_connections: int = 128  # open at once (also kept below the fd limit)
+    backlog: int = 64  # pending connections the kernel queues; also asyncio's accept burst
+    shutdown_timeout: int = 5  # s given to running requests on Ctrl-C
+
+
+def connection_cap(limits: ServerLimits) -> int:
+    """max_connections, lowered so that connections, the accept burst and the files the
+    server itself opens (about 16) stay under the soft RLIMIT_NOFILE."""
+    try:
+        import resource
+    except ImportError:  # not Unix: no such limit to keep under
+        return limits.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limits.max_connections
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        used = 32
+    return max(4, min(limits.max_connections, soft - used - limits.backlog - 16))
+
+
+def _drop(transport) -> None:
+    """Close a connection now, with a reset: what it had not sent is discarded, here and in
+    the kernel (a plain close would still deliver megabytes to a client that never reads)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+class _Connections:
+    """The open connections of one server, oldest first; drops one when over the cap."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.open: OrderedDict = OrderedDict()
+        self.dropped = 0
+        self._said = 0.0
+
+    def admit(self, proto) -> bool:
+        if len(self.open) >= self.cap:
+            waiting = [p for p in self.open if p._phase == "head"]
+            victim = min(waiting, key=lambda p: p._since, default=None)
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._said > 10:
+                self._said = now
+                log.warning(
+                    "%d connections open (the cap): dropping the one idle longest", self.cap
+                )
+            if victim is None:
+                return False  # every connection is busy with a request: refuse this one
+            self.open.pop(victim, None)
+            _drop(victim.transport)
+        self.open[proto] = None
+        return True
+
+    def discard(self, proto) -> None:
+        self.open.pop(proto, None)
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on every phase of a request and a cap on open
+    connections. Subclassed per server by `protocol_class`, which sets the class fields."""
+
+    limits = ServerLimits()
+    connections_: _Connections = _Connections(ServerLimits.max_connections)
+
+    def connection_made(self, transport) -> None:
+        self._phase: str | None = None
+        self._key: tuple | None = None
+        self._since = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        self._cycle = 0
+        super().connection_made(transport)
+        if not self.connections_.admit(self):
+            _drop(transport)
+            return
+        self._watch()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch()
+
+    def on_response_complete(self) -> None:
+        self._cycle += 1
+        super().on_response_complete()
+        self._watch()
+
+    def connection_lost(self, exc) -> None:
+        self._cancel()
+        self._phase = None
+        self.connections_.discard(self)
+        super().connection_lost(exc)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _watch(self) -> None:
+        """Start the deadline of the phase the connection is in, when it enters it."""
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            phase, timeout = "head", self.limits.head_timeout
+        elif state is h11.SEND_BODY:
+            phase, timeout = "body", self.limits.body_timeout
+        elif state in (h11.DONE, h11.MUST_CLOSE):
+            phase, timeout = "response", self.limits.response_timeout
+        else:
+            phase, timeout = None, None
+        key = (self._cycle, phase)
+        if key == self._key:
+            return  # same phase: its deadline stands, however many bytes trickle in
+        self._key, self._phase, self._since = key, phase, time.monotonic()
+        self._cancel()
+        if timeout is not None and not self.transport.is_closing():
+            self._timer = self.loop.call_later(timeout, self._expire, key)
+
+    def _expire(self, key) -> None:
+        self._timer = None
+        if key == self._key:
+            _drop(self.transport)
+
+
+def protocol_class(limits: ServerLimits, cap: int | None = None) -> type[GuardedH11Protocol]:
+    """A GuardedH11Protocol subclass for one server: its limits and its connection set."""
+    fields = {"limits": limits, "connections_": _Connections(cap or limits.max_connections)}
+    return type("ConvseeH11Protocol", (GuardedH11Protocol,), fields)
+
+
+class _RateLimit(logging.Filter):
+    """Lets each distinct message through at most once per `period` seconds."""
+
+    def __init__(self, period: float = 10.0):
+        super().__init__()
+        self.period = period
+        self.last: dict = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        if now - self.last.get(key, -1e9) < self.period:
+            return False
+        if len(self.last) > 256:
+            self.last.clear()
+        self.last[key] = now
+        return True
+
+
+def _loop_exceptions(period: float = 10.0):
+    """An asyncio exception handler: out-of-descriptor accept errors as one short line
+    every `period` seconds (asyncio logs a traceback per attempt), the rest as usual."""
+    last = [-1e9]
+
+    def handler(loop, context) -> None:
+        if "out of system resource" in str(context.get("message", "")):
+            now = time.monotonic()
+            if now - last[0] >= period:
+                last[0] = now
+                log.warning(
+                    "out of file descriptors: new connections wait (%s)",
+                    context.get("exception", ""),
+                )
+            return
+        loop.default_exception_handler(context)
+
+    return handler
+
+
+def listen(host: str, port: int, backlog: int = ServerLimits.backlog) -> socket.socket:
+    """A listening TCP socket on host:port (IPv4 or IPv6, as host names), SO_REUSEADDR set.
+    ConvseeError, in one line, when the port is out of range or the address unusable."""
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConvseeError("the port must be a number from 0 to 65535 (0: any free port)")
+    shown = host if len(host) <= 64 else host[:61] + "..."
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError, ValueError):
+        raise ConvseeError(f"cannot listen on {shown!r}: no such host name or address") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name == "posix":  # on Windows it would let another program take the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio does
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise ConvseeError(f"cannot listen on {shown}:{port}: {e.strerror or e}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def is_loopback(sock: socket.socket) -> bool:
+    addr = ipaddress.ip_address(sock.getsockname()[0].split("%", 1)[0])
+    return addr.is_loopback
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def make_server(app, limits: ServerLimits | None = None):
+    """A uvicorn.Server for app with the limits above (not started)."""
+    import uvicorn
+
+    limits = limits or ServerLimits()
+    config = uvicorn.Config(
+        app,
+        http=protocol_class(limits, connection_cap(limits)),
+        log_level="warning",
+        timeout_keep_alive=limits.keep_alive,
+        timeout_graceful_shutdown=limits.shutdown_timeout,
+        backlog=limits.backlog,
+        server_header=False,
+    )
+    for name in ("uvicorn.error", "asyncio", "convsee.web"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RateLimit) for f in logger.filters):
+            logger.addFilter(_RateLimit())
+    return uvicorn.Server(config)
+
+
+def run_server(server, sock: socket.socket) -> None:
+    """Run a make_server() server on a listening socket until it stops (Ctrl-C, SIGTERM, or
+    server.should_exit from another thread)."""
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(_loop_exceptions())
+        await server.serve(sockets=[sock])
+
+    asyncio.run(main())
+
+
+def run_app(app, sock: socket.socket, limits: ServerLimits | None = None) -> None:
+    """Serve app on the listening socket until Ctrl-C (or SIGTERM)."""
+    run_server(make_server(app, limits), sock)
+
+
+def _return_freed_memory() -> None:
+    """glibc: serve blocks of 1 MB and up from mmap, so freeing them returns them to the
+    system. By default the threshold grows to the largest block freed (up to 32 MB), after
+    which the arrays of every large image stay in the heap for good (RSS only grows)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: 1 MB blocks and up from mmap
+            libc.mallopt(-1, 16 << 20)  # M_TRIM_THRESHOLD: else the heap top is trimmed at
+            # 128 KB, and grown again, at every request (0.4 ms of page faults each)
+        except (OSError, AttributeError):
+            pass  # not glibc
+
+
+def _torch_threads(workers: int) -> None:
+    """torch's threads per request: the cores shared among the requests computed at once (a
+    2-core machine: one each; two threads each made a ResNet-18 update 3-4x slower under
+    load). This replaces run/threads.py's policy for the server, whose requests run side by
+    side; an OMP_NUM_THREADS or CONVSEE_THREADS set by the user wins, as there."""
+    from ..run import threads
+
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("CONVSEE_THREADS"):
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, threads._cores() // max(1, workers)))
+    threads.start()  # sees OMP_NUM_THREADS: the policy is off, and so is its import hook
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def serve(
+    network=None,
+    data_dir=None,
+    dataset: str = "mnist",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: ServerLimits | None = None,
+) -> int:
+    """`convsee serve`: listen first (a busy port fails at once), load the model, serve.
+
+    network: a Network, a function returning one (called after the port is bound), a LeNet-5
+    checkpoint path, or None (LeNet-5 with the shipped weights of `dataset`).
+    On a loopback address only requests naming loopback in their Host header are answered;
+    on any other address the page is open to the network, which is said on stderr.
+    """
+    from PIL import PngImagePlugin
+
+    from .server import WORKERS, create_app
+
+    sock = listen(host, port)
+    try:
+        _return_freed_memory()
+        _torch_threads(WORKERS)
+        local = is_loopback(sock)
+        # this process only ever reads images for the page: no PNG text chunks worth 64 MB
+        PngImagePlugin.MAX_TEXT_MEMORY = PngImagePlugin.MAX_TEXT_CHUNK
+        net = network() if callable(network) else network
+        app = create_app(net, data_dir, dataset, any_host=not local)
+        print(f"convsee: serving on {url_of(sock)}  (Ctrl-C to stop)", flush=True)
+        if not local:
+            print(
+                f"convsee: warning: listening on {url_of(sock)}, not on loopback: the page and "
+                "its API are open to anyone who can reach this machine on the network, with "
+                "no authentication, and answer any Host name",
+                file=sys.stderr,
+                flush=True,
+            )
+        run_app(app, sock, limits)
+    finally:
+        sock.close()
+    return 0

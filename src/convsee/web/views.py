@@ -1,0 +1,263 @@
+"""The views beside a map on the live page, for any model: a channel's top dataset exemplars
+(patches cut to its receptive field) and the input it responds to most.
+
+Nothing is computed up front. `Views.status(layer, unit)` answers at once: the view when it
+is ready, else "computing" (and the job is queued). One background thread runs the jobs, the
+most recently asked for first, on its own copy of the torch model, so the page's updates (which
+use the model's hooks under TORCH_LOCK) never wait for a view. Each job is bounded in time:
+the dataset scan of a layer ranks as many images as fit in `SCAN_SECONDS` (all 10,000 MNIST
+test images for LeNet-5; about a hundred for a ResNet-18 at 224x224), the optimisation runs as
+many steps as fit in `OPTIMIZE_SECONDS` (between `MIN_STEPS` and `MAX_STEPS`), and the answer
+says how many. Results, the per-layer rankings and the queue are bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import ctypes
+import logging
+import sys
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import ConvseeError
+
+__all__ = ["Views", "tile", "K", "SCAN_SECONDS", "OPTIMIZE_SECONDS", "QUEUE", "RESULTS"]
+
+K = 6  # exemplars per channel
+SCAN_SECONDS = 4.0  # s: a layer's ranking of dataset images stops after about this long
+OPTIMIZE_SECONDS = 4.0  # s: one channel's optimisation takes about this long at most
+MIN_STEPS, MAX_STEPS = 16, 100  # optimisation steps (LeNet-5: 100, as `maximize` ran)
+TILE = 64  # px: patches and optimised inputs are sent at most this large
+PROBE = 16  # images a scan ranks at least
+BATCH_VALUES = 1_500_000  # input values in one scan batch (a 3x224x224 image is 150,528)
+QUEUE = 16  # jobs waiting; a new one beyond this drops the one asked for longest ago
+RESULTS = 256  # finished views kept (each a few KB)
+RANKINGS = 8  # layers whose dataset ranking (top-k per channel) is kept
+log = logging.getLogger("convsee.web")
+
+
+def tile(image: np.ndarray) -> tuple[str, list[int]]:
+    """(base64 of 8-bit pixels, shape) of an (h, w) or (h, w, 3) image in [0, 1], averaged
+    down to at most TILE px on its longer side."""
+    from PIL import Image
+
+    a = np.rint(np.clip(np.asarray(image, np.float32), 0, 1) * 255).astype(np.uint8)
+    h, w = a.shape[:2]
+    if max(h, w) > TILE:
+        s = TILE / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        a = np.asarray(Image.fromarray(a).resize(size, Image.Resampling.BOX))
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode(), list(a.shape)
+
+
+def _release_memory() -> None:
+    """Give freed heap memory back to the system (glibc keeps it after a large job)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass  # not glibc
+
+
+class Views:
+    """Per (layer, unit): its exemplars and its optimised input, computed on request."""
+
+    def __init__(self, served, lock: threading.Lock):
+        self.served = served
+        self.lock = lock  # guards the served torch model (copied once, under it)
+        self._cond = threading.Condition()
+        self._jobs: OrderedDict = OrderedDict()  # key -> None, the last asked for last
+        self._running = None
+        self._done: OrderedDict = OrderedDict()  # key -> answer
+        self._rankings: OrderedDict = OrderedDict()  # layer name -> TopK
+        self._steps: dict = {}  # layer name -> optimisation steps that fit the budget
+        self._model = None
+        self._shared = False  # the model could not be copied: jobs hold the lock
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.computed = 0  # jobs run (for tests)
+
+    # -- asking ------------------------------------------------------------------------------
+    def status(self, layer, unit: int) -> dict:
+        """{"exemplars": ..., "optimized": ...}, each {"status": "ready", ...}, "computing",
+        "failed" (with "why") or "unavailable" (with "why"). Never waits."""
+        out = {"layer": layer.name, "unit": unit}
+        want = []
+        for kind in ("optimized", "exemplars"):  # exemplars queued last: run first
+            if kind == "exemplars" and self.served.source is None:
+                out[kind] = {
+                    "status": "unavailable",
+                    "why": "no dataset: start convsee serve with --data DIR (IDX files or a "
+                    "folder of images)",
+                }
+                continue
+            want.append((kind, layer.name, unit))
+        with self._cond:
+            for key in want:
+                if key in self._done:
+                    self._done.move_to_end(key)
+                    out[key[0]] = self._done[key]
+                    continue
+                out[key[0]] = {"status": "computing"}
+                if key == self._running:
+                    continue
+                self._jobs.pop(key, None)
+                self._jobs[key] = None  # most recent last
+                while len(self._jobs) > QUEUE:
+                    self._jobs.popitem(last=False)
+            if self._jobs and not self._stopping:
+                self._cond.notify()
+                self._start()
+        return out
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="views", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Drop the queue and wait (up to timeout) for the running job: a process that exits
+        while torch computes in another thread can abort."""
+        with self._cond:
+            self._stopping = True
+            self._jobs.clear()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                key, _ = self._jobs.popitem(last=True)
+                self._running = key
+            try:
+                answer = self._compute(key)
+            except ConvseeError as e:
+                answer = {"status": "failed", "why": str(e)[:200]}
+            except Exception:  # noqa: BLE001 - any model can fail; the page says so
+                log.exception("computing the %s view of %s failed", key[0], key[1])
+                answer = {"status": "failed", "why": "it could not be computed (see the log)"}
+            with self._cond:
+                self._done[key] = answer
+                while len(self._done) > RESULTS:
+                    self._done.popitem(last=False)
+                self._running = None
+                self.computed += 1
+            _release_memory()
+
+    # -- computing ---------------------------------------------------------------------------
+    def _torch(self):
+        """The views' own copy of the torch model (made once, under the served model's lock:
+        a copy taken while hooks are set would keep them)."""
+        if self._model is None:
+            with self.lock:
+                model = self.served.torch_model()
+                try:
+                    self._model = copy.deepcopy(model).eval()
+                except Exception:  # noqa: BLE001 - e.g. a TorchScript program
+                    self._model, self._shared = model, True
+        return self._model
+
+    def _compute(self, key) -> dict:
+        kind, name, unit = key
+        layer = self.served.spec.layer(name)
+        model = self._torch()
+        run = self._exemplars if kind == "exemplars" else self._optimized
+        if self._shared:
+            with self.lock:
+                return run(model, layer, unit)
+        return run(model, layer, unit)
+
+    def _ranking(self, model, layer):
+        """The layer's top-K images per channel over as much of the dataset as fits in
+        SCAN_SECONDS (cached per layer)."""
+        import torch
+
+        from ..run.exemplars import sample_inputs, scan
+        from ..run.units import forward_to
+
+        if layer.name in self._rankings:
+            self._rankings.move_to_end(layer.name)
+            return self._rankings[layer.name]
+        prep, source = self.served.prep, self.served.source
+        c, h, w = prep.input_size
+        batch = max(1, min(256, BATCH_VALUES // (c * h * w)))
+        # the cost of one image, from one batch of the size the scan uses (after a warm-up)
+        _, x = sample_inputs(source, prep, batch)
+        xt = torch.from_numpy(x)
+        forward_to(model, xt[:1], [layer])
+        t0 = time.perf_counter()
+        forward_to(model, xt, [layer])
+        per_image = (time.perf_counter() - t0) / max(1, len(x))
+        limit = min(len(source), max(PROBE, int(SCAN_SECONDS / max(per_image, 1e-9))))
+        top = scan(model, prep, source, [layer], min(K, limit), batch_size=batch, limit=limit)
+        self._rankings[layer.name] = top[layer.name]
+        while len(self._rankings) > RANKINGS:
+            self._rankings.popitem(last=False)
+        return top[layer.name]
+
+    def _exemplars(self, model, layer, unit: int) -> dict:
+        from ..run.exemplars import collect
+
+        source = self.served.source
+        top = self._ranking(model, layer)
+        ex = collect(top, layer, [unit], self.served.prep, source)
+        tiles, shape = [], []
+        for patch in ex.patches[0]:
+            data, shape = tile(patch)
+            tiles.append(data)
+        return {
+            "status": "ready",
+            "tiles": tiles,
+            "shape": shape,
+            "size": list(ex.size),  # the patches' size in input pixels
+            "values": [round(float(v), 5) for v in ex.values[0]],
+            "names": list(ex.names[0]),
+            "whole": ex.whole,
+            "padded": ex.padded,
+            "seen": int(ex.seen),
+            "of": len(source),
+            "source": ex.source,
+        }
+
+    def _optimized(self, model, layer, unit: int) -> dict:
+        from ..run.optimize import OptimizeConfig, optimize_units
+
+        prep = self.served.prep
+        steps = self._steps.get(layer.name)
+        if steps is None:
+            t0 = time.perf_counter()
+            optimize_units(model, prep, layer, [unit], OptimizeConfig(steps=2, rounds=1))
+            per_step = (time.perf_counter() - t0) / 2
+            steps = int(min(MAX_STEPS, max(MIN_STEPS, OPTIMIZE_SECONDS / max(per_step, 1e-9))))
+            self._steps[layer.name] = steps
+        res = optimize_units(model, prep, layer, [unit], OptimizeConfig(steps=steps, rounds=1))
+        r0, r1, c0, c1 = (int(v) for v in res.boxes[0])
+        img = res.images[0]
+        _, h, w = prep.input_size
+        if not res.whole:  # the part its objective sees (padding: the mean colour)
+            from ..run.units import crop
+
+            fill = prep.channel_mean()
+            img = crop(img, (r0, r1, c0, c1), fill if img.ndim == 3 else fill[:1])[0]
+        data, shape = tile(img)
+        return {
+            "status": "ready",
+            "tile": data,
+            "shape": shape,
+            "size": [r1 - r0 + 1, c1 - c0 + 1],
+            "box": [r0, r1, c0, c1],
+            "whole": bool(res.whole),
+            "value": round(float(res.values[0]), 5),
+            "steps": steps,
+            "objective": res.objective,
+        }
