@@ -81,7 +81,7 @@ def main() -> int:
     from test_photos import N_MNIST, photograph
 
     from convsee.datasets.digits import preprocess
-    from convsee.datasets.idx import read_idx
+    from convsee.datasets.idx import MEAN, STD, read_idx
     from convsee.datasets.images import open_image
     from convsee.datasets.inputs import samples
     from convsee.models.checkpoint import load_weights
@@ -122,8 +122,8 @@ def main() -> int:
                 seen.append(fn(jpeg))
             except Exception:
                 seen.append(np.zeros((28, 28), np.float32))
-        _, probs = forward_all(weights, seen)
-        right = np.mean(probs.argmax(1) == [y for _, y in photos])
+        x = (np.stack(seen)[:, None] - MEAN) / STD
+        right = np.mean(forward_all(weights, x)[1].argmax(1) == [y for _, y in photos])
         result["photos_read_right"][name] = f"{right:.3f} of {len(photos)}"
     return save_result("preprocess", result)
 

@@ -17,6 +17,7 @@ out as before, except that specks far from the digit no longer widen the crop.
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -24,13 +25,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from ..errors import ConvseeError
-from .images import open_image, to_gray
+from .images import open_image, reduce_to, to_gray
 
 __all__ = ["preprocess", "preprocess_for", "save_gray_png"]
 
 INK_THRESHOLD = 0.1  # fraction of full contrast that counts as ink when cropping
 BLANK_CONTRAST = 0.08  # below this (ink - background), on [0, 1], the image is blank
-WORK_SIDE = 512  # px: longer inputs are box-averaged to at most 2x this first (speed)
+WORK_PIXELS = 1_000_000  # larger inputs are box-averaged to at most this many pixels (speed)
 COARSE_SIDE = 48  # px: long side of the copy for a first look at the paper's shading
 BG_SIDE = 128  # px: long side of the copy on which uneven shading is estimated
 DARKEST = 0.02  # added to brightness before taking ratios of it (sensor's black)
@@ -110,23 +111,28 @@ def save_gray_png(array: np.ndarray, dest) -> None:
 
 
 def _gray(image) -> np.ndarray:
-    """to_gray() of the input, box-averaged first when it is large: a 12 MP photo is
-    reduced while still 8-bit, before the float conversion that would cost most."""
-    if isinstance(image, (str, os.PathLike, bytes, bytearray)) or hasattr(image, "read"):
+    """to_gray() of the input, box-averaged first to at most about WORK_PIXELS: a 12 MP
+    photo is reduced while still 8-bit, before the float conversion that would cost most."""
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
+        image, "read"
+    ):
         image = open_image(image)
     if isinstance(image, Image.Image):
-        k = max(image.size) // WORK_SIDE
-        if k >= 2 and image.mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
-            image = image.reduce(k)
+        image = reduce_to(image, WORK_PIXELS)
     elif isinstance(image, np.ndarray) and image.dtype == np.uint8:
-        k = max(image.shape[:2], default=0) // WORK_SIDE
+        k = _factor(image.shape[:2])
         if k >= 2 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
             image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).reduce(k))
     g = to_gray(image)
-    k = max(g.shape, default=0) // WORK_SIDE
-    if k >= 2:  # modes and dtypes reduced only now
+    k = _factor(g.shape)
+    if k >= 2:  # other arrays are reduced only now
         g = np.asarray(Image.fromarray(np.ascontiguousarray(g, np.float32), "F").reduce(k))
     return g
+
+
+def _factor(shape) -> int:
+    """The whole factor that brings an image of this (height, width) to WORK_PIXELS."""
+    return math.ceil(math.sqrt(shape[0] * shape[1] / WORK_PIXELS)) if len(shape) > 1 else 1
 
 
 # ---------- a filled shape on a flat background (Fashion-MNIST) ----------
