@@ -78,7 +78,11 @@ def run(a) -> int:
         others = ", ".join(f"{names[k]} {p.probabilities[k]:.1%}" for k in top)
         print(f"{p.input.name}: {p.label}{label}  [{others}]")
     if a.show_input:
-        print(f"wrote {len(preds)} model input picture(s) to {a.show_input}/", file=sys.stderr)
+        n = len(preds)
+        print(
+            f"wrote {n} model input picture{'' if n == 1 else 's'} to {a.show_input}/",
+            file=sys.stderr,
+        )
     if failed:
         print(f"convsee: {failed} of {len(specs)} inputs could not be read", file=sys.stderr)
         return 2
