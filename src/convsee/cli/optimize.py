@@ -131,12 +131,10 @@ def run(a) -> int:
     from ..draw.render import finish, sidecar
     from ..run.optimize import (
         OptimizeConfig,
-        baselines,
-        choose_units,
         field_patches,
-        optimize_units,
+        optimize_each,
     )
-    from ..run.units import check_layers, torch_model
+    from ..run.units import check_layers
     from .exemplars import safe
 
     t0 = time.perf_counter()
@@ -164,23 +162,20 @@ def run(a) -> int:
     data_x, data_note = dataset_sample(a, net, a.sample)
     if data_x is None:
         print(f"convsee: note: {data_note}", file=sys.stderr)
-    model = torch_model(net, getattr(a, "device", None))
     scores = score_layer(net)
     c, h, w = net.prep.input_size
     files = {}
-    for layer in layers:
-        units = choose_units(model, net.prep, layer, choices[layer.name], data_x, a.random)
-        base = baselines(
-            model,
-            net.prep,
-            layer,
-            units,
-            cfg.objective,
-            n_random=a.random,
-            seed=cfg.seed,
-            data_x=data_x,
-        )
-        res = optimize_units(model, net.prep, layer, units, cfg, bar=base.bar())
+    each = optimize_each(
+        net,
+        layers,
+        cfg,
+        choices,
+        data_x=data_x,
+        n_random=a.random,
+        device=getattr(a, "device", None),
+    )
+    for layer, (res, base) in zip(layers, each, strict=True):
+        units = res.units
         below = [u for u, v, b in zip(units, res.values, base.bar(), strict=True) if not v > b]
         classes = layer.name == scores
         labels = None

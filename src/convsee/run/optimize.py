@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -425,11 +426,26 @@ def optimize(
 
     channels: None (all), a list, ('top', K) (the K with the highest mean over the dataset
     sample, else over the random inputs), or {layer name: one of those}."""
+    return list(
+        optimize_each(net, layers, cfg, channels, data_x=data_x, n_random=n_random, device=device)
+    )
+
+
+def optimize_each(
+    net,
+    layers: list[Layer],
+    cfg: OptimizeConfig | None = None,
+    channels=None,
+    *,
+    data_x: np.ndarray | None = None,
+    n_random: int = 200,
+    device: str | None = None,
+) -> Iterator[tuple[Optimized, Baselines]]:
+    """optimize(), one layer at a time (for a caller that reports each as it is done)."""
     cfg = cfg or OptimizeConfig()
     cfg.check()
     check_layers(layers, "optimize")
     model = torch_model(net, device)
-    out = []
     for layer in layers:
         choice = channels.get(layer.name) if isinstance(channels, dict) else channels
         units = choose_units(model, net.prep, layer, choice, data_x, n_random)
@@ -443,9 +459,7 @@ def optimize(
             seed=cfg.seed,
             data_x=data_x,
         )
-        res = optimize_units(model, net.prep, layer, units, cfg, bar=base.bar())
-        out.append((res, base))
-    return out
+        yield optimize_units(model, net.prep, layer, units, cfg, bar=base.bar()), base
 
 
 def choose_units(model, prep, layer, choice, data_x=None, n_random: int = 200) -> list[int]:
