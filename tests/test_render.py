@@ -9,6 +9,7 @@ from PIL import Image
 from convsee.cli import main
 from convsee.datasets.inputs import samples
 from convsee.draw.render import RenderOptions, layer_ranges, render_set
+from convsee.errors import ConvseeError
 from convsee.models.lenet import LeNet5
 from convsee.models.load import load_network
 from convsee.run.predict import batch
@@ -236,6 +237,8 @@ def test_api_names_are_stable_and_figures_display_themselves():
         "net = convsee.load()\n"
         "[p] = convsee.predict(net, ['sample:7'])\n"
         "assert repr(p).startswith('Prediction(sample:7: 7 '), repr(p)\n"
+        "assert repr(net) == '<convsee LeNet-5: input 1x28x28, 10 classes, trained on mnist, "
+        "12 layers>', repr(net)\n"
         "figs = net.render('sample:3', layers='conv1')\n"
         "assert figs[0]._repr_png_().startswith(b'\\x89PNG')\n"
         "assert 'torch' not in sys.modules\n"
@@ -244,3 +247,12 @@ def test_api_names_are_stable_and_figures_display_themselves():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert importlib.import_module("convsee").__version__
+
+
+def test_api_says_which_argument_is_wrong():
+    import convsee
+
+    with pytest.raises(ConvseeError, match=r"first argument is the network .*got str"):
+        convsee.predict("sample:3")
+    with pytest.raises(ConvseeError, match="takes a torch model .*not int"):
+        convsee.wrap(3)

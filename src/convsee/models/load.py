@@ -445,6 +445,11 @@ def wrap(
     preprocess: a Preprocess or its fields (input_size, mean, std, resize, ...); keyword
     fields work too: wrap(net, input_size=(3, 224, 224), mean=..., std=..., classes=[...]).
     """
+    if not callable(model):
+        raise ConvseeError(
+            f"wrap() takes a torch model (an nn.Module), not {type(model).__name__}; for LeNet-5 with the "
+            "shipped weights use convsee.load()"
+        )
     if isinstance(preprocess, Preprocess):
         prep = preprocess
     else:

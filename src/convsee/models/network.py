@@ -79,6 +79,14 @@ class Network:
     meta: dict
     notes: list[str]  # what was assumed while loading (e.g. default preprocessing)
 
+    def __repr__(self) -> str:
+        name = "LeNet-5" if self.kind == "lenet" else self.meta.get("model", "model")
+        size = "x".join(map(str, self.prep.input_size))
+        out = self.spec.outputs[0].shape if self.spec.outputs else ()
+        k = f", {out[0]} classes" if len(out) == 1 else ""
+        data = f", trained on {self.meta['dataset']}" if self.meta.get("dataset") else ""
+        return f"<convsee {name}: input {size}{k}{data}, {len(self.spec.layers)} layers>"
+
     def class_names(self, k: int) -> list[str]:
         if self.classes and len(self.classes) == k:
             return list(self.classes)
