@@ -302,3 +302,48 @@ def test_otsu_splits_two_groups_where_the_variance_between_them_peaks():
     ]
     best = grid[int(np.argmax(between))]
     assert abs(t - best) < 0.01 and 0.3 < t < 0.45
+
+
+def test_a_phone_photo_stored_sideways_is_turned_upright(photos, seen, tmp_path):
+    """Phones store the sensor's pixels and an EXIF Orientation tag; the tag is obeyed."""
+    from convsee.datasets.inputs import resolve_input
+    from convsee.datasets.transforms import Preprocess
+
+    _, _, jpeg = photos[7]  # the bundled 7: not the same digit turned
+    upright = Image.open(io.BytesIO(jpeg))
+    for tag, stored in (
+        (6, upright.transpose(Image.Transpose.ROTATE_90)),  # shown turned 90 degrees clockwise
+        (8, upright.transpose(Image.Transpose.ROTATE_270)),
+        (3, upright.transpose(Image.Transpose.ROTATE_180)),
+    ):
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        path = tmp_path / f"tag{tag}.jpg"
+        stored.save(path, quality=95, exif=exif)
+        out = preprocess(path)
+        assert np.corrcoef(out.ravel(), seen[7].ravel())[0, 1] > 0.95
+        sideways = preprocess(stored)  # the same pixels without the tag read differently
+        assert np.corrcoef(sideways.ravel(), seen[7].ravel())[0, 1] < 0.6
+        notes = resolve_input(path, Preprocess()).notes
+        assert "turned upright as its EXIF orientation says" in notes
+
+
+def test_notes_say_what_reading_a_photo_did(photos, tmp_path):
+    from convsee.datasets.inputs import resolve_input
+    from convsee.datasets.transforms import Preprocess
+
+    path = tmp_path / "p.jpg"
+    path.write_bytes(photos[3][2])
+    w, h = Image.open(path).size
+    notes = resolve_input(path, Preprocess()).notes
+    assert notes[0].startswith("MNIST form")
+    assert f"a {w}x{h} RGB image" in notes
+    assert "colour read as luminance (0.299 R + 0.587 G + 0.114 B)" in notes
+    assert "dark ink on a light background: inverted" in notes
+    assert any(n.startswith("background taken out") for n in notes)
+    assert any(n.startswith("cropped to the ink") for n in notes)
+    rgba = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).line([(30, 5), (30, 55)], fill=(0, 0, 0, 255), width=6)
+    rgba.save(tmp_path / "a.png")
+    notes = resolve_input(tmp_path / "a.png", Preprocess()).notes
+    assert "where its transparency varies, the alpha channel is the ink" in notes

@@ -57,27 +57,32 @@ BORDER_BAND = 0.04  # parts lying within this fraction of the size along an edge
 MIN_BAND_SIDE = 16  # cells: images narrower than this have no such band
 
 
-def preprocess(image, *, size: int = 28, box: int = 20, center: str = "mass") -> np.ndarray:
+def preprocess(
+    image, *, size: int = 28, box: int = 20, center: str = "mass", notes: list | None = None
+) -> np.ndarray:
     """MNIST-form float32 (28, 28) from a path, PIL image or array. Never modifies its input.
 
     center="mass" centres the centre of mass (MNIST) and treats the image as strokes on
     paper, removing shading and noise; "box" centres the bounding box (Fashion-MNIST, whose
     items fill the 28x28: use box=28 with it) and treats it as one filled shape on a flat
     background (a shading estimate would take a large filled shape for shading).
+    notes: a list to which what was done is appended, in words (for sidecars).
     """
-    g = _gray(image)
+    notes = [] if notes is None else notes
+    g = _gray(image, notes)
     if g.size == 0:
         raise ConvseeError("empty image")
     if center == "mass":
-        g = _strokes(g)
+        g = _strokes(g, notes)
     else:
-        g = _flat(g)
+        g = _flat(g, notes)
     rows = np.flatnonzero(g.max(1) > INK_THRESHOLD)
     cols = np.flatnonzero(g.max(0) > INK_THRESHOLD)
     if rows.size == 0:
         raise ConvseeError("blank image: no ink found (nothing stands out from the background)")
     g = g[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = g.shape
+    notes.append(f"cropped to the ink ({w}x{h} px), scaled to fit {box}x{box}")
     s = box / max(h, w)
     nh, nw = max(1, round(h * s)), max(1, round(w * s))
     small = Image.fromarray(g, mode="F").resize((nw, nh), Image.Resampling.LANCZOS)
@@ -110,7 +115,7 @@ def save_gray_png(array: np.ndarray, dest) -> None:
 # ---------- grayscale, shrunk early ----------
 
 
-def _gray(image) -> np.ndarray:
+def _gray(image, notes: list) -> np.ndarray:
     """to_gray() of the input, box-averaged first to at most about WORK_PIXELS: a 12 MP
     photo is reduced while still 8-bit, before the float conversion that would cost most."""
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
@@ -118,6 +123,7 @@ def _gray(image) -> np.ndarray:
     ):
         image = open_image(image)
     if isinstance(image, Image.Image):
+        notes.extend(_source_notes(image))
         image = reduce_to(image, WORK_PIXELS)
     elif isinstance(image, np.ndarray) and image.dtype == np.uint8:
         k = _factor(image.shape[:2])
@@ -130,6 +136,22 @@ def _gray(image) -> np.ndarray:
     return g
 
 
+def _source_notes(img: Image.Image) -> list[str]:
+    """What reading this image into one gray channel does, in words."""
+    w, h = img.size
+    out = [f"a {w}x{h} {img.mode} image"]
+    if img.info.get("convsee_turned"):
+        out.append("turned upright as its EXIF orientation says")
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    if has_alpha:
+        out.append("where its transparency varies, the alpha channel is the ink")
+    if img.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr"):
+        out.append("colour read as luminance (0.299 R + 0.587 G + 0.114 B)")
+    if w * h > WORK_PIXELS:
+        out.append(f"box-averaged to at most {WORK_PIXELS // 1_000_000} megapixel first")
+    return out
+
+
 def _factor(shape) -> int:
     """The whole factor that brings an image of this (height, width) to WORK_PIXELS."""
     return math.ceil(math.sqrt(shape[0] * shape[1] / WORK_PIXELS)) if len(shape) > 1 else 1
@@ -138,10 +160,11 @@ def _factor(shape) -> int:
 # ---------- a filled shape on a flat background (Fashion-MNIST) ----------
 
 
-def _flat(g: np.ndarray) -> np.ndarray:
+def _flat(g: np.ndarray, notes: list) -> np.ndarray:
     """Ink in [0, 1] (white on black): the background is the border's median level."""
     border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     if np.median(border) > 0.5:  # dark ink on a light background
+        notes.append("dark on a light background: inverted")
         g = 1.0 - g
         border = 1.0 - border
     g = np.clip(g - np.median(border), 0, None)
@@ -154,7 +177,7 @@ def _flat(g: np.ndarray) -> np.ndarray:
 # ---------- strokes on paper (MNIST) ----------
 
 
-def _strokes(g: np.ndarray) -> np.ndarray:
+def _strokes(g: np.ndarray, notes: list) -> np.ndarray:
     """Ink in [0, 1] (white on black, (H, W) like g): shading removed, noise and specks gone.
 
     The shading is the opening of a small copy: first with a window half the image wide on
@@ -168,6 +191,7 @@ def _strokes(g: np.ndarray) -> np.ndarray:
         fine, f = _copy(g, BG_SIDE)
         dark = _dark_ink(fine, _copy(g, COARSE_SIDE)[0], border)
     if dark:
+        notes.append("dark ink on a light background: inverted")
         g = 1.0 - g
         fine = None if fine is None else 1.0 - fine
     small, fc = _copy(g, COARSE_SIDE)
@@ -182,6 +206,11 @@ def _strokes(g: np.ndarray) -> np.ndarray:
         ink = _ink(g, fine, f, max(3, k), dark)[0]
     if ink is None:
         raise ConvseeError("blank image: no ink found (nothing stands out from the background)")
+    notes.append(
+        "background taken out: flat paper"
+        if flat
+        else "background taken out: uneven paper shading estimated and removed"
+    )
     return ink
 
 

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConvseeError
 
@@ -34,6 +34,7 @@ _OPENED_AS = (*FORMATS, "MPO")
 # preprocessing needs about 15 bytes a pixel, so this is ~750 MB at worst. The server passes a
 # much smaller limit.
 MAX_PIXELS = 50_000_000
+ORIENTATION_TAG = 0x0112  # EXIF: how the stored pixels are to be turned (1: as stored)
 
 
 def _megapixels(n: float) -> str:
@@ -104,10 +105,29 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ConvseeError(f"{at}the image data is damaged or incomplete") from None
         if getattr(img, "fp", None) is not None:  # animations keep the file open: detach
             img = img.copy()
+        img = upright(img)
     except BaseException:
         img.close()
         raise
     return img
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """img turned as its EXIF Orientation tag says (phones store photos sideways and tag
+    them); img itself without the tag. The turned copy keeps `info["convsee_turned"]`, the
+    tag's value, so that notes can say so."""
+    try:
+        tag = img.getexif().get(ORIENTATION_TAG, 1)
+    except Exception:  # a damaged EXIF block: read the pixels as stored
+        return img
+    if tag not in range(2, 9):
+        return img
+    try:
+        turned = ImageOps.exif_transpose(img)
+    except Exception:
+        return img
+    turned.info["convsee_turned"] = tag
+    return turned
 
 
 def reduce_to(img: Image.Image, pixels: int) -> Image.Image:

@@ -244,11 +244,11 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
         side = min(h, w)
         if prep.resize == "mnist":
-            g = preprocess(image, size=side, box=max(1, round(side * 20 / 28)))
             notes.append(f"MNIST form: ink {round(side * 20 / 28)}px, centred by mass in {side}px")
+            g = preprocess(image, size=side, box=max(1, round(side * 20 / 28)), notes=notes)
         else:
-            g = preprocess(image, size=side, box=side, center="box")
             notes.append(f"Fashion-MNIST form: the item fills {side}px")
+            g = preprocess(image, size=side, box=side, center="box", notes=notes)
         if (h, w) != (side, side):
             canvas = np.zeros((h, w), np.float32)
             top, left = (h - side) // 2, (w - side) // 2
@@ -271,6 +271,8 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
         img = Image.fromarray(a)
     else:
         img = open_image(image)
+        if img.info.get("convsee_turned"):
+            notes.append("turned upright as its EXIF orientation says")
     img = _to_mode(img, c if c in (1, 3) else 3, notes)
     if c not in (1, 3):
         raise ConvseeError(
