@@ -208,3 +208,34 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("convsee: error:") and message in err[0], err
     assert not out.exists()
+
+
+def test_samples_and_data_come_from_the_checkpoint_s_dataset(tmp_path, capsys):
+    """A checkpoint that records dataset fashion-mnist gets Fashion-MNIST's samples without
+    --dataset (sample:9 was MNIST's handwritten 9 fed to a clothing model); --dataset wins."""
+    import convsee
+    from convsee.datasets.inputs import samples
+    from convsee.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = make("ResidualNet")
+    fashion = samples("fashion-mnist")[9]
+    classes = [str(c) for c in convsee.load(dataset="fashion-mnist").classes]
+    path = tmp_path / "r.safetensors"
+    meta = {"model": "ResidualNet", "classes": classes, "dataset": "fashion-mnist"}
+    save_checkpoint(model, path, meta)
+    spec = ["--model", RES[1], "--checkpoint", str(path)]
+    assert main(["predict", "sample:9", *spec]) == 0
+    out = capsys.readouterr().out
+    assert "(true Ankle boot)" in out
+    assert main(["predict", "sample:9", *spec, "--dataset", "mnist"]) == 0
+    assert "(true" not in capsys.readouterr().out  # MNIST's 9: its label is not a class here
+    assert main(["activations", "sample:9", *spec, "--out", str(tmp_path / "a.npz")]) == 0
+    seen = np.load(tmp_path / "a.npz")["input"][0, 0]
+    mean, std = 0.1307, 0.3081  # ResidualNet's default preprocessing: MNIST's
+    np.testing.assert_allclose(seen * std + mean, fashion.image, atol=1e-5)
+    [p] = convsee.predict(convsee.wrap(model, classes=classes), ["sample:9"])
+    assert p.input.label is None  # wrap() holds no dataset: MNIST's sample, said so
+    lenet = convsee.load(dataset="fashion-mnist")
+    [p] = lenet.predict(["sample:9"])
+    assert lenet.class_names(10)[p.input.label] == "Ankle boot"

@@ -11,6 +11,7 @@ import os
 import sys
 
 from ..errors import ConvseeError
+from .options import resolve_dataset
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start()  # once torch is imported: threads by how busy the machine is (run/threads.py)
     try:
+        resolve_dataset(args)
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
         return status

@@ -36,7 +36,15 @@ def class_map(net, source, k: int) -> tuple[np.ndarray, str]:
     if all(c in names for c in ds):
         return np.array([names.index(c) for c in ds]), "by name"
     if len(ds) <= k:
-        return np.arange(len(ds)), "in order (folder names sorted, as torchvision's ImageFolder)"
+        from ..datasets.folder import FolderSource
+
+        if isinstance(source, FolderSource):
+            how = "in order (folder names sorted, as torchvision's ImageFolder)"
+            return np.arange(len(ds)), how
+        return np.arange(len(ds)), (
+            f"in order, though their names differ (the data's {', '.join(ds[:3])}, ...; the "
+            f"model's {', '.join(names[:3])}, ...): is this the model's dataset?"
+        )
     raise ConvseeError(
         f"{source.name} has {len(ds)} classes, the model {k}; their names do not match "
         "(pass --labels FILE with the model's class names)"

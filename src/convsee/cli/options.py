@@ -108,9 +108,10 @@ def add_data(p, *, help_data: str = "folder with the dataset's IDX files") -> No
     p.add_argument("--data", metavar="DIR", help=help_data)
     p.add_argument(
         "--dataset",
-        default="mnist",
+        default=None,
         choices=["mnist", "fashion-mnist"],
-        help="picks the data, the samples and LeNet's shipped checkpoint",
+        help="picks the data, the samples and LeNet's shipped checkpoint (default: the "
+        "dataset the --checkpoint was trained on, else mnist)",
     )
 
 
@@ -182,6 +183,17 @@ def _size(text: str | None):
     if not (1 <= c <= 64 and 1 <= h <= 4096 and 1 <= w <= 4096):
         raise ConvseeError(f"--input-size {c},{h},{w} is out of range (C 1..64, H and W 1..4096)")
     return (c, h, w)
+
+
+def resolve_dataset(a) -> None:
+    """a.dataset when --dataset was not given: the one the checkpoint records, else mnist."""
+    if getattr(a, "dataset", "mnist") is not None:
+        return
+    from ..models.checkpoint import read_meta
+
+    ckpt = getattr(a, "checkpoint", None)
+    found = read_meta(ckpt).get("dataset") if ckpt and Path(ckpt).is_file() else None
+    a.dataset = found if found in ("mnist", "fashion-mnist") else "mnist"
 
 
 def network(a, *, need_torch: bool = False):

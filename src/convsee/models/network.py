@@ -100,13 +100,19 @@ class Network:
         return self.spec.select(text, default)
 
     # -- inputs --------------------------------------------------------------------------------
-    def inputs(self, specs=None, data_dir=None, dataset: str = "mnist") -> list[Input]:
+    def inputs(self, specs=None, data_dir=None, dataset: str | None = None) -> list[Input]:
         """Inputs for INPUT specs (None: the dataset's bundled samples), prepared for the model.
 
-        A dataset item's true label is kept only when the dataset's classes are the model's."""
+        dataset: where sample:D, test:N and train:N come from (default: the dataset the
+        checkpoint was trained on, else MNIST). A dataset item's true label is kept only when
+        the dataset's classes are the model's."""
         from dataclasses import replace
 
         from ..datasets.idx import spec as dataset_spec
+
+        if dataset is None:
+            found = self.meta.get("dataset")
+            dataset = found if found in ("mnist", "fashion-mnist") else "mnist"
 
         inputs = resolve_inputs(specs, self.prep, data_dir, dataset)
         theirs = list(dataset_spec(dataset)["classes"])
