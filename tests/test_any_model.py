@@ -172,6 +172,10 @@ def test_description_names_calls_elements_and_outputs():
         spec.layer("block.conv9")
     assert [x.name for x in spec.select("block.*")][:2] == ["block.conv1", "block.bn1"]
     assert len(spec.select("type:Conv2d")) == 4
+    shown = repr(spec).splitlines()  # in a notebook: the table `convsee layers` prints
+    assert shown[0] == "ResidualNet: input 1x28x28"
+    row = next(line.split() for line in shown if line.split()[:1] == ["block.relu#2"])
+    assert row[1:3] == ["ReLU", "x".join(map(str, r2.shape))] and row[-3:] == ["2", "of", "2"]
 
 
 def _dependence(model, layer, shape, i, j):

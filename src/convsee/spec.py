@@ -257,6 +257,56 @@ class ModelSpec:
             "functional": list(self.functional),
         }
 
+    def table(self) -> str:
+        """The layers as `convsee layers` prints them: outputs, one row per layer, notes."""
+        outs = ", ".join(
+            f"{o.name or 'output'} {'x'.join(map(str, o.shape))}"
+            + (" (probabilities)" if o.probabilities else "")
+            for o in self.outputs
+        )
+        rows = [("name", "type", "output", "params", "field / stride", "runs")]
+        for x in self.layers:
+            rows.append(
+                (
+                    "  " * x.depth + x.name,
+                    x.type,
+                    "x".join(map(str, x.shape)) or "-",
+                    f"{x.params:,}" if x.params else "",
+                    _field_text(x),
+                    f"{x.call} of {x.calls}" if x.calls > 1 else "",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [f"outputs: {outs}"]
+        lines += ["  ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in rows]
+        lines.append(
+            f"\n{len(self.layers)} layers. 'field / stride': the input pixels one output pixel "
+            "sees and the step between neighbouring outputs."
+        )
+        if self.functional:
+            lines.append(
+                "Functional ops no module hook can see (capture the module around or after "
+                "them): " + ", ".join(self.functional)
+            )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        size = "x".join(map(str, self.input_shape))
+        return f"{self.model_type or 'model'}: input {size}\n{self.table()}"
+
+
+def _field_text(layer: Layer) -> str:
+    """'5 / 1' (size / stride), '9x5 / 2x1', 'whole input' or '-'."""
+    f = layer.field
+    if f is None:
+        return "whole input" if layer.kind == "vector" else "-"
+    if f.whole:
+        return "whole input"
+    size = f"{f.size[0]}x{f.size[1]}" if f.size[0] != f.size[1] else f"{f.size[0]}"
+    s = f.stride
+    stride = f"{s[0]:g}x{s[1]:g}" if s[0] != s[1] else f"{s[0]:g}"
+    return f"{size} / {stride}"
+
 
 def select_channels(choice, n: int, means=None, name: str = "the layer") -> list[int]:
     """The channels to show of a layer with n channels: choice is None (all), a list of
