@@ -71,11 +71,11 @@ def browser():
         b.close()
 
 
-def open_page(browser, url, errors, width=1400, height=1000):
+def open_page(browser, url, errors, width=1400, height=1000, first="window.convsee.updates > 0"):
     page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
-    page.wait_for_function("window.convsee.updates > 0", timeout=30000)
+    page.wait_for_function(first, timeout=30000)
     return page
 
 
@@ -317,9 +317,11 @@ def test_foreign_rgb_model(browser, tmp_path):
     img.save(photo)
     errors = []
     with serving(create_app(net)) as u:
-        page = open_page(browser, u, errors)
+        # no first input: MNIST's samples and test digits are not offered to an RGB ResNet
+        page = open_page(browser, u, errors, first="window.convsee.info")
         info = page.evaluate("window.convsee.info")
         assert page.is_hidden("#draw-box")  # no drawing for a 3-channel model
+        assert page.is_hidden("#samples") and page.is_disabled("#random")
         shown = page.eval_on_selector_all(".layer", "els => els.map(e => e.dataset.layer)")
         assert shown == info["default_layers"] and len(shown) == 30
 

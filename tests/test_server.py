@@ -203,6 +203,23 @@ def test_samples_and_static(client):
     assert info["spec"] == load_network().spec.to_dict()  # the page builds itself from this
 
 
+def test_samples_and_test_images_only_for_a_model_that_takes_them(resnet, mnist_dir, tmp_path):
+    """An RGB ResNet is not offered MNIST's digits as samples or random test images; a folder
+    of its own images (--data) is offered; a digit model gets both."""
+    with TestClient(create_app(resnet, data_dir=mnist_dir), base_url=LOCAL) as c:
+        inp = c.get("/api/info").json()["inputs"]
+        assert inp["samples"] == [] and not inp["random"]["available"]
+        assert "MNIST test set is not what this model takes" in inp["random"]["why"]
+    folder = tmp_path / "mine" / "ball"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (80, 60), (200, 40, 40)).save(folder / "a.png")
+    with TestClient(create_app(resnet, data_dir=folder.parent), base_url=LOCAL) as c:
+        assert c.get("/api/info").json()["inputs"]["random"]["available"]
+    with TestClient(create_app(data_dir=mnist_dir), base_url=LOCAL) as c:
+        inp = c.get("/api/info").json()["inputs"]
+        assert len(inp["samples"]) == 10 and inp["random"]["available"]
+
+
 def test_fashion_class_names_are_whole():
     with TestClient(create_app(dataset="fashion-mnist"), base_url=LOCAL) as c:
         info = c.get("/api/info").json()

@@ -206,6 +206,16 @@ class Served:
     def classes(self, k: int) -> list[str]:
         return self.net.class_names(k)
 
+    def dataset_fits(self) -> bool:
+        """Whether the dataset's samples and test set are what the model takes: it takes one
+        channel (gray images, as the datasets' are) or its classes are the dataset's."""
+        from ..datasets.idx import spec as dataset_spec
+
+        if self.prep.input_size[0] == 1:
+            return True
+        own = [str(c) for c in self.net.classes or []]
+        return own == list(dataset_spec(self.dataset)["classes"])
+
 
 def _is_vector(layer: Layer) -> bool:
     """Vectors, and maps of 1x1 (global pooling): drawn as strips."""
@@ -935,9 +945,14 @@ def page_info(served: Served) -> dict:
         k = next(x.shape[0] for x in spec.layers if x.name == served.scores)
     c = prep.input_size[0]
     src = served.source
-    if src is not None:
+    fits = served.dataset_fits()
+    other = f"the {dataset_spec(served.dataset)['name']} test set is not what this model takes"
+    if src is not None and (fits or not hasattr(src, "split_name")):
         kind = "test" if hasattr(src, "split_name") else "data"
         random_info = {"available": True, "kind": kind, "count": len(src), "what": src.name}
+    elif src is not None:  # digits for a model of colour shapes: not offered
+        why = f"{other}: start convsee serve with --data DIR (a folder of its images)"
+        random_info = {"available": False, "why": why}
     else:
         random_info = {"available": False, "why": served.source_why}
     checkpoint = meta.get("checkpoint") or meta.get("path")
@@ -967,7 +982,7 @@ def page_info(served: Served) -> dict:
             "digit_form": prep.resize in ("mnist", "fashion"),
             "samples": [
                 {"name": s.name, "label": names[s.label] if s.label < len(names) else s.name}
-                for s in served.sample_items
+                for s in (served.sample_items if fits else [])
             ],
             "random": random_info,
             "upload_side": 1024,

@@ -937,6 +937,7 @@ function buildInputs(info) {
   $("draw-box").hidden = !inp.draw;
   $("input-title").textContent = inp.draw ? (inp.digit_form && info.dataset === "mnist" ? "Draw a digit" : "Draw something") : "Input";
   if (inp.draw) $("drop-text").textContent = "or drop an image here, paste one, or";
+  $("samples").hidden = !inp.samples.length;  // another dataset's samples are not offered
   for (const s of inp.samples) {
     const b = el("button", { text: s.label, title: `${s.name}: the bundled sample (${s.label})`, "data-sample": s.name.split(":")[1] });
     b.onclick = () => setNamed(s.name);
