@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ConvseeError
+from ..errors import ConvseeError, no_file
 
 __all__ = ["Preprocess", "RESIZE_MODES", "fit", "normalize", "denormalize", "read_preprocess"]
 
@@ -158,7 +158,7 @@ def read_preprocess(path) -> dict:
     """The fields of a preprocessing JSON file (input_size, mean, std, resize, ..., labels)."""
     p = Path(path)
     if not p.is_file():
-        raise ConvseeError(f"{p}: no such file")
+        raise ConvseeError(f"{p}{no_file(p)}")
     try:
         d = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -315,7 +315,7 @@ def load_npy(path, prep: Preprocess) -> np.ndarray:
     """A model input tensor (C, H, W) from FILE.npy, passed to the model unchanged."""
     p = Path(path)
     if not p.is_file():
-        raise ConvseeError(f"{p}: no such file")
+        raise ConvseeError(f"{p}{no_file(p)}")
     if os.path.getsize(p) > 512 * 1024 * 1024:
         raise ConvseeError(f"{p}: over 512 MB, not one input tensor")
     try:
