@@ -190,7 +190,7 @@ def test_tuple_output_choice_on_the_command_line(capsys):
             ["render", *RGB, "--checkpoint", "WRONG.pth"],
             "does not fit RGBNet: 18 missing (conv1.weight",
         ),
-        (["predict", *RGB, "BIG.npy"], "holds 1 channels, the model takes 3"),
+        (["predict", *RGB, "BIG.npy"], "holds 1 channel, the model takes 3"),
         (["render", *RGB, "--labels", "missing.txt"], "labels file missing.txt: no such file"),
         (["render", *RGB, "--preprocess", "BAD.json"], "unknown field 'size'"),
     ],

@@ -58,7 +58,10 @@ class Preprocess:
             raise ConvseeError(f"input size must be positive C,H,W, got {self.input_size}")
         for what, v in (("mean", self.mean), ("std", self.std)):
             if len(v) not in (1, c):
-                raise ConvseeError(f"{what} has {len(v)} values; the model takes {c} channels")
+                raise ConvseeError(
+                    f"{what} has {len(v)} values; the model takes {c} "
+                    f"channel{'' if c == 1 else 's'}"
+                )
             if not all(math.isfinite(x) for x in v):
                 raise ConvseeError(f"{what} must be finite numbers, got {list(v)}")
             if any(abs(x) > 1.5 for x in v):
@@ -330,7 +333,8 @@ def load_npy(path, prep: Preprocess) -> np.ndarray:
         raise ConvseeError(f"{p}: expected the model's input tensor (C,H,W), got shape {x.shape}")
     if x.shape[0] != prep.channels:
         raise ConvseeError(
-            f"{p}: holds {x.shape[0]} channels, the model takes {prep.channels} "
+            f"{p}: holds {x.shape[0]} channel{'' if x.shape[0] == 1 else 's'}, the model "
+            f"takes {prep.channels} "
             f"(input size {','.join(map(str, prep.input_size))})"
         )
     x = x.astype(np.float32)

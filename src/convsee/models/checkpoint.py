@@ -138,18 +138,13 @@ def check_writable(path: str | os.PathLike, need_bytes: int = 0) -> Path:
     """Fail now, not after the work, if path cannot be written: a folder in its place, a
     parent that cannot be made, a folder without write access, or (need_bytes) no room.
 
-    Makes the parent folders; probes by writing need_bytes to a temporary beside path.
+    Creates nothing: probes by writing need_bytes to a temporary in the nearest existing
+    folder at or above path's (missing folders are made when path is written).
     """
     path = Path(path)
     if path.is_dir():
         raise ConvseeError(f"{path} is a folder; a file name is needed")
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConvseeError(f"cannot write {path}: {parent} is not a folder") from None
-    except OSError as e:
-        raise ConvseeError(f"cannot create the folder {parent}: {e.strerror}") from None
+    parent = next((q for q in path.parents if q.exists()), Path("."))
     if not parent.is_dir():
         raise ConvseeError(f"cannot write {path}: {parent} is not a folder")
     tmp = None
