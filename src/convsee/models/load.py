@@ -479,8 +479,8 @@ def wrap(
     """
     if not callable(model):
         raise ConvseeError(
-            f"wrap() takes a torch model (an nn.Module), not {type(model).__name__}; for LeNet-5 with the "
-            "shipped weights use convsee.load()"
+            f"wrap() takes a torch model (an nn.Module), not {type(model).__name__}; "
+            "for LeNet-5 with the shipped weights use convsee.load()"
         )
     if isinstance(preprocess, Preprocess):
         prep = preprocess
