@@ -289,10 +289,10 @@ def out_file_ok(path, flag: str = "--out", suffix: str | None = None) -> Path:
     """flag names a file to write (suffix: the ending it must have): not a folder, below a
     folder this user can write into. Creates nothing; write it with write_file."""
     p = Path(path)
-    if suffix is not None and p.suffix.lower() != suffix:
-        raise ConvseeError(f"{flag} must end in {suffix}, got {str(path)[:80]}")
     if p.is_dir():
         raise ConvseeError(f"{flag} {p} is a folder; give a file name")
+    if suffix is not None and p.suffix.lower() != suffix:
+        raise ConvseeError(f"{flag} must end in {suffix}, got {str(path)[:80]}")
     _writable_parent(p.parent, flag, p)
     return p
 
