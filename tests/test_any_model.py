@@ -254,7 +254,7 @@ def test_import_by_file_and_by_module(tmp_path, monkeypatch):
         ("BROKEN.py:Net", "line 1: syntax error"),
         ("IMPORTS.py:Net", "importing .*IMPORTS.py failed: ModuleNotFoundError"),
         (f"{MODELS}:Nope", "has no 'Nope'; it defines: .*RGBNet"),
-        ("NOTMOD.py:VALUE", "is a int, not an nn.Module class or a function"),
+        ("NOTMOD.py:VALUE", "is an int, not an nn.Module class or a function"),
         ("NOTMOD.py:Plain", "is a class but not a torch.nn.Module"),
         ("NOTMOD.py:needs_args", r"needs_args\(\) raised TypeError.*called with no arguments"),
         ("NOTMOD.py:returns_list", "returned a list, not an nn.Module"),

@@ -170,7 +170,7 @@ def test_tuple_output_choice_on_the_command_line(capsys):
         (["render", *RGB, "--channels", "top:0"], "--channels top:K needs a positive K"),
         (
             ["render", *RGB, "--channels", "3-99"],
-            "--channels 8 is out of range: the layer has channels 0..7",
+            "--channels 8 is out of range: layer conv1 has channels 0..7",
         ),
         (["render", *RGB, "--output", "3"], "no output '3'"),
         (["render", "--output", "1"], "LeNet-5 has one output"),
@@ -190,7 +190,7 @@ def test_tuple_output_choice_on_the_command_line(capsys):
             ["render", *RGB, "--checkpoint", "WRONG.pth"],
             "does not fit RGBNet: 18 missing (conv1.weight",
         ),
-        (["predict", *RGB, "BIG.npy"], "holds 1 channels, the model takes 3"),
+        (["predict", *RGB, "BIG.npy"], "holds 1 channel, the model takes 3"),
         (["render", *RGB, "--labels", "missing.txt"], "labels file missing.txt: no such file"),
         (["render", *RGB, "--preprocess", "BAD.json"], "unknown field 'size'"),
     ],

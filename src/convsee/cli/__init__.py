@@ -7,7 +7,9 @@ Shared options (model, data, --out, --layers, --channels) are defined once in op
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import re
 import sys
 
 from ..errors import ConvseeError
@@ -33,12 +35,67 @@ COMMANDS = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, except that an option given no value is one line, not a usage dump; its
+    usual cause is a value starting with '-' (`--input-size -1,28,28`), which argparse
+    takes for an option. (Subparsers are of the parent's class.)"""
+
+    def error(self, message):
+        m = re.fullmatch(r"argument ((?:-\S+?/)*)(-\S+): expected one argument", message)
+        if m:
+            flag = m.group(2)
+            print(
+                f"convsee: error: {flag} needs a value (one starting with '-' is written "
+                f"{flag}=VALUE)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        super().error(message)
+
+
+class _Stdout:
+    """sys.stdout that outlives its reader (`convsee evaluate | head -3`): once the pipe is
+    closed the rest of the output is dropped and the command goes on, so the files it writes
+    after printing are still written; main() then returns 141, as for SIGPIPE."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text):
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._broke()
+        return len(text)
+
+    def flush(self):
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._broke()
+
+    def _broke(self):
+        self.broken = True
+        try:  # what is still buffered goes nowhere at exit, instead of a second error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     from .. import __version__
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="convsee",
         description="What does a convolution see? Pictures of every layer of LeNet-5 or your "
         "own CNN. `convsee COMMAND --help` for each command.",
@@ -54,13 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from ..run.threads import start
+    from .options import data_dir_ok
 
     start()  # once torch is imported: threads by how busy the machine is (run/threads.py)
+    out = sys.stdout = _Stdout(sys.stdout)
     try:
+        data_dir_ok(args)
         resolve_dataset(args)
         status = args.func(args)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
-        return status
+        out.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return 141 if out.broken and status == 0 else status
     except ConvseeError as e:
         print(f"convsee: error: {e}", file=sys.stderr)
         return 2
@@ -68,13 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         print("convsee: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # the reader went away (`convsee evaluate | head`): stop quietly, as cat does
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except OSError:
-            pass
+        # the reader went away (`convsee predict | head`) where _Stdout was bypassed
+        out._broke()
         return 141
+    finally:
+        sys.stdout = out.stream
 
 
 if __name__ == "__main__":

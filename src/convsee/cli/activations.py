@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import io
 
-from ..errors import ConvseeError
-from .options import Formatter, add_data, add_inputs, add_layers, add_model, network
+from .options import (
+    Formatter,
+    add_data,
+    add_inputs,
+    add_layers,
+    add_model,
+    network,
+    out_file_ok,
+    write_file,
+)
 
 HELP = "save layers' outputs as arrays (.npz keyed by layer name, batch axis first)"
 
@@ -23,10 +31,7 @@ def add(sub) -> None:
 def run(a) -> int:
     import numpy as np
 
-    from ..models.checkpoint import atomic_write
-
-    if not str(a.out).endswith(".npz"):
-        raise ConvseeError(f"-o must end in .npz, got {a.out!r}")
+    out_file_ok(a.out, "-o", ".npz")  # before the work, and creating nothing
     net = network(a)
     layers = net.select(a.layers)
     inputs = net.inputs(a.inputs, a.data, a.dataset)
@@ -37,7 +42,7 @@ def run(a) -> int:
         arrays["probabilities"] = probs
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write(a.out, buf.getvalue())
+    write_file(a.out, buf.getvalue())
     shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in acts.items())
     print(
         f"wrote {a.out}: {shapes} (batch axis first; 'input' is the model's input; inputs: "

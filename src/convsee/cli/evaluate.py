@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from ..errors import ConvseeError
-from .options import Formatter, add_data, add_model, network
+from .options import Formatter, add_data, add_model, network, out_file_ok, write_file
 
 HELP = "test accuracy, per-class accuracy and confusion matrix"
 
@@ -55,12 +55,11 @@ def run(a) -> int:
     from ..datasets.folder import open_source
     from ..draw.figures import confusion_image
     from ..draw.render import png_bytes
-    from ..models.checkpoint import atomic_write, check_writable
 
     if a.batch_size < 1:
         raise ConvseeError(f"--batch-size must be positive, got {a.batch_size}")
     if a.out:
-        check_writable(a.out)  # before the work, not after it
+        out_file_ok(a.out, "--out", ".png")  # before the work, and creating nothing
     net = network(a)
     if net.kind == "lenet":
         net.torch_model()  # batches of 10,000 images run faster in torch
@@ -87,6 +86,9 @@ def run(a) -> int:
     rows = [names[i] for i in used]
     sub = conf[np.ix_(used, used)] if len(used) < k else conf
     w = max(5, max(len(c) for c in rows) + 1)
+    if a.out:  # the picture first: a reader that stops early (`| head`) must not cost it
+        img = confusion_image(sub.tolist(), rows, f"test accuracy {acc:.2%}")
+        write_file(a.out, png_bytes(img))
     print(f"model {net.meta.get('model')} · checkpoint {net.meta.get('checkpoint')}")
     print(f"data {source.name}: {len(pred)} images, classes matched {how}")
     print(f"test accuracy {acc:.2%}\n")
@@ -100,11 +102,6 @@ def run(a) -> int:
             + f"   {per:.2%}"
         )
     if a.out:
-        img = confusion_image(sub.tolist(), rows, f"test accuracy {acc:.2%}")
-        try:
-            atomic_write(a.out, png_bytes(img))
-        except OSError as e:
-            raise ConvseeError(f"cannot write {a.out}: {e.strerror or e}") from None
         print(f"\nwrote {a.out}")
     sys.stdout.flush()
     return 0

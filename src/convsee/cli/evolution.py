@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..draw.render import finish
-from ..errors import ConvseeError
+from ..errors import ConvseeError, no_file
 from .options import Formatter, add_data, add_out
 
 HELP = "GIFs of the filters forming during training"
@@ -48,7 +48,7 @@ def run(a) -> int:
         return run_model(a, t0)
     ckpt = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.dataset)
     if not ckpt.is_file():
-        raise ConvseeError(f"checkpoint {str(ckpt)!r} does not exist")
+        raise ConvseeError(f"checkpoint {ckpt}{no_file(ckpt, ' does not exist')}")
     snaps = load_snapshots(ckpt)  # before the weights: a foreign checkpoint has none either
     net = load_network(None, ckpt, dataset=a.dataset)
     meta = net.meta
@@ -112,7 +112,7 @@ def run_model(a, t0) -> int:
         raise ConvseeError("evolution --model needs the checkpoint `convsee train` wrote")
     ckpt = Path(a.checkpoint)
     if not ckpt.is_file():
-        raise ConvseeError(f"checkpoint {str(ckpt)!r} does not exist")
+        raise ConvseeError(f"checkpoint {ckpt}{no_file(ckpt, ' does not exist')}")
     snaps = load_snapshots(ckpt, lenet=False)
     net = load_network(a.model, ckpt, dataset=a.dataset)
     convs = [x for x in net.spec.layers if x.kernel is not None and x.kind == "map"]

@@ -97,7 +97,7 @@ def run(a) -> int:
     from ..run.units import check_layers
 
     check_layers(layers, "exemplars")
-    choice = {x.name: parse_channels(a.channels, x.channels) for x in layers}
+    choice = {x.name: parse_channels(a.channels, x.channels, layer=x.name) for x in layers}
     source = open_source(a.data, dataset=a.dataset)
     n = len(source) if a.limit is None else min(a.limit, len(source))
     bar = progress_bar(n, a.quiet, "exemplars")

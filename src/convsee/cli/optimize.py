@@ -150,7 +150,7 @@ def run(a) -> int:
     out_dir_ok(a.out)
     net = network(a)
     layers = check_layers(net.select(a.layers, default_layers(net)), "optimize")
-    choices = {x.name: parse_channels(a.channels, x.channels) for x in layers}
+    choices = {x.name: parse_channels(a.channels, x.channels, layer=x.name) for x in layers}
     cfg = OptimizeConfig(
         steps=a.steps,
         restarts=a.restarts,

@@ -177,11 +177,13 @@ def _size(text: str | None):
     if text is None:
         return None
     parts = [x for x in re.split(r"[,x ]+", str(text).strip()) if x]
-    if len(parts) != 3 or not all(x.isascii() and x.isdigit() and len(x) <= 5 for x in parts):
+    if len(parts) != 3 or not all(re.fullmatch(r"-?[0-9]{1,40}", x) for x in parts):
         raise ConvseeError(f"--input-size takes C,H,W such as 3,224,224; got {text[:40]!r}")
     c, h, w = (int(x) for x in parts)
     if not (1 <= c <= 64 and 1 <= h <= 4096 and 1 <= w <= 4096):
-        raise ConvseeError(f"--input-size {c},{h},{w} is out of range (C 1..64, H and W 1..4096)")
+        raise ConvseeError(
+            f"--input-size {','.join(parts)[:40]} is out of range (C 1..64, H and W 1..4096)"
+        )
     return (c, h, w)
 
 
@@ -248,11 +250,11 @@ def parse_blur(text: str | None):
     return k, sigma
 
 
-def parse_channels(text: str | None, n: int, default_top: int = 64):
+def parse_channels(text: str | None, n: int, default_top: int = 64, layer: str | None = None):
     """(channel indices to draw, how they were chosen): 'all', 'top:K', 'A-B', 'i,j,...'.
 
     None: all of them up to default_top channels, else the top default_top (chosen later by
-    mean activation, so returned as ('top', K))."""
+    mean activation, so returned as ('top', K)). layer: its name, for the error message."""
     if text is None:
         return ("all", None) if n <= default_top else ("top", default_top)
     t = str(text).strip()
@@ -279,17 +281,60 @@ def parse_channels(text: str | None, n: int, default_top: int = 64):
     bad = [c for c in picked if c >= n]
     if bad:
         raise ConvseeError(
-            f"--channels {bad[0]} is out of range: the layer has channels 0..{n - 1}"
+            f"--channels {bad[0]} is out of range: "
+            f"{'the layer' if layer is None else f'layer {layer}'} has channels 0..{n - 1}"
         )
     return ("list", sorted(dict.fromkeys(picked)))
 
 
-def out_dir_ok(path) -> Path:
-    """--out must name a folder (it may not exist yet), not an existing file."""
+def out_dir_ok(path, flag: str = "--out") -> Path:
+    """flag (--out) must name a folder (it may not exist yet), not an existing file, below a
+    folder this user can write into. Creates nothing."""
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise ConvseeError(f"--out {p} is a file; give a folder")
-    parent = p if p.exists() else next((q for q in p.parents if q.exists()), Path("."))
-    if not os.access(parent, os.W_OK):
-        raise ConvseeError(f"--out {p}: {parent} is not writable")
+        raise ConvseeError(f"{flag} {p} is a file; give a folder")
+    _writable_parent(p, flag, p)
     return p
+
+
+def out_file_ok(path, flag: str = "--out", suffix: str | None = None) -> Path:
+    """flag names a file to write (suffix: the ending it must have): not a folder, below a
+    folder this user can write into. Creates nothing; write it with write_file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConvseeError(f"{flag} {p} is a folder; give a file name")
+    if suffix is not None and p.suffix.lower() != suffix:
+        raise ConvseeError(f"{flag} must end in {suffix}, got {str(path)[:80]}")
+    _writable_parent(p.parent, flag, p)
+    return p
+
+
+def _writable_parent(p: Path, flag: str, shown: Path) -> None:
+    """The nearest existing folder at or above p must be a folder this user can write into."""
+    parent = p if p.exists() else next((q for q in p.parents if q.exists()), Path("."))
+    if not parent.is_dir():
+        raise ConvseeError(f"{flag} {shown}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConvseeError(f"{flag} {shown}: {parent} is not writable")
+
+
+def write_file(path, data: bytes) -> None:
+    """Write one output file all or nothing: the folders it needs are made only for it, and
+    removed again if writing fails."""
+    from ..draw.render import write_outputs
+
+    p = Path(path)
+    write_outputs({p.name: data}, p.parent)
+
+
+def data_dir_ok(a) -> None:
+    """An explicit --data DIR must be an existing folder: a typo must not become a new folder
+    that a dataset is downloaded into. (Without --data, the default places may be made.)"""
+    d = getattr(a, "data", None)
+    if d is None:
+        return
+    p = Path(d).expanduser()
+    if not p.exists():
+        raise ConvseeError(f"--data {d}: no such folder")
+    if not p.is_dir():
+        raise ConvseeError(f"--data {d} is a file; give the folder that holds the data")

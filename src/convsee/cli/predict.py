@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..errors import ConvseeError
-from .options import Formatter, add_data, add_inputs, add_model, network
+from .options import Formatter, add_data, add_inputs, add_model, network, out_dir_ok
 
 HELP = "classify images (default: the bundled samples)"
 
@@ -26,11 +25,12 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    from ..draw.render import stems
-    from ..models.checkpoint import atomic_write
+    from ..draw.render import stems, write_outputs
 
     if a.top < 1:
         raise ConvseeError(f"--top must be positive, got {a.top}")
+    if a.show_input:
+        out_dir_ok(a.show_input, "--show-input")  # before the work, and creating nothing
     net = network(a)
     failed = 0
     inputs = []
@@ -52,7 +52,7 @@ def run(a) -> int:
     if a.show_input:
         from ..draw.figures import picture
 
-        out = Path(a.show_input)
+        files = {}
         for p, stem in zip(preds, stems(inputs), strict=True):
             import io
 
@@ -60,7 +60,8 @@ def run(a) -> int:
             img = p.input.image  # at the model's own resolution: gray (L) or RGB
             pic = picture(img, max(img.shape[:2]))
             (pic.convert("L") if img.ndim == 2 else pic).save(buf, "PNG")
-            atomic_write(out / f"{stem}.png", buf.getvalue())
+            files[f"{stem}.png"] = buf.getvalue()
+        write_outputs(files, a.show_input)  # all or nothing, before anything is printed
     for p in preds:
         if a.json:
             print(json.dumps(p.to_dict()))

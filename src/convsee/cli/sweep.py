@@ -77,7 +77,7 @@ def run(a) -> int:
     kinds = KINDS if a.kind == "all" else [a.kind]
     net = network(a)
     layer = pick_layer(net.spec, a.layer)
-    mode = parse_channels(a.channels, layer.channels)
+    mode = parse_channels(a.channels, layer.channels, layer=layer.name)
     [inp] = net.inputs([a.input], a.data, a.dataset)
     signed = layer.signed
     lut_name = "RdBu_r" if signed else "viridis"

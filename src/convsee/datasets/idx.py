@@ -177,6 +177,8 @@ def find_data_dir(
     else:
         errors = ["downloading was not allowed"]
     looked = "\n  ".join(str(d) for d in dirs)
+    if data_dir is None and not os.environ.get(sp["env"]):
+        looked = f"${sp['env']} (not set)\n  {looked}"
     listed = ", ".join(n + ".gz" for n in names)
     hint = " (or `apt-get install dataset-fashion-mnist`)" if dataset == "fashion-mnist" else ""
     raise ConvseeError(

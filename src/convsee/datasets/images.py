@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import ConvseeError
+from ..errors import ConvseeError, no_file
 
 __all__ = ["FORMATS", "MAX_PIXELS", "declared_size", "open_image", "reduce_to", "to_gray"]
 
@@ -72,7 +72,7 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     if isinstance(source, (bytes, bytearray, memoryview)):
         source = io.BytesIO(source)
     if is_path and not Path(source).is_file():
-        raise ConvseeError(f"{at}no such file")
+        raise ConvseeError(f"{source}{no_file(source)}")
     limit = f"the limit is {_megapixels(max_pixels)} megapixels"
     try:
         # Pillow warns from 89 MP and refuses from 179 MP, itself, inside open(); the size

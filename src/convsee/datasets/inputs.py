@@ -115,7 +115,12 @@ def resolve_input(spec, prep: Preprocess | None = None, data_dir=None, dataset="
                 x,
                 ("the model's input tensor, passed unchanged",),
             )
-        show, x, notes = fit(spec, prep)
+        try:
+            show, x, notes = fit(spec, prep)
+        except ConvseeError as e:  # name the file in every message ("blank image", ...)
+            if str(e).startswith(spec):
+                raise
+            raise ConvseeError(f"{spec}: {e}") from None
         return Input(Path(spec).name, show, None, spec, x, tuple(notes))
     kind, n = m.group(1), m.group(2)
     if not (n.isascii() and n.isdigit() and len(n) <= MAX_INDEX_DIGITS):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ConvseeError
+from ..errors import ConvseeError, no_file
 
 __all__ = ["Preprocess", "RESIZE_MODES", "fit", "normalize", "denormalize", "read_preprocess"]
 
@@ -58,7 +58,10 @@ class Preprocess:
             raise ConvseeError(f"input size must be positive C,H,W, got {self.input_size}")
         for what, v in (("mean", self.mean), ("std", self.std)):
             if len(v) not in (1, c):
-                raise ConvseeError(f"{what} has {len(v)} values; the model takes {c} channels")
+                raise ConvseeError(
+                    f"{what} has {len(v)} values; the model takes {c} "
+                    f"channel{'' if c == 1 else 's'}"
+                )
             if not all(math.isfinite(x) for x in v):
                 raise ConvseeError(f"{what} must be finite numbers, got {list(v)}")
             if any(abs(x) > 1.5 for x in v):
@@ -158,7 +161,7 @@ def read_preprocess(path) -> dict:
     """The fields of a preprocessing JSON file (input_size, mean, std, resize, ..., labels)."""
     p = Path(path)
     if not p.is_file():
-        raise ConvseeError(f"{p}: no such file")
+        raise ConvseeError(f"{p}{no_file(p)}")
     try:
         d = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -317,7 +320,7 @@ def load_npy(path, prep: Preprocess) -> np.ndarray:
     """A model input tensor (C, H, W) from FILE.npy, passed to the model unchanged."""
     p = Path(path)
     if not p.is_file():
-        raise ConvseeError(f"{p}: no such file")
+        raise ConvseeError(f"{p}{no_file(p)}")
     if os.path.getsize(p) > 512 * 1024 * 1024:
         raise ConvseeError(f"{p}: over 512 MB, not one input tensor")
     try:
@@ -332,7 +335,8 @@ def load_npy(path, prep: Preprocess) -> np.ndarray:
         raise ConvseeError(f"{p}: expected the model's input tensor (C,H,W), got shape {x.shape}")
     if x.shape[0] != prep.channels:
         raise ConvseeError(
-            f"{p}: holds {x.shape[0]} channels, the model takes {prep.channels} "
+            f"{p}: holds {x.shape[0]} channel{'' if x.shape[0] == 1 else 's'}, the model "
+            f"takes {prep.channels} "
             f"(input size {','.join(map(str, prep.input_size))})"
         )
     x = x.astype(np.float32)

@@ -126,10 +126,10 @@ def choose_channels(a: np.ndarray, mode) -> list[int]:
     return select_channels(mode, c, lambda: a.reshape(c, -1).mean(1))
 
 
-def _channel_mode(text, c: int):
+def _channel_mode(text, c: int, layer: str | None = None):
     from ..cli.options import parse_channels  # the one parser for this syntax
 
-    return parse_channels(text, c, TOP_DEFAULT)
+    return parse_channels(text, c, TOP_DEFAULT, layer)
 
 
 def _safe(name: str) -> str:
@@ -227,7 +227,7 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
     for layer in layers:
         colormap(_lut_name(layer, opts.cmap))  # fail on a bad colormap before any work
         if layer.kind == "map":
-            _channel_mode(opts.channels, layer.channels)  # and on bad channels
+            _channel_mode(opts.channels, layer.channels, layer.name)  # and on bad channels
     acts, probs = net.run(net.batch(inputs), layers)
     k = probs.shape[1] if probs is not None else 0
     classes = net.class_names(k) if k else []
@@ -300,7 +300,7 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
     frames = []
     per_input = []
     if layer.kind == "map":
-        mode = _channel_mode(opts.channels, a.shape[1])
+        mode = _channel_mode(opts.channels, a.shape[1], layer.name)
         kernels, klim, knote = _kernels_for(net, layer, opts)
         if knote:
             title.append(knote)
@@ -500,7 +500,7 @@ def render_diff(net, a: Input, b: Input, layers_text, cmap=None, channels=None) 
         x, y = acts[layer.name][0], acts[layer.name][1]
         cos = float((x.ravel() @ y.ravel()) / (np.linalg.norm(x) * np.linalg.norm(y) or 1))
         signed = layer.signed
-        mode = _channel_mode(channels, x.shape[0])
+        mode = _channel_mode(channels, x.shape[0], layer.name)
         chans = choose_channels(np.abs(x - y), mode)
         vr = _value_range(np.stack([x, y]), signed)
         pred = ""

@@ -21,12 +21,13 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConvseeError
+from ..errors import ConvseeError, no_file
 from .lenet_layers import state_shapes
 
 __all__ = [
@@ -137,18 +138,13 @@ def check_writable(path: str | os.PathLike, need_bytes: int = 0) -> Path:
     """Fail now, not after the work, if path cannot be written: a folder in its place, a
     parent that cannot be made, a folder without write access, or (need_bytes) no room.
 
-    Makes the parent folders; probes by writing need_bytes to a temporary beside path.
+    Creates nothing: probes by writing need_bytes to a temporary in the nearest existing
+    folder at or above path's (missing folders are made when path is written).
     """
     path = Path(path)
     if path.is_dir():
         raise ConvseeError(f"{path} is a folder; a file name is needed")
-    parent = path.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConvseeError(f"cannot write {path}: {parent} is not a folder") from None
-    except OSError as e:
-        raise ConvseeError(f"cannot create the folder {parent}: {e.strerror}") from None
+    parent = next((q for q in path.parents if q.exists()), Path("."))
     if not parent.is_dir():
         raise ConvseeError(f"cannot write {path}: {parent} is not a folder")
     tmp = None
@@ -250,12 +246,61 @@ def load_state_dict_file(path: Path, as_numpy: bool = False) -> dict:
 
 def _read_state_dict(path: Path, as_numpy: bool) -> tuple[dict, bytes]:
     if not path.is_file():
-        raise ConvseeError(f"checkpoint {str(path)!r} does not exist")
+        raise ConvseeError(f"checkpoint {path}{no_file(path, ' does not exist')}")
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ConvseeError(f"{path}: cannot read it ({e.strerror})") from None
     return _parse_state_dict(path, data, as_numpy), data
+
+
+_CODE_OPS = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+
+
+def _torch_load(path: Path, data: bytes):
+    """torch.load(weights_only=True) of a .pth/.pt file's bytes, in convsee's words: a file
+    that is no checkpoint at all (empty, random, truncated), or one holding pickled objects,
+    refused because loading them would run their code. torch's warnings are silenced and its
+    advice to turn weights_only off is never passed on."""
+    import torch
+
+    def not_one(why: str) -> ConvseeError:
+        return ConvseeError(f"{path}: not a PyTorch checkpoint ({why})")
+
+    is_zip = data[:4] == b"PK\x03\x04"  # torch.save's format since 1.6
+    is_pickle = data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    if not data:
+        raise not_one("the file is empty")
+    if not (is_zip or is_pickle):
+        raise not_one("neither a torch.save archive nor a pickle")
+    try:
+        with warnings.catch_warnings():  # "Detected pickle protocol 4 ...", and the like
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]{1,80})", str(e))
+        if found or (is_pickle and _pickles_objects(data)):
+            what = f" ({found.group(1)})" if found else ""
+            raise ConvseeError(
+                f"{path}: refused to load: it is not a plain state dict of tensors; it holds "
+                f"pickled objects{what}, and loading them would run their code"
+            ) from None
+        raise not_one("damaged, or pickled data that is not a state dict") from None
+    except EOFError:
+        raise not_one("the file ends too early") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a damaged file
+        text = str(e).strip().splitlines()[0].split(". ")[0][:120] if str(e).strip() else ""
+        raise not_one(f"damaged{': ' + text if len(text) > 12 else ''}") from None
+
+
+def _pickles_objects(data: bytes) -> bool:
+    """Whether a pickle's opcodes import or build objects (read, never run)."""
+    import pickletools
+
+    try:
+        return any(op.name in _CODE_OPS for op, _, _ in pickletools.genops(data))
+    except Exception:  # noqa: BLE001 - not a whole pickle: garbage, not code
+        return False
 
 
 def _parse_state_dict(path: Path, data: bytes, as_numpy: bool) -> dict:
@@ -270,16 +315,7 @@ def _parse_state_dict(path: Path, data: bytes, as_numpy: bool) -> dict:
             raise ConvseeError(f"{path}: not a valid safetensors file ({e})") from None
     import torch
 
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
-        raise ConvseeError(
-            f"{path}: refused to load: it is not a plain state dict of tensors "
-            f"(loading it would run pickled code: {first})"
-        ) from None
-    except Exception as e:
-        raise ConvseeError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    obj = _torch_load(path, data)
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

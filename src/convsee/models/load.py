@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 from ..datasets.transforms import Preprocess, imagenet
-from ..errors import ConvseeError
+from ..errors import ConvseeError, no_file
 from .network import LeNetNetwork, Network, TorchNetwork
 
 __all__ = [
@@ -44,6 +44,36 @@ def _first_line(e: BaseException) -> str:
     return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
+def _a(word: str) -> str:
+    """'an int', 'a list'."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
+def _exited(where: str, e: SystemExit) -> str:
+    code = "" if e.code is None else f" with status {e.code}" if isinstance(e.code, int) else ""
+    return f"{where} exited{code} while being imported (it calls sys.exit or exit at import time)"
+
+
+def _defines(module, base) -> str:
+    """'; it defines: ...', for a message about a missing name: the nn.Module classes and
+    the functions the module itself defines (imported names left out), then its other names."""
+    own = getattr(module, "__name__", "")
+    groups: dict[str, list[str]] = {"nn.Module classes": [], "functions": [], "other names": []}
+    for k, v in sorted(vars(module).items()):
+        if k.startswith("_") or isinstance(v, type(module)):
+            continue
+        if getattr(v, "__module__", own) != own:
+            continue
+        if isinstance(v, type) and issubclass(v, base):
+            groups["nn.Module classes"].append(k)
+        elif callable(v) and not isinstance(v, type):
+            groups["functions"].append(f"{k}()")
+        else:
+            groups["other names"].append(k)
+    parts = [f"{what} {', '.join(names[:12])}" for what, names in groups.items() if names]
+    return f"; it defines: {'; '.join(parts)}" if parts else "; it defines nothing public"
+
+
 def import_model(spec: str):
     """An nn.Module from 'file.py:Name' or 'package.module:Name' (Name called with no args)."""
     import torch
@@ -57,7 +87,7 @@ def import_model(spec: str):
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = Path(target).expanduser()
         if not path.is_file():
-            raise ConvseeError(f"model file {target}: no such file")
+            raise ConvseeError(f"model file {target}{no_file(path)}")
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
         modname = f"convsee_user_{path.stem}_{digest}"
         where = str(path)
@@ -70,6 +100,9 @@ def import_model(spec: str):
                 module_spec.loader.exec_module(module)
             finally:
                 sys.path.remove(str(path.parent.resolve()))
+        except SystemExit as e:  # sys.exit() or exit() at the top of the file
+            sys.modules.pop(modname, None)
+            raise ConvseeError(_exited(where, e)) from None
         except SyntaxError as e:
             sys.modules.pop(modname, None)
             raise ConvseeError(f"{where} line {e.lineno}: syntax error: {e.msg}") from None
@@ -82,8 +115,19 @@ def import_model(spec: str):
         where = target
         try:
             module = importlib.import_module(target)
+        except SystemExit as e:
+            raise ConvseeError(_exited(target, e)) from None
         except SyntaxError as e:
             raise ConvseeError(f"{target} line {e.lineno}: syntax error: {e.msg}") from None
+        except ModuleNotFoundError as e:
+            if e.name == target.split(".")[0] and Path(target).is_dir():
+                raise ConvseeError(
+                    f"model {target}:{name}: {target} is a folder, not a Python file "
+                    "(expected FILE.py:Name or package.module:Name)"
+                ) from None
+            raise ConvseeError(
+                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}"
+            ) from None
         except Exception as e:  # noqa: BLE001
             raise ConvseeError(
                 f"importing {target} failed: {type(e).__name__}: {_first_line(e)}"
@@ -91,27 +135,13 @@ def import_model(spec: str):
     obj = module
     for part in name.split("."):
         if not hasattr(obj, part):
-            found = sorted(
-                k
-                for k, v in vars(module).items()
-                if not k.startswith("_")
-                and (
-                    (isinstance(v, type) and issubclass(v, torch.nn.Module))
-                    or (
-                        callable(v)
-                        and not isinstance(v, type)
-                        and getattr(v, "__module__", "") == module.__name__
-                    )
-                )
-            )
-            hint = f"; it defines: {', '.join(found[:12])}" if found else ""
-            raise ConvseeError(f"{where} has no {name!r}{hint}")
+            raise ConvseeError(f"{where} has no {name!r}{_defines(module, torch.nn.Module)}")
         obj = getattr(obj, part)
     if isinstance(obj, torch.nn.Module):
         return obj
     if not callable(obj):
         raise ConvseeError(
-            f"{where}:{name} is a {type(obj).__name__}, not an nn.Module class or a function"
+            f"{where}:{name} is {_a(type(obj).__name__)}, not an nn.Module class or a function"
         )
     if isinstance(obj, type) and not issubclass(obj, torch.nn.Module):
         raise ConvseeError(f"{where}:{name} is a class but not a torch.nn.Module")
@@ -123,7 +153,9 @@ def import_model(spec: str):
             "(Name is called with no arguments: wrap it in a function that builds the model)"
         ) from None
     if not isinstance(model, torch.nn.Module):
-        raise ConvseeError(f"{where}:{name}() returned a {type(model).__name__}, not an nn.Module")
+        raise ConvseeError(
+            f"{where}:{name}() returned {_a(type(model).__name__)}, not an nn.Module"
+        )
     return model
 
 
@@ -154,7 +186,7 @@ def read_state_dict(path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise ConvseeError(f"checkpoint {str(path)!r} does not exist")
+        raise ConvseeError(f"checkpoint {path}{no_file(path, ' does not exist')}")
     kind = sniff(path)
     if kind in ("torchscript", "export"):
         what = "TorchScript" if kind == "torchscript" else "torch.export"
@@ -221,7 +253,7 @@ def read_labels(path) -> list[str]:
     """Class names, one a line (blank lines at the end ignored)."""
     p = Path(path)
     if not p.is_file():
-        raise ConvseeError(f"labels file {p}: no such file")
+        raise ConvseeError(f"labels file {p}{no_file(p)}")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:

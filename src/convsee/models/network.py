@@ -269,8 +269,13 @@ class TorchNetwork(Network):
         self.one_at_a_time = type(model).__name__ == "UnflattenedModule"
         names = [o.name for o in self.spec.outputs]
         if output not in (None, "") and str(output) not in names:
+            if names == [""]:  # a plain tensor: the outputs of a tuple or dict are 0, 1, ...
+                raise ConvseeError(
+                    f"the model has no output {str(output)[:40]!r}: its one output is the "
+                    "model's return value (an output is chosen only from a tuple or dict)"
+                )
             raise ConvseeError(
-                f"the model has no output {output!r}; its outputs: {', '.join(names)}"
+                f"the model has no output {str(output)[:40]!r}; its outputs: {', '.join(names)}"
             )
         self.output = None if output in (None, "") else str(output)
 
