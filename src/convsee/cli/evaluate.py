@@ -53,8 +53,8 @@ def class_map(net, source, k: int) -> tuple[np.ndarray, str]:
 
 def run(a) -> int:
     from ..datasets.folder import open_source
+    from ..draw.channel_views import png_rgb
     from ..draw.figures import confusion_image
-    from ..draw.render import png_bytes
     from ..models.checkpoint import atomic_write, check_writable
 
     if a.batch_size < 1:
@@ -102,7 +102,7 @@ def run(a) -> int:
     if a.out:
         img = confusion_image(sub.tolist(), rows, f"test accuracy {acc:.2%}")
         try:
-            atomic_write(a.out, png_bytes(img))
+            atomic_write(a.out, png_rgb(img))  # colours are counts: exact, no palette
         except OSError as e:
             raise ConvseeError(f"cannot write {a.out}: {e.strerror or e}") from None
         print(f"\nwrote {a.out}")

@@ -22,21 +22,75 @@ __all__ = [
 ]
 
 
-def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -> Image.Image:
-    """Confusion matrix [true][pred] as a heat map with counts; the diagonal in blue."""
+CONFUSION_LEFT, CONFUSION_TOP, CONFUSION_CELL = 110, 80, 44  # the matrix's place, cell px
+
+
+def _correct_colour(v, dmax: int, blues: np.ndarray) -> np.ndarray:
+    """A diagonal count: Blues from 0 to the largest diagonal count."""
+    return apply_cmap(np.asarray(v), 0, dmax, blues)
+
+
+def _error_colour(v, omax: int, reds: np.ndarray) -> np.ndarray:
+    """An off-diagonal count >= 1: Reds on a square-root scale (a single error still shows),
+    the largest error at 1/1.4 of the map so its number stays readable."""
+    return apply_cmap(np.sqrt(np.asarray(v, np.float64)), 0, np.sqrt(omax) * 1.4, reds)
+
+
+def _count_scale(img, d, xy, width, label, lo, hi, colour_of) -> None:
+    """A horizontal bar of the colours counts lo..hi get, the two ends labelled."""
+    x, y = xy
+    d.text((x, y), label, fill=FG, font=font(12))
+    y += 18
+    counts = lo + (hi - lo) * np.linspace(0, 1, width)
+    bar = np.repeat(colour_of(counts)[None], 12, axis=0).astype(np.uint8)
+    img.paste(Image.fromarray(bar), (x, y))
+    d.rectangle([x - 1, y - 1, x + width, y + 12], outline=MUTED)
+    d.text((x, y + 16), str(lo), fill=FG, font=font(11))
+    d.text((x + width, y + 16), str(hi), fill=FG, font=font(11), anchor="ra")
+
+
+def confusion_image(
+    conf, classes: list[str], title: str = "", cell: int = CONFUSION_CELL
+) -> Image.Image:
+    """Confusion matrix [true][pred] as a heat map with counts: the diagonal (correct) in
+    blue, errors in red, no count white; under it the two colour scales with their counts."""
     m = np.asarray(conf, dtype=np.int64)
     k = len(classes)
-    left, top = 110, 80
-    w, h = left + k * cell + 30, top + k * cell + 30
-    img = Image.new("RGB", (w, h), BG)
-    d = ImageDraw.Draw(img)
-    d.text((w // 2, 20), title or "confusion matrix", fill=FG, font=font(18), anchor="mm")
-    d.text((left + k * cell // 2, 50), "predicted", fill=MUTED, font=font(13), anchor="mm")
-    d.text((12, top + k * cell // 2), "true", fill=MUTED, font=font(13), anchor="lm")
+    left, top = CONFUSION_LEFT, CONFUSION_TOP
     off = m - np.diag(np.diag(m))
     blues, reds = colormap("Blues"), colormap("Reds")
     dmax = max(1, int(np.diag(m).max(initial=0)))
-    omax = max(1, int(off.max(initial=0)))
+    omax = int(off.max(initial=0))
+    title = title or "confusion matrix"
+    scales = [
+        (
+            "correct (the diagonal): blue, darker = more",
+            0,
+            dmax,
+            lambda v: _correct_colour(v, dmax, blues),
+        )
+    ]
+    if omax:
+        scales.append(
+            (
+                "errors (off the diagonal): red, square-root scale; white: none",
+                1,
+                omax,
+                lambda v: _error_colour(v, omax, reds),
+            )
+        )
+    else:
+        scales.append(("no errors (white: none)", None, None, None))
+    bar_w = 240
+    legend_w = max([bar_w] + [text_size(s[0], 12)[0] for s in scales])
+    legend_y = top + k * cell + 24
+    w = max(left + k * cell + 30, left + legend_w + 30, text_size(title, 18)[0] + 40)
+    h = legend_y + 52 * len(scales) + 10
+    img = Image.new("RGB", (w, h), BG)
+    d = ImageDraw.Draw(img)
+    d.text((w // 2, 20), title, fill=FG, font=font(18), anchor="mm")
+    d.text((left + k * cell // 2, 50), "predicted", fill=MUTED, font=font(13), anchor="mm")
+    d.text((12, top + k * cell // 2), "true", fill=MUTED, font=font(13), anchor="lm")
     for i in range(k):
         d.text(
             (left - 8, top + i * cell + cell // 2),
@@ -55,9 +109,9 @@ def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -
         for j in range(k):
             v = int(m[i, j])
             if i == j:
-                c = apply_cmap(np.array(v), 0, dmax, blues)
+                c = _correct_colour(v, dmax, blues)
             elif v:
-                c = apply_cmap(np.array(np.sqrt(v)), 0, np.sqrt(omax) * 1.4, reds)
+                c = _error_colour(v, omax, reds)
             else:
                 c = np.array(BG)
             x, y = left + j * cell, top + i * cell
@@ -75,6 +129,11 @@ def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -
                     anchor="mm",
                     fill=(255, 255, 255) if dark else FG,
                 )
+    for n, (label, lo, hi, colour_of) in enumerate(scales):
+        if colour_of is None:
+            d.text((left, legend_y + 52 * n), label, fill=FG, font=font(12))
+        else:
+            _count_scale(img, d, (left, legend_y + 52 * n), bar_w, label, lo, hi, colour_of)
     return img
 
 
