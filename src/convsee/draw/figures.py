@@ -147,6 +147,12 @@ def _title(d: ImageDraw.ImageDraw, x: int, lines: list[str]) -> None:
         d.text((x, 42 + 18 * i), line, fill=MUTED, font=font(13))
 
 
+def title_width(lines: list[str], x: int = 20) -> int:
+    """The width a picture needs for _title's lines drawn at x, with as much room right."""
+    sizes = [20] + [13] * (len(lines) - 1)
+    return 2 * x + max(text_size(t, z)[0] for t, z in zip(lines, sizes, strict=True))
+
+
 def picture(image: np.ndarray, size: int) -> Image.Image:
     """An input as the model sees it, (H, W) gray or (H, W, 3) colour in [0, 1], as an RGB
     image whose longer side is about `size` px: enlarged by a whole factor (sharp pixels) or
@@ -262,7 +268,8 @@ class MapGrid:
         height = max(120 + rows * cell_h, 120 + PANEL + 120) + 10
         second = 75 if kernels is not None else 0  # the kernels' colour bar, beside the maps'
         self.pos = [(left + (i % cols) * cell_w, 120 + (i // cols) * cell_h) for i in range(c)]
-        base = Image.new("RGB", (left + grid_w + 110 + second, height), BG)
+        width = max(left + grid_w + 110 + second, title_width(title))  # titles never cut
+        base = Image.new("RGB", (width, height), BG)
         d = ImageDraw.Draw(base)
         _title(d, 20, title)
         if labels is None:
@@ -363,7 +370,7 @@ def vector_strip(
     rows = int(np.ceil(n / per_row))
     left = PANEL + 42
     step = 10 if cell >= 14 else 32
-    width = left + per_row * cell + 120
+    width = max(left + per_row * cell + 120, title_width(title))
     height = max(120 + rows * (cell + 22) + 20, 120 + PANEL + 120)
     img = Image.new("RGB", (width, height), BG)
     d = ImageDraw.Draw(img)
@@ -403,7 +410,7 @@ def probability_bars(
     n = len(order)
     left, bar_w, row = 330, 360, 26
     height = max(120 + n * row + 30, 120 + 240)
-    img = Image.new("RGB", (left + bar_w + 250, height), BG)
+    img = Image.new("RGB", (max(left + bar_w + 250, title_width(title)), height), BG)
     d = ImageDraw.Draw(img)
     _title(d, 20, title)
     input_panel(img, d, (20, 120), image, caption)
@@ -439,7 +446,8 @@ def sample_sheet(images, captions: list[str], title: str, cols: int = 5) -> Imag
     ch = size + 74  # the picture and three lines of caption
     widest = max(text_size(line, 12)[0] for cap in captions for line in cap.split("\n"))
     cw = max(150, widest + 18)
-    img = Image.new("RGB", (cols * cw + 20, 60 + rows * ch), BG)
+    width = max(cols * cw + 20, 40 + text_size(title, 20)[0])  # one input: the title fits
+    img = Image.new("RGB", (width, 60 + rows * ch), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 16), title, fill=FG, font=font(20))
     for i, (pic, cap) in enumerate(zip(pics, captions, strict=True)):
@@ -569,7 +577,8 @@ def diff_grid(
     blocks = int(np.ceil(c / per_row))
     left, row_h = 40 + max(t, 96), t + 40
     width = left + per_row * (w * k + 8) + 130
-    img = Image.new("RGB", (max(width, 620), 110 + blocks * (3 * row_h + 20) + 10), BG)
+    width = max(width, 620, title_width(title))
+    img = Image.new("RGB", (width, 110 + blocks * (3 * row_h + 20) + 10), BG)
     d = ImageDraw.Draw(img)
     _title(d, 20, title)
     diff = a - b
