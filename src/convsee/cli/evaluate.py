@@ -53,8 +53,8 @@ def class_map(net, source, k: int) -> tuple[np.ndarray, str]:
 
 def run(a) -> int:
     from ..datasets.folder import open_source
+    from ..draw.channel_views import png_rgb
     from ..draw.figures import confusion_image
-    from ..draw.render import png_bytes
 
     if a.batch_size < 1:
         raise ConvseeError(f"--batch-size must be positive, got {a.batch_size}")
@@ -88,7 +88,7 @@ def run(a) -> int:
     w = max(5, max(len(c) for c in rows) + 1)
     if a.out:  # the picture first: a reader that stops early (`| head`) must not cost it
         img = confusion_image(sub.tolist(), rows, f"test accuracy {acc:.2%}")
-        write_file(a.out, png_bytes(img))
+        write_file(a.out, png_rgb(img))  # colours are counts: exact, no palette
     print(f"model {net.meta.get('model')} · checkpoint {net.meta.get('checkpoint')}")
     print(f"data {source.name}: {len(pred)} images, classes matched {how}")
     print(f"test accuracy {acc:.2%}\n")

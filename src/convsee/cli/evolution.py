@@ -9,7 +9,7 @@ import numpy as np
 
 from ..draw.render import finish
 from ..errors import ConvseeError, no_file
-from .options import Formatter, add_data, add_out
+from .options import Formatter, add_data, add_device, add_out, device
 
 HELP = "GIFs of the filters forming during training"
 
@@ -22,6 +22,7 @@ def add(sub) -> None:
         metavar="SPEC",
         help="the model the checkpoint was trained as (`convsee train --model SPEC --snapshots N`)",
     )
+    add_device(ev)
     add_data(ev)
     ev.add_argument(
         "--layers",
@@ -50,7 +51,7 @@ def run(a) -> int:
     if not ckpt.is_file():
         raise ConvseeError(f"checkpoint {ckpt}{no_file(ckpt, ' does not exist')}")
     snaps = load_snapshots(ckpt)  # before the weights: a foreign checkpoint has none either
-    net = load_network(None, ckpt, dataset=a.dataset)
+    net = load_network(None, ckpt, dataset=a.dataset, device=device(a.device))  # NumPy
     meta = net.meta
     [inp] = net.inputs([a.input], a.data, a.dataset)
     spe = int(snaps.get("steps_per_epoch", 1))
@@ -114,7 +115,7 @@ def run_model(a, t0) -> int:
     if not ckpt.is_file():
         raise ConvseeError(f"checkpoint {ckpt}{no_file(ckpt, ' does not exist')}")
     snaps = load_snapshots(ckpt, lenet=False)
-    net = load_network(a.model, ckpt, dataset=a.dataset)
+    net = load_network(a.model, ckpt, dataset=a.dataset, device=device(a.device))
     convs = [x for x in net.spec.layers if x.kernel is not None and x.kind == "map"]
     if not convs:
         raise ConvseeError("the model has no conv layer whose kernels could be shown forming")

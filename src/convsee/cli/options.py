@@ -16,6 +16,7 @@ from ..errors import ConvseeError
 __all__ = [
     "Formatter",
     "add_model",
+    "add_device",
     "add_data",
     "add_out",
     "add_layers",
@@ -99,9 +100,13 @@ def add_model(p, *, device: bool = True, checkpoint_help: str | None = None) -> 
         "interpolation, labels) as JSON",
     )
     if device:
-        g.add_argument(
-            "--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where torch runs"
-        )
+        add_device(g)
+
+
+def add_device(p) -> None:
+    p.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where torch runs"
+    )
 
 
 def add_data(p, *, help_data: str = "folder with the dataset's IDX files") -> None:

@@ -50,6 +50,12 @@ def _help(action) -> str:
     return text.replace("|", "\\|")
 
 
+def _names(items) -> str:
+    """`a`, `b` and `c`."""
+    items = [f"`{x}`" for x in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _row(action) -> str:
     return f"| {_flag(action).replace('|', chr(92) + '|')} | {_help(action)} |"
 
@@ -75,19 +81,35 @@ def markdown() -> str:
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     out = [START, ""]
-    takers, model_rows = [], {}
+    takes: dict[str, list[str]] = {}  # command: the model flags it takes
+    model_rows = {}
     for name in COMMANDS:
         for action in sub.choices[name]._actions:
             if action.option_strings and action.option_strings[-1] in MODEL_FLAGS:
-                model_rows.setdefault(action.option_strings[-1], _row(action))
-                if name not in takers:
-                    takers.append(name)
+                flag = action.option_strings[-1]
+                takes.setdefault(name, []).append(flag)
+                if len(takes[name]) == len(MODEL_FLAGS) or flag not in model_rows:
+                    model_rows[flag] = _row(action)  # a command's with every flag wins
+    full = [n for n, f in takes.items() if len(f) == len(MODEL_FLAGS)]
+    partial = [n for n in takes if n not in full]
+    device = [n for n, f in takes.items() if "--device" in f]
     out.append("#### Model options")
     out.append("")
-    out.append(
-        "Taken by " + ", ".join(f"`{n}`" for n in takers) + " (`--device` by those that run "
-        "torch). Without `--model`: LeNet-5 with the shipped weights of `--dataset`."
+    text = "Taken by " + _names(full)
+    groups: dict[tuple, list[str]] = {}
+    for n in partial:
+        groups.setdefault(tuple(takes[n]), []).append(n)
+    for flags, names in groups.items():
+        whose = "their" if len(names) > 1 else "its"
+        text += f"; {_names(names)} take only {_names(flags)} (see {whose} own table)"
+    text += ". `--device` (where torch runs) is taken by " + (
+        "all of them" if device == list(takes) else _names(device)
     )
+    text += (
+        "; LeNet-5 without `--model` runs in NumPy where it needs no torch, and `--device` then "
+        "changes nothing. Without `--model`: LeNet-5 with the shipped weights of `--dataset`."
+    )
+    out.append(text)
     out.append("")
     out.append("| argument | what it does |")
     out.append("| --- | --- |")
@@ -103,9 +125,9 @@ def markdown() -> str:
             _row(a)
             for a in cmd._actions
             if not isinstance(a, argparse._HelpAction)
-            and not (a.option_strings and a.option_strings[-1] in MODEL_FLAGS)
+            and not (name in full and a.option_strings and a.option_strings[-1] in MODEL_FLAGS)
         ]
-        if name in takers:
+        if name in full:
             rows.append("| model options | see above |")
         out.append("| argument | what it does |")
         out.append("| --- | --- |")

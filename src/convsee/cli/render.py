@@ -23,7 +23,7 @@ each; with several inputs also OUT/{layer}.gif. With no arguments: the original 
 def add(sub) -> None:
     r = sub.add_parser("render", help=HELP, description=DESCRIPTION, formatter_class=Formatter)
     add_inputs(r)
-    add_model(r, device=False)
+    add_model(r)  # --device when a torch model runs; LeNet-5 alone runs in NumPy
     add_data(r, help_data="folder with the dataset's IDX files (for test:N, train:N)")
     add_out(r, "media")
     add_layers(

@@ -22,21 +22,75 @@ __all__ = [
 ]
 
 
-def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -> Image.Image:
-    """Confusion matrix [true][pred] as a heat map with counts; the diagonal in blue."""
+CONFUSION_LEFT, CONFUSION_TOP, CONFUSION_CELL = 110, 80, 44  # the matrix's place, cell px
+
+
+def _correct_colour(v, dmax: int, blues: np.ndarray) -> np.ndarray:
+    """A diagonal count: Blues from 0 to the largest diagonal count."""
+    return apply_cmap(np.asarray(v), 0, dmax, blues)
+
+
+def _error_colour(v, omax: int, reds: np.ndarray) -> np.ndarray:
+    """An off-diagonal count >= 1: Reds on a square-root scale (a single error still shows),
+    the largest error at 1/1.4 of the map so its number stays readable."""
+    return apply_cmap(np.sqrt(np.asarray(v, np.float64)), 0, np.sqrt(omax) * 1.4, reds)
+
+
+def _count_scale(img, d, xy, width, label, lo, hi, colour_of) -> None:
+    """A horizontal bar of the colours counts lo..hi get, the two ends labelled."""
+    x, y = xy
+    d.text((x, y), label, fill=FG, font=font(12))
+    y += 18
+    counts = lo + (hi - lo) * np.linspace(0, 1, width)
+    bar = np.repeat(colour_of(counts)[None], 12, axis=0).astype(np.uint8)
+    img.paste(Image.fromarray(bar), (x, y))
+    d.rectangle([x - 1, y - 1, x + width, y + 12], outline=MUTED)
+    d.text((x, y + 16), str(lo), fill=FG, font=font(11))
+    d.text((x + width, y + 16), str(hi), fill=FG, font=font(11), anchor="ra")
+
+
+def confusion_image(
+    conf, classes: list[str], title: str = "", cell: int = CONFUSION_CELL
+) -> Image.Image:
+    """Confusion matrix [true][pred] as a heat map with counts: the diagonal (correct) in
+    blue, errors in red, no count white; under it the two colour scales with their counts."""
     m = np.asarray(conf, dtype=np.int64)
     k = len(classes)
-    left, top = 110, 80
-    w, h = left + k * cell + 30, top + k * cell + 30
-    img = Image.new("RGB", (w, h), BG)
-    d = ImageDraw.Draw(img)
-    d.text((w // 2, 20), title or "confusion matrix", fill=FG, font=font(18), anchor="mm")
-    d.text((left + k * cell // 2, 50), "predicted", fill=MUTED, font=font(13), anchor="mm")
-    d.text((12, top + k * cell // 2), "true", fill=MUTED, font=font(13), anchor="lm")
+    left, top = CONFUSION_LEFT, CONFUSION_TOP
     off = m - np.diag(np.diag(m))
     blues, reds = colormap("Blues"), colormap("Reds")
     dmax = max(1, int(np.diag(m).max(initial=0)))
-    omax = max(1, int(off.max(initial=0)))
+    omax = int(off.max(initial=0))
+    title = title or "confusion matrix"
+    scales = [
+        (
+            "correct (the diagonal): blue, darker = more",
+            0,
+            dmax,
+            lambda v: _correct_colour(v, dmax, blues),
+        )
+    ]
+    if omax:
+        scales.append(
+            (
+                "errors (off the diagonal): red, square-root scale; white: none",
+                1,
+                omax,
+                lambda v: _error_colour(v, omax, reds),
+            )
+        )
+    else:
+        scales.append(("no errors (white: none)", None, None, None))
+    bar_w = 240
+    legend_w = max([bar_w] + [text_size(s[0], 12)[0] for s in scales])
+    legend_y = top + k * cell + 24
+    w = max(left + k * cell + 30, left + legend_w + 30, text_size(title, 18)[0] + 40)
+    h = legend_y + 52 * len(scales) + 10
+    img = Image.new("RGB", (w, h), BG)
+    d = ImageDraw.Draw(img)
+    d.text((w // 2, 20), title, fill=FG, font=font(18), anchor="mm")
+    d.text((left + k * cell // 2, 50), "predicted", fill=MUTED, font=font(13), anchor="mm")
+    d.text((12, top + k * cell // 2), "true", fill=MUTED, font=font(13), anchor="lm")
     for i in range(k):
         d.text(
             (left - 8, top + i * cell + cell // 2),
@@ -55,9 +109,9 @@ def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -
         for j in range(k):
             v = int(m[i, j])
             if i == j:
-                c = apply_cmap(np.array(v), 0, dmax, blues)
+                c = _correct_colour(v, dmax, blues)
             elif v:
-                c = apply_cmap(np.array(np.sqrt(v)), 0, np.sqrt(omax) * 1.4, reds)
+                c = _error_colour(v, omax, reds)
             else:
                 c = np.array(BG)
             x, y = left + j * cell, top + i * cell
@@ -75,6 +129,11 @@ def confusion_image(conf, classes: list[str], title: str = "", cell: int = 44) -
                     anchor="mm",
                     fill=(255, 255, 255) if dark else FG,
                 )
+    for n, (label, lo, hi, colour_of) in enumerate(scales):
+        if colour_of is None:
+            d.text((left, legend_y + 52 * n), label, fill=FG, font=font(12))
+        else:
+            _count_scale(img, d, (left, legend_y + 52 * n), bar_w, label, lo, hi, colour_of)
     return img
 
 
@@ -86,6 +145,12 @@ def _title(d: ImageDraw.ImageDraw, x: int, lines: list[str]) -> None:
     d.text((x, 14), lines[0], fill=FG, font=font(20))
     for i, line in enumerate(lines[1:]):
         d.text((x, 42 + 18 * i), line, fill=MUTED, font=font(13))
+
+
+def title_width(lines: list[str], x: int = 20) -> int:
+    """The width a picture needs for _title's lines drawn at x, with as much room right."""
+    sizes = [20] + [13] * (len(lines) - 1)
+    return 2 * x + max(text_size(t, z)[0] for t, z in zip(lines, sizes, strict=True))
 
 
 def picture(image: np.ndarray, size: int) -> Image.Image:
@@ -203,7 +268,8 @@ class MapGrid:
         height = max(120 + rows * cell_h, 120 + PANEL + 120) + 10
         second = 75 if kernels is not None else 0  # the kernels' colour bar, beside the maps'
         self.pos = [(left + (i % cols) * cell_w, 120 + (i // cols) * cell_h) for i in range(c)]
-        base = Image.new("RGB", (left + grid_w + 110 + second, height), BG)
+        width = max(left + grid_w + 110 + second, title_width(title))  # titles never cut
+        base = Image.new("RGB", (width, height), BG)
         d = ImageDraw.Draw(base)
         _title(d, 20, title)
         if labels is None:
@@ -304,7 +370,7 @@ def vector_strip(
     rows = int(np.ceil(n / per_row))
     left = PANEL + 42
     step = 10 if cell >= 14 else 32
-    width = left + per_row * cell + 120
+    width = max(left + per_row * cell + 120, title_width(title))
     height = max(120 + rows * (cell + 22) + 20, 120 + PANEL + 120)
     img = Image.new("RGB", (width, height), BG)
     d = ImageDraw.Draw(img)
@@ -344,7 +410,7 @@ def probability_bars(
     n = len(order)
     left, bar_w, row = 330, 360, 26
     height = max(120 + n * row + 30, 120 + 240)
-    img = Image.new("RGB", (left + bar_w + 250, height), BG)
+    img = Image.new("RGB", (max(left + bar_w + 250, title_width(title)), height), BG)
     d = ImageDraw.Draw(img)
     _title(d, 20, title)
     input_panel(img, d, (20, 120), image, caption)
@@ -380,7 +446,8 @@ def sample_sheet(images, captions: list[str], title: str, cols: int = 5) -> Imag
     ch = size + 74  # the picture and three lines of caption
     widest = max(text_size(line, 12)[0] for cap in captions for line in cap.split("\n"))
     cw = max(150, widest + 18)
-    img = Image.new("RGB", (cols * cw + 20, 60 + rows * ch), BG)
+    width = max(cols * cw + 20, 40 + text_size(title, 20)[0])  # one input: the title fits
+    img = Image.new("RGB", (width, 60 + rows * ch), BG)
     d = ImageDraw.Draw(img)
     d.text((20, 16), title, fill=FG, font=font(20))
     for i, (pic, cap) in enumerate(zip(pics, captions, strict=True)):
@@ -510,7 +577,8 @@ def diff_grid(
     blocks = int(np.ceil(c / per_row))
     left, row_h = 40 + max(t, 96), t + 40
     width = left + per_row * (w * k + 8) + 130
-    img = Image.new("RGB", (max(width, 620), 110 + blocks * (3 * row_h + 20) + 10), BG)
+    width = max(width, 620, title_width(title))
+    img = Image.new("RGB", (width, 110 + blocks * (3 * row_h + 20) + 10), BG)
     d = ImageDraw.Draw(img)
     _title(d, 20, title)
     diff = a - b
