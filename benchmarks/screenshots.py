@@ -142,8 +142,8 @@ def main() -> int:
         try:
             page = b.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
-            page.wait_for_function("window.convsee.updates > 0", timeout=60000)
-            page.set_input_files("#file", str(photo()))
+            page.wait_for_function("window.convsee.info", timeout=60000)  # no first input:
+            page.set_input_files("#file", str(photo()))  # the samples are not for this model
             page.wait_for_function(
                 "window.convsee.data && window.convsee.data.input_name.startsWith('upload:')",
                 timeout=60000,
