@@ -138,6 +138,7 @@ def main() -> int:
         model = str(HERE / "resnet.py") + ":resnet18"
         proc, url = start(  # Fashion-MNIST's test set for the exemplars: textures, not ink
             ["--model", model, "--input-size", "3,224,224", "--dataset", "fashion-mnist"]
+            + ["--data", "/usr/share/datasets/fashion-mnist"]  # named: else not offered to RGB
         )
         try:
             page = b.new_page(viewport={"width": 1400, "height": 1000})

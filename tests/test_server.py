@@ -203,21 +203,41 @@ def test_samples_and_static(client):
     assert info["spec"] == load_network().spec.to_dict()  # the page builds itself from this
 
 
-def test_samples_and_test_images_only_for_a_model_that_takes_them(resnet, mnist_dir, tmp_path):
-    """An RGB ResNet is not offered MNIST's digits as samples or random test images; a folder
-    of its own images (--data) is offered; a digit model gets both."""
-    with TestClient(create_app(resnet, data_dir=mnist_dir), base_url=LOCAL) as c:
-        inp = c.get("/api/info").json()["inputs"]
+def test_samples_and_test_images_only_for_a_model_that_takes_them(
+    resnet, mnist_dir, tmp_path, monkeypatch
+):
+    """An RGB ResNet is not offered MNIST's digits as samples, random test images or
+    exemplars; a --data folder the user names is used; a digit model gets all of them."""
+    monkeypatch.setenv("CONVSEE_DATA", str(mnist_dir))  # where convsee finds MNIST by itself
+    with TestClient(create_app(resnet), base_url=LOCAL) as c:
+        info = c.get("/api/info").json()
+        inp = info["inputs"]
         assert inp["samples"] == [] and not inp["random"]["available"]
         assert "MNIST test set is not what this model takes" in inp["random"]["why"]
+        assert not info["exemplars"]["available"] and not info["has_test_set"]
+        assert "not what this model takes" in info["exemplars"]["why"]
+        v = c.get("/api/views", params={"layer": "conv1", "unit": 0}).json()
+        assert v["exemplars"]["status"] == "unavailable"
     folder = tmp_path / "mine" / "ball"
     folder.mkdir(parents=True)
     Image.new("RGB", (80, 60), (200, 40, 40)).save(folder / "a.png")
-    with TestClient(create_app(resnet, data_dir=folder.parent), base_url=LOCAL) as c:
-        assert c.get("/api/info").json()["inputs"]["random"]["available"]
-    with TestClient(create_app(data_dir=mnist_dir), base_url=LOCAL) as c:
+    for named in (folder.parent, mnist_dir):  # the user's choice, even MNIST's files
+        with TestClient(create_app(resnet, data_dir=named), base_url=LOCAL) as c:
+            info = c.get("/api/info").json()
+            assert info["inputs"]["random"]["available"] and info["exemplars"]["available"]
+            assert info["inputs"]["samples"] == []
+    with TestClient(create_app(), base_url=LOCAL) as c:
         inp = c.get("/api/info").json()["inputs"]
         assert len(inp["samples"]) == 10 and inp["random"]["available"]
+
+
+def test_a_network_is_served_with_the_dataset_it_was_trained_on():
+    from convsee.models.load import load_network
+
+    with TestClient(create_app(load_network(dataset="fashion-mnist")), base_url=LOCAL) as c:
+        info = c.get("/api/info").json()
+        assert info["dataset"] == "fashion-mnist"
+        assert info["inputs"]["samples"][9]["label"] == "Ankle boot"
 
 
 def test_fashion_class_names_are_whole():

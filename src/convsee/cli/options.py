@@ -196,11 +196,11 @@ def resolve_dataset(a) -> None:
     """a.dataset when --dataset was not given: the one the checkpoint records, else mnist."""
     if getattr(a, "dataset", "mnist") is not None:
         return
-    from ..models.checkpoint import read_meta
+    from ..datasets.idx import trained_on
+    from ..models.checkpoint import peek_meta
 
     ckpt = getattr(a, "checkpoint", None)
-    found = read_meta(ckpt).get("dataset") if ckpt and Path(ckpt).is_file() else None
-    a.dataset = found if found in ("mnist", "fashion-mnist") else "mnist"
+    a.dataset = trained_on(peek_meta(ckpt) if ckpt and Path(ckpt).is_file() else None)
 
 
 def network(a, *, need_torch: bool = False):

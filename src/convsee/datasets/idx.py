@@ -92,6 +92,13 @@ class Split:
     md5: dict[str, str]  # file name -> md5 of its uncompressed bytes
 
 
+def trained_on(meta: dict | None, default: str = "mnist") -> str:
+    """The dataset a checkpoint's metadata says it was trained on, if convsee knows it; else
+    default."""
+    found = (meta or {}).get("dataset")
+    return found if found in DATASETS else default
+
+
 def spec(dataset: str = "mnist") -> dict:
     """What differs between the datasets: files and checksums, mirrors, classes, where to look.
 

@@ -236,6 +236,22 @@ def read_header_meta(data: bytes, path: Path | None = None) -> dict | None:
     return meta
 
 
+def peek_meta(path) -> dict:
+    """The metadata in a safetensors file's header, reading the header alone ({} for other
+    files or a header without it): for a choice made before the checkpoint is loaded."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            head += f.read(min(n, 100_000_000))
+    except OSError as e:
+        raise ConvseeError(f"{path}: cannot read it ({e.strerror or e})") from None
+    return read_header_meta(head, path) or {}
+
+
 def load_state_dict_file(path: Path, as_numpy: bool = False) -> dict:
     """Tensors from a .safetensors file or a plain PyTorch state dict (never unpickling code).
 

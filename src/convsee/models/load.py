@@ -404,17 +404,14 @@ def _sha256(path: Path) -> str:
 
 def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
     from ..datasets.idx import spec as dataset_spec
+    from ..datasets.idx import trained_on
     from .checkpoint import default_checkpoint, load_weights
 
     if output not in (None, ""):
         raise ConvseeError("LeNet-5 has one output; --output is for models with several")
     path = path if path is not None else default_checkpoint(dataset)
     weights, meta = load_weights(path)
-    ds = dataset_spec(
-        meta.get("dataset", dataset)
-        if meta.get("dataset") in ("mnist", "fashion-mnist")
-        else dataset
-    )
+    ds = dataset_spec(trained_on(meta, dataset))
     if isinstance(meta.get("preprocess"), dict):
         base = Preprocess().merged(meta["preprocess"], f"{path} preprocessing")
     else:

@@ -109,10 +109,9 @@ class Network:
         from dataclasses import replace
 
         from ..datasets.idx import spec as dataset_spec
+        from ..datasets.idx import trained_on
 
-        if dataset is None:
-            found = self.meta.get("dataset")
-            dataset = found if found in ("mnist", "fashion-mnist") else "mnist"
+        dataset = dataset or trained_on(self.meta)
 
         inputs = resolve_inputs(specs, self.prep, data_dir, dataset)
         theirs = list(dataset_spec(dataset)["classes"])

@@ -207,14 +207,17 @@ class Served:
         return self.net.class_names(k)
 
     def dataset_fits(self) -> bool:
-        """Whether the dataset's samples and test set are what the model takes: it takes one
-        channel (gray images, as the datasets' are) or its classes are the dataset's."""
-        from ..datasets.idx import spec as dataset_spec
+        return _fits(self.net, self.dataset)
 
-        if self.prep.input_size[0] == 1:
-            return True
-        own = [str(c) for c in self.net.classes or []]
-        return own == list(dataset_spec(self.dataset)["classes"])
+
+def _fits(net, dataset: str) -> bool:
+    """Whether the dataset's samples and test set are what the model takes: it takes one
+    channel (gray images, as the datasets' are) or its classes are the dataset's."""
+    from ..datasets.idx import spec as dataset_spec
+
+    if net.prep.input_size[0] == 1:
+        return True
+    return [str(c) for c in net.classes or []] == list(dataset_spec(dataset)["classes"])
 
 
 def _is_vector(layer: Layer) -> bool:
@@ -341,14 +344,24 @@ def _open_test_source(data_dir, dataset: str):
         return None, " ".join(str(e).split())[:200]  # damaged: said on the page
 
 
-def serve_model(net=None, data_dir=None, dataset: str = "mnist") -> Served:
+def serve_model(net=None, data_dir=None, dataset: str | None = None) -> Served:
     """Served for a Network (None: LeNet-5 with the shipped weights of the dataset; a path:
-    a LeNet-5 checkpoint)."""
+    a LeNet-5 checkpoint). dataset: where samples and the default test set come from
+    (default: the one the checkpoint was trained on, else MNIST)."""
+    from ..datasets.idx import spec as dataset_spec
+    from ..datasets.idx import trained_on
     from ..models.load import load_network
 
     if net is None or isinstance(net, (str, Path)):
-        net = load_network(None, net, dataset=dataset)
+        net = load_network(None, net, dataset=dataset or "mnist")
+    dataset = dataset or trained_on(getattr(net, "meta", None))
     source, why = _open_test_source(data_dir, dataset)
+    if data_dir is None and source is not None and not _fits(net, dataset):
+        # MNIST's digits for a model of colour photos: neither random inputs nor exemplars
+        name = dataset_spec(dataset)["name"]
+        source = None
+        why = f"the {name} test set is not what this model takes: start convsee serve with "
+        why += "--data DIR (a folder of its images)"
     scores = _scores_layer(net)
     cams = _cam_layers(net.spec)
     cam_default = None
@@ -946,13 +959,9 @@ def page_info(served: Served) -> dict:
     c = prep.input_size[0]
     src = served.source
     fits = served.dataset_fits()
-    other = f"the {dataset_spec(served.dataset)['name']} test set is not what this model takes"
-    if src is not None and (fits or not hasattr(src, "split_name")):
+    if src is not None:
         kind = "test" if hasattr(src, "split_name") else "data"
         random_info = {"available": True, "kind": kind, "count": len(src), "what": src.name}
-    elif src is not None:  # digits for a model of colour shapes: not offered
-        why = f"{other}: start convsee serve with --data DIR (a folder of its images)"
-        random_info = {"available": False, "why": why}
     else:
         random_info = {"available": False, "why": served.source_why}
     checkpoint = meta.get("checkpoint") or meta.get("path")
@@ -996,7 +1005,7 @@ def page_info(served: Served) -> dict:
         "exemplars": {
             "available": src is not None,
             "source": None if src is None else src.name,
-            "why": "" if src is not None else "no dataset: start convsee serve with --data DIR",
+            "why": "" if src is not None else served.source_why,
         },
         "kernels": _kernels(served),
         "colormaps": _lut_lists(),
@@ -1062,7 +1071,7 @@ class _Warm:
 def create_app(
     net=None,
     data_dir=None,
-    dataset: str = "mnist",
+    dataset: str | None = None,
     *,
     any_host: bool = False,
 ) -> Starlette:

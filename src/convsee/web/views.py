@@ -92,7 +92,8 @@ class Views:
             if kind == "exemplars" and self.served.source is None:
                 out[kind] = {
                     "status": "unavailable",
-                    "why": "no dataset: start convsee serve with --data DIR (IDX files or a "
+                    "why": self.served.source_why
+                    or "no dataset: start convsee serve with --data DIR (IDX files or a "
                     "folder of images)",
                 }
                 continue
