@@ -38,6 +38,7 @@ def error(capsys) -> str:
         (["activations", "sample:3", "-o", "afile/a.npz"], "afile is a file, not a folder"),
         (["evaluate", "--out", "afile/c.png"], "afile is a file, not a folder"),
         (["render", "sample:3", "--out", "afile/sub"], "afile is a file, not a folder"),
+        (["evolution", "--out", "afile"], "afile is a file"),  # before any frame is drawn
     ],
 )
 def test_a_file_in_the_way_of_an_output(tmp_path, monkeypatch, capsys, argv, message):
@@ -329,3 +330,14 @@ def test_model_file_messages(tmp_path, monkeypatch, capsys):
     (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
     assert main(["layers", "--model", "exits.py:Net"]) == 2
     assert "exits.py exited with status 3 while being imported" in error(capsys)
+
+
+def test_optimize_each_checks_its_arguments_when_called():
+    """A generator would check nothing until its first layer: a bad config fails at once."""
+    from convsee.errors import ConvseeError
+    from convsee.models.load import load_network
+    from convsee.run.optimize import OptimizeConfig, optimize_each
+
+    net = load_network()
+    with pytest.raises(ConvseeError):
+        optimize_each(net, net.select("conv1"), OptimizeConfig(steps=0))

@@ -346,4 +346,10 @@ def test_notes_say_what_reading_a_photo_did(photos, tmp_path):
     ImageDraw.Draw(rgba).line([(30, 5), (30, 55)], fill=(0, 0, 0, 255), width=6)
     rgba.save(tmp_path / "a.png")
     notes = resolve_input(tmp_path / "a.png", Preprocess()).notes
-    assert "where its transparency varies, the alpha channel is the ink" in notes
+    assert "its alpha channel read as the ink (its transparency varies)" in notes
+    assert not any(n.startswith("colour read as luminance") for n in notes)  # alpha was used
+    Image.new("RGBA", (60, 60), (255, 255, 255, 255)).save(tmp_path / "b.png")  # opaque
+    ImageDraw.Draw(img := Image.open(tmp_path / "b.png")).line([(30, 5), (30, 55)], "black", 6)
+    img.save(tmp_path / "b.png")
+    notes = resolve_input(tmp_path / "b.png", Preprocess()).notes
+    assert "colour read as luminance (0.299 R + 0.587 G + 0.114 B)" in notes

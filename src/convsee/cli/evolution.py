@@ -9,7 +9,7 @@ import numpy as np
 
 from ..draw.render import finish
 from ..errors import ConvseeError, no_file
-from .options import Formatter, add_data, add_device, add_out, device
+from .options import Formatter, add_data, add_device, add_out, device, out_dir_ok
 
 HELP = "GIFs of the filters forming during training"
 
@@ -45,13 +45,14 @@ def run(a) -> int:
     from ..run.evolution import load_snapshots, snapshot_maps
 
     t0 = time.perf_counter()
+    out_dir_ok(a.out)  # before the work, not after every frame is drawn
     if a.model:
         return run_model(a, t0)
     ckpt = Path(a.checkpoint) if a.checkpoint else default_checkpoint(a.dataset)
     if not ckpt.is_file():
         raise ConvseeError(f"checkpoint {ckpt}{no_file(ckpt, ' does not exist')}")
     snaps = load_snapshots(ckpt)  # before the weights: a foreign checkpoint has none either
-    net = load_network(None, ckpt, dataset=a.dataset, device=device(a.device))  # NumPy
+    net = load_network(None, ckpt, dataset=a.dataset, device=device(a.device))
     meta = net.meta
     [inp] = net.inputs([a.input], a.data, a.dataset)
     spe = int(snaps.get("steps_per_epoch", 1))

@@ -340,6 +340,6 @@ def data_dir_ok(a) -> None:
         return
     p = Path(d).expanduser()
     if not p.exists():
-        raise ConvseeError(f"--data {d}: no such folder")
+        raise ConvseeError(f"--data {str(d)[:200]}: no such folder")
     if not p.is_dir():
-        raise ConvseeError(f"--data {d} is a file; give the folder that holds the data")
+        raise ConvseeError(f"--data {str(d)[:200]} is a file; give the folder that holds the data")

@@ -106,8 +106,8 @@ def markdown() -> str:
         "all of them" if device == list(takes) else _names(device)
     )
     text += (
-        "; LeNet-5 without `--model` runs in NumPy where it needs no torch, and `--device` then "
-        "changes nothing. Without `--model`: LeNet-5 with the shipped weights of `--dataset`."
+        "; LeNet-5 without `--model` runs in NumPy where it needs no torch (`--device` is then "
+        "only checked). Without `--model`: LeNet-5 with the shipped weights of `--dataset`."
     )
     out.append(text)
     out.append("")

@@ -142,10 +142,14 @@ def _source_notes(img: Image.Image) -> list[str]:
     out = [f"a {w}x{h} {img.mode} image"]
     if img.info.get("convsee_turned"):
         out.append("turned upright as its EXIF orientation says")
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
-    if has_alpha:
-        out.append("where its transparency varies, the alpha channel is the ink")
-    if img.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr"):
+    alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    if alpha:  # as to_gray decides: where the alpha varies it is the ink
+        a = (img if img.mode in ("RGBA", "LA") else img.convert("RGBA")).getchannel("A")
+        lo, hi = a.getextrema()
+        alpha = lo < hi
+    if alpha:
+        out.append("its alpha channel read as the ink (its transparency varies)")
+    elif img.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr"):
         out.append("colour read as luminance (0.299 R + 0.587 G + 0.114 B)")
     if w * h > WORK_PIXELS:
         out.append(f"box-averaged to at most {WORK_PIXELS // 1_000_000} megapixel first")

@@ -441,11 +441,16 @@ def optimize_each(
     n_random: int = 200,
     device: str | None = None,
 ) -> Iterator[tuple[Optimized, Baselines]]:
-    """optimize(), one layer at a time (for a caller that reports each as it is done)."""
+    """optimize(), one layer at a time (for a caller that reports each as it is done). The
+    arguments are checked now, not at the first layer."""
     cfg = cfg or OptimizeConfig()
     cfg.check()
     check_layers(layers, "optimize")
     model = torch_model(net, device)
+    return _each(net, model, layers, cfg, channels, data_x, n_random)
+
+
+def _each(net, model, layers, cfg, channels, data_x, n_random):
     for layer in layers:
         choice = channels.get(layer.name) if isinstance(channels, dict) else channels
         units = choose_units(model, net.prep, layer, choice, data_x, n_random)
