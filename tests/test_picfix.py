@@ -87,22 +87,23 @@ def test_confusion_matrix_cells_have_their_colormap_colours(tmp_path, mnist_dir,
 
 def test_confusion_matrix_has_its_scale(monkeypatch):
     """A legend says what blue and red mean and the count range of each."""
-    from convsee.draw.figures import confusion_image
+    from convsee.draw.figures import CONFUSION_CELL, CONFUSION_TOP, confusion_image
 
     drawn = []
     real = ImageDraw.ImageDraw.text
 
     def text(self, xy, t, *a, **k):
-        drawn.append(str(t))
+        drawn.append((xy[1], str(t)))
         return real(self, xy, t, *a, **k)
 
     monkeypatch.setattr(ImageDraw.ImageDraw, "text", text)
     conf = [[975, 2, 0], [1, 1132, 7], [0, 0, 880]]
     confusion_image(conf, ["a", "b", "c"], "t")
-    words = " ".join(drawn)
+    below = [t for y, t in drawn if y > CONFUSION_TOP + 3 * CONFUSION_CELL]  # the legend
+    words = " ".join(below)
     assert "correct" in words and "error" in words
-    assert "1132" in drawn and "7" in drawn  # the top of each scale
-    assert "0" in drawn and "1" in drawn  # and its bottom
+    assert "1132" in below and "7" in below  # the top of each scale (cells hold them too)
+    assert "0" in below and "1" in below  # and its bottom
 
 
 # --- every title and note inside its picture --------------------------------------------------
@@ -199,14 +200,17 @@ def test_render_runs_a_torch_model_on_the_device(tmp_path, monkeypatch):
     seen = []
     real = load.load_network
 
-    def spy(*a, **k):
+    def spy_cpu(*a, **k):  # records the device asked for, runs on the CPU this machine has
         seen.append(k.get("device"))
-        return real(*a, **k)
+        return real(*a, **{**k, "device": "cpu"})
 
-    monkeypatch.setattr(load, "load_network", spy)
-    small = ["--model", SMALL_CNN, "--device", "cpu"]
+    import convsee.cli.options as options
+
+    monkeypatch.setattr(load, "load_network", spy_cpu)
+    monkeypatch.setattr(options, "device", lambda name: name)  # mps "available"
+    small = ["--model", SMALL_CNN, "--device", "mps"]
     assert main(["render", "sample:3", *small, "--out", str(tmp_path / "o")]) == 0
-    assert seen == ["cpu"]
+    assert seen == ["mps"]  # not the default cpu: the flag reaches the model
 
 
 def test_render_of_lenet_with_device_cpu_stays_torch_free(tmp_path):
