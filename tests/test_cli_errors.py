@@ -255,6 +255,15 @@ def test_a_blank_image_is_named(tmp_path, monkeypatch, capsys, argv):
     assert "blank.png: blank image: no ink found" in error(capsys)
 
 
+def test_a_file_whose_name_starts_the_message_is_still_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank", "PNG")  # no extension
+    assert main(["render", "blank"]) == 2
+    assert error(capsys) == (
+        "convsee: error: blank: blank image: no ink found (nothing stands out from the background)"
+    )
+
+
 # -- 8, 9, 10, 11. model and flag messages ----------------------------------------------------
 
 

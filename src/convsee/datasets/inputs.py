@@ -118,7 +118,7 @@ def resolve_input(spec, prep: Preprocess | None = None, data_dir=None, dataset="
         try:
             show, x, notes = fit(spec, prep)
         except ConvseeError as e:  # name the file in every message ("blank image", ...)
-            if str(e).startswith(spec):
+            if str(e).startswith((f"{spec}: ", f"{spec} is a folder")):  # named already
                 raise
             raise ConvseeError(f"{spec}: {e}") from None
         return Input(Path(spec).name, show, None, spec, x, tuple(notes))
