@@ -182,8 +182,10 @@ def sidecar(meta: dict, **fields) -> bytes:
 
 
 def png_bytes(img, luts=()) -> bytes:
-    """PNG bytes on a fixed palette (3-4x faster to encode than RGB, same colours); with
-    "colour" among the luts (a colour input in the picture) the PNG keeps every colour."""
+    """PNG bytes on a fixed palette (3-4x faster to encode than RGB): exact only when every
+    colour drawn is in the palette (the luts' colormaps and the drawing greys); any other
+    colour snaps to the nearest, so a picture with others must pass "colour" among the luts
+    (the PNG then keeps every colour) or use channel_views.png_rgb."""
     buf = io.BytesIO()
     save_image(img.convert("RGB") if "colour" in luts else to_palette(img, luts), buf)
     return buf.getvalue()
