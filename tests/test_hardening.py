@@ -468,7 +468,7 @@ def test_image_decoding_does_not_freeze_the_loop(client, monkeypatch):
     r = _busy_check(
         client,
         monkeypatch,
-        "preprocess_for",
+        "fit",
         lambda: client.post("/api/activations", json=body),
     )
     assert r.status_code == 200 and r.json()["prediction"] == 1
@@ -478,16 +478,16 @@ def test_large_images_do_not_delay_small_ones(client, monkeypatch):
     import convsee.web.server as server
 
     started, release, finished = threading.Event(), threading.Event(), threading.Event()
-    real = server.preprocess_for
+    real = server.fit
 
-    def slow_when_large(image, dataset="mnist"):
+    def slow_when_large(image, prep):
         if getattr(image, "size", (0, 0))[0] > 500:  # 2000 px, averaged down to 1000
             started.set()
             release.wait(10)
             finished.set()
-        return real(image, dataset)
+        return real(image, prep)
 
-    monkeypatch.setattr(server, "preprocess_for", slow_when_large)
+    monkeypatch.setattr(server, "fit", slow_when_large)
     img = Image.new("L", (2000, 2000), 0)
     ImageDraw.Draw(img).line([(1000, 200), (1000, 1800)], fill=255, width=160)
     big = _png_body(encoded(img, "PNG"))

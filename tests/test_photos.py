@@ -211,6 +211,9 @@ def test_the_page_reads_an_uploaded_photo_the_same_way(photos, seen):
         shown = np.frombuffer(base64.b64decode(head["input"]), "<f4").reshape(28, 28)
         np.testing.assert_array_equal(shown, seen[k])
         assert head["prediction"] == photos[k][1]
+        notes = head["input_notes"]  # what preprocessing did, as render's sidecar says it
+        assert "dark ink on a light background: inverted" in notes, notes
+        assert any(n.startswith("cropped to the ink") for n in notes)
 
 
 def test_canvas_drawings_and_scans_as_before(mnist_dir, model):

@@ -213,9 +213,9 @@ def test_samples_and_test_images_only_for_a_model_that_takes_them(
         info = c.get("/api/info").json()
         inp = info["inputs"]
         assert inp["samples"] == [] and not inp["random"]["available"]
-        assert "MNIST test set is not what this model takes" in inp["random"]["why"]
+        assert "the MNIST test set is not what it takes" in inp["random"]["why"]
         assert not info["exemplars"]["available"] and not info["has_test_set"]
-        assert "not what this model takes" in info["exemplars"]["why"]
+        assert "no test images of this model's kind" in info["exemplars"]["why"]
         v = c.get("/api/views", params={"layer": "conv1", "unit": 0}).json()
         assert v["exemplars"]["status"] == "unavailable"
     folder = tmp_path / "mine" / "ball"

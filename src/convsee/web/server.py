@@ -50,7 +50,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..datasets.digits import preprocess_for
 from ..datasets.images import declared_size, open_image, reduce_to
 from ..datasets.inputs import Input, prepare, samples
 from ..datasets.transforms import fit, normalize
@@ -360,8 +359,8 @@ def serve_model(net=None, data_dir=None, dataset: str | None = None) -> Served:
         # MNIST's digits for a model of colour photos: neither random inputs nor exemplars
         name = dataset_spec(dataset)["name"]
         source = None
-        why = f"the {name} test set is not what this model takes: start convsee serve with "
-        why += "--data DIR (a folder of its images)"
+        why = "no test images of this model's kind: start convsee serve with --data DIR (a "
+        why += f"folder of its images; the {name} test set is not what it takes)"
     scores = _scores_layer(net)
     cams = _cam_layers(net.spec)
     cam_default = None
@@ -439,14 +438,12 @@ def _parse_png(value, prep, keep=None) -> Input:
 
 def _prepare_png(raw: bytes, prep) -> Input:
     try:
-        image = reduce_to(open_image(raw, max_pixels=MAX_IMAGE_PIXELS), WORK_PIXELS)
-        c, h, w = prep.input_size
-        if prep.resize in ("mnist", "fashion") and c == 1 and (h, w) == (28, 28):
-            kind = "fashion-mnist" if prep.resize == "fashion" else "mnist"
-            g = preprocess_for(image, kind)  # the digit (item) form, as MNIST was made
-            form = "MNIST" if kind == "mnist" else "Fashion-MNIST"
-            return Input("image", g, x=normalize(g, prep), notes=(f"brought into {form} form",))
-        show, x, notes = fit(image, prep)
+        image = open_image(raw, max_pixels=MAX_IMAGE_PIXELS)
+        turned = image.info.get("convsee_turned")
+        image = reduce_to(image, WORK_PIXELS)
+        if turned:  # the note survives the reduction
+            image.info["convsee_turned"] = turned
+        show, x, notes = fit(image, prep)  # the digit form too, as the CLI prepares files
         return Input("image", show, x=x, notes=tuple(notes))
     except ConvseeError as e:
         raise BadRequest(f"'png': {e}", 422) from None
