@@ -236,6 +236,26 @@ def test_samples_and_data_come_from_the_checkpoint_s_dataset(tmp_path, capsys):
     np.testing.assert_allclose(seen * std + mean, fashion.image, atol=1e-5)
     [p] = convsee.predict(convsee.wrap(model, classes=classes), ["sample:9"])
     assert p.input.label is None  # wrap() holds no dataset: MNIST's sample, said so
+    wrapped = convsee.wrap(model, classes=classes, dataset="fashion-mnist")
+    assert wrapped.predict(["sample:9"])[0].input.label == 9  # Ankle boot
+    [p] = convsee.load(RES[1], path).predict(["sample:9"])
+    assert p.input.label == 9  # the checkpoint's dataset
+    [p] = convsee.load(RES[1], path, dataset="mnist").predict(["sample:9"])
+    assert p.input.label is None  # an explicit choice wins, as --dataset does: MNIST's 9
     lenet = convsee.load(dataset="fashion-mnist")
     [p] = lenet.predict(["sample:9"])
     assert lenet.class_names(10)[p.input.label] == "Ankle boot"
+
+
+def test_optimize_compares_a_digit_model_with_its_test_set(
+    mnist_dir, monkeypatch, tmp_path, capsys
+):
+    """A foreign 1-channel model is judged against the MNIST test set found on disk, as
+    LeNet-5 is (it said 'give --data DIR')."""
+    monkeypatch.setenv("CONVSEE_DATA", str(mnist_dir))
+    argv = ["optimize", *RES, "--layers", "stem", "--channels", "0"]
+    argv += ["--steps", "5", "--rounds", "1", "--sample", "50", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "data best" in capsys.readouterr().out
+    side = json.loads((tmp_path / "optimize_stem.json").read_text())
+    assert side["dataset"] == "50 images of MNIST test" and len(side["dataset_best"]) == 1

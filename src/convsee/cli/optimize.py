@@ -110,12 +110,12 @@ def dataset_sample(a, net, n: int):
     if n <= 0:
         return None, "no dataset baseline (--sample 0)"
     if a.data is None:
-        if net.kind != "lenet":
+        if not net.takes(a.dataset):
             return None, "no dataset baseline: give --data DIR (IDX files or an image folder)"
         from ..datasets.idx import load_split, spec
         from ..run.exemplars import ArraySource
 
-        try:  # LeNet's own dataset, only when it is already on disk: never download for this
+        try:  # the model's dataset, only when it is already on disk: never download for this
             split = load_split("test", None, allow_download=False, dataset=a.dataset)
         except ConvseeError:
             return None, f"no dataset baseline: the {a.dataset} test set is not on disk (--data)"

@@ -116,7 +116,7 @@ def add_data(p, *, help_data: str = "folder with the dataset's IDX files") -> No
         default=None,
         choices=["mnist", "fashion-mnist"],
         help="picks the data, the samples and LeNet's shipped checkpoint (default: the "
-        "dataset the --checkpoint was trained on, else mnist)",
+        "dataset a given checkpoint records, else mnist)",
     )
 
 

@@ -434,7 +434,7 @@ def load(
     model: str | None = None,
     checkpoint=None,
     *,
-    dataset: str = "mnist",
+    dataset: str | None = None,
     input_size=None,
     mean=None,
     std=None,
@@ -445,19 +445,24 @@ def load(
     device: str = "cpu",
 ) -> Network:
     """The Python API's way in: `load()` is LeNet-5 with the shipped weights; `load("net.py:Net",
-    "weights.pth", input_size=(3, 224, 224), mean=..., std=...)` any model, as `--model`."""
+    "weights.pth", input_size=(3, 224, 224), mean=..., std=...)` any model, as `--model`.
+
+    dataset: picks LeNet-5's shipped checkpoint and where sample:D and test:N come from
+    (default: the dataset the checkpoint records, else MNIST), as --dataset does."""
     fields = {"input_size": input_size, "mean": mean, "std": std, "resize": resize}
     fields = {k: v for k, v in fields.items() if v is not None}
-    return load_network(
+    net = load_network(
         model,
         checkpoint,
-        dataset=dataset,
+        dataset=dataset or "mnist",
         trust=trust,
         output=output,
         preprocess=fields,
         labels=labels,
         device=device,
     )
+    net.dataset = dataset
+    return net
 
 
 def wrap(
@@ -467,12 +472,14 @@ def wrap(
     classes=None,
     output=None,
     device="cpu",
+    dataset: str | None = None,
     **fields,
 ) -> Network:
     """A Network for a torch model you already hold (the Python API).
 
     preprocess: a Preprocess or its fields (input_size, mean, std, resize, ...); keyword
     fields work too: wrap(net, input_size=(3, 224, 224), mean=..., std=..., classes=[...]).
+    dataset: where sample:D and test:N come from (default MNIST), e.g. "fashion-mnist".
     """
     if not callable(model):
         raise ConvseeError(
@@ -494,5 +501,6 @@ def wrap(
         output,
         device,
     )
+    net.dataset = dataset
     net.meta["preprocess"] = prep.to_dict()
     return net

@@ -78,6 +78,7 @@ class Network:
     classes: list[str] | None
     meta: dict
     notes: list[str]  # what was assumed while loading (e.g. default preprocessing)
+    dataset: str | None = None  # chosen by the caller; None: the checkpoint's, else MNIST
 
     def __repr__(self) -> str:
         name = "LeNet-5" if self.kind == "lenet" else self.meta.get("model", "model")
@@ -86,6 +87,15 @@ class Network:
         k = f", {out[0]} classes" if len(out) == 1 else ""
         data = f", trained on {self.meta['dataset']}" if self.meta.get("dataset") else ""
         return f"<convsee {name}: input {size}{k}{data}, {len(self.spec.layers)} layers>"
+
+    def takes(self, dataset: str) -> bool:
+        """Whether the dataset's images are what this model takes: it takes one channel (gray,
+        as the datasets' images are) or its classes are the dataset's."""
+        from ..datasets.idx import spec as dataset_spec
+
+        if self.prep.input_size[0] == 1:
+            return True
+        return [str(c) for c in self.classes or []] == list(dataset_spec(dataset)["classes"])
 
     def class_names(self, k: int) -> list[str]:
         if self.classes and len(self.classes) == k:
@@ -111,7 +121,7 @@ class Network:
         from ..datasets.idx import spec as dataset_spec
         from ..datasets.idx import trained_on
 
-        dataset = dataset or trained_on(self.meta)
+        dataset = dataset or self.dataset or trained_on(self.meta)
 
         inputs = resolve_inputs(specs, self.prep, data_dir, dataset)
         theirs = list(dataset_spec(dataset)["classes"])

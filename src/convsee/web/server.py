@@ -206,17 +206,7 @@ class Served:
         return self.net.class_names(k)
 
     def dataset_fits(self) -> bool:
-        return _fits(self.net, self.dataset)
-
-
-def _fits(net, dataset: str) -> bool:
-    """Whether the dataset's samples and test set are what the model takes: it takes one
-    channel (gray images, as the datasets' are) or its classes are the dataset's."""
-    from ..datasets.idx import spec as dataset_spec
-
-    if net.prep.input_size[0] == 1:
-        return True
-    return [str(c) for c in net.classes or []] == list(dataset_spec(dataset)["classes"])
+        return self.net.takes(self.dataset)
 
 
 def _is_vector(layer: Layer) -> bool:
@@ -353,9 +343,9 @@ def serve_model(net=None, data_dir=None, dataset: str | None = None) -> Served:
 
     if net is None or isinstance(net, (str, Path)):
         net = load_network(None, net, dataset=dataset or "mnist")
-    dataset = dataset or trained_on(getattr(net, "meta", None))
+    dataset = dataset or getattr(net, "dataset", None) or trained_on(getattr(net, "meta", None))
     source, why = _open_test_source(data_dir, dataset)
-    if data_dir is None and source is not None and not _fits(net, dataset):
+    if data_dir is None and source is not None and not net.takes(dataset):
         # MNIST's digits for a model of colour photos: neither random inputs nor exemplars
         name = dataset_spec(dataset)["name"]
         source = None
