@@ -322,6 +322,7 @@ def test_foreign_rgb_model(browser, tmp_path):
         info = page.evaluate("window.convsee.info")
         assert page.is_hidden("#draw-box")  # no drawing for a 3-channel model
         assert page.is_hidden("#samples") and page.is_disabled("#random")
+        assert "no input yet: drop, paste or choose an image" in page.inner_text("body")
         shown = page.eval_on_selector_all(".layer", "els => els.map(e => e.dataset.layer)")
         assert shown == info["default_layers"] and len(shown) == 30
 

@@ -245,12 +245,13 @@ def _print_table(name, res, base, labels, data_note) -> None:
     print(head)
     has_data = base.data_best is not None
     what = "channel" if res.objective.endswith("map") else "unit"
-    cols = f"  {what:>10} {'reached':>9} {'rand mean':>10} {'rand best':>10}"
+    tags = [labels[i] if labels else f"ch {u}" for i, u in enumerate(res.units)]
+    n = min(24, max([10, *map(len, tags)]))  # class names whole (up to 24 characters)
+    cols = f"  {what:>{n}} {'reached':>9} {'rand mean':>10} {'rand best':>10}"
     print(cols + (f" {'data best':>10}" if has_data else ""))
-    for i, u in enumerate(res.units):
-        tag = labels[i] if labels else f"ch {u}"
+    for i, tag in enumerate(tags):
         line = (
-            f"  {tag[:10]:>10} {res.values[i]:9.3f} {base.random_mean[i]:10.3f} "
+            f"  {tag[:n]:>{n}} {res.values[i]:9.3f} {base.random_mean[i]:10.3f} "
             f"{base.random_best[i]:10.3f}"
         )
         if has_data:

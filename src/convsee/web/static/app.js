@@ -618,7 +618,8 @@ function showEmpty() {  // nothing to show: every map, the input and the probabi
     lc.getContext("2d").clearRect(0, 0, lc.width, lc.height);
     card.lo.textContent = ""; card.hi.textContent = "";
   }
-  setStatus("empty: nothing drawn");
+  setStatus(state.info && state.info.inputs.draw ? "empty: nothing drawn"
+    : "no input yet: drop, paste or choose an image");
   hideTip();
 }
 
