@@ -27,21 +27,11 @@ import sys
 import threading
 import time
 import zlib
-from pathlib import Path
 
-from common import SHARED_MNIST, free_port, save_result
+from common import SHARED_MNIST, free_port, memory_mb, save_result
 from PIL import Image, ImageDraw
 
 HOST = "127.0.0.1"
-
-
-def memory_mb(pid: int) -> dict:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key = line.split(":")[0]
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(line.split()[1]) / 1024
-    return out
 
 
 def png_bomb(side: int) -> bytes:

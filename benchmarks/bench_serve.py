@@ -43,20 +43,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CHROMIUM, CHROMIUM_FLAGS, SHARED_MNIST, free_port, save_result
+from common import CHROMIUM, CHROMIUM_FLAGS, SHARED_MNIST, free_port, memory_mb, save_result
 from PIL import Image, ImageDraw
 
 HOST = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
-
-
-def memory_mb(pid: int) -> dict:
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key = line.split(":")[0]
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(line.split()[1]) / 1024
-    return out
 
 
 def rss_mb(pid: int) -> float:
