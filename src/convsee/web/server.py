@@ -47,7 +47,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from .. import __version__
 from ..datasets.images import declared_size, open_image, reduce_to
@@ -56,6 +55,7 @@ from ..datasets.transforms import fit, normalize
 from ..errors import ConvseeError
 from ..run.filters import blur_maps
 from ..spec import Layer
+from .assets import PageFiles
 from .guard import RequestGuard
 from .requests import BadRequest, describe, parse_json, read_body
 
@@ -1152,7 +1152,7 @@ def create_app(
         Route("/api/views", api_views),
         Route("/api/sample/{kind}", api_sample),
         Route("/api/activations", api_activations, methods=["POST"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Mount("/static", PageFiles(directory=STATIC), name="static"),
     ]
 
     @contextlib.asynccontextmanager
