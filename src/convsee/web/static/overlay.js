@@ -1,0 +1,38 @@
+// The overlay on the model's input: saliency (the input gradient) or Grad-CAM at a chosen
+// layer, as the server computed it (8-bit, 0 .. max), in inferno with an alpha that grows
+// with the value, and its legend.
+import { $ } from "./dom.js";
+import { colourBar } from "./colour.js";
+import { fmt } from "./format.js";
+import { state } from "./state.js";
+
+export function drawAttribution(attr) {
+  const c = $("seen-attr");
+  const legendBox = $("attr-legend");
+  if (!attr) {
+    c.getContext("2d").clearRect(0, 0, c.width, c.height);
+    legendBox.hidden = true;
+    return;
+  }
+  const [h, w] = attr.shape;
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  const lut = state.info.colormaps.inferno;
+  for (let i = 0; i < h * w; i++) {
+    const v = attr.map[i], col = lut[v];
+    img.data[4 * i] = col[0]; img.data[4 * i + 1] = col[1]; img.data[4 * i + 2] = col[2];
+    img.data[4 * i + 3] = Math.round(220 * v / 255);
+  }
+  ctx.putImageData(img, 0, 0);
+  legendBox.hidden = false;
+  colourBar(legendBox.querySelector("canvas"), lut);
+  legendBox.querySelector(".what").textContent = attributionWords(attr);
+  legendBox.querySelector(".hi").textContent = fmt(attr.max);
+}
+
+export function attributionWords(attr) {
+  const cls = (state.info.classes[attr.target] ?? attr.target);
+  if (attr.kind === "saliency") return `saliency for “${cls}”: |d ${attr.quantity} / d pixel|`;
+  return `Grad-CAM at ${attr.layer} for “${cls}”${attr.field_known ? "" : " (stretched: field unknown)"}`;
+}
