@@ -737,3 +737,38 @@ def test_repr_and_json(lenet):
     assert d["unit"] == [2, 11, 7] and d["source"] == "input" and d["padded"] == [[False] * 5] * 5
     assert np.array(d["products"]).shape == (1, 5, 5)
     assert sum(d["partial_sums"]) + d["bias"] == pytest.approx(d["value"])
+
+
+def test_a_subclass_with_its_own_forward_is_said_and_not_exact():
+    class Doubled(nn.Conv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(4)
+            self.conv = Doubled(1, 2, 3)
+            self.fc = nn.Linear(2 * 26 * 26, 3)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).flatten(1))
+
+    net = convsee.wrap(Net().eval(), input_size=(1, 28, 28))
+    e = net.explain("sample:0", "conv", (1, 4, 4))
+    assert e.note == "Doubled has its own forward: explained as a plain Conv2d"
+    assert not e.exact and e.captured == pytest.approx(2 * e.value, rel=1e-5)
+    assert e.to_dict()["exact"] is False
+
+
+def test_softmax_needs_class_scores():
+    class Maps(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    net = convsee.wrap(Maps().eval(), input_size=(1, 28, 28))
+    refused(net, "sample:0", "softmax", 0, "the model's output is not class scores")

@@ -235,7 +235,7 @@ def _activation_of(m) -> tuple[str, dict] | None:
         nn.FeatureAlphaDropout: "identity",
     }
     for cls, op in simple.items():
-        if type(m) is cls or (isinstance(m, cls) and type(m).forward is cls.forward):
+        if isinstance(m, cls):
             return op, {}
     return None
 
@@ -249,27 +249,30 @@ def _softmax_axis(dim, ndim_sample: int) -> int:
 
 
 def _torch_op(net, layer: Layer, top: int):
-    """(op function (x, unit, source) -> Part, note) for a torch module's layer."""
+    """(op function (x, unit, source) -> Part, note) for a torch module's layer; the note
+    says when the module is a subclass with its own forward (explained as its torch class)."""
+    m = dict(net.torch_model().named_modules())[layer.module]
+    if layer.element:
+        raise _cannot(layer, f" (it is element {layer.element} of its module's output)")
+    fn = _module_op(net, m, layer, top)
+    base = next(c for c in type(m).__mro__ if c.__module__.startswith("torch.nn."))
+    if type(m).forward is not base.forward:
+        return fn, f"{type(m).__name__} has its own forward: explained as a plain {base.__name__}"
+    return fn, ""
+
+
+def _module_op(net, m, layer: Layer, top: int):
+    """The op function (x, unit, source) -> Part of torch module m."""
     from torch import nn
 
     from .animate import conv_params
 
-    m = dict(net.torch_model().named_modules())[layer.module]
-    if layer.element:
-        raise _cannot(layer, f" (it is element {layer.element} of its module's output)")
-    note = ""
-
-    def own(cls) -> bool:
-        return isinstance(m, cls) and type(m).forward is cls.forward
-
     if isinstance(m, nn.Conv2d):
-        if not own(nn.Conv2d):
-            note = f"{type(m).__name__} has its own forward: explained as a plain Conv2d"
         p = conv_params(net, layer)
-        return (lambda x, u, s: conv_unit(x, p, u)), note
+        return lambda x, u, s: conv_unit(x, p, u)
     if isinstance(m, nn.Linear):
         w, b = _np(m.weight), _np(m.bias)
-        return (lambda x, u, s: linear_unit(x, w, b, u, top)), note
+        return lambda x, u, s: linear_unit(x, w, b, u, top)
     if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
         k = _pair(m.kernel_size)
         pool = Pool(
@@ -281,11 +284,11 @@ def _torch_op(net, layer: Layer, top: int):
             bool(getattr(m, "count_include_pad", True)),
             getattr(m, "divisor_override", None),
         )
-        return (lambda x, u, s: pool_unit(x, pool, u)), note
+        return lambda x, u, s: pool_unit(x, pool, u)
     if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)) and layer.kind == "map":
         kind = "max" if isinstance(m, nn.AdaptiveMaxPool2d) else "avg"
         pool = Pool(kind, adaptive=(layer.shape[1], layer.shape[2]))
-        return (lambda x, u, s: pool_unit(x, pool, u)), note
+        return lambda x, u, s: pool_unit(x, pool, u)
     if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
         running = m.track_running_stats and m.running_mean is not None
         stats = {
@@ -295,9 +298,9 @@ def _torch_op(net, layer: Layer, top: int):
             "weight": _np(m.weight),
             "bias": _np(m.bias),
         }
-        return (lambda x, u, s: batchnorm_unit(x, stats, u)), note
+        return lambda x, u, s: batchnorm_unit(x, stats, u)
     if isinstance(m, (nn.Flatten, nn.Unflatten)):
-        return (lambda x, u, s: flatten_unit(x, layer.shape, u, s)), note
+        return lambda x, u, s: flatten_unit(x, layer.shape, u, s)
     if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
         log = isinstance(m, nn.LogSoftmax)
 
@@ -308,12 +311,12 @@ def _torch_op(net, layer: Layer, top: int):
             classes = net.class_names(len(z)) if x.ndim == 1 else None
             return softmax_unit(z, u[a], classes, log)
 
-        return soft, note
+        return soft
     act = _activation_of(m)
     if act is not None:
         op, params = act
         name = type(m).__name__
-        return (lambda x, u, s: activation_unit(x, op, params, u, name)), note
+        return lambda x, u, s: activation_unit(x, op, params, u, name)
     raise _cannot(layer)
 
 
