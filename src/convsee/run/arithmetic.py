@@ -169,7 +169,8 @@ def pool_unit(x: np.ndarray, pool: Pool, unit) -> Part:
     }
     if pool.adaptive is None:
         data.update(kernel=list(pool.kernel), stride=list(pool.stride))
-        data.update(padding=list(pool.padding), dilation=list(pool.dilation))
+        ph, pw = pool.padding
+        data.update(padding=[ph, ph, pw, pw], dilation=list(pool.dilation))  # top, bottom, ...
     else:
         data["output_size"] = list(pool.adaptive)
     if pool.kind == "max":

@@ -72,7 +72,28 @@ TOLERANCE = 1e-5  # relative error at which a value counts as reproduced
 @dataclass(frozen=True)
 class Explanation:
     """How `value` of unit `unit` of `layer` was computed. Op-specific numbers are in `data`
-    (and read as attributes: e.products); to_dict() is the JSON form, every field at the top."""
+    (and read as attributes: e.products); to_dict() is the JSON form, every field at the top
+    (arrays as nested lists, NaN as null). By op (shapes for one unit; positions are in what
+    the module received, `input_shape`, which is the `source` layer's output):
+
+    conv2d: channels [Cg] (the input channels of the unit's group), inputs / weights /
+      products [Cg][kh][kw], partial_sums [Cg], bias (null: none), sum (Σ products), rows [kh],
+      cols [kw] (outside 0..H-1 / 0..W-1: padding), padded [kh][kw] bool, input_shape [C, H, W],
+      stride [2], padding [top, bottom, left, right], dilation [2], groups, padding_mode.
+    max_pool2d / avg_pool2d / adaptive_*: channel, inputs [kh][kw] (max: null at padding; avg:
+      0 there), rows, cols, padded, input_shape; max: winner [r, c] in the window, winner_at
+      [row, col] in the input; avg: sum, count (the divisor); fixed windows: kernel, stride,
+      padding [top, bottom, left, right], dilation; adaptive: output_size.
+    batch_norm: inputs (x), mean, var, eps, std (√(var + eps)), normalised, weight, bias,
+      statistics ("running" | "batch"), at (the unit).
+    linear: indices [k] (largest |w·x| first), inputs / weights / products [k], rest (Σ of the
+      other terms), rest_count, bias, sum, in_features, input_shape.
+    flatten: inputs (x), at (its position in input_shape), input_shape.
+    relu, leaky_relu, sigmoid, ... (an element-wise activation): inputs (x), function ("max(0,
+      x)"), params (the module's numbers), at.
+    softmax / log_softmax: inputs [K] (the logits), shift (max logit), exps [K] (e^(z − shift)),
+      sum, share (value for softmax), classes [K].
+    """
 
     layer: str
     type: str  # the module's class ("Conv2d"), or "softmax" for the pseudo-layer
