@@ -17,10 +17,11 @@ arithmetic of each op is in run/arithmetic.py):
 - softmax: the pseudo-layer "softmax" over the class scores (logits -> exp -> ÷ Σ), or a
   Softmax / LogSoftmax module.
 
-The value is compared with the layer's activation as `Network.run` captures it (what the page
-shows): `captured`, and `error` = |value − captured| / max(|captured|, scale), where scale is
-the size of the terms summed (Σ|w·x| + |bias| for a convolution): float32 rounding grows with
-the terms, not with a sum that cancels to near 0. `exact` is error <= TOLERANCE.
+The value is compared with the layer's activation as the page shows it (`captured`: Network.run
+for LeNet-5; for torch models the hook capture of run/capture.py, in the same pass), and
+`error` = |value − captured| / max(|captured|, scale), where scale is the size of the terms
+summed (Σ|w·x| + |bias| for a convolution): float32 rounding grows with the terms, not with a
+sum that cancels to near 0. `exact` is error <= TOLERANCE.
 
 What the module received is matched to the layer that produced it (`source`: a layer name,
 "input", or None). A module that received no layer's output (a functional op such as x + y or
@@ -100,7 +101,7 @@ class Explanation:
     op: str  # conv2d, max_pool2d, avg_pool2d, adaptive_*, batch_norm, linear, flatten, relu, ...
     unit: tuple[int, ...]  # (channel, row, col) of a map, (index,) of a vector
     value: float  # recomputed here, float64
-    captured: float  # the layer's activation as Network.run gives it
+    captured: float  # the layer's activation as Network.run / the hooks capture it
     error: float  # |value − captured| / max(|captured|, scale of the terms)
     formula: str  # one line, e.g. "Σ over 6 channels of 5×5 window × kernel + bias = ..."
     source: str | None = None  # what the module received: "input", a layer, None (neither)
@@ -353,6 +354,7 @@ class _Stop(Exception):
 @dataclass
 class _Seen:
     x: np.ndarray | None = None  # what the module received (its first tensor), one input
+    out: np.ndarray | None = None  # what the layer output (float32, as captured)
     source: str | None = None  # "input" or the layer that produced it, unchanged since
     changed: str | None = None  # the layer that produced it, changed in place since
     reshaped: bool = False  # it is the source's output reshaped (torch.flatten, .view)
@@ -418,7 +420,7 @@ def _watch(net, x: np.ndarray, target: Layer | None) -> _Seen:
             if target is not None and (name, calls[name]) == (target.module, target.call):
                 t = args[0] if args and isinstance(args[0], torch.Tensor) else None
                 if t is not None:
-                    seen.x = t.detach()[0].double().cpu().numpy()  # a copy, taken now
+                    seen.x = t.detach()[0].to("cpu", torch.float64, copy=True).numpy()  # now
                     seen.source, seen.changed, seen.reshaped = origin(t)
 
         return hook
@@ -430,9 +432,11 @@ def _watch(net, x: np.ndarray, target: Layer | None) -> _Seen:
                 layer = layers.get((name, call, path))
                 if layer is None:
                     continue
-                if target is not None and layer.name == target.name and not layer.leaf:
+                if target is not None and layer.name == target.name:
+                    # captured as run/capture.py captures a layer: a copy, taken now
+                    seen.out = t.detach()[0].to("cpu", torch.float32, copy=True).numpy()
                     leaves = [e for e in made.get(id(t), []) if e[2] and e[1] == _version(t)]
-                    seen.inner = leaves[-1][0] if leaves else None
+                    seen.inner = leaves[-1][0] if leaves and not layer.leaf else None
                 note(t, layer)
             if target is not None and (name, call) == (target.module, target.call):
                 raise _Stop
@@ -666,8 +670,7 @@ def _explain_torch(net, x, target: Layer, unit, top: int) -> Explanation:
             "as x + y or F.relu comes before it): explained on the value it received"
         )
     part = fn(seen.x, unit, seen.source)
-    acts, _ = net.run(x[None], [target])
-    captured = acts[target.name][0][unit]
+    captured = seen.out[unit]  # a container's output is this very tensor (same version)
     return _finish(
         target.name, target.type, part, unit, captured, seen.source, shown.name, "; ".join(notes)
     )
