@@ -77,7 +77,7 @@ def conv_unit(x: np.ndarray, p, unit) -> Part:
     lo, hi = p.group_of(c)
     w = np.asarray(p.weight[c], np.float64)  # (Cin/groups, kh, kw)
     kh, kw = w.shape[-2:]
-    top, bottom, left, right = p.padding
+    top, _, left, _ = p.padding  # (top, bottom, left, right): windows start at -top, -left
     rows = np.array(window_taps(i, kh, p.stride[0], top, p.dilation[0]))
     cols = np.array(window_taps(j, kw, p.stride[1], left, p.dilation[1]))
     h, wd = x.shape[1:]
@@ -95,8 +95,10 @@ def conv_unit(x: np.ndarray, p, unit) -> Part:
     n = hi - lo
     over = f"over {n} channels of" if n > 1 else "of the"
     formula = f"Σ {over} {kh}×{kw} window × kernel"
-    formula += f" + bias = {_n(total)}{_plus(bias)} = {_n(value)}" if bias is not None else ""
-    formula += "" if bias is not None else f" = {_n(value)} (no bias)"
+    if bias is None:
+        formula += f" = {_n(value)} (no bias)"
+    else:
+        formula += f" + bias = {_n(total)}{_plus(bias)} = {_n(value)}"
     if padded.any():
         formula += f"; {int(padded.sum())} of {kh * kw} window positions are padding"
     data = {
