@@ -183,6 +183,14 @@ class Network:
                 figs.append(Figure(name, data, side))
         return figs
 
+    def explain(self, input, layer: str, unit, top: int = 10):
+        """How one value of a layer was computed from what the layer received, with its
+        numbers: an Explanation (run/explain.py; .to_dict() is JSON). unit: (channel, row,
+        col) of a map, an index of a vector; layer "softmax": the class probabilities."""
+        from ..run.explain import explain
+
+        return explain(self, input, layer, unit, top=top)
+
     def scores(self, x: np.ndarray) -> np.ndarray | None:
         """Class probabilities only (N, K), or None when the output is not class scores."""
         return self.run(x)[1]
