@@ -35,9 +35,10 @@ def snippets():
 
 
 def test_the_command_reference_is_generated_from_the_parser():
-    start, end = README.index(START), README.index(END) + len(END)
-    assert README[start:end] == markdown(), (
-        "README's command reference is stale: python -m convsee.cli.reference README.md"
+    text = (REPO / "docs" / "cli.md").read_text()
+    start, end = text.index(START), text.index(END) + len(END)
+    assert text[start:end] == markdown(), (
+        "docs/cli.md's command reference is stale: python -m convsee.cli.reference docs/cli.md"
     )
 
 
