@@ -19,11 +19,16 @@ What is not run, and why:
   one, so a server another test left on 8000 can never answer for it), asked for their page,
   and stopped.
 
-What keeps it affordable: training lines (`convsee train ...`, `python examples/shapes.py
-...`) are the only heavy ones (one small_cnn epoch took 110 s on the busy 2-core machine this
-was written on). Each distinct line runs once per test session, exactly as written; a later
-page with the same line gets the files that run wrote, copied into its own folder, instead of
-training again. Nothing else is shortened or rewritten.
+What keeps it affordable, on a 2-core machine shared with other work:
+- Training lines (`convsee train ...`, `python examples/shapes.py ...`) are the only heavy
+  ones. Each distinct line runs once per test session, exactly as written; a later page with
+  the same line gets the files that run wrote, copied into its own folder, instead of training
+  again.
+- torch runs one thread (OMP_NUM_THREADS=1, which also turns convsee's own thread policy off;
+  tests/test_threads.py tests the policy). examples/shapes.py trains with torch's default of a
+  thread per core and no policy: on a loaded machine its spinning threads took 685 s (221 s of
+  CPU) where one thread took 90 s (31 s of CPU).
+Nothing else is shortened or rewritten.
 """
 
 from __future__ import annotations
@@ -328,6 +333,7 @@ def _clone(root: Path, mnist_dir: Path) -> dict:
         https_proxy=closed,
         NO_PROXY="127.0.0.1,localhost",
         no_proxy="127.0.0.1,localhost",
+        OMP_NUM_THREADS="1",
     )
     return env
 
