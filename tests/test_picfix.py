@@ -227,7 +227,7 @@ def test_render_of_lenet_with_device_cpu_stays_torch_free(tmp_path):
 
 
 def test_reference_says_which_commands_take_device():
-    """The README's reference claims --device for a command exactly when it takes it."""
+    """The command reference claims --device for a command exactly when it takes it."""
     from convsee.cli import COMMANDS, build_parser
     from convsee.cli.reference import markdown
 
@@ -238,7 +238,7 @@ def test_reference_says_which_commands_take_device():
     assert "`--device` (where torch runs) is taken by all of them" in sentence
     for n in COMMANDS:
         takes = any("--device" in x.option_strings for x in sub.choices[n]._actions)
-        section = text.split(f"#### `convsee {n}`")[1].split("#### ")[0]
+        section = text.split(f"## `convsee {n}`")[1].split("## ")[0]
         claimed = "`--device`" in section or "| model options | see above |" in section
         assert claimed == takes, n
     assert "render" in sentence.split(";")[0]  # render takes every model option now
