@@ -117,14 +117,24 @@ def build(kind: str, folder, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = cls(cfg).eval()
     g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():  # BatchNorm statistics that do something (not 0 / 1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                m.reset_parameters()  # torch's init keeps the signal (transformers' 0.02 fades)
+            if isinstance(m, torch.nn.BatchNorm2d):  # statistics of real inputs, not 0 / 1
+                m.reset_running_stats()
+                m.momentum = None  # a plain average over the batches below
+        model.train()
+        c, h, w = 3, *(2 * [int(getattr(cfg, "image_size", 64) or 64)])
+        for _ in range(4):
+            model(torch.rand(8, c, h, w, generator=g) * 4 - 2)
+        model.eval()
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.momentum = 0.1
         for p in model.parameters():  # classifier scores that spread (not all one class)
             if p.dim() == 2 and p.shape[0] == len(CLASSES):
-                p.mul_(8.0)
+                p.mul_(4.0)
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
     return folder

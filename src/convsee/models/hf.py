@@ -53,10 +53,14 @@ INSTALL = "pip install 'convsee[hf]'"
 PROCESSOR_FILE = "preprocessor_config.json"
 RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 CHECK_ATOL = 1e-4  # normalised units: a faithful translation differs by float32 rounding only
-# what the torchvision backend's resize does to the same image, measured in tests/test_hf.py
+# transformers' torchvision backend resizes with torch's antialiased interpolation, not
+# Pillow; on the 8 test images (tests/test_hf.py) they differ by at most these pixel levels
+TORCH_LEVELS = {"bilinear": 1, "bicubic": 24}  # of 255, the largest (bicubic: sharp edges)
+TORCH_MEAN_LEVEL = 0.5  # of 255, the mean over every pixel
 TORCH_RESIZE = (
-    "transformers' torchvision backend resizes tensors with torch's antialiased filter, which "
-    "differs from Pillow's by up to about 0.1 normalised units (mean about 0.01)"
+    "transformers' torchvision backend resizes with torch's antialiased interpolation "
+    "instead: within 1 of 255 levels of Pillow's for bilinear, up to 24 at sharp edges for "
+    "bicubic, under 0.5 on average"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
 
@@ -166,32 +170,13 @@ def _base(processor) -> str:
     return name
 
 
-def processor_preprocess(
-    processor, channels: int = 3, given: set | None = None, where: str = PROCESSOR_FILE
-) -> tuple[Preprocess, dict]:
-    """(Preprocess, {field: where it came from}) for a transformers image processor.
-
-    given: the keys the processor's file sets (None: unknown, e.g. an object handed to wrap);
-    a key it leaves out is the processor class's default, and said so. where: the file's name
-    in the provenance texts."""
-    name = _base(processor)
+def _size_rule(processor, name: str, src, where: str):
+    """(input (H, W), resize mode, resize_size, {field: where it came from}) of a processor's
+    resize and centre-crop settings, as transformers applies them."""
 
     def has(key, default=None):
         return getattr(processor, key, default)
 
-    def src(key, shown=None) -> str:
-        """'preprocessor_config.json: size.shortest_edge 64' (or the class default's)."""
-        value = has(key.split(".")[0]) if shown is None else shown
-        if isinstance(value, (list, tuple)):
-            value = "[" + ", ".join(f"{float(v):g}" for v in value) + "]"
-        origin = f"{where}:" if given is None or key.split(".")[0] in given else f"{name} default"
-        return f"{origin} {key} {value}"
-
-    if has("do_flip_channel_order"):
-        raise ConvseeError(
-            f"the image processor {name} flips the channels (RGB to BGR); convsee gives models "
-            "RGB: give the preprocessing yourself (a wrapper module that flips them)"
-        )
     frm: dict = {}
     size, crop = _size(has("size")), _size(has("crop_size"))
     cropping = bool(has("do_center_crop")) and "height" in crop and "width" in crop
@@ -207,7 +192,6 @@ def processor_preprocess(
             "give input_size and resize"
         )
     resize_size: tuple[int, ...] = ()
-    crop_pct = 1.0
     if "shortest_edge" in size and name.startswith("ConvNext") and has("crop_pct") is not None:
         s, pct = int(size["shortest_edge"]), float(has("crop_pct"))
         edge = src("size.shortest_edge", s)
@@ -259,6 +243,47 @@ def processor_preprocess(
             f"the image processor {name} has no size convsee understands ({size or 'none'}); "
             "give input_size and resize"
         )
+    return hw, resize, resize_size, frm
+
+
+def processor_preprocess(
+    processor,
+    channels: int = 3,
+    given: set | None = None,
+    where: str = PROCESSOR_FILE,
+    explicit: frozenset | set = frozenset(),
+) -> tuple[Preprocess, dict]:
+    """(Preprocess, {field: where it came from}) for a transformers image processor.
+
+    given: the keys the processor's file sets (None: unknown, e.g. an object handed to wrap);
+    a key it leaves out is the processor class's default, and said so. where: the file's name
+    in the provenance texts. explicit: the fields the caller gives itself (they replace the
+    processor's afterwards): what the processor lacks for them is no error."""
+    name = _base(processor)
+
+    def has(key, default=None):
+        return getattr(processor, key, default)
+
+    def src(key, shown=None) -> str:
+        """'preprocessor_config.json: size.shortest_edge 64' (or the class default's)."""
+        value = has(key.split(".")[0]) if shown is None else shown
+        if isinstance(value, (list, tuple)):
+            value = "[" + ", ".join(f"{float(v):g}" for v in value) + "]"
+        origin = f"{where}:" if given is None or key.split(".")[0] in given else f"{name} default"
+        return f"{origin} {key} {value}"
+
+    if has("do_flip_channel_order"):
+        raise ConvseeError(
+            f"the image processor {name} flips the channels (RGB to BGR); convsee gives models "
+            "RGB: give the preprocessing yourself (a wrapper module that flips them)"
+        )
+    try:
+        hw, resize, resize_size, frm = _size_rule(processor, name, src, where)
+    except ConvseeError:
+        if "input_size" not in explicit:
+            raise
+        hw, resize, resize_size, frm = (224, 224), "crop", (), {}  # replaced by the caller's
+    crop_pct = 1.0
     interpolation = _resample(has("resample"))
     frm["interpolation"] = src("resample", f"{has('resample')!s} ({interpolation})")
 
@@ -274,12 +299,14 @@ def processor_preprocess(
             for k in ("image_mean", "image_std")
             if has(k) is None or (given is not None and k not in given)
         ]
-        if missing:
+        if missing and not {"mean", "std"} <= set(explicit):
             raise ConvseeError(
                 f"{where} gives no {' or '.join(missing)} (do_normalize is true): transformers "
                 f"would use {name}'s defaults, which need not be what the model was trained "
                 "with; give mean and std"
             )
+        if missing:  # given by the caller: placeholders here, replaced afterwards
+            m, s = [0.5] * channels, [0.5] * channels
         m = np.resize(np.asarray(m, np.float64), channels)
         s = np.resize(np.asarray(s, np.float64), channels)
         norm = src("image_mean"), src("image_std")
@@ -514,14 +541,7 @@ def wrap_hf(
         fields = {k: v for k, v in dict(preprocess or {}).items() if v is not None}
         fields.pop("labels", None)
         if processor is not None:
-            try:
-                prep, frm = processor_preprocess(processor, channels, given, where)
-            except ConvseeError:
-                if not {"input_size", "mean", "std"} <= set(fields) and not (
-                    "input_size" in fields and "resize" in fields
-                ):
-                    raise
-                prep, frm = _partial(processor, channels, fields)
+            prep, frm = processor_preprocess(processor, channels, given, where, set(fields))
         else:
             prep, note = default_preprocess(model)
             why = no_processor or "no image processor was given"
@@ -556,10 +576,10 @@ def wrap_hf(
                 f"on a test image by up to {diff:.3g}"
             )
         frm["resize_filter"] = (
-            "Pillow, as transformers' PIL image processors resize"
+            f"Pillow, as {type(processor).__name__} (transformers' PIL backend) resizes; "
             if backend == "pil"
-            else f"Pillow; {TORCH_RESIZE}"
-        )
+            else f"Pillow, not as {type(processor).__name__} resizes: "
+        ) + TORCH_RESIZE
     if classes is None:
         classes, frm["classes"] = _classes(config) if config is not None else (None, "none")
     else:
@@ -576,25 +596,6 @@ def wrap_hf(
     if tokens:
         net.notes.append(tokens)
     return net
-
-
-def _partial(processor, channels: int, fields: dict) -> tuple[Preprocess, dict]:
-    """When the processor's size rule is beyond convsee but the fields give the size: its
-    mean, std and filter, the rest from the fields."""
-    name = _base(processor)
-    mean = getattr(processor, "image_mean", None)
-    std = getattr(processor, "image_std", None)
-    base = Preprocess(
-        (channels, 224, 224),
-        tuple(np.resize(np.asarray(mean or 0.5, float), channels).tolist()),
-        tuple(np.resize(np.asarray(std or 0.5, float), channels).tolist()),
-        "crop",
-        1.0,
-        _resample(getattr(processor, "resample", None)),
-    )
-    frm = {"mean": f"{name}: image_mean", "std": f"{name}: image_std"}
-    frm["interpolation"] = f"{name}: resample"
-    return base, frm
 
 
 def _token_note(net) -> str:
