@@ -90,16 +90,24 @@ def is_hf_model(model) -> bool:
 def _quiet(transformers):
     """No progress bars or warnings from transformers while loading (convsee says what
     matters itself, in one line)."""
+    import huggingface_hub.utils as hub
+
     log = transformers.utils.logging
     bars, level = log.is_progress_bar_enabled(), log.get_verbosity()
+    hub_bars, hub_level = hub.are_progress_bars_disabled(), hub.logging.get_verbosity()
     log.disable_progress_bar()
     log.set_verbosity_error()
+    hub.disable_progress_bars()
+    hub.logging.set_verbosity_error()  # its retries, when the hub cannot be reached
     try:
         yield
     finally:
         log.set_verbosity(level)
+        hub.logging.set_verbosity(hub_level)
         if bars:
             log.enable_progress_bar()
+        if not hub_bars:
+            hub.enable_progress_bars()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,6 +427,14 @@ def _not_a_classifier(transformers, config, text: str) -> ConvseeError:
     )
 
 
+def _key(item) -> str:
+    """A loading-info entry: 'name', or (name, shape in the file, shape in the model)."""
+    if isinstance(item, (tuple, list)) and len(item) == 3:
+        name, theirs, ours = item
+        return f"{name} {list(theirs)} in the file, {list(ours)} in the model"
+    return str(item)
+
+
 def load_hf(
     source: str,
     *,
@@ -459,18 +475,18 @@ def load_hf(
             config.output_hidden_states = True
         try:
             model, info = transformers.AutoModelForImageClassification.from_pretrained(
-                where, config=config, output_loading_info=True
-            )
+                where, config=config, output_loading_info=True, ignore_mismatched_sizes=True
+            )  # weights of another shape are listed below and refused, not re-initialised
         except Exception as e:  # noqa: BLE001
             raise ConvseeError(
                 f"hf:{text[:200]}: transformers could not load the model "
                 f"({type(e).__name__}: {_first_line(e)})"
             ) from None
-        bad = {k: list(v) for k, v in (info or {}).items() if k != "error_msgs" and v}
+        bad = {k: sorted(map(_key, v)) for k, v in (info or {}).items() if k != "error_msgs" and v}
         if bad:
             what = "; ".join(
-                f"{len(v)} {k.replace('_', ' ')} ({', '.join(map(str, v[:3]))}"
-                f"{' and more' if len(v) > 3 else ''})"
+                f"{len(v)} {k.replace('_keys', '').replace('_', ' ')} ({', '.join(v[:3])}"
+                f"{f' and {len(v) - 3} more' if len(v) > 3 else ''})"
                 for k, v in bad.items()
             )
             raise ConvseeError(

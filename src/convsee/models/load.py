@@ -80,6 +80,12 @@ def import_model(spec: str):
     """An nn.Module from 'file.py:Name' or 'package.module:Name' (Name called with no args)."""
     import torch
 
+    if str(spec).startswith("hf:"):
+        raise ConvseeError(
+            f"model {str(spec)[:200]}: an hf: model is loaded with its weights and preprocessing "
+            "(load_network), not built from a class: it cannot be trained or rebuilt here "
+            "(training takes FILE.py:Name or package.module:Name)"
+        )
     target, sep, name = str(spec).rpartition(":")
     if not sep or not target or not name:
         raise ConvseeError(
