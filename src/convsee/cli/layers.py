@@ -30,5 +30,20 @@ def run(a) -> int:
         print(f"[{rows}]" if spec.layers else "[]")
         return 0
     print(f"{spec.model_type}: input {net.prep.describe()}")
+    frm = net.meta.get("preprocess_from") or {}
+    if frm:
+        width = max(len(k) for k in frm)
+        print("preprocessing, where each value came from:")
+        for k, v in frm.items():
+            print(f"  {k.ljust(width)}  {v}")
     print(spec.table())
+    if net.meta.get("hf_model"):
+        from ..models.hf import stages
+
+        found = stages(net)
+        if found:
+            width = max(len(name) for _, name, _ in found)
+            print("\nStages (the model's output_hidden_states, the layer each one is):")
+            for k, name, shape in found:
+                print(f"  hidden_states.{k:<3} {name.ljust(width)}  {'x'.join(map(str, shape))}")
     return 0

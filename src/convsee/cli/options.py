@@ -51,8 +51,9 @@ def add_model(p, *, device: bool = True, checkpoint_help: str | None = None) -> 
     g.add_argument(
         "--model",
         metavar="SPEC",
-        help="your model: FILE.py:Name or package.module:Name (an nn.Module class or a "
-        "function returning one, called with no arguments)",
+        help="your model: hf:DIR_OR_ID (a Hugging Face image classifier: its folder or hub ID; "
+        "its preprocessing and class names come with it), FILE.py:Name or package.module:Name "
+        "(an nn.Module class or a function returning one, called with no arguments)",
     )
     g.add_argument(
         "--checkpoint",
@@ -96,7 +97,7 @@ def add_model(p, *, device: bool = True, checkpoint_help: str | None = None) -> 
     g.add_argument(
         "--preprocess",
         metavar="FILE.json",
-        help="the preprocessing fields (input_size, mean, std, resize, crop_pct, "
+        help="the preprocessing fields (input_size, mean, std, resize, crop_pct, resize_size, "
         "interpolation, labels) as JSON",
     )
     if device:

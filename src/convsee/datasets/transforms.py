@@ -9,10 +9,13 @@ guessing. `fit(image, prep)` brings any image there and says what it did (for si
   converted to luminance (ITU-R 601-2, as Pillow's "L"); transparency is composited on white.
 - size: `crop` (default, as torchvision's classification transforms: scale so the image
   covers the target, with `crop_pct` < 1 meaning scale to size / crop_pct first, then cut the
-  centre), `stretch`, `pad` (fit inside, pad with the mean colour, which normalises to 0),
-  `none` (refuse other sizes), and for 1-channel models `mnist` (digits: invert dark ink on
-  light, crop to the ink, 20x20 in 28x28 centred by centre of mass, as MNIST was made) or
-  `fashion` (the item fills the frame, as Fashion-MNIST was made).
+  centre; `resize_size` S scales the shorter side to S first, (H, W) scales to H x W first, as
+  torchvision's Resize(S) / Resize((H, W)) and transformers' image processors do; sizes are
+  truncated as they compute them, 451x300 to shorter side 256 is 384x256), `stretch`, `pad`
+  (fit inside, pad with the mean colour, which normalises to 0), `none` (refuse other sizes),
+  and for 1-channel models `mnist` (digits: invert dark ink on light, crop to the ink, 20x20
+  in 28x28 centred by centre of mass, as MNIST was made) or `fashion` (the item fills the
+  frame, as Fashion-MNIST was made).
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from PIL import Image
 
 from ..errors import ConvseeError, no_file
 
-__all__ = ["Preprocess", "RESIZE_MODES", "fit", "normalize", "denormalize", "read_preprocess"]
+__all__ = [
+    "Preprocess",
+    "RESIZE_MODES",
+    "fit",
+    "crop_resize_size",
+    "normalize",
+    "denormalize",
+    "read_preprocess",
+]
 
 RESIZE_MODES = ("crop", "stretch", "pad", "none", "mnist", "fashion")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet weights, [0, 1] scale
@@ -38,6 +49,8 @@ _INTERP = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,  # transformers' resample 4 and 5
+    "hamming": Image.Resampling.HAMMING,
 }
 
 
@@ -50,7 +63,10 @@ class Preprocess:
     crop_pct: float = (
         1.0  # crop: the target is size / crop_pct before the centre cut (0.875: ImageNet)
     )
-    interpolation: str = "bilinear"  # nearest | bilinear | bicubic | lanczos
+    interpolation: str = "bilinear"  # nearest | bilinear | bicubic | lanczos | box | hamming
+    # crop: () the size before the centre cut follows from crop_pct; (S,) the shorter side is
+    # scaled to S pixels; (H, W) the image is scaled to H x W (torchvision's Resize argument)
+    resize_size: tuple[int, ...] = ()
 
     def __post_init__(self):
         c, h, w = self.input_size
@@ -81,6 +97,14 @@ class Preprocess:
             raise ConvseeError(
                 f"unknown interpolation {self.interpolation!r}; valid: {', '.join(_INTERP)}"
             )
+        r = self.resize_size
+        if len(r) not in (0, 1, 2) or any(int(v) != v or v < 1 for v in r):
+            raise ConvseeError(f"resize_size must be S or H,W in pixels, got {list(r)}")
+        if r and (r[0] < max(h, w) if len(r) == 1 else (r[0] < h or r[1] < w)):
+            raise ConvseeError(
+                f"resize_size {'x'.join(map(str, r))} is smaller than the input size {h}x{w}: "
+                "the centre cut would leave the image"
+            )
 
     @property
     def channels(self) -> int:
@@ -94,6 +118,8 @@ class Preprocess:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if not self.resize_size:  # the default: sidecars and checkpoints stay as they were
+            del d["resize_size"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def merged(self, d: dict, where: str = "preprocessing") -> Preprocess:
@@ -124,6 +150,14 @@ class Preprocess:
                     kw[k] = d[k]
             if d.get("crop_pct") is not None:
                 kw["crop_pct"] = float(d["crop_pct"])
+            if d.get("resize_size") is not None:
+                v = d["resize_size"]
+                v = [v] if isinstance(v, int) else v
+                if isinstance(v, str):
+                    v = [x for x in v.replace("x", ",").split(",") if x.strip()]
+                if isinstance(v, (int, float)) or len(v) not in (0, 1, 2):
+                    raise ValueError("resize_size must be S or H,W")
+                kw["resize_size"] = tuple(int(x) for x in v)
         except (TypeError, ValueError) as e:
             raise ConvseeError(f"{where}: {e}") from None
         c = kw.get("input_size", self.input_size)[0]
@@ -140,6 +174,9 @@ class Preprocess:
         crop = (
             f", crop_pct {self.crop_pct:g}" if self.resize == "crop" and self.crop_pct != 1 else ""
         )
+        if self.resize == "crop" and self.resize_size:
+            r = self.resize_size
+            crop = f", shorter side {r[0]} first" if len(r) == 1 else f", {r[0]}x{r[1]} first"
         return f"{c}x{h}x{w}, mean ({mean}), std ({std}), resize {self.resize}{crop}"
 
 
@@ -303,8 +340,7 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
             img = img_new
             notes.append(f"scaled from {iw}x{ih} to fit {w}x{h}, padded with the mean colour")
         else:  # crop
-            s = max(w / iw, h / ih) / prep.crop_pct
-            nw, nh = max(w, round(iw * s)), max(h, round(ih * s))
+            nw, nh = crop_resize_size(iw, ih, prep)
             img = img.resize((nw, nh), interp)
             left, top = (nw - w) // 2, (nh - h) // 2
             img = img.crop((left, top, left + w, top + h))
@@ -314,6 +350,29 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if c == 3 and a.ndim == 2:
         show = np.repeat(a[..., None], 3, axis=2)
     return show, normalize(show, prep), notes
+
+
+def crop_resize_size(iw: int, ih: int, prep: Preprocess) -> tuple[int, int]:
+    """(width, height) an iw x ih image is scaled to before the centre cut of resize 'crop'.
+
+    As torchvision's Resize and transformers' image processors compute it: the side that binds
+    gets its target (resize_size S, else the input side / crop_pct, truncated as timm and
+    transformers do), the other side int(target * other / binding), truncating, not rounding
+    (451x300 to shorter side 256 is 384x256, not 385x256)."""
+    c, h, w = prep.input_size
+    r = prep.resize_size
+    if len(r) == 2:
+        return r[1], r[0]
+    if len(r) == 1:
+        short, side = r[0], (iw <= ih)  # side: the width is the shorter side
+    else:
+        side = w / iw >= h / ih  # the width binds: scaling it to w covers the height too
+        short = int((w if side else h) / prep.crop_pct)
+    if side:
+        nw, nh = short, int(short * ih / iw)
+    else:
+        nw, nh = int(short * iw / ih), short
+    return max(w, nw), max(h, nh)
 
 
 def load_npy(path, prep: Preprocess) -> np.ndarray:

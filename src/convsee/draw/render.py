@@ -176,6 +176,7 @@ def sidecar(meta: dict, **fields) -> bytes:
         "checkpoint_sha256": meta.get("checkpoint_sha256", meta.get("sha256")),
         "checkpoint_test_accuracy": meta.get("checkpoint_test_accuracy", meta.get("test_accuracy")),
         "preprocess": meta.get("preprocess"),
+        **({"preprocess_from": meta["preprocess_from"]} if meta.get("preprocess_from") else {}),
         **fields,
     }
     return (json.dumps(side, indent=2) + "\n").encode()

@@ -8,6 +8,8 @@
   (DataParallel, torch.compile) are stripped; keys and shapes must match exactly, and a
   mismatch lists what is missing, unexpected or of another shape.
 - TorchScript and torch.export files can run code when loaded: refused unless trust=True.
+- `hf:PATH_OR_ID`: a Hugging Face image classifier (models/hf.py), its preprocessing read
+  from its own image processor.
 - Without a model: LeNet-5 with the shipped weights of the dataset (or a LeNet checkpoint),
   in NumPy.
 """
@@ -78,6 +80,12 @@ def import_model(spec: str):
     """An nn.Module from 'file.py:Name' or 'package.module:Name' (Name called with no args)."""
     import torch
 
+    if str(spec).startswith("hf:"):
+        raise ConvseeError(
+            f"model {str(spec)[:200]}: an hf: model is loaded with its weights and preprocessing "
+            "(load_network), not built from a class: it cannot be trained or rebuilt here "
+            "(training takes FILE.py:Name or package.module:Name)"
+        )
     target, sep, name = str(spec).rpartition(":")
     if not sep or not target or not name:
         raise ConvseeError(
@@ -350,6 +358,15 @@ def load_network(
         return _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
     if model is None:
         return _lenet_network(path, dataset, preprocess, labels, output)
+    if str(model).startswith("hf:"):
+        from .hf import load_hf
+
+        if path is not None:
+            raise ConvseeError(
+                f"model {str(model)[:200]}: an hf: model's folder holds its weights; a separate "
+                "checkpoint is not used with it"
+            )
+        return load_hf(model, output=output, preprocess=preprocess, labels=labels, device=device)
     module = import_model(model)
     meta = {"model": model}
     file_meta: dict = {}
@@ -467,6 +484,7 @@ def load(
 
 def wrap(
     model,
+    processor=None,
     *,
     preprocess: Preprocess | dict | None = None,
     classes=None,
@@ -480,12 +498,24 @@ def wrap(
     preprocess: a Preprocess or its fields (input_size, mean, std, resize, ...); keyword
     fields work too: wrap(net, input_size=(3, 224, 224), mean=..., std=..., classes=[...]).
     dataset: where sample:D and test:N come from (default MNIST), e.g. "fashion-mnist".
+    processor: a transformers image processor (AutoImageProcessor.from_pretrained(...)): the
+    preprocessing is read from it; a transformers model's class names come from its
+    config.id2label (models/hf.py).
     """
     if not callable(model):
         raise ConvseeError(
             f"wrap() takes a torch model (an nn.Module), not {type(model).__name__}; for "
             "LeNet-5 with the shipped weights use convsee.load()"
         )
+    from .hf import is_hf_model, wrap_hf
+
+    if processor is not None or is_hf_model(model):
+        d = preprocess if isinstance(preprocess, Preprocess) else dict(preprocess or {})
+        if isinstance(d, dict):
+            d.update({k: v for k, v in fields.items() if v is not None})
+        net = wrap_hf(model, processor, preprocess=d, classes=classes, output=output, device=device)
+        net.dataset = dataset
+        return net
     if isinstance(preprocess, Preprocess):
         prep = preprocess
     else:

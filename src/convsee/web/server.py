@@ -966,6 +966,7 @@ def page_info(served: Served) -> dict:
         "test_accuracy": meta.get("checkpoint_test_accuracy") or meta.get("test_accuracy"),
         "preprocess": prep.to_dict(),
         "preprocess_text": prep.describe(),
+        "preprocess_from": meta.get("preprocess_from"),  # an hf: model: where each value came from
         "spec": spec.to_dict(),
         "classes": served.classes(k) if k else [],
         "scores_layer": served.scores,
