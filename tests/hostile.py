@@ -30,10 +30,8 @@ def png_bomb(side: int, rows: int | None = None) -> bytes:
 def png_strip(width: int, height: int) -> bytes:
     """A valid 1-bit width x height PNG, black with a white first pixel row/column pattern
     (not blank), written directly: a few hundred bytes for a 1x100000 strip."""
-    comp = zlib.compressobj(9)
-    nbytes = (width + 7) // 8
-    row = b"\x00" + bytes([0xAA]) * nbytes  # alternate black and white pixels
-    idat = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    row = b"\x00" + b"\xaa" * ((width + 7) // 8)  # alternate black and white pixels
+    idat = zlib.compress(row * height, 9)
     head = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", head) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
