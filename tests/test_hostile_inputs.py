@@ -196,6 +196,24 @@ def test_scans_are_counted_as_a_decoder_walks_the_stream():
     assert images.jpeg_scans(io.BytesIO(jpeg_scan_bomb(16, 5000)), stop=101) == 101
 
 
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_scan_counts_match_an_independent_walk_for_any_block_size(monkeypatch, block):
+    """Photos of several sizes, qualities and forms (with restart markers, whose FF D0-D7
+    sit inside the entropy-coded data), read in blocks small enough to split markers."""
+    monkeypatch.setattr(images, "_BLOCK", block)
+    rng = np.random.default_rng(2)
+    for i in range(6):
+        w, h = (int(v) for v in rng.integers(8, 300, 2))
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        kw = {"quality": int(rng.integers(20, 100)), "progressive": bool(i % 2)}
+        if i >= 4:
+            kw["restart_marker_blocks"] = 2
+        data = _jpeg(Image.fromarray(pixels), **kw)
+        assert images.jpeg_scans(io.BytesIO(data), stop=10**6) == _scans(data), kw
+    data = jpeg_scan_bomb(32, 300)
+    assert images.jpeg_scans(io.BytesIO(data), stop=10**6) == _scans(data) == 306
+
+
 def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding(monkeypatch):
     bomb = jpeg_scan_bomb(64, 1000)  # 10 KB; each empty scan a pass over all coefficients
     assert _scans(bomb) == 1006 and len(bomb) < 12_000

@@ -97,25 +97,32 @@ def jpeg_scans(fp, stop: int = MAX_SCANS + 1) -> int:
     if fp.read(2) != b"\xff\xd8":
         return 0
     pos, n = 2, 0
+    base, block = 0, b""  # the bytes read last, from offset base
     while n < stop:
-        fp.seek(pos)
-        block = fp.read(_BLOCK)
-        m = _MARKER.search(block)
-        if m is None:
+        if not base <= pos <= base + len(block) - 4:  # a marker and its length: 4 bytes
+            fp.seek(pos)
+            base, block = pos, fp.read(_BLOCK)
             if len(block) < 2:
                 return n
-            pos += len(block) - 1  # the last byte may be the 0xFF of a marker
+        m = _MARKER.search(block, pos - base)
+        if m is None:
+            if len(block) < _BLOCK:  # the end of the file
+                return n
+            pos = base + len(block) - 1  # the last byte may be the 0xFF of a marker
+            block = b""
             continue
         code = block[m.start() + 1]
-        pos += m.end()
+        pos = base + m.end()
         if code == 0xD9:  # EOI: the end of the first picture
             return n
         if code in _NO_LENGTH:
             continue
-        fp.seek(pos)
-        head = fp.read(2)
+        head = block[pos - base : pos - base + 2]
         if len(head) < 2:
-            return n
+            fp.seek(pos)
+            head = fp.read(2)
+            if len(head) < 2:
+                return n
         pos += int.from_bytes(head, "big")  # the length counts its own 2 bytes
         if code == 0xDA:
             n += 1
