@@ -50,6 +50,22 @@ def guarded(monkeypatch):
     return asked
 
 
+@pytest.fixture
+def decoded(monkeypatch):
+    """The formats of the image files whose pixels were decoded (Pillow's load; images
+    made in memory have no format)."""
+    seen = []
+    real = Image.Image.load
+
+    def load(self):
+        if self.format is not None:
+            seen.append(self.format)
+        return real(self)
+
+    monkeypatch.setattr(Image.Image, "load", load)
+    return seen
+
+
 def one_line_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("convsee: error:") and err.count("\n") == 1, err
@@ -65,11 +81,11 @@ def png_body(data: bytes) -> dict:
 
 
 @pytest.mark.parametrize("size", THIN, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_thin_images_are_refused_before_any_resize(size, guarded):
+def test_thin_images_are_refused_before_any_resize(size, guarded, decoded):
     w, h = size
     with pytest.raises(ConvseeError, match=rf"image too thin: {w}x{h} pixels, {max(w, h):,}:1"):
         fit(png_strip(w, h), imagenet())  # 3x224x224, crop: what a ResNet-18 takes
-    assert guarded == []
+    assert guarded == [] and decoded == []  # from the declared size: not even decoded
     with pytest.raises(ConvseeError, match="image too thin"):  # the digit form too
         fit(png_strip(w, h), Preprocess())
 
@@ -148,13 +164,13 @@ def rgb_client():
 
 
 @pytest.mark.parametrize("size", THIN, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_thin_images_on_the_server_are_a_422(rgb_client, guarded, size):
+def test_thin_images_on_the_server_are_a_422(rgb_client, guarded, decoded, size):
     body = {**png_body(png_strip(*size)), "encoding": "u8"}
     r = rgb_client.post("/api/activations", json=body)
     assert r.status_code == 422, r.text
     error = r.json()["error"]
-    assert "image too thin" in error and "\n" not in error
-    assert guarded == []
+    assert f"image too thin: {size[0]}x{size[1]} pixels" in error and "\n" not in error
+    assert guarded == [] and decoded == []
     ok = Image.new("RGB", (300, 200), (200, 30, 30))
     buf = io.BytesIO()
     ok.save(buf, "PNG")
@@ -214,20 +230,12 @@ def test_scan_counts_match_an_independent_walk_for_any_block_size(monkeypatch, b
     assert images.jpeg_scans(io.BytesIO(data), stop=10**6) == _scans(data) == 306
 
 
-def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding(monkeypatch):
+def test_a_jpeg_of_thousands_of_scans_is_refused_before_decoding(decoded):
     bomb = jpeg_scan_bomb(64, 1000)  # 10 KB; each empty scan a pass over all coefficients
     assert _scans(bomb) == 1006 and len(bomb) < 12_000
-    decoded = []
-    real = Image.Image.load
-
-    def load(self):
-        decoded.append(self.format)
-        return real(self)
-
-    monkeypatch.setattr(Image.Image, "load", load)
     with pytest.raises(ConvseeError, match="a JPEG of over 100 scans"):
         open_image(bomb)
-    assert "JPEG" not in decoded
+    assert decoded == []
     assert open_image(jpeg_scan_bomb(64, 90)).size == (64, 64)  # 96 scans: still read
 
 

@@ -141,11 +141,14 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(
+    source, *, max_pixels: int = MAX_PIXELS, max_aspect: float | None = None
+) -> Image.Image:
     """A loaded PIL image (its first frame) from a path, bytes or file object.
 
     Raises ConvseeError, in its own words, for a missing file, a format outside `FORMATS`,
-    an image declaring more than `max_pixels` pixels (checked before decoding) and damaged
+    an image declaring more than `max_pixels` pixels or (max_aspect given) thinner than
+    max_aspect:1 (both checked before decoding), a JPEG of over `MAX_SCANS` scans and damaged
     data. A PIL image passed in is returned as is: the caller opened it.
     """
     if isinstance(source, Image.Image):
@@ -182,6 +185,8 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ConvseeError(
                 f"{at}image too large: {w}x{h} pixels ({_megapixels(w * h)} megapixels); {limit}"
             )
+        if max_aspect is not None:
+            check_aspect(w, h, at, max_aspect)
         if img.format in ("JPEG", "MPO") and getattr(img, "fp", None) is not None:
             at_pos = img.fp.tell()
             scans = jpeg_scans(img.fp)

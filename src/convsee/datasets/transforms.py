@@ -41,6 +41,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_WORK_PIXELS",
     "Preprocess",
+    "aspect_limit",
     "RESIZE_MODES",
     "fit",
     "crop_resize_size",
@@ -339,7 +340,7 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
         image, "read"
     ):
-        image = open_image(image)
+        image = open_image(image, max_aspect=aspect_limit(prep))  # checked before decoding
     _check_aspect(image, prep)
     if prep.resize in ("mnist", "fashion"):
         from .digits import preprocess
@@ -417,10 +418,18 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return show, normalize(show, prep), notes
 
 
-def _check_aspect(image, prep: Preprocess) -> None:
-    """Refuse an image thinner than MAX_ASPECT:1, or than the model's input if that is
+def aspect_limit(prep: Preprocess) -> float:
+    """How thin an image the model takes: MAX_ASPECT:1, or its own input's shape if that is
     thinner still (a 1x64 sequence model takes 1x64 images)."""
-    from .images import MAX_ASPECT, check_aspect
+    from .images import MAX_ASPECT
+
+    _, h, w = prep.input_size
+    return max(MAX_ASPECT, max(h, w) / min(h, w))
+
+
+def _check_aspect(image, prep: Preprocess) -> None:
+    """Refuse an image (a Pillow image or an array) thinner than aspect_limit(prep)."""
+    from .images import check_aspect
 
     if isinstance(image, Image.Image):
         iw, ih = image.size
@@ -429,8 +438,7 @@ def _check_aspect(image, prep: Preprocess) -> None:
         if len(shape) < 2:
             return  # fit says what is wrong with it
         ih, iw = shape[0], shape[1]
-    _, h, w = prep.input_size
-    check_aspect(iw, ih, limit=max(MAX_ASPECT, max(h, w) / min(h, w)))
+    check_aspect(iw, ih, limit=aspect_limit(prep))
 
 
 def _check_resize(iw: int, ih: int, nw: int, nh: int) -> None:

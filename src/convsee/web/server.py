@@ -51,7 +51,7 @@ from starlette.routing import Mount, Route
 from .. import __version__
 from ..datasets.images import declared_size, open_image, reduce_to
 from ..datasets.inputs import Input, prepare, samples
-from ..datasets.transforms import fit, normalize
+from ..datasets.transforms import aspect_limit, fit, normalize
 from ..errors import ConvseeError
 from ..run.filters import blur_maps
 from ..spec import Layer
@@ -428,7 +428,7 @@ def _parse_png(value, prep, keep=None) -> Input:
 
 def _prepare_png(raw: bytes, prep) -> Input:
     try:
-        image = open_image(raw, max_pixels=MAX_IMAGE_PIXELS)
+        image = open_image(raw, max_pixels=MAX_IMAGE_PIXELS, max_aspect=aspect_limit(prep))
         turned = image.info.get("convsee_turned")
         image = reduce_to(image, WORK_PIXELS)
         if turned:  # the note survives the reduction
