@@ -903,3 +903,60 @@ def test_a_client_closing_mid_body_logs_one_line(live, caplog):
         "a client closed its connection while sending a request body"
     ]
     assert all(r.exc_info is None for r in records)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/views?layer=conv2&unit=1", "/api/info", "/api/sample/random", "/api/sample/3"],
+)
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({"origin": "http://attacker.example"}, "cross-origin"),
+        ({"origin": "null"}, "cross-origin"),
+        ({"sec-fetch-site": "cross-site"}, "cross-site"),
+    ],
+)
+def test_cross_site_gets_of_the_api_are_refused(client, path, headers, message):
+    r = client.get(path, headers=headers)
+    assert r.status_code == 403 and message in r.json()["error"]
+
+
+def test_same_origin_gets_and_the_page_from_anywhere(client):
+    ok = {"origin": LOCAL, "sec-fetch-site": "same-origin"}
+    assert client.get("/api/info", headers=ok).status_code == 200
+    assert client.get("/api/sample/3", headers={"sec-fetch-site": "same-origin"}).json()["name"]
+    assert client.get("/", headers={"sec-fetch-site": "cross-site"}).status_code == 200  # a link
+
+
+def test_a_damaged_data_image_does_not_show_the_servers_path(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    good = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(good).line([(14, 4), (14, 24)], fill=255, width=3)
+    good.save(folder / "good.png")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    with TestClient(create_app(data_dir=folder), base_url=LOCAL) as c:
+        names = [c.get("/api/sample/random").json()["path"] for _ in range(40)]
+        assert set(names) == {"good.png", "sub/broken.png"}
+        n = 1  # sorted: good.png, sub/broken.png
+        r = c.post("/api/activations", json={"input": f"data:{n}"})
+        error = r.json()["error"]
+        assert r.status_code == 422 and "sub/broken.png" in error, error
+        assert str(tmp_path) not in error and "/images" not in error, error
+        assert c.post("/api/activations", json={"input": "data:0"}).status_code == 200
+
+
+def test_too_many_values_names_the_encodings_that_fit(resnet_client, monkeypatch):
+    import convsee.web.server as server
+
+    monkeypatch.setitem(server.MAX_VALUES, "list", 50_000)
+    r = resnet_client.post("/api/activations", json={"input": "sample:1"})  # default: list
+    error = r.json()["error"]
+    assert r.status_code == 400 and "send 'encoding': 'u8' or 'f32', which fit" in error, error
+    monkeypatch.setitem(server.MAX_VALUES, "f32", 50_000)
+    error = resnet_client.post("/api/activations", json={"input": "sample:1"}).json()["error"]
+    assert "send 'encoding': 'u8', which fit" in error, error
+    body = {"input": "sample:1", "encoding": "u8"}
+    assert resnet_client.post("/api/activations", json=body).status_code == 200

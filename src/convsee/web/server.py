@@ -472,12 +472,26 @@ def _parse_named(value, served: Served) -> Input:
     try:
         inp = src.item(n, served.prep)
     except ConvseeError as e:
-        raise BadRequest(f"{value}: {e}", 422) from None
+        raise BadRequest(f"{value}: {_without_paths(str(e), src, n)}", 422) from None
     if kind == "data":
         from dataclasses import replace
 
         inp = replace(inp, name=f"data:{n}", source=inp.name)
     return inp
+
+
+def _without_paths(text: str, src, n: int) -> str:
+    """A message about item n of an image folder, naming the file relative to the folder:
+    the server's own paths are not the client's business."""
+    files, root = getattr(src, "files", None), getattr(src, "root", None)
+    if files is None or root is None:
+        return text
+    rel = str(Path(files[n]).relative_to(root))
+    for full in {str(files[n]), str(Path(files[n]).resolve())}:
+        text = text.replace(full, rel)
+    for folder in {str(root), str(Path(root).resolve())}:
+        text = text.replace(folder, "the data folder")
+    return text
 
 
 def _parse_blur(blur) -> tuple[int, float] | None:
@@ -824,9 +838,15 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
     requests = _parse_layers(body.get("layers"), served)
     total = sum(_sent_values(r, encoding) for r in requests)
     if total > MAX_VALUES[encoding]:
+        fit = [
+            e
+            for e in ("u8", "f32")
+            if e != encoding and sum(_sent_values(r, e) for r in requests) <= MAX_VALUES[e]
+        ]
+        instead = f", or send 'encoding': {' or '.join(map(repr, fit))}, which fit" if fit else ""
         raise BadRequest(
             f"the layers asked for hold {total:,} values; at most {MAX_VALUES[encoding]:,} per "
-            f"answer in encoding {encoding}: ask for fewer layers"
+            f"answer in encoding {encoding}: ask for fewer layers{instead}"
         )
     # the input last: the cheap checks above fail before any decoding
     if "image" in body:
