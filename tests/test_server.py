@@ -960,3 +960,33 @@ def test_too_many_values_names_the_encodings_that_fit(resnet_client, monkeypatch
     assert "send 'encoding': 'u8', which fit" in error, error
     body = {"input": "sample:1", "encoding": "u8"}
     assert resnet_client.post("/api/activations", json=body).status_code == 200
+
+
+def test_a_huge_class_name_is_cut_on_the_page_and_whole_in_its_tooltip(tmp_path):
+    """A 100,000-character class name: the page lays out 80 characters and "…" (a tooltip
+    holds the whole name), so no layout stalls."""
+    pytest.importorskip("playwright")
+    from test_browser import CHROMIUM, FLAGS, open_page, serving
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no Chromium here")
+    from playwright.sync_api import sync_playwright
+
+    names = [f"{i}" + "W" * 100_000 for i in range(10)]
+    errors: list = []
+    with sync_playwright() as p, serving(create_app(load_network(labels=names))) as u:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = open_page(browser, u, errors)
+            shown = page.inner_text("#pred-label")
+            assert shown == names[3][:80] + "…", shown[:100]
+            assert page.get_attribute("#pred-label", "title") == names[3]
+            rows = page.eval_on_selector_all(
+                "#probs .cls", "els => els.map(e => [e.textContent, e.title])"
+            )
+            assert rows == [[n[:80] + "…", n] for n in names]
+            page.screenshot(path=str(tmp_path / "long-names.png"))
+            page.close()
+        finally:
+            browser.close()
+    assert errors == []

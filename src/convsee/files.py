@@ -57,9 +57,18 @@ def output_lock(path, what: str | None = None):
             os.close(fd)
         return
     lock = path.parent / f".{path.name}.lock"
+    made = []  # folders made for the lock file: removed again at the end when empty
     while True:
+        folder = path.parent
+        while not folder.exists() and folder.parent != folder:
+            made.append(folder)
+            folder = folder.parent
         try:
+            for d in reversed(made):
+                d.mkdir(exist_ok=True)
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            continue  # a folder was removed meanwhile (another run ending): make it again
         except OSError as e:
             raise ConvseeError(f"cannot write into {path.parent}: {e.strerror or e}") from None
         try:
@@ -80,6 +89,9 @@ def output_lock(path, what: str | None = None):
         with contextlib.suppress(OSError):
             os.unlink(lock)  # still locked: a run waiting on it re-checks the inode
         os.close(fd)
+        for d in dict.fromkeys(made):  # innermost first
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 class _Deferred:
