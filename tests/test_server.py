@@ -407,11 +407,14 @@ def _views(c, layer, unit, timeout=60):
         time.sleep(0.1)
 
 
-def test_views_on_request(mnist_dir):
+def test_views_on_request(mnist_dir, monkeypatch):
+    import convsee.web.views
     from convsee.datasets.idx import load_split
     from convsee.models.lenet_numpy import forward_all
     from convsee.models.load import load_network
 
+    # the scan stops after SCAN_SECONDS: on a busy machine that is fewer than 10,000 images
+    monkeypatch.setattr(convsee.web.views, "SCAN_SECONDS", 1e6)
     app = create_app(data_dir=mnist_dir)
     assert app.state.views._thread is None  # nothing computed at start
     with TestClient(app, base_url=LOCAL) as c:
