@@ -231,7 +231,7 @@ def test_api_names_are_stable_and_figures_display_themselves():
 
     code = (
         "import sys, convsee\n"
-        "import convsee.models.load, convsee.datasets.digits, convsee.api, convsee.spec\n"
+        "import convsee.models.load, convsee.datasets.digits, convsee.views.api, convsee.spec\n"
         "assert callable(convsee.preprocess) and callable(convsee.predict)\n"
         "assert callable(convsee.load) and callable(convsee.describe)\n"
         "net = convsee.load()\n"

@@ -21,6 +21,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 
+from .capture import eval_mode
+from .capture import flatten_output as _flatten_output
 from .errors import ConvseeError
 
 __all__ = [
@@ -597,24 +599,6 @@ class _Tracer:
         return fld, nonneg, conv
 
 
-def _flatten_output(out, prefix: str = ""):
-    """[(element path, tensor)] of a module's output: a tensor, or tuples/lists/dicts of them."""
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return [(prefix, out)]
-    items = []
-    if isinstance(out, dict):
-        pairs = [(str(k), v) for k, v in out.items()]
-    elif isinstance(out, (tuple, list)):
-        pairs = [(str(i), v) for i, v in enumerate(out)]
-    else:
-        return []
-    for k, v in pairs:
-        items += _flatten_output(v, f"{prefix}.{k}" if prefix else k)
-    return items
-
-
 def output_names(out) -> list[str]:
     """Names of a model output's elements: '' for one tensor, indices, keys, namedtuple fields."""
     return [p for p, _ in _flatten_output(out)]
@@ -627,8 +611,6 @@ def describe(model, input_shape, device: str | None = None) -> ModelSpec:
     BatchNorm statistics untouched.
     """
     import torch
-
-    from .run.capture import eval_mode
 
     c, h, w = (int(v) for v in input_shape)
     if isinstance(model, torch.jit.ScriptModule):
@@ -682,7 +664,8 @@ def describe(model, input_shape, device: str | None = None) -> ModelSpec:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvseeError(
             f"the model does not run on an input of shape (1, {c}, {h}, {w}): "
-            f"{type(e).__name__}: {first[:300]} (set the input size with --input-size C,H,W)"
+            f"{type(e).__name__}: {first[:300]} (set the input size with {{param}} C,H,W)",
+            "input_size",
         ) from None
     finally:
         for hd in handles:
@@ -753,7 +736,8 @@ def _describe_script(model, shape, device) -> ModelSpec:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvseeError(
             f"the program does not run on an input of shape (1, {', '.join(map(str, shape))}): "
-            f"{first[:300]} (set the input size with --input-size C,H,W)"
+            f"{first[:300]} (set the input size with {{param}} C,H,W)",
+            "input_size",
         ) from None
     outputs = [Output(p, tuple(t.shape[1:]), False) for p, t in _flatten_output(out)]
     return ModelSpec(tuple(shape), [], outputs, [], f"TorchScript {type(model).__name__}")

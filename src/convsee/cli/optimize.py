@@ -135,7 +135,7 @@ def run(a) -> int:
         optimize_each,
     )
     from ..run.units import check_layers
-    from .exemplars import safe
+    from ..views.exemplars import safe
 
     t0 = time.perf_counter()
     for flag, v, lo, hi in (

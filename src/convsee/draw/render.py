@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +22,10 @@ import numpy as np
 from .. import __version__
 from ..datasets.inputs import Input
 from ..errors import ConvseeError
+from ..files import write_outputs
 from ..run.filters import blur_maps
 from ..spec import Layer, select_channels
+from ..values import parse_channels
 from .core import colormap, save_gif, save_image, to_palette
 from .figures import (
     MapGrid,
@@ -70,6 +69,7 @@ class RenderOptions:
     with_kernels: bool = False  # each channel's kernel slices under its map
     channels: str | None = None  # all | top:K | A-B | i,j,... (None: all up to 64, else top:64)
     gifs: bool = True
+    default_blur: bool = True  # LeNet-5 without blur: also the original's blurred maps
 
 
 def default_layers(net) -> str:
@@ -127,8 +127,6 @@ def choose_channels(a: np.ndarray, mode) -> list[int]:
 
 
 def _channel_mode(text, c: int, layer: str | None = None):
-    from ..cli.options import parse_channels  # the one parser for this syntax
-
     return parse_channels(text, c, TOP_DEFAULT, layer)
 
 
@@ -256,7 +254,7 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
         if layer.kind == "map":
             if opts.blur is not None:
                 blurs.append(opts.blur)
-            elif net.kind == "lenet" and layer.name in DEFAULT_BLUR:
+            elif opts.default_blur and net.kind == "lenet" and layer.name in DEFAULT_BLUR:
                 blurs.append(DEFAULT_BLUR[layer.name])
         for blur in blurs:
             a = acts[layer.name] if blur is None else blur_maps(acts[layer.name], *blur)
@@ -494,7 +492,7 @@ def render_diff(net, a: Input, b: Input, layers_text, cmap=None, channels=None) 
         x for x in drawable(net.select(layers_text or default_layers(net))) if x.kind == "map"
     ]
     if not layers:
-        raise ConvseeError("--diff needs at least one layer with maps (C, H, W)")
+        raise ConvseeError("{param} needs at least one layer with maps (C, H, W)", "diff")
     acts, probs = net.run(net.batch([a, b]), layers)
     k = probs.shape[1] if probs is not None else 0
     classes = net.class_names(k) if k else []
@@ -555,84 +553,3 @@ def finish(files: dict, out_dir, t0: float) -> int:
     what = "picture" if n == 1 else "pictures"
     print(f"wrote {n} {what} (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s")
     return 0
-
-
-def write_outputs(files: dict, out_dir) -> list[Path]:
-    """Write every rendered file under out_dir, all or nothing.
-
-    The set is written into a temporary folder inside out_dir, then each file is moved into
-    place; a file it replaces is set aside until all moves succeeded. On any failure (a full
-    disk, Ctrl-C) the new files and folders go and the replaced ones come back, so out_dir
-    holds exactly what it held before.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConvseeError(f"cannot write into {out_dir}: it is a file, not a folder")
-    made: list[Path] = []  # folders this call created, to remove on failure
-    placed: list[tuple[Path, Path | None]] = []  # (file now in place, its predecessor aside)
-    stage = None
-    try:
-        made += _make_dirs(out_dir)
-        stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".convsee-", suffix=".tmp"))
-        for i, data in enumerate(files.values()):
-            (stage / str(i)).write_bytes(data)
-        for i, rel in enumerate(files):
-            target = out_dir / rel
-            made += _make_dirs(target.parent)
-            aside = None
-            if target.is_symlink() or target.exists():
-                if target.is_dir():
-                    raise ConvseeError(f"cannot write {target}: a folder is in its place")
-                aside = stage / f"old{i}"
-                os.replace(target, aside)
-            placed.append((target, aside))
-            os.replace(stage / str(i), target)
-    except BaseException as e:
-        _undo(placed, stage, made)
-        if isinstance(e, OSError):
-            raise ConvseeError(
-                f"cannot write into {out_dir}: {e.strerror or e}; nothing of the new set was "
-                "kept and the files there before are untouched"
-            ) from None
-        raise
-    shutil.rmtree(stage, ignore_errors=True)  # the replaced files, now unneeded
-    return [out_dir / rel for rel in files]
-
-
-def _make_dirs(folder: Path) -> list[Path]:
-    """mkdir -p, returning the folders it created (outermost first)."""
-    missing = []
-    while not folder.exists() and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConvseeError(f"cannot write into {folder}: it is a file, not a folder")
-    made = []
-    for d in reversed(missing):
-        try:
-            d.mkdir()
-        except FileExistsError:
-            if not d.is_dir():
-                raise ConvseeError(f"cannot write into {d}: it is a file, not a folder") from None
-            continue
-        made.append(d)
-    return made
-
-
-def _undo(placed, stage, made) -> None:
-    """Put back what write_outputs replaced, remove what it added (files, then folders)."""
-    for target, aside in reversed(placed):
-        try:
-            if aside is not None:
-                os.replace(aside, target)  # over the new file, if it got there
-            else:
-                target.unlink(missing_ok=True)
-        except OSError:
-            pass
-    if stage is not None:
-        shutil.rmtree(stage, ignore_errors=True)
-    for d in reversed(made):
-        try:
-            d.rmdir()
-        except OSError:
-            pass

@@ -265,12 +265,12 @@ def train(
     """
     out = Path(out)
     if out.suffix != ".safetensors":
-        raise ConvseeError(f"--out must end in .safetensors, got {str(out)!r}")
+        raise ConvseeError(f"{{param}} must end in .safetensors, got {str(out)!r}", "out")
     c = config or TrainConfig()
     if c.epochs < 1 or c.batch_size < 1 or not c.lr > 0:
         raise ConvseeError(f"epochs, batch size and lr must be positive, got {c}")
     if resume and snapshots:
-        raise ConvseeError("--snapshots cannot be combined with --resume")
+        raise ConvseeError("{param} cannot be combined with resume", "snapshots")
     for path in _outputs(out):
         check_writable(path, need_bytes=1 << 20 if path == out else 0)
         clean_stale_temps(path)  # left by a run that was killed while writing
