@@ -120,3 +120,22 @@ def test_the_cli_names_the_flag(capsys, tmp_path):
     assert "--out " in capsys.readouterr().err
     assert main(["render", "--channels", "top:0", "--out", str(tmp_path / "o")]) == 2
     assert "--channels top:K needs a positive K" in capsys.readouterr().err
+
+
+def test_evaluate_normalises_as_the_networks_preprocess_says():
+    """Without inputs, evaluate() used MNIST's mean and std whatever the model took."""
+    import torch
+
+    from convsee.datasets.idx import Split
+    from convsee.datasets.transforms import Preprocess
+    from convsee.run.train import evaluate
+
+    class Threshold(torch.nn.Module):  # class 1 where the normalised pixel is above 0
+        def forward(self, x):
+            v = x.flatten(1)[:, 0]
+            return torch.stack([-v, v], 1)
+
+    images = torch.full((4, 28, 28), 102, dtype=torch.uint8)  # 0.4 on the [0, 1] scale
+    split = Split(images, torch.ones(4, dtype=torch.int64), {})
+    assert evaluate(Threshold(), split)[0] == 1.0  # MNIST's mean 0.1307: above
+    assert evaluate(Threshold(), split, prep=Preprocess(mean=(0.5,), std=(0.2,)))[0] == 0.0

@@ -202,7 +202,12 @@ def animate(
     name = f"animate_{_safe(layer.name)}_ch{c}"
     files = {f"{name}.gif": gif_bytes(frames, luts, durations)}
     shown = [
-        {"position": list(f.pos), "why": f.reason or "filling in", "computed": int(f.filled.sum())}
+        {
+            "position": list(f.pos),
+            "why": f.reason or "filling in",
+            "computed": int(f.filled.sum()),
+            **({"caption": anim.caption(f)} if hasattr(anim, "caption") else {}),
+        }
         for f in frames_plan
     ]
     files[f"{name}.json"] = sidecar(
