@@ -90,7 +90,7 @@ def test_checkpoint_holds_preprocessing_classes_and_reference_ranges(trained):
     xt = (xt - np.array(meta["preprocess"]["mean"])) / np.array(meta["preprocess"]["std"])
     with torch.no_grad():
         pred = model.eval()(torch.tensor(xt, dtype=torch.float32).permute(0, 3, 1, 2)).argmax(1)
-    assert meta["test_accuracy"] == pytest.approx(float((pred.numpy() == yt).mean()), abs=1e-9)
+    assert meta["test_accuracy"] == pytest.approx(float((pred.numpy() == yt).mean()), abs=1e-6)
     prep = meta["preprocess"]
     assert prep["input_size"] == [3, 40, 40] and prep["resize"] == "stretch"
     x, _ = _read(data / "train")  # (N, 40, 40, 3): mean and std per channel, independently

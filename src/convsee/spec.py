@@ -247,6 +247,44 @@ class ModelSpec:
     def convs(self) -> list[Layer]:
         return [x for x in self.layers if x.kernel is not None and x.kind == "map"]
 
+    def default_layers(self, purpose: str = "render", output: str | None = None) -> str:
+        """The layers a view shows when none are asked for, as select() text. render: every
+        Conv2d (else every map layer); exemplars: the first and the last conv (else map,
+        else the last vector layer); optimize: the first and the last conv (else map) and
+        the layer holding the class scores. (LeNet-5: conv1,conv2, and fc3 to optimize.)"""
+        convs = [x.name for x in self.layers if x.type == "Conv2d" and x.kind == "map"]
+        maps = [x.name for x in self.maps()]
+        if purpose == "render":
+            if convs:
+                return "type:Conv2d"
+            if not maps:
+                raise ConvseeError("the model has no layer with map outputs (C, H, W) to draw")
+            return ",".join(maps)
+        ends = [convs[0], convs[-1]] if convs else [maps[0], maps[-1]] if maps else []
+        if purpose == "exemplars":
+            vectors = [x.name for x in self.layers if x.kind == "vector"]
+            if not ends and not vectors:
+                raise ConvseeError("the model has no map or vector layer to rank inputs by")
+            return ",".join(dict.fromkeys(ends or vectors[-1:]))
+        if purpose == "optimize":
+            scores = self.scores_layer(output)
+            out = ends + ([scores] if scores else [])
+            if not out:
+                raise ConvseeError("the model has no map or vector layer: name one", "layers")
+            return ",".join(dict.fromkeys(out))
+        raise ValueError(f"no default layers for {purpose!r}")
+
+    def scores_layer(self, output: str | None = None) -> str | None:
+        """The layer that holds the class scores (its logits, drawn as probabilities): the
+        last vector layer shaped like the model's output (output: which one; default the
+        first), or None when that output is not one vector per input."""
+        out = next((o for o in self.outputs if o.name == output), None)
+        out = out or (self.outputs[0] if self.outputs else None)
+        if out is None or len(out.shape) != 1:
+            return None
+        found = [x.name for x in self.layers if x.kind == "vector" and x.shape == out.shape]
+        return found[-1] if found else None
+
     def to_dict(self) -> dict:
         return {
             "model_type": self.model_type,

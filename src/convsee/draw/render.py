@@ -74,14 +74,7 @@ class RenderOptions:
 
 def default_layers(net) -> str:
     """LeNet-5: conv1,conv2 (the original's pictures); any other network: every Conv2d."""
-    if net.kind == "lenet":
-        return "conv1,conv2"
-    if any(x.type == "Conv2d" for x in net.spec.layers):
-        return "type:Conv2d"
-    maps = [x.name for x in net.spec.layers if x.kind == "map"]
-    if not maps:
-        raise ConvseeError("the model has no layer with map outputs (C, H, W) to draw")
-    return ",".join(maps)
+    return net.spec.default_layers("render")
 
 
 def drawable(layers: list[Layer]) -> list[Layer]:
@@ -210,11 +203,7 @@ def reference_range(net, layer: Layer, blur=None):
 def scores_layer(net, probs) -> str | None:
     """The layer that holds the class scores (drawn as probabilities): the last vector layer
     shaped like the scores."""
-    if probs is None:
-        return None
-    k = probs.shape[1]
-    found = [x.name for x in net.spec.layers if x.shape == (k,)]
-    return found[-1] if found else None
+    return None if probs is None else net.spec.scores_layer(getattr(net, "output", None))
 
 
 def render_set(net, inputs: list[Input], opts: RenderOptions):

@@ -17,18 +17,7 @@ __all__ = ["exemplars", "default_layers", "safe", "progress_bar"]
 
 
 def default_layers(net) -> str:
-    if net.kind == "lenet":
-        return "conv1,conv2"
-    convs = [x.name for x in net.spec.layers if x.type == "Conv2d" and x.kind == "map"]
-    if convs:
-        return ",".join(dict.fromkeys([convs[0], convs[-1]]))
-    maps = [x.name for x in net.spec.layers if x.kind == "map"]
-    if maps:
-        return ",".join(dict.fromkeys([maps[0], maps[-1]]))
-    vectors = [x.name for x in net.spec.layers if x.kind == "vector"]
-    if not vectors:
-        raise ConvseeError("the model has no map or vector layer to rank inputs by")
-    return vectors[-1]
+    return net.spec.default_layers("exemplars")
 
 
 def safe(name: str) -> str:
