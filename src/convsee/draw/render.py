@@ -11,8 +11,6 @@ writing itself is all or nothing too (write_outputs), so a full disk leaves none
 
 from __future__ import annotations
 
-import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,8 @@ from ..files import write_outputs
 from ..run.filters import blur_maps
 from ..spec import Layer, select_channels
 from ..values import parse_channels
-from .core import colormap, save_gif, save_image, to_palette
+from .core import colormap, encode_gif, encode_png, to_palette
+from .figure import sidecar_bytes
 from .figures import (
     MapGrid,
     diff_grid,
@@ -170,7 +169,7 @@ def sidecar(meta: dict, **fields) -> bytes:
         **({"preprocess_from": meta["preprocess_from"]} if meta.get("preprocess_from") else {}),
         **fields,
     }
-    return (json.dumps(side, indent=2) + "\n").encode()
+    return sidecar_bytes(side)
 
 
 def png_bytes(img, luts=()) -> bytes:
@@ -178,15 +177,11 @@ def png_bytes(img, luts=()) -> bytes:
     colour drawn is in the palette (the luts' colormaps and the drawing greys); any other
     colour snaps to the nearest, so a picture with others must pass "colour" among the luts
     (the PNG then keeps every colour) or use channel_views.png_rgb."""
-    buf = io.BytesIO()
-    save_image(img.convert("RGB") if "colour" in luts else to_palette(img, luts), buf)
-    return buf.getvalue()
+    return encode_png(img.convert("RGB") if "colour" in luts else to_palette(img, luts))
 
 
 def gif_bytes(frames, luts=(), duration_ms: int = 1000) -> bytes:
-    buf = io.BytesIO()
-    save_gif(frames, buf, duration_ms, luts)
-    return buf.getvalue()
+    return encode_gif(frames, duration_ms, luts)
 
 
 def reference_range(net, layer: Layer, blur=None):
@@ -398,9 +393,7 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
         if gif and not shared_frames:
             frames.append(pal)
     if gif:
-        buf = io.BytesIO()
-        save_gif(frames, buf, 1000, luts)
-        files[f"{stem}.gif"] = buf.getvalue()
+        files[f"{stem}.gif"] = encode_gif(frames, 1000, luts)
         files[f"{stem}.gif.json"] = sidecar(
             net.meta,
             picture="gif",
@@ -420,9 +413,7 @@ def _colour(inputs) -> bool:
 
 
 def _encode(pal) -> bytes:
-    buf = io.BytesIO()
-    save_image(pal, buf)
-    return buf.getvalue()
+    return encode_png(pal)
 
 
 def _kernels_for(net, layer: Layer, opts):
