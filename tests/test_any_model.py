@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from foreign_models import ResidualNet, TwoHeads, make
 
+from convsee.capture import activations, capture
 from convsee.errors import ConvseeError
 from convsee.models.lenet import LeNet5
 from convsee.models.load import import_model, load_network, read_state_dict, wrap
-from convsee.run.capture import activations, capture
 from convsee.spec import describe
 
 HERE = Path(__file__).parent

@@ -104,12 +104,19 @@ def test_docs_script_help_and_list_write_nothing(tmp_path):
 
 
 def test_the_empty_window_sentence_reads_as_a_product():
-    """It said '-0.42 x sum(kernel) +1.248 + bias', which reads as adding 1.248."""
-    from types import SimpleNamespace as NS
+    """It said '-0.42 x sum(kernel) +1.248 + bias', which reads as adding 1.248. Read from
+    the animation's sidecar (each frame's caption), checked against torch."""
+    import torch
 
-    from convsee.draw.animate import ConvAnimation
+    import convsee
 
-    me = NS(out=np.full((2, 2), -0.702), win=np.full((2, 2, 1, 5, 5), -0.42), cin=1)
-    me.w, me.background = np.full((1, 5, 5), 0.05), None  # the kernel sums to 1.25
-    text = ConvAnimation._reason(me, NS(pos=(0, 0), reason="empty"))
-    assert "-0.42 x 1.250 (the kernel's sum) + bias = -0.702" in text
+    net = convsee.load()
+    [gif] = net.animate("sample:3", layer="conv1", channel=2)
+    [empty] = [s for s in gif.sidecar["shown"] if s["why"] == "empty"]
+    r, c = empty["position"]
+    x = torch.tensor(net.inputs(["sample:3"])[0].x[None])
+    w, b = (torch.tensor(net.weights[f"conv1.{k}"]) for k in ("weight", "bias"))
+    out = float(torch.nn.functional.conv2d(x, w, b)[0, 2, r, c])
+    v = float(x[0, 0, r, c])  # the window is empty: every value is the one at its corner
+    ksum = float(w[2].sum())
+    assert f"{v:.2f} x {ksum:.3f} (the kernel's sum) + bias = {out:+.3f}" in empty["caption"]

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from convsee.capture import activations, capture
 from convsee.datasets.inputs import samples
 from convsee.errors import ConvseeError
 from convsee.models.lenet import LeNet5
 from convsee.models.lenet_numpy import OPS, conv2d, forward_all, lenet_spec, max_pool2
-from convsee.run.capture import activations, capture
 from convsee.run.predict import batch
 from convsee.spec import describe
 

@@ -260,4 +260,4 @@ def test_evolution_without_snapshots(tmp_path, capsys):
 
     save_checkpoint(LeNet5(), p, {})
     assert main(["evolution", str(p), "--out", str(tmp_path / "o")]) == 2
-    assert "train with `convsee train --snapshots N`" in capsys.readouterr().err
+    assert "record them by training with --snapshots N" in capsys.readouterr().err

@@ -468,7 +468,7 @@ def test_evolution_of_another_model_needs_its_trained_checkpoint(tmp_path, capsy
         main(["evolution", str(ckpt), "--model", f"{FOREIGN}:ResidualNet", "--out", str(out)]) == 2
     )
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "convsee train --snapshots N" in err
+    assert err.count("\n") == 1 and "record them by training with --snapshots N" in err
     assert not out.exists()
 
 

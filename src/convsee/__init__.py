@@ -23,9 +23,9 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
-    "load": "models.load",
-    "wrap": "models.load",
-    "predict": "api",
+    "load": "views.api",
+    "wrap": "views.api",
+    "predict": "views.api",
     "preprocess": "datasets.digits",
     "samples": "datasets.inputs",
     "describe": "spec",
@@ -33,6 +33,7 @@ _API = {
     "Prediction": "models.network",
     "Input": "datasets.inputs",
     "Figure": "draw.figure",
+    "Figures": "draw.figure",
     "Preprocess": "datasets.transforms",
     "ConvseeError": "errors",
     "LeNet5": "models.lenet",

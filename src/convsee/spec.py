@@ -21,6 +21,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 
+from .capture import eval_mode
+from .capture import flatten_output as _flatten_output
 from .errors import ConvseeError
 
 __all__ = [
@@ -244,6 +246,44 @@ class ModelSpec:
 
     def convs(self) -> list[Layer]:
         return [x for x in self.layers if x.kernel is not None and x.kind == "map"]
+
+    def default_layers(self, purpose: str = "render", output: str | None = None) -> str:
+        """The layers a view shows when none are asked for, as select() text. render: every
+        Conv2d (else every map layer); exemplars: the first and the last conv (else map,
+        else the last vector layer); optimize: the first and the last conv (else map) and
+        the layer holding the class scores. (LeNet-5: conv1,conv2, and fc3 to optimize.)"""
+        convs = [x.name for x in self.layers if x.type == "Conv2d" and x.kind == "map"]
+        maps = [x.name for x in self.maps()]
+        if purpose == "render":
+            if convs:
+                return "type:Conv2d"
+            if not maps:
+                raise ConvseeError("the model has no layer with map outputs (C, H, W) to draw")
+            return ",".join(maps)
+        ends = [convs[0], convs[-1]] if convs else [maps[0], maps[-1]] if maps else []
+        if purpose == "exemplars":
+            vectors = [x.name for x in self.layers if x.kind == "vector"]
+            if not ends and not vectors:
+                raise ConvseeError("the model has no map or vector layer to rank inputs by")
+            return ",".join(dict.fromkeys(ends or vectors[-1:]))
+        if purpose == "optimize":
+            scores = self.scores_layer(output)
+            out = ends + ([scores] if scores else [])
+            if not out:
+                raise ConvseeError("the model has no map or vector layer: name one", "layers")
+            return ",".join(dict.fromkeys(out))
+        raise ValueError(f"no default layers for {purpose!r}")
+
+    def scores_layer(self, output: str | None = None) -> str | None:
+        """The layer that holds the class scores (its logits, drawn as probabilities): the
+        last vector layer shaped like the model's output (output: which one; default the
+        first), or None when that output is not one vector per input."""
+        out = next((o for o in self.outputs if o.name == output), None)
+        out = out or (self.outputs[0] if self.outputs else None)
+        if out is None or len(out.shape) != 1:
+            return None
+        found = [x.name for x in self.layers if x.kind == "vector" and x.shape == out.shape]
+        return found[-1] if found else None
 
     def to_dict(self) -> dict:
         return {
@@ -597,24 +637,6 @@ class _Tracer:
         return fld, nonneg, conv
 
 
-def _flatten_output(out, prefix: str = ""):
-    """[(element path, tensor)] of a module's output: a tensor, or tuples/lists/dicts of them."""
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return [(prefix, out)]
-    items = []
-    if isinstance(out, dict):
-        pairs = [(str(k), v) for k, v in out.items()]
-    elif isinstance(out, (tuple, list)):
-        pairs = [(str(i), v) for i, v in enumerate(out)]
-    else:
-        return []
-    for k, v in pairs:
-        items += _flatten_output(v, f"{prefix}.{k}" if prefix else k)
-    return items
-
-
 def output_names(out) -> list[str]:
     """Names of a model output's elements: '' for one tensor, indices, keys, namedtuple fields."""
     return [p for p, _ in _flatten_output(out)]
@@ -627,8 +649,6 @@ def describe(model, input_shape, device: str | None = None) -> ModelSpec:
     BatchNorm statistics untouched.
     """
     import torch
-
-    from .run.capture import eval_mode
 
     c, h, w = (int(v) for v in input_shape)
     if isinstance(model, torch.jit.ScriptModule):
@@ -682,7 +702,8 @@ def describe(model, input_shape, device: str | None = None) -> ModelSpec:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvseeError(
             f"the model does not run on an input of shape (1, {c}, {h}, {w}): "
-            f"{type(e).__name__}: {first[:300]} (set the input size with --input-size C,H,W)"
+            f"{type(e).__name__}: {first[:300]} (set the input size with {{param}} C,H,W)",
+            "input_size",
         ) from None
     finally:
         for hd in handles:
@@ -753,7 +774,8 @@ def _describe_script(model, shape, device) -> ModelSpec:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConvseeError(
             f"the program does not run on an input of shape (1, {', '.join(map(str, shape))}): "
-            f"{first[:300]} (set the input size with --input-size C,H,W)"
+            f"{first[:300]} (set the input size with {{param}} C,H,W)",
+            "input_size",
         ) from None
     outputs = [Output(p, tuple(t.shape[1:]), False) for p, t in _flatten_output(out)]
     return ModelSpec(tuple(shape), [], outputs, [], f"TorchScript {type(model).__name__}")

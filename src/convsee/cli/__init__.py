@@ -13,6 +13,7 @@ import re
 import sys
 
 from ..errors import ConvseeError
+from .errors import said
 from .options import resolve_dataset
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         out.flush()  # a closed pipe shows here, inside the handler, not at exit
         return 141 if out.broken and status == 0 else status
     except ConvseeError as e:
-        print(f"convsee: error: {e}", file=sys.stderr)
+        print(f"convsee: error: {said(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("convsee: interrupted", file=sys.stderr)

@@ -76,30 +76,12 @@ def add(sub) -> None:
 
 
 def default_layers(net) -> str:
-    if net.kind == "lenet":
-        return "conv1,conv2,fc3"
-    layers = net.spec.layers
-    convs = [x.name for x in layers if x.type == "Conv2d" and x.kind == "map"]
-    if not convs:
-        convs = [x.name for x in layers if x.kind == "map"]
-    out = [convs[0], convs[-1]] if convs else []
-    scores = score_layer(net)
-    if scores:
-        out.append(scores)
-    if not out:
-        raise ConvseeError("the model has no map or vector layer: name one with --layers")
-    return ",".join(dict.fromkeys(out))
+    return net.spec.default_layers("optimize", getattr(net, "output", None))
 
 
 def score_layer(net) -> str | None:
     """The last vector layer shaped like the model's class scores (its logits), if any."""
-    which = getattr(net, "output", None)
-    outs = net.spec.outputs
-    want = next((o for o in outs if o.name == which), outs[0]).shape
-    if len(want) != 1:
-        return None
-    found = [x.name for x in net.spec.layers if x.kind == "vector" and x.shape == want]
-    return found[-1] if found else None
+    return net.spec.scores_layer(getattr(net, "output", None))
 
 
 def dataset_sample(a, net, n: int):
@@ -135,7 +117,7 @@ def run(a) -> int:
         optimize_each,
     )
     from ..run.units import check_layers
-    from .exemplars import safe
+    from ..views.exemplars import safe
 
     t0 = time.perf_counter()
     for flag, v, lo, hi in (

@@ -1,17 +1,18 @@
 """Options shared by the commands, defined once so every command spells them the same way,
-and the parsers for their values (one parser for layer lists, channels, blur, sizes).
+turned into library calls. The grammars of their values (channels, blur, sizes) are the
+library's (convsee.values); errors name parameters, which cli/errors.py turns into flags.
 
-Only this package speaks of flags; it turns their values into library calls.
+Only this package speaks of flags.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
 from pathlib import Path
 
 from ..errors import ConvseeError
+from ..files import out_dir_ok, out_file_ok, write_file
+from ..values import MAX_BLUR_KERNEL, parse_blur, parse_channels, parse_floats, parse_size
 
 __all__ = [
     "Formatter",
@@ -26,9 +27,10 @@ __all__ = [
     "parse_blur",
     "parse_channels",
     "MAX_BLUR_KERNEL",
+    "out_dir_ok",
+    "out_file_ok",
+    "write_file",
 ]
-
-MAX_BLUR_KERNEL = 31  # px; a Gaussian this wide already flattens a 28x28 map
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
@@ -167,32 +169,6 @@ def device(name: str) -> str:
     return name
 
 
-def _floats(text: str | None, flag: str):
-    if text is None:
-        return None
-    try:
-        vals = tuple(float(x) for x in str(text).split(",") if x.strip())
-    except ValueError:
-        raise ConvseeError(f"{flag} takes numbers separated by commas, got {text[:40]!r}") from None
-    if not vals:
-        raise ConvseeError(f"{flag} needs at least one number")
-    return vals
-
-
-def _size(text: str | None):
-    if text is None:
-        return None
-    parts = [x for x in re.split(r"[,x ]+", str(text).strip()) if x]
-    if len(parts) != 3 or not all(re.fullmatch(r"-?[0-9]{1,40}", x) for x in parts):
-        raise ConvseeError(f"--input-size takes C,H,W such as 3,224,224; got {text[:40]!r}")
-    c, h, w = (int(x) for x in parts)
-    if not (1 <= c <= 64 and 1 <= h <= 4096 and 1 <= w <= 4096):
-        raise ConvseeError(
-            f"--input-size {','.join(parts)[:40]} is out of range (C 1..64, H and W 1..4096)"
-        )
-    return (c, h, w)
-
-
 def resolve_dataset(a) -> None:
     """a.dataset when --dataset was not given: the one the checkpoint records, else mnist."""
     if getattr(a, "dataset", "mnist") is not None:
@@ -213,9 +189,9 @@ def network(a, *, need_torch: bool = False):
     if getattr(a, "preprocess", None):
         fields.update(read_preprocess(a.preprocess))
     flags = {
-        "input_size": _size(getattr(a, "input_size", None)),
-        "mean": _floats(getattr(a, "mean", None), "--mean"),
-        "std": _floats(getattr(a, "std", None), "--std"),
+        "input_size": parse_size(getattr(a, "input_size", None)),
+        "mean": parse_floats(getattr(a, "mean", None), "mean"),
+        "std": parse_floats(getattr(a, "std", None), "std"),
         "resize": getattr(a, "resize", None),
     }
     fields.update({k: v for k, v in flags.items() if v is not None})
@@ -237,100 +213,6 @@ def network(a, *, need_torch: bool = False):
     for note in net.notes:
         print(f"convsee: note: {note}", file=sys.stderr)
     return net
-
-
-def parse_blur(text: str | None):
-    if text is None:
-        return None
-    try:
-        k, sigma = str(text).split(",")
-        k, sigma = int(k), float(sigma)
-    except ValueError:
-        raise ConvseeError(
-            f"--blur takes KERNEL,SIGMA such as 5,3; got {str(text)[:40]!r}"
-        ) from None
-    if not (1 <= k <= MAX_BLUR_KERNEL and k % 2 == 1):
-        raise ConvseeError(f"--blur kernel must be odd, 1..{MAX_BLUR_KERNEL}; got {k}")
-    if not (0 < sigma <= 50):
-        raise ConvseeError(f"--blur sigma must be in (0, 50]; got {sigma:g}")
-    return k, sigma
-
-
-def parse_channels(text: str | None, n: int, default_top: int = 64, layer: str | None = None):
-    """(channel indices to draw, how they were chosen): 'all', 'top:K', 'A-B', 'i,j,...'.
-
-    None: all of them up to default_top channels, else the top default_top (chosen later by
-    mean activation, so returned as ('top', K)). layer: its name, for the error message."""
-    if text is None:
-        return ("all", None) if n <= default_top else ("top", default_top)
-    t = str(text).strip()
-    if t == "all":
-        return ("all", None)
-    if t.startswith("top:"):
-        k = t[4:]
-        if not (k.isascii() and k.isdigit() and 1 <= int(k) <= 100000):
-            raise ConvseeError(f"--channels top:K needs a positive K, got {t[:40]!r}")
-        return ("top", min(int(k), n))
-    picked: list[int] = []
-    for part in t.split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d{1,6})-(\d{1,6})", part)
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if lo > hi:
-                raise ConvseeError(f"--channels range {part} runs backwards")
-            picked += range(lo, hi + 1)
-        elif part.isascii() and part.isdigit() and len(part) <= 6:
-            picked.append(int(part))
-        else:
-            raise ConvseeError(f"--channels takes all, top:K, A-B or i,j,...; got {t[:40]!r}")
-    bad = [c for c in picked if c >= n]
-    if bad:
-        raise ConvseeError(
-            f"--channels {bad[0]} is out of range: "
-            f"{'the layer' if layer is None else f'layer {layer}'} has channels 0..{n - 1}"
-        )
-    return ("list", sorted(dict.fromkeys(picked)))
-
-
-def out_dir_ok(path, flag: str = "--out") -> Path:
-    """flag (--out) must name a folder (it may not exist yet), not an existing file, below a
-    folder this user can write into. Creates nothing."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise ConvseeError(f"{flag} {p} is a file; give a folder")
-    _writable_parent(p, flag, p)
-    return p
-
-
-def out_file_ok(path, flag: str = "--out", suffix: str | None = None) -> Path:
-    """flag names a file to write (suffix: the ending it must have): not a folder, below a
-    folder this user can write into. Creates nothing; write it with write_file."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConvseeError(f"{flag} {p} is a folder; give a file name")
-    if suffix is not None and p.suffix.lower() != suffix:
-        raise ConvseeError(f"{flag} must end in {suffix}, got {str(path)[:80]}")
-    _writable_parent(p.parent, flag, p)
-    return p
-
-
-def _writable_parent(p: Path, flag: str, shown: Path) -> None:
-    """The nearest existing folder at or above p must be a folder this user can write into."""
-    parent = p if p.exists() else next((q for q in p.parents if q.exists()), Path("."))
-    if not parent.is_dir():
-        raise ConvseeError(f"{flag} {shown}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConvseeError(f"{flag} {shown}: {parent} is not writable")
-
-
-def write_file(path, data: bytes) -> None:
-    """Write one output file all or nothing: the folders it needs are made only for it, and
-    removed again if writing fails."""
-    from ..draw.render import write_outputs
-
-    p = Path(path)
-    write_outputs({p.name: data}, p.parent)
 
 
 def data_dir_ok(a) -> None:

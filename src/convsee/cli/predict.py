@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..errors import ConvseeError
+from .errors import said
 from .options import Formatter, add_data, add_inputs, add_model, network, out_dir_ok
 
 HELP = "classify images (default: the bundled samples)"
@@ -42,7 +43,9 @@ def run(a) -> int:
             if len(specs) == 1:
                 raise
             print(
-                f"convsee: error: {s}: {e}" if str(s) not in str(e) else f"convsee: error: {e}",
+                f"convsee: error: {s}: {said(e)}"
+                if str(s) not in str(e)
+                else f"convsee: error: {said(e)}",
                 file=sys.stderr,
             )
             failed += 1

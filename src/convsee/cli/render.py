@@ -59,7 +59,8 @@ def add(sub) -> None:
 def run(a) -> int:
     import time
 
-    from ..draw.render import RenderOptions, finish, render_diff, render_kernels, render_set
+    from ..draw.render import RenderOptions, finish, render_set
+    from ..views.render import diff, kernels
     from .options import out_dir_ok
 
     t0 = time.perf_counter()
@@ -74,10 +75,12 @@ def run(a) -> int:
     )
     net = network(a)  # LeNet-5 without --model: NumPy, no torch import
     if a.kernels:
-        files = render_kernels(net, a.cmap)
+        files = kernels(net, a.cmap).files()
     elif a.diff:
-        x, y = net.inputs(a.diff, a.data, a.dataset)
-        files = render_diff(net, x, y, a.layers, a.cmap, a.channels)
+        x, y = a.diff
+        files = diff(
+            net, x, y, a.layers, a.cmap, a.channels, data=a.data, dataset=a.dataset
+        ).files()
     else:
         inputs = net.inputs(a.inputs, a.data, a.dataset)
         files, probs, _ = render_set(net, inputs, opts)

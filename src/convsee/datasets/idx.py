@@ -192,7 +192,8 @@ def find_data_dir(
         f"{sp['name']} not found. Looked in:\n  {looked}\n"
         f"and could not download it ({'; '.join(errors)}).\n"
         f"Place the files ({listed}) in one of those folders{hint}, "
-        f"or point --data / {sp['env']} at the folder that holds them."
+        f"or point {{param}} / {sp['env']} at the folder that holds them.",
+        "data",
     )
 
 

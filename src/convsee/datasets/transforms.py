@@ -388,7 +388,8 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if prep.resize == "none":
             raise ConvseeError(
                 f"the image is {iw}x{ih} pixels, the model takes {w}x{h} "
-                "(choose how to fit it: --resize crop, stretch or pad)"
+                "(choose how to fit it: {param} crop, stretch or pad)",
+                "resize",
             )
         if prep.resize == "stretch":
             _check_resize(iw, ih, w, h)

@@ -312,7 +312,7 @@ class ConvAnimation:
             fill=FG,
             font=font(14),
         )
-        d.text((20, 66), self._reason(fr), fill=ACCENT if fr.reason else MUTED, font=font(13))
+        d.text((20, 66), self.caption(fr), fill=ACCENT if fr.reason else MUTED, font=font(13))
         for i, line in enumerate(self.notes[:3]):
             d.text((20, 86 + 16 * i), line, fill=MUTED, font=font(12))
         if self.n_panels == 1:
@@ -345,7 +345,8 @@ class ConvAnimation:
         self.map.draw(img, d, (self.map_x, 150), fr.filled, fr.pos)
         return img
 
-    def _reason(self, fr) -> str:
+    def caption(self, fr) -> str:
+        """The sentence under frame fr: why this position is shown, with its numbers."""
         r, c = fr.pos
         v = float(self.out[r, c])
         if fr.reason == "empty":

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core import ACCENT, BG, FG, MUTED, font, text_size
+from .core import ACCENT, BG, FG, MUTED, encode_png, font, text_size
 
 __all__ = ["tile", "exemplar_image", "optimize_image", "png_rgb"]
 
@@ -152,8 +152,4 @@ def optimize_image(
 def png_rgb(img: Image.Image) -> bytes:
     """PNG bytes in full colour: photos and exact grays (the shared 256-colour palette of
     draw.render.png_bytes would band them)."""
-    import io
-
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
+    return encode_png(img.convert("RGB"), compress_level=6)

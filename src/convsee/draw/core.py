@@ -7,6 +7,7 @@ Writers accept a path or a binary file object.
 from __future__ import annotations
 
 import functools
+import io
 import os
 from pathlib import Path
 
@@ -157,11 +158,25 @@ def _is_file_obj(dest) -> bool:
     return hasattr(dest, "write")
 
 
-def save_image(img: Image.Image, dest) -> None:
+def save_image(img: Image.Image, dest, compress_level: int = 1) -> None:
     """Save a PNG to a path (parent folders made) or a binary file object."""
     if not _is_file_obj(dest):
         Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    img.save(dest, format="PNG", optimize=False, compress_level=1)
+    img.save(dest, format="PNG", optimize=False, compress_level=compress_level)
+
+
+def encode_png(img: Image.Image, compress_level: int = 1) -> bytes:
+    """The one PNG encoder: img as PNG bytes (level 1: fast; 6 for photos, smaller)."""
+    buf = io.BytesIO()
+    save_image(img, buf, compress_level)
+    return buf.getvalue()
+
+
+def encode_gif(frames: list[Image.Image], duration_ms=1000, luts=()) -> bytes:
+    """The one GIF encoder: an animated, looping GIF as bytes (see save_gif)."""
+    buf = io.BytesIO()
+    save_gif(frames, buf, duration_ms, luts)
+    return buf.getvalue()
 
 
 def save_gif(frames: list[Image.Image], dest, duration_ms: int = 1000, luts=()) -> None:

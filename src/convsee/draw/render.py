@@ -11,13 +11,7 @@ writing itself is all or nothing too (write_outputs), so a full disk leaves none
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +20,12 @@ import numpy as np
 from .. import __version__
 from ..datasets.inputs import Input
 from ..errors import ConvseeError
+from ..files import write_outputs
 from ..run.filters import blur_maps
 from ..spec import Layer, select_channels
-from .core import colormap, save_gif, save_image, to_palette
+from ..values import parse_channels
+from .core import colormap, encode_gif, encode_png, to_palette
+from .figure import sidecar_bytes
 from .figures import (
     MapGrid,
     diff_grid,
@@ -71,18 +68,12 @@ class RenderOptions:
     with_kernels: bool = False  # each channel's kernel slices under its map
     channels: str | None = None  # all | top:K | A-B | i,j,... (None: all up to 64, else top:64)
     gifs: bool = True
+    default_blur: bool = True  # LeNet-5 without blur: also the original's blurred maps
 
 
 def default_layers(net) -> str:
     """LeNet-5: conv1,conv2 (the original's pictures); any other network: every Conv2d."""
-    if net.kind == "lenet":
-        return "conv1,conv2"
-    if any(x.type == "Conv2d" for x in net.spec.layers):
-        return "type:Conv2d"
-    maps = [x.name for x in net.spec.layers if x.kind == "map"]
-    if not maps:
-        raise ConvseeError("the model has no layer with map outputs (C, H, W) to draw")
-    return ",".join(maps)
+    return net.spec.default_layers("render")
 
 
 def drawable(layers: list[Layer]) -> list[Layer]:
@@ -128,8 +119,6 @@ def choose_channels(a: np.ndarray, mode) -> list[int]:
 
 
 def _channel_mode(text, c: int, layer: str | None = None):
-    from ..cli.options import parse_channels  # the one parser for this syntax
-
     return parse_channels(text, c, TOP_DEFAULT, layer)
 
 
@@ -180,7 +169,7 @@ def sidecar(meta: dict, **fields) -> bytes:
         **({"preprocess_from": meta["preprocess_from"]} if meta.get("preprocess_from") else {}),
         **fields,
     }
-    return (json.dumps(side, indent=2) + "\n").encode()
+    return sidecar_bytes(side)
 
 
 def png_bytes(img, luts=()) -> bytes:
@@ -188,15 +177,11 @@ def png_bytes(img, luts=()) -> bytes:
     colour drawn is in the palette (the luts' colormaps and the drawing greys); any other
     colour snaps to the nearest, so a picture with others must pass "colour" among the luts
     (the PNG then keeps every colour) or use channel_views.png_rgb."""
-    buf = io.BytesIO()
-    save_image(img.convert("RGB") if "colour" in luts else to_palette(img, luts), buf)
-    return buf.getvalue()
+    return encode_png(img.convert("RGB") if "colour" in luts else to_palette(img, luts))
 
 
 def gif_bytes(frames, luts=(), duration_ms: int = 1000) -> bytes:
-    buf = io.BytesIO()
-    save_gif(frames, buf, duration_ms, luts)
-    return buf.getvalue()
+    return encode_gif(frames, duration_ms, luts)
 
 
 def reference_range(net, layer: Layer, blur=None):
@@ -213,11 +198,7 @@ def reference_range(net, layer: Layer, blur=None):
 def scores_layer(net, probs) -> str | None:
     """The layer that holds the class scores (drawn as probabilities): the last vector layer
     shaped like the scores."""
-    if probs is None:
-        return None
-    k = probs.shape[1]
-    found = [x.name for x in net.spec.layers if x.shape == (k,)]
-    return found[-1] if found else None
+    return None if probs is None else net.spec.scores_layer(getattr(net, "output", None))
 
 
 def render_set(net, inputs: list[Input], opts: RenderOptions):
@@ -257,7 +238,7 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
         if layer.kind == "map":
             if opts.blur is not None:
                 blurs.append(opts.blur)
-            elif net.kind == "lenet" and layer.name in DEFAULT_BLUR:
+            elif opts.default_blur and net.kind == "lenet" and layer.name in DEFAULT_BLUR:
                 blurs.append(DEFAULT_BLUR[layer.name])
         for blur in blurs:
             a = acts[layer.name] if blur is None else blur_maps(acts[layer.name], *blur)
@@ -412,9 +393,7 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
         if gif and not shared_frames:
             frames.append(pal)
     if gif:
-        buf = io.BytesIO()
-        save_gif(frames, buf, 1000, luts)
-        files[f"{stem}.gif"] = buf.getvalue()
+        files[f"{stem}.gif"] = encode_gif(frames, 1000, luts)
         files[f"{stem}.gif.json"] = sidecar(
             net.meta,
             picture="gif",
@@ -434,9 +413,7 @@ def _colour(inputs) -> bool:
 
 
 def _encode(pal) -> bytes:
-    buf = io.BytesIO()
-    save_image(pal, buf)
-    return buf.getvalue()
+    return encode_png(pal)
 
 
 def _kernels_for(net, layer: Layer, opts):
@@ -495,7 +472,7 @@ def render_diff(net, a: Input, b: Input, layers_text, cmap=None, channels=None) 
         x for x in drawable(net.select(layers_text or default_layers(net))) if x.kind == "map"
     ]
     if not layers:
-        raise ConvseeError("--diff needs at least one layer with maps (C, H, W)")
+        raise ConvseeError("{param} needs at least one layer with maps (C, H, W)", "diff")
     acts, probs = net.run(net.batch([a, b]), layers)
     k = probs.shape[1] if probs is not None else 0
     classes = net.class_names(k) if k else []
@@ -556,130 +533,3 @@ def finish(files: dict, out_dir, t0: float) -> int:
     what = "picture" if n == 1 else "pictures"
     print(f"wrote {n} {what} (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s")
     return 0
-
-
-STAGE_PREFIX, STAGE_SUFFIX = ".convsee-", ".tmp"  # write_outputs' staging folders
-_PLAN = "plan.json"  # in a staging folder: what its moves are, for a rollback after SIGKILL
-
-
-def write_outputs(files: dict, out_dir) -> list[Path]:
-    """Write every rendered file under out_dir, all or nothing.
-
-    The set is written into a hidden staging folder inside out_dir (.convsee-*.tmp) with a
-    plan of its moves, then each file is moved into place; a file it replaces is set aside
-    until all moves succeeded. On any failure (a full disk, Ctrl-C, SIGTERM: both wait for
-    the move under way) the new files and folders go and the replaced ones come back, so
-    out_dir holds exactly what it held before. A run killed outright (SIGKILL, power loss)
-    leaves its staging folder: the next write into out_dir rolls it back and removes it.
-    One writer at a time: a second, while one writes, is refused (output_lock).
-    """
-    from ..files import deferred_signals, output_lock
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConvseeError(f"cannot write into {out_dir}: it is a file, not a folder")
-    made: list[Path] = []  # folders this call created, to remove on failure
-    placed: list[tuple[Path, Path | None]] = []  # (file now in place, its predecessor aside)
-    stage = None
-    with deferred_signals() as signals, contextlib.ExitStack() as held:
-
-        def check() -> None:
-            if signals.pending is not None:
-                raise KeyboardInterrupt  # SIGTERM or SIGINT: stop here, and roll back
-
-        try:
-            made += _make_dirs(out_dir)
-            held.enter_context(output_lock(out_dir))  # held until the rollback is done too
-            _recover_stale(out_dir)
-            stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGE_PREFIX, suffix=STAGE_SUFFIX))
-            for i, data in enumerate(files.values()):
-                check()
-                (stage / str(i)).write_bytes(data)
-            for rel in files:
-                made += _make_dirs((out_dir / rel).parent)
-            inside = [str(d.relative_to(out_dir)) for d in made if out_dir in d.parents]
-            plan = {"files": list(files), "made": inside}
-            (stage / _PLAN).write_text(json.dumps(plan))
-            for i, rel in enumerate(files):
-                check()
-                target = out_dir / rel
-                aside = None
-                if target.is_symlink() or target.exists():
-                    if target.is_dir():
-                        raise ConvseeError(f"cannot write {target}: a folder is in its place")
-                    aside = stage / f"old{i}"
-                    os.replace(target, aside)
-                placed.append((target, aside))
-                os.replace(stage / str(i), target)
-            shutil.rmtree(stage, ignore_errors=True)  # the replaced files, now unneeded
-        except BaseException as e:
-            _undo(placed, stage, made)
-            if isinstance(e, OSError):
-                raise ConvseeError(
-                    f"cannot write into {out_dir}: {e.strerror or e}; nothing of the new set "
-                    "was kept and the files there before are untouched"
-                ) from None
-            raise
-    return [out_dir / rel for rel in files]
-
-
-def _recover_stale(out_dir: Path) -> None:
-    """Roll back and remove the staging folders a killed write_outputs left in out_dir (any
-    there now is stale: the caller holds out_dir's lock). Each one's plan says which files
-    it had moved: a file set aside comes back, a new file with no predecessor goes."""
-    for stage in out_dir.glob(f"{STAGE_PREFIX}*{STAGE_SUFFIX}"):
-        if not stage.is_dir() or stage.is_symlink():
-            continue
-        try:
-            plan = json.loads((stage / _PLAN).read_text())
-            rels, made = list(plan["files"]), [out_dir / d for d in plan["made"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            rels, made = [], []  # no whole plan: no move had started
-        placed = []
-        for i, rel in enumerate(rels):
-            target = out_dir / rel
-            aside = stage / f"old{i}"
-            if aside.exists() or aside.is_symlink():
-                placed.append((target, aside))
-            elif not (stage / str(i)).exists() and target.exists():
-                placed.append((target, None))  # moved in, and had no predecessor
-        _undo(placed, stage, [d for d in made if out_dir in d.parents])
-
-
-def _make_dirs(folder: Path) -> list[Path]:
-    """mkdir -p, returning the folders it created (outermost first)."""
-    missing = []
-    while not folder.exists() and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConvseeError(f"cannot write into {folder}: it is a file, not a folder")
-    made = []
-    for d in reversed(missing):
-        try:
-            d.mkdir()
-        except FileExistsError:
-            if not d.is_dir():
-                raise ConvseeError(f"cannot write into {d}: it is a file, not a folder") from None
-            continue
-        made.append(d)
-    return made
-
-
-def _undo(placed, stage, made) -> None:
-    """Put back what write_outputs replaced, remove what it added (files, then folders)."""
-    for target, aside in reversed(placed):
-        try:
-            if aside is not None:
-                os.replace(aside, target)  # over the new file, if it got there
-            else:
-                target.unlink(missing_ok=True)
-        except OSError:
-            pass
-    if stage is not None:
-        shutil.rmtree(stage, ignore_errors=True)
-    for d in reversed(made):
-        try:
-            d.rmdir()
-        except OSError:
-            pass

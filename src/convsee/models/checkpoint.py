@@ -466,8 +466,9 @@ def _read_meta(path: Path, data: bytes, shapes: bool = True) -> tuple[dict, dict
     if shapes:
         if meta.get("model"):
             raise ConvseeError(
-                f"{path} holds weights for {meta['model']}, not LeNet-5: pass --model "
-                f"{meta['model']} (convsee never imports a model a file names by itself)"
+                f"{path} holds weights for {meta['model']}, not LeNet-5: pass {{param}} "
+                f"{meta['model']} (convsee never imports a model a file names by itself)",
+                "model",
             )
         shapes = state_shapes(**{k: v for k, v in config.items() if k != "name"})
     meta["path"] = str(path)

@@ -543,7 +543,7 @@ def wrap_hf(
     from config.id2label, the preprocessing from the processor, checked on a test image.
 
     preprocess: a Preprocess (used as is) or fields overriding the processor's."""
-    from .load import default_preprocess
+    from .preprocess import default_preprocess
 
     config = getattr(model, "config", None)
     channels = int(getattr(config, "num_channels", 3) or 3)
@@ -636,7 +636,7 @@ def stages(net) -> list[tuple[int, str, tuple[int, ...]]]:
     output_hidden_states, for each k (the outermost module when several return it)."""
     import torch
 
-    from ..run.capture import eval_mode
+    from ..capture import eval_mode
 
     model = net.torch_model()
     config = getattr(model, "config", None)

@@ -23,9 +23,10 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ..datasets.transforms import Preprocess, imagenet
+from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError, no_file
 from .network import LeNetNetwork, Network, TorchNetwork
+from .preprocess import default_preprocess, default_preprocess_trusted
 
 __all__ = [
     "load",
@@ -200,7 +201,8 @@ def read_state_dict(path) -> dict:
         what = "TorchScript" if kind == "torchscript" else "torch.export"
         raise ConvseeError(
             f"{path} is a {what} program, not a state dict: loading it can run code it carries, "
-            "so convsee refuses it unless you pass --trust (only for files you made or trust)"
+            "so convsee refuses it unless you pass {param} (only for files you made or trust)",
+            "trust",
         )
     if kind == "safetensors" and path.suffix != ".safetensors":
         path2 = path  # load_state_dict_file picks the loader by suffix
@@ -279,30 +281,6 @@ def _sidecar_meta(path: Path) -> dict:
     from .checkpoint import read_meta
 
     return read_meta(path)
-
-
-def _first_conv_channels(model) -> int | None:
-    import torch
-
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            return m.in_channels
-        if isinstance(m, torch.nn.Linear):
-            return None
-    return None
-
-
-def default_preprocess(model) -> tuple[Preprocess, str]:
-    """A guess for a model that came with no preprocessing, and the note that says so."""
-    c = _first_conv_channels(model) or 3
-    if c == 1:
-        p = Preprocess()
-        return p, f"no preprocessing given: assuming {p.describe()} (MNIST's)"
-    if c == 3:
-        p = imagenet()
-        return p, f"no preprocessing given: assuming {p.describe()} (torchvision's ImageNet)"
-    p = Preprocess((c, 224, 224), (0.5,), (0.5,), "crop")
-    return p, f"no preprocessing given: assuming {p.describe()}"
 
 
 def _load_trusted(path: Path, kind: str, device: str):
@@ -393,14 +371,6 @@ def load_network(
     return _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
 
 
-def default_preprocess_trusted(module):
-    try:
-        return default_preprocess(module)
-    except Exception:  # noqa: BLE001 - a ScriptModule may not list its children
-        p = imagenet()
-        return p, f"no preprocessing given: assuming {p.describe()}"
-
-
 def _torch_network(module, path, meta, base, note, preprocess, labels, output, device):
     explicit = {k: v for k, v in preprocess.items() if k != "labels" and v is not None}
     prep = base.merged(explicit, "preprocessing") if explicit else base
@@ -425,7 +395,7 @@ def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
     from .checkpoint import default_checkpoint, load_weights
 
     if output not in (None, ""):
-        raise ConvseeError("LeNet-5 has one output; --output is for models with several")
+        raise ConvseeError("LeNet-5 has one output; {param} is for models with several", "output")
     path = path if path is not None else default_checkpoint(dataset)
     weights, meta = load_weights(path)
     ds = dataset_spec(trained_on(meta, dataset))

@@ -7,12 +7,15 @@ and the class probabilities. Two kinds:
 
 - `LeNetNetwork`: LeNet-5 in NumPy (no torch import; `convsee render` stays fast); a torch
   copy is built on demand for the views that need gradients.
-- `TorchNetwork`: any torch.nn.Module, captured with forward hooks (run/capture.py).
+- `TorchNetwork`: any torch.nn.Module, captured with forward hooks (convsee/capture.py).
+
+The methods that draw or explain (render, kernels, explain, ...) are not here: they live in
+the layers above (run, draw) and are attached by views/network.py, which convsee.load and
+convsee.wrap use. A Network from models.load has only what models/ can do.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -174,31 +177,6 @@ class Network:
         inputs = self._as_inputs(inputs)
         return self.run(self.batch(inputs), self.select(layers))
 
-    def render(self, inputs=None, layers=None, **options) -> list:
-        """Pictures of layers for inputs, as Figures (they display themselves in Jupyter;
-        fig.save("x.png") writes the PNG and its sidecar). options: scale, cmap, blur,
-        with_kernels, channels, as for `convsee render`."""
-        from ..draw.figure import Figure
-        from ..draw.render import RenderOptions, render_set
-
-        inputs = self.inputs() if inputs is None else self._as_inputs(inputs)
-        opts = RenderOptions(layers=layers, gifs=False, **options)
-        files, _, _ = render_set(self, inputs, opts)
-        figs = []
-        for name, data in files.items():
-            if name.endswith(".png") and name != "samples.png":
-                side = json.loads(files[name[:-4] + ".json"])
-                figs.append(Figure(name, data, side))
-        return figs
-
-    def explain(self, input, layer: str, unit, top: int = 10):
-        """How one value of a layer was computed from what the layer received, with its
-        numbers: an Explanation (run/explain.py; .to_dict() is JSON). unit: (channel, row,
-        col) of a map, an index of a vector; layer "softmax": the class probabilities."""
-        from ..run.explain import explain
-
-        return explain(self, input, layer, unit, top=top)
-
     def scores(self, x: np.ndarray) -> np.ndarray | None:
         """Class probabilities only (N, K), or None when the output is not class scores."""
         return self.run(x)[1]
@@ -232,7 +210,7 @@ def check_lenet_size(weights: dict, input_size) -> None:
     if maps * g * g == values:  # square inputs: the smallest side that gives g x g
         n = (2 * g + k2 - 1) * 2 + k1 - 1
         takes, reads = f"{w1.shape[1]}x{n}x{n}", f"{maps}x{g}x{g} = {values}"
-        hint = f": give --input-size {w1.shape[1]},{n},{n} or leave it out"
+        hint = f": give {{param}} {w1.shape[1]},{n},{n} or leave it out"
     else:
         takes, reads, hint = f"{w1.shape[1]}-channel", f"{values}", ""
     if c != w1.shape[1]:
@@ -241,7 +219,8 @@ def check_lenet_size(weights: dict, input_size) -> None:
         why = f"that gives {maps}x{oh}x{ow} = {maps * oh * ow}" if oh and ow else "too small"
     raise ConvseeError(
         f"LeNet-5 takes {takes} inputs (its fc1 reads {reads} values), not {c}x{h}x{w} "
-        f"({why}){hint}"
+        f"({why}){hint}",
+        param="input_size",
     )
 
 
@@ -343,7 +322,7 @@ class TorchNetwork(Network):
     def run(self, x, layers=()):
         import torch
 
-        from ..run.capture import activations
+        from ..capture import activations
 
         xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
         try:

@@ -120,7 +120,7 @@ def layer_input(net, layer, x: np.ndarray) -> np.ndarray:
         return acts[prev][0]
     import torch
 
-    from .capture import eval_mode
+    from ..capture import eval_mode
 
     model = net.torch_model()
     module = dict(model.named_modules())[layer.module]

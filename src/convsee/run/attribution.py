@@ -140,7 +140,8 @@ def attribute(
             shape = "x".join(map(str, scores.shape[1:]))
             raise ConvseeError(
                 f"attribution needs one score per class; the model's output is {shape} per "
-                "input (choose the class-score output with --output)"
+                "input (choose the class-score output with {param})",
+                "output",
             )
         k = scores.shape[1]
         t = int(scores[0].argmax()) if target is None else int(target)

@@ -29,7 +29,7 @@ def snapshots_path(checkpoint: Path) -> Path:
 def snapshot_steps(n: int, total_steps: int) -> list[int]:
     """n distinct steps from 0 (initialisation) to total_steps (the end), evenly spaced."""
     if n < 2:
-        raise ConvseeError(f"--snapshots needs at least 2 (start and end), got {n}")
+        raise ConvseeError(f"{{param}} needs at least 2 (start and end), got {n}", "snapshots")
     return sorted({int(round(s)) for s in np.linspace(0, total_steps, n)})
 
 
@@ -81,7 +81,8 @@ def load_snapshots(checkpoint: Path, lenet: bool = True) -> dict:
     if not path.is_file():
         raise ConvseeError(
             f"no snapshots beside {checkpoint} (looked for {path.name}); "
-            "train with `convsee train --snapshots N` to record them"
+            "record them by training with {param} N",
+            "snapshots",
         )
     try:
         with np.load(path) as z:

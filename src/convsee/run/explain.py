@@ -376,8 +376,7 @@ def _watch(net, x: np.ndarray, target: Layer | None) -> _Seen:
     produced what the target received; hooks are always removed."""
     import torch
 
-    from ..spec import _flatten_output
-    from .capture import eval_mode, select_output
+    from ..capture import eval_mode, flatten_output, select_output
 
     model = net.torch_model()
     layers = {(x_.module, x_.call, x_.element): x_ for x_ in net.spec.layers}
@@ -428,7 +427,7 @@ def _watch(net, x: np.ndarray, target: Layer | None) -> _Seen:
     def post(name):
         def hook(_m, _args, out):
             call = calls.get(name, 0)
-            for path, t in _flatten_output(out):
+            for path, t in flatten_output(out):
                 layer = layers.get((name, call, path))
                 if layer is None:
                     continue

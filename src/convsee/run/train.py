@@ -78,15 +78,18 @@ def evaluate(
     batch_size: int = 500,
     device="cpu",
     inputs: torch.Tensor | None = None,
+    prep=None,
 ):
     """(accuracy, per-class accuracy list, 10x10 confusion matrix [true][pred]).
 
-    inputs: the split's images already normalised (training passes them, to save time).
+    inputs: the split's images already normalised (training passes them, to save time);
+    else they are normalised as prep (the network's Preprocess; default: MNIST's) says.
     batch_size 500: small batches stay in cache; 2x faster here than batches of 5000.
     """
     was_training = model.training
     model.eval()
-    x = normalize(split.images) if inputs is None else inputs
+    stats = () if prep is None else (float(prep.mean[0]), float(prep.std[0]))
+    x = normalize(split.images, *stats) if inputs is None else inputs
     forward = getattr(model, "fast_forward", model)  # LeNet: same logits, fewer ReLUs
     try:
         preds = torch.cat(
@@ -265,12 +268,12 @@ def train(
     """
     out = Path(out)
     if out.suffix != ".safetensors":
-        raise ConvseeError(f"--out must end in .safetensors, got {str(out)!r}")
+        raise ConvseeError(f"{{param}} must end in .safetensors, got {str(out)!r}", "out")
     c = config or TrainConfig()
     if c.epochs < 1 or c.batch_size < 1 or not c.lr > 0:
         raise ConvseeError(f"epochs, batch size and lr must be positive, got {c}")
     if resume and snapshots:
-        raise ConvseeError("--snapshots cannot be combined with --resume")
+        raise ConvseeError("{param} cannot be combined with resume", "snapshots")
     for path in _outputs(out):
         check_writable(path, need_bytes=1 << 20 if path == out else 0)
         clean_stale_temps(path)  # left by a run that was killed while writing

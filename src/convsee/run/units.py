@@ -59,7 +59,7 @@ def runner(model, layers: list[Layer], *, grad: bool = False):
     restored on exit), hooks removed on exit."""
     import torch
 
-    from .capture import capture, eval_mode
+    from ..capture import capture, eval_mode
 
     names = {layer.name for layer in layers}
     modules = dict(model.named_modules())

@@ -247,13 +247,7 @@ def default_layers(spec, scores: str | None = None) -> list[str]:
 
 
 def _scores_layer(net) -> str | None:
-    outs = net.spec.outputs
-    want = getattr(net, "output", None)
-    out = next((o for o in outs if o.name == want), outs[0]) if outs else None
-    if out is None or len(out.shape) != 1:
-        return None
-    found = [x.name for x in net.spec.layers if x.shape == out.shape and x.kind == "vector"]
-    return found[-1] if found else None
+    return net.spec.scores_layer(getattr(net, "output", None))
 
 
 def _cam_layers(spec) -> list[str]:

@@ -1,0 +1,232 @@
+"""`animate` as a library function: one channel of a convolution (or max pooling) computed
+frame by frame, as Figures (the GIF with its sidecar, and every frame as a PNG)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..draw.figure import Figures, from_files
+from ..draw.render import _safe, gif_bytes, png_bytes, sidecar
+from ..errors import ConvseeError
+from .common import check_frame_ms, one_input
+
+__all__ = ["animate", "pick_layer", "HOLD"]
+
+HOLD = 8  # teaching frames stay this many times frame_ms
+
+
+def _names(layers, limit=8):
+    names = [x.name for x in layers]
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "") or "none"
+
+
+def pick_layer(spec, name):
+    convs = [x for x in spec.layers if x.type == "Conv2d" and x.kind == "map"]
+    pools = [x for x in spec.layers if x.type == "MaxPool2d" and x.kind == "map"]
+    if not name:
+        if not convs:
+            raise ConvseeError(
+                "animate shows a 2-D convolution; the model has no Conv2d layer with map "
+                "outputs (C,H,W)"
+            )
+        return convs[0]
+    layer = spec.layer(name)
+    if layer.kind == "map" and (layer.type == "Conv2d" or layer.type == "MaxPool2d"):
+        if layer.element:
+            raise ConvseeError(f"animate needs a layer's whole output; {layer.name} is a part")
+        return layer
+    what = (
+        f"a {layer.type}" if layer.kind == "map" else f"a {layer.type} with {layer.shape} outputs"
+    )
+    raise ConvseeError(
+        f"animate shows a convolution or max pooling; {layer.name} is {what}; "
+        f"conv layers: {_names(convs)}" + (f"; pooling layers: {_names(pools)}" if pools else "")
+    )
+
+
+def _normalisation_note(prep) -> str:
+    mean, std = prep.channel_mean(), prep.channel_std()
+    black = (0 - mean) / std
+    white = (1 - mean) / std
+    if len(mean) == 1:
+        return (
+            f"the input is normalised: a black pixel (0) is (0 - {mean[0]:.4g}) / {std[0]:.4g} "
+            f"= {black[0]:.2f}, a white one (1) is {white[0]:.2f}"
+        )
+    b = ", ".join(f"{v:.2f}" for v in black)
+    w = ", ".join(f"{v:.2f}" for v in white)
+    return f"the input is normalised per channel: black is ({b}), white is ({w})"
+
+
+def animate(
+    net,
+    input="sample:3",
+    layer: str | None = None,
+    channel: int | None = None,
+    frame_ms: int = 150,
+    *,
+    data=None,
+    dataset: str | None = None,
+) -> Figures:
+    """How one channel of a Conv2d (or MaxPool2d) layer is computed, frame by frame: the
+    window under the kernel, window x kernel = products, their sum plus the bias, the map
+    filling in. layer: default the first conv; channel: default 2 for LeNet-5, else the one
+    responding most strongly. Figures: animate_{layer}_ch{C}.gif (its frames as PNGs in .extra)."""
+    from ..draw.animate import ConvAnimation, PoolAnimation
+    from ..run.animate import (
+        conv_params,
+        conv_steps,
+        layer_input,
+        pad_input,
+        plan,
+        pool_params,
+        pool_steps,
+    )
+
+    frame_ms = check_frame_ms(frame_ms)
+    layer = pick_layer(net.spec, layer)
+    n_ch = layer.channels
+    if channel is not None and not 0 <= channel < n_ch:
+        raise ConvseeError(
+            f"{{param}} must be 0..{n_ch - 1} for {layer.name}, got {channel}", "channel"
+        )
+    inp = one_input(net, input, data, dataset)
+    xin = layer_input(net, layer, inp.x)  # (C, H, W) what the layer receives
+    first = xin.shape == inp.x.shape and np.array_equal(xin, inp.x)
+    notes = []
+    if layer.type == "Conv2d":
+        p = conv_params(net, layer)
+
+        def steps_of(ch):
+            lo, hi = p.group_of(ch)
+            return conv_steps(
+                xin[lo:hi],
+                p.weight[ch],
+                p.bias[ch],
+                p.stride,
+                p.padding,
+                p.dilation,
+                p.padding_mode,
+            )
+
+        if channel is not None:
+            c = channel
+        elif net.kind == "lenet" and n_ch > 2:
+            c = 2  # the original project's choice: a clear stroke detector on conv1
+        else:
+            outs = [np.abs(steps_of(ch)[2]).max() for ch in range(n_ch)]
+            c = int(np.argmax(outs))
+        steps = steps_of(c)
+        lo, hi = p.group_of(c)
+        x = xin[lo:hi]
+        xp = pad_input(x, p.padding, p.padding_mode)
+        kh, kw = p.weight.shape[-2:]
+        arith = [f"{kh}x{kw} kernel"]
+        if p.stride != (1, 1):
+            arith.append(
+                f"stride {p.stride[0]}" if p.stride[0] == p.stride[1] else f"stride {p.stride}"
+            )
+        if any(p.padding):
+            mode = "zeros" if p.padding_mode == "zeros" else p.padding_mode
+            arith.append(f"padding {max(p.padding)} ({mode}, tinted)")
+        if p.dilation != (1, 1):
+            arith.append(f"dilation {p.dilation[0]} (each tap outlined)")
+        if p.groups > 1:
+            arith.append(
+                f"groups {p.groups}: this channel reads input channels {lo}..{hi - 1} only"
+            )
+        if not p.has_bias:
+            arith.append("no bias")
+        notes.append(", ".join(arith))
+        background = None
+        if first:
+            norm = _normalisation_note(net.prep)
+            notes.append(norm)
+            background = "the background is not 0 after normalisation"
+        title = f"{layer.name}, channel {c}: window x kernel = products, + bias, on {inp.name}"
+        anim = ConvAnimation(
+            x,
+            xp,
+            p.weight[c],
+            p.bias[c],
+            steps,
+            in_channels=range(lo, hi),
+            pad=p.padding,
+            stride=p.stride,
+            dilation=p.dilation,
+            padding_mode=p.padding_mode,
+            title=title,
+            notes=notes,
+            background=background,
+        )
+        win, final = steps[0], steps[2]
+        ones = np.ones_like(x)  # which window cells are the input, which padding
+        inside = conv_steps(ones, ones[:, :kh, :kw], 0, p.stride, p.padding, p.dilation)[0] > 0
+        frames_plan = plan(np.where(inside, win, np.nan), final)  # padding is no structure
+        luts = ("RdBu_r", "gray")
+        extra = {
+            "stride": list(p.stride),
+            "padding_top_bottom_left_right": list(p.padding),
+            "padding_mode": p.padding_mode,
+            "dilation": list(p.dilation),
+            "groups": p.groups,
+            "input_channels": [lo, hi - 1],
+            "bias": float(p.bias[c]),
+        }
+    else:
+        pp = pool_params(net, layer)
+        c = channel if channel is not None else int(np.argmax(xin.reshape(xin.shape[0], -1).max(1)))
+        src = xin[c]
+        steps = pool_steps(src, pp.kernel, pp.stride, pp.padding)
+        notes.append(
+            f"{pp.kernel[0]}x{pp.kernel[1]} window, stride {pp.stride[0]}"
+            + (f", padding {max(pp.padding)} (-inf)" if any(pp.padding) else "")
+        )
+        title = f"{layer.name}, channel {c}: max pooling of {inp.name}"
+        anim = PoolAnimation(
+            src,
+            steps,
+            kernel=pp.kernel,
+            stride=pp.stride,
+            padding=pp.padding,
+            title=title,
+            notes=notes,
+        )
+        final = steps[1]
+        frames_plan = plan(steps[0], final, negative=False)
+        luts = ("viridis",)
+        extra = {"kernel": list(pp.kernel), "stride": list(pp.stride), "padding": list(pp.padding)}
+    frames = [anim.frame(f) for f in frames_plan]
+    durations = [frame_ms * (HOLD if f.hold else 1) for f in frames_plan]
+    durations[-1] = frame_ms * HOLD  # the whole map, before the loop starts again
+    name = f"animate_{_safe(layer.name)}_ch{c}"
+    files = {f"{name}.gif": gif_bytes(frames, luts, durations)}
+    shown = [
+        {
+            "position": list(f.pos),
+            "why": f.reason or "filling in",
+            "computed": int(f.filled.sum()),
+            **({"caption": anim.caption(f)} if hasattr(anim, "caption") else {}),
+        }
+        for f in frames_plan
+    ]
+    files[f"{name}.json"] = sidecar(
+        net.meta,
+        picture="animate",
+        layer=layer.name,
+        layer_type=layer.type,
+        channel=c,
+        input=inp.name,
+        frames=len(frames),
+        frame_ms=durations,
+        shown=shown,
+        notes=notes,
+        final_map=np.round(final, 5).tolist(),
+        **extra,
+    )
+    for i, f in enumerate(frames):
+        files[f"{name}_frames/{i:03d}.png"] = png_bytes(f, luts)
+    files[f"{name}_frames/frames.json"] = sidecar(
+        net.meta, picture="animate frames", layer=layer.name, channel=c, input=inp.name, shown=shown
+    )
+    return from_files(files, shown=lambda name: "_frames/" not in name)

@@ -1,0 +1,93 @@
+"""Network methods for every view, attached above the layers they need.
+
+A Network (models/network.py) can run a model and say what it holds; it cannot draw, since
+drawing (draw/) and the views' computations (run/) sit above models/ and a module may only
+import downwards. `Views` is the mixin that adds the view methods, each one line calling the
+view's library function (views/*.py); `with_views(net)` gives a Network those methods by
+making it an instance of the subclass of its own class with the mixin. convsee.load and
+convsee.wrap (views/api.py) return such Networks, so in Python `net.render(...)`,
+`net.kernels()` and the rest just work, while models/ never imports upwards.
+"""
+
+from __future__ import annotations
+
+from ..models.network import Network
+
+__all__ = ["Views", "with_views"]
+
+
+class Views:
+    """The view methods of a Network (see each function for its arguments)."""
+
+    def render(self, inputs=None, layers=None, **options):
+        """Pictures of layers for inputs, as Figures (they display themselves in Jupyter;
+        fig.save("x.png") writes the PNG and its sidecar). options: scale, cmap, blur,
+        with_kernels, channels, as for `convsee render`."""
+        from .render import render
+
+        return render(self, inputs, layers, **options)
+
+    def kernels(self, cmap: str | None = None):
+        """Every conv layer's kernels, one signed colour scale per picture (Figures)."""
+        from .render import kernels
+
+        return kernels(self, cmap)
+
+    def diff(self, a, b, layers=None, cmap=None, channels=None, **where):
+        """Two inputs' maps and their difference per map layer, with cosine similarities."""
+        from .render import diff
+
+        return diff(self, a, b, layers, cmap, channels, **where)
+
+    def animate(self, input="sample:3", layer=None, channel=None, frame_ms: int = 150, **where):
+        """One channel of a conv (or max pooling) computed frame by frame: a GIF Figure."""
+        from .animate import animate
+
+        return animate(self, input, layer, channel, frame_ms, **where)
+
+    def sweep(self, input="sample:3", layer=None, kind="all", channels=None, frame_ms=500, **where):
+        """A layer's maps as the input is blurred, shifted, rotated, noised or occluded."""
+        from .sweep import sweep
+
+        return sweep(self, input, layer, kind, channels, frame_ms, **where)
+
+    def exemplars(self, layers=None, k: int = 9, channels=None, **options):
+        """Per channel, the k dataset inputs that excite it most (options: data, dataset,
+        batch_size, limit, device)."""
+        from .exemplars import exemplars
+
+        return exemplars(self, layers, k, channels, **options)
+
+    def evolution(
+        self, input="sample:3", layers=None, frame_ms: int = 400, checkpoint=None, **where
+    ):
+        """The kernels and maps forming during training, from the snapshots recorded beside
+        this network's checkpoint (`train(..., snapshots=N)`)."""
+        from .evolution import evolution
+
+        ckpt = checkpoint or self.meta.get("checkpoint", self.meta.get("path"))
+        return evolution(ckpt, None, layers, input, frame_ms, net=self, **where)
+
+    def explain(self, input, layer: str, unit, top: int = 10):
+        """How one value of a layer was computed from what the layer received, with its
+        numbers: an Explanation (run/explain.py; .to_dict() is JSON). unit: (channel, row,
+        col) of a map, an index of a vector; layer "softmax": the class probabilities."""
+        from ..run.explain import explain
+
+        return explain(self, input, layer, unit, top=top)
+
+
+_CLASSES: dict[type, type] = {}
+
+
+def with_views(net: Network) -> Network:
+    """net, now also an instance of Views (the same object, its class the subclass of its
+    class with the view methods)."""
+    if not isinstance(net, Network):
+        raise TypeError(f"with_views takes a Network, not {type(net).__name__}")
+    cls = type(net)
+    if not issubclass(cls, Views):
+        if cls not in _CLASSES:
+            _CLASSES[cls] = type(cls.__name__, (cls, Views), {"__module__": __name__})
+        net.__class__ = _CLASSES[cls]
+    return net
