@@ -360,7 +360,7 @@ def test_npy_inputs_on_the_cli_are_one_line(tmp_path, capsys, no_npy_data):
     _npy_header(tmp_path / "claims.npy", (1, 200000, 200000))
     for name in ("big", "claims"):
         assert main(["predict", str(tmp_path / f"{name}.npy")]) == 2
-        assert "tensor, the model takes 1x28x28 (input size 1,28,28" in one_line_error(capsys)
+        assert "tensor, the model takes 1x28x28 (--input-size sets it)" in one_line_error(capsys)
 
 
 def test_deeply_nested_preprocess_json_is_one_line(tmp_path, capsys):

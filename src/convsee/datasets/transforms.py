@@ -513,8 +513,8 @@ def load_npy(path, prep: Preprocess) -> np.ndarray:
         if tuple(got) != tuple(prep.input_size):
             raise ConvseeError(
                 f"{p}: holds a {'x'.join(map(str, got))} tensor, the model takes "
-                f"{'x'.join(map(str, prep.input_size))} (input size {size}; --input-size "
-                "changes it)"
+                f"{'x'.join(map(str, prep.input_size))} ({{param}} sets it)",
+                param="input_size",
             )
         try:
             f.seek(0)  # the header was checked: read_array reads it again, then the data
