@@ -90,6 +90,7 @@ MAX_IMAGE_PIXELS = 4_000_000
 WORK_PIXELS = 1_000_000
 WORKERS = 2  # requests computed at once, each in a worker thread
 HEAVY_WORKERS = 1  # and besides them, images over WORK_PIXELS decoded at once (own lane)
+HEAVY_SCANS = 32  # JPEGs of more scans go to that lane too (the page's have 1 to ~10)
 MAX_PENDING = 64  # activations requests whose body has arrived (waiting, computing); then 503
 RANGE_CACHE_SIZE = 32  # blur settings whose sample ranges are kept (LeNet-5)
 PAGE_SIZE = 16  # maps of a layer in one answer: all up to 16, else a page of 16 channels
@@ -911,14 +912,19 @@ def decode_frame(data: bytes) -> tuple[dict, memoryview]:
 
 
 def heavy_request(body) -> bool:
-    """Whether body carries an image declaring more than WORK_PIXELS pixels: one whose
-    decoding takes tens of megabytes and milliseconds, done one at a time on its own lane."""
+    """Whether body carries an image declaring more than WORK_PIXELS pixels (its decoding
+    takes tens of megabytes and milliseconds), or a JPEG of more than HEAVY_SCANS scans (a
+    progressive JPEG's decoder passes over every coefficient at each scan: 60,000 of them
+    are seconds of a core): done one at a time on a lane of their own."""
     if not isinstance(body, dict) or not isinstance(body.get("png"), str):
         return False
     try:
-        size = declared_size(_png_bytes(body["png"]))
+        raw = _png_bytes(body["png"])
     except BadRequest:
         return False  # activations_payload says what is wrong
+    if raw[:2] == b"\xff\xd8" and raw.count(b"\xff\xda") > HEAVY_SCANS:
+        return True  # an upper bound of its scans (entropy-coded 0xFF bytes are stuffed)
+    size = declared_size(raw)
     return size is not None and size[0] * size[1] > WORK_PIXELS
 
 
