@@ -1109,7 +1109,23 @@ def create_app(
     views = Views(served, TORCH_LOCK)
     warm = _Warm(served)
     workers, heavy = _PerLoop(WORKERS), _PerLoop(HEAVY_WORKERS)
-    pending = [0]  # activations requests in the server now (the event loop's thread only)
+    # activations requests in the server now, each with its connection (runner.py's
+    # protocol, when served by it); the event loop's thread only
+    pending: dict = {}
+
+    def make_room() -> None:
+        """When full: requests whose clients have closed, or hold answers they never read
+        (they pipeline and do not read), give up their place, oldest first; those not
+        closed yet are dropped (their work is never computed: in_turn)."""
+        from .runner import drop_connection, not_reading
+
+        for key, conn in list(pending.items()):
+            if len(pending) < MAX_PENDING:
+                break
+            if conn is not None and not_reading(conn):
+                pending.pop(key)
+                drop_connection(conn)
+
     stats = {"computed": 0, "dropped": 0}  # requests computed; dropped: their client had gone
     spec_layers = {x.name: x for x in served.spec.layers}
 
@@ -1178,9 +1194,12 @@ def create_app(
             raw = await read_body(request, MAX_BODY)
         except BadRequest as e:
             return _error(str(e), e.status, close=e.close)
-        if pending[0] >= MAX_PENDING:
+        if len(pending) >= MAX_PENDING:
+            make_room()
+        if len(pending) >= MAX_PENDING:
             return _error("busy: too many requests at once; try again", 503, close=True)
-        pending[0] += 1
+        key = object()
+        pending[key] = request.scope.get("extensions", {}).get("convsee.connection")
         try:
             out = await in_turn(request, workers, parse_and_compute, raw)
             if not isinstance(out, Response):  # a large image: decoded one at a time, so that
@@ -1193,7 +1212,7 @@ def create_app(
         except _Gone:
             return Response(status_code=499)  # nobody reads it
         finally:
-            pending[0] -= 1
+            pending.pop(key, None)
 
     routes = [
         Route("/", index),
