@@ -289,6 +289,38 @@ def test_slow_loris_does_not_lock_out_clients(server):
     assert server.call("GET", "/api/info")[0] == 200
 
 
+def _bench_attacks():
+    """benchmarks/bench_attacks.py as a module: the test sends the same attacks."""
+    import importlib
+
+    bench = str(Path(__file__).parents[1] / "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module("bench_attacks")
+
+
+def test_the_page_is_answered_during_each_attack(server):
+    """Thin images, 64 half-sent bodies, 100 clients that pipeline and never read, and eight
+    senders of 60,000-scan JPEGs, each in turn: the normal client (the page's canvas update)
+    is answered every time, never with a 503."""
+    ba = _bench_attacks()
+    normal = ba.body(ba.stroke_png(280))
+    thin = ba.body(base64.b64encode(ba.thin_png()).decode())
+    scans = ba.body("data:image/jpeg;base64," + base64.b64encode(ba.jpeg_scan_bomb()).decode())
+    listed = json.dumps({"png": ba.stroke_png(280), "encoding": "list"}).encode()
+    attacks = {
+        "thin": {"data": thin, "n": 2},
+        "half bodies": {"hold": ba.half_body(), "holding": 64},
+        "non-readers": {"hold": ba.pipelined(listed), "holding": 100},
+        "scan bombs": {"data": scans, "n": 8},
+    }
+    for name, how in attacks.items():
+        got = ba.under(server.port, normal, 2.0, **how)  # at least 3 requests, 30 s each
+        assert got["failed"] == 0 and got["busy_503"] == 0, (name, got)
+        assert got["requests"] >= 3, (name, got)
+    assert server.post(NORMAL)[0] == 200
+
+
 def test_memory_and_log_stay_small(server):
     assert server.post(NORMAL)[0] == 200
     mem = server.memory_mb()

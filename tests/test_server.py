@@ -993,3 +993,29 @@ def test_a_huge_class_name_is_cut_on_the_page_and_whole_in_its_tooltip(tmp_path)
         finally:
             browser.close()
     assert errors == []
+
+
+def _jpeg_scans(side: int, extra_scans: int) -> bytes:
+    """A progressive grey JPEG with `extra_scans` empty AC scans (10 bytes each) added."""
+    import struct
+
+    buf = io.BytesIO()
+    Image.radial_gradient("L").resize((side, side)).save(buf, "JPEG", progressive=True)
+    data = buf.getvalue()
+    sos = b"\xff\xda" + struct.pack(">HBBBBBB", 8, 1, 1, 0x00, 1, 63, 0x00)
+    return data[:-2] + sos * extra_scans + b"\xff\xd9"
+
+
+def test_a_jpeg_of_many_scans_goes_to_the_heavy_lane():
+    """A progressive JPEG's decoder passes over all coefficients at every scan: a small one
+    of thousands of scans is seconds of a core, so it waits on the one-at-a-time lane."""
+    from convsee.web.server import HEAVY_SCANS, WORK_PIXELS, heavy_request
+
+    def body(data):
+        return {"png": "data:image/jpeg;base64," + base64.b64encode(data).decode()}
+
+    assert 1000 * 1000 <= WORK_PIXELS  # by its size alone: the normal lane
+    assert not heavy_request(body(_jpeg_scans(1000, 0)))  # Pillow's ~10 scans
+    assert not heavy_request(body(_jpeg_scans(1000, HEAVY_SCANS - 12)))
+    assert heavy_request(body(_jpeg_scans(1000, 2000)))
+    assert heavy_request(body(_jpeg_scans(64, 60_000)))

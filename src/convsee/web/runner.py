@@ -47,6 +47,8 @@ __all__ = [
     "run_app",
     "protocol_class",
     "connection_cap",
+    "not_reading",
+    "drop_connection",
 ]
 
 log = logging.getLogger("convsee.web")
@@ -147,6 +149,21 @@ class _Connections:
         self.open.pop(proto, None)
 
 
+def not_reading(proto) -> bool:
+    """Whether a connection is closed, or holds answers its client has not read."""
+    transport = getattr(proto, "transport", None)
+    if transport is None or transport.is_closing():
+        return True
+    flow = getattr(proto, "flow", None)
+    return (flow is not None and flow.write_paused) or transport.get_write_buffer_size() > 0
+
+
+def drop_connection(proto) -> None:
+    """Close a connection at once, with a reset (see _drop)."""
+    if getattr(proto, "transport", None) is not None and not proto.transport.is_closing():
+        _drop(proto.transport)
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline on every phase of a request and a cap on open
     connections. Subclassed per server by `protocol_class`, which sets the class fields."""
@@ -168,12 +185,21 @@ class GuardedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        self._tag()
         self._watch()
 
     def on_response_complete(self) -> None:
         self._cycle += 1
         super().on_response_complete()
+        self._tag()
         self._watch()
+
+    def _tag(self) -> None:
+        """Name this connection in the scope of the request it just started (the app may
+        then ask whether its client still reads: `not_reading`)."""
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope.setdefault("extensions", {}).setdefault("convsee.connection", self)
 
     def connection_lost(self, exc) -> None:
         self._cancel()

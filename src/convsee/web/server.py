@@ -90,6 +90,7 @@ MAX_IMAGE_PIXELS = 4_000_000
 WORK_PIXELS = 1_000_000
 WORKERS = 2  # requests computed at once, each in a worker thread
 HEAVY_WORKERS = 1  # and besides them, images over WORK_PIXELS decoded at once (own lane)
+HEAVY_SCANS = 32  # JPEGs of more scans go to that lane too (the page's have 1 to ~10)
 MAX_PENDING = 64  # activations requests whose body has arrived (waiting, computing); then 503
 RANGE_CACHE_SIZE = 32  # blur settings whose sample ranges are kept (LeNet-5)
 PAGE_SIZE = 16  # maps of a layer in one answer: all up to 16, else a page of 16 channels
@@ -905,14 +906,19 @@ def decode_frame(data: bytes) -> tuple[dict, memoryview]:
 
 
 def heavy_request(body) -> bool:
-    """Whether body carries an image declaring more than WORK_PIXELS pixels: one whose
-    decoding takes tens of megabytes and milliseconds, done one at a time on its own lane."""
+    """Whether body carries an image declaring more than WORK_PIXELS pixels (its decoding
+    takes tens of megabytes and milliseconds), or a JPEG of more than HEAVY_SCANS scans (a
+    progressive JPEG's decoder passes over every coefficient at each scan: 60,000 of them
+    are seconds of a core): done one at a time on a lane of their own."""
     if not isinstance(body, dict) or not isinstance(body.get("png"), str):
         return False
     try:
-        size = declared_size(_png_bytes(body["png"]))
+        raw = _png_bytes(body["png"])
     except BadRequest:
         return False  # activations_payload says what is wrong
+    if raw[:2] == b"\xff\xd8" and raw.count(b"\xff\xda") > HEAVY_SCANS:
+        return True  # an upper bound of its scans (entropy-coded 0xFF bytes are stuffed)
+    size = declared_size(raw)
     return size is not None and size[0] * size[1] > WORK_PIXELS
 
 
@@ -1097,7 +1103,23 @@ def create_app(
     views = Views(served, TORCH_LOCK)
     warm = _Warm(served)
     workers, heavy = _PerLoop(WORKERS), _PerLoop(HEAVY_WORKERS)
-    pending = [0]  # activations requests in the server now (the event loop's thread only)
+    # activations requests in the server now, each with its connection (runner.py's
+    # protocol, when served by it); the event loop's thread only
+    pending: dict = {}
+
+    def make_room() -> None:
+        """When full: requests whose clients have closed, or hold answers they never read
+        (they pipeline and do not read), give up their place, oldest first; those not
+        closed yet are dropped (their work is never computed: in_turn)."""
+        from .runner import drop_connection, not_reading
+
+        for key, conn in list(pending.items()):
+            if len(pending) < MAX_PENDING:
+                break
+            if conn is not None and not_reading(conn):
+                pending.pop(key)
+                drop_connection(conn)
+
     stats = {"computed": 0, "dropped": 0}  # requests computed; dropped: their client had gone
     spec_layers = {x.name: x for x in served.spec.layers}
 
@@ -1166,9 +1188,12 @@ def create_app(
             raw = await read_body(request, MAX_BODY)
         except BadRequest as e:
             return _error(str(e), e.status, close=e.close)
-        if pending[0] >= MAX_PENDING:
+        if len(pending) >= MAX_PENDING:
+            make_room()
+        if len(pending) >= MAX_PENDING:
             return _error("busy: too many requests at once; try again", 503, close=True)
-        pending[0] += 1
+        key = object()
+        pending[key] = request.scope.get("extensions", {}).get("convsee.connection")
         try:
             out = await in_turn(request, workers, parse_and_compute, raw)
             if not isinstance(out, Response):  # a large image: decoded one at a time, so that
@@ -1181,7 +1206,7 @@ def create_app(
         except _Gone:
             return Response(status_code=499)  # nobody reads it
         finally:
-            pending[0] -= 1
+            pending.pop(key, None)
 
     routes = [
         Route("/", index),
