@@ -195,6 +195,7 @@ function show(e) {
   $("explain-title").textContent = `${e.layer} · ${where(target)} = ${short(e.value)}`;
   panel.dataset.op = e.op;
   panel.dataset.value = String(e.value);
+  panel.dataset.shown = shown === null ? "" : String(shown);  // the map's 8-bit value there
 }
 
 // the value the page's map shows at the target (8-bit), or null
