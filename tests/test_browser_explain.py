@@ -16,12 +16,19 @@ PANEL_READY = """(layer) => {
 }"""
 
 READ = """() => {
-  const v = (sel) => [...document.querySelectorAll('#explain ' + sel)].map((e) => Number(e.dataset.v));
+  const v = (sel) => [...document.querySelectorAll('#explain ' + sel)]
+    .map((e) => Number(e.dataset.v));
   const p = document.querySelector('#explain');
-  return { op: p.dataset.op, value: Number(p.dataset.value), shown: p.dataset.shown === '' ? null : Number(p.dataset.shown),
-    products: [...document.querySelectorAll('#explain .xrow')].map((r) => [...r.querySelectorAll('table.products td')].map((e) => Number(e.dataset.v))),
-    partial: v('.partial'), terms: v('.xsum .term'), sum: v('.xsum .sum'), bias: v('.xsum .bias'),
-    inputs: v('table.inputs td'), x: v('.xsum .x'), exp: v('.xsum .exp'), title: document.querySelector('#explain-title').textContent };
+  const rows = [...document.querySelectorAll('#explain .xrow')];
+  return {
+    op: p.dataset.op, value: Number(p.dataset.value),
+    shown: p.dataset.shown === '' ? null : Number(p.dataset.shown),
+    products: rows.map((r) => [...r.querySelectorAll('table.products td')]
+      .map((e) => Number(e.dataset.v))),
+    partial: v('.partial'), terms: v('.xsum .term'), sum: v('.xsum .sum'),
+    bias: v('.xsum .bias'), inputs: v('table.inputs td'), x: v('.xsum .x'),
+    exp: v('.xsum .exp'), title: document.querySelector('#explain-title').textContent,
+  };
 }"""
 
 
