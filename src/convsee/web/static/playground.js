@@ -59,7 +59,11 @@ function draw() {
   $("pg-formula").textContent = res.error || `output size = ⌊(input + padding before + after − dilation × (kernel − 1) − 1) / stride⌋ + 1: ${res.formula}`;
   const c = $("pg-canvas"), ctx = c.getContext("2d");
   ctx.clearRect(0, 0, c.width, c.height);
-  if (res.error) return;
+  if (res.error) {
+    const o = $("pg-output"); o.width = 1; o.height = 1;
+    $("pg-where").textContent = "";
+    return;
+  }
   const { out, before, after } = res;
   const total = n + before + after, cell = SIDE / total;
   for (let i = 0; i < total; i++) for (let j = 0; j < total; j++) {
