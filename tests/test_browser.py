@@ -144,6 +144,7 @@ OUTLINED = """() => {
 
 
 def draw_stroke(page, x0, y0, x1, y1, steps=30, pause=0.02):
+    page.locator("#pad").scroll_into_view_if_needed()  # the side panel scrolls on its own
     box = page.locator("#pad").bounding_box()
     page.mouse.move(box["x"] + x0, box["y"] + y0)
     page.mouse.down()
