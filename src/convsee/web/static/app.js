@@ -11,7 +11,7 @@ import { initDownload } from "./download.js";
 import { afterAnswer, initExplain } from "./explain.js";
 import { initPad, redraw, takeBase } from "./draw/canvas.js";
 import { buildInputs, initInputs, setNamed } from "./inputs.js";
-import { arrange } from "./layout.js";
+import { arrange, notesTitle } from "./layout.js";
 import { buildPicker, syncCards } from "./maps.js";
 import { buildPlayground } from "./playground.js";
 import { buildProbabilities } from "./prediction.js";
@@ -23,7 +23,7 @@ import { initTooltip } from "./tooltip.js";
 import { markDirty, onAnswer } from "./updates.js";
 import { initWords } from "./words.js";
 
-onAnswer(() => { takeBase(); render(); paintLogits(); askLogits(); afterAnswer(); }, showEmpty);
+onAnswer(() => { takeBase(); render(); notesTitle(); paintLogits(); askLogits(); afterAnswer(); }, showEmpty);
 initPad(markDirty);
 initInputs();
 initTooltip();

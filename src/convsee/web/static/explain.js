@@ -190,7 +190,7 @@ function show(e) {
   const shown = shownValue(target);
   const check = el("p", { class: "muted small xcheck" },
     `recomputed ${short(e.value)}; the layer's captured value ${short(e.captured)}${e.exact ? " (they agree)" : ` (relative error ${e.error})`}`,
-    shown === null ? "" : `; the map shows ≈ ${short(shown)} (8-bit colours)`);
+    shown === null ? "" : target.layer === "softmax" ? `; the page shows ${short(shown)}` : `; the map shows ≈ ${short(shown)} (8-bit colours)`);
   body.replaceChildren(el("p", { class: "formula", text: e.formula }), out, check, e.note ? el("p", { class: "muted small", text: e.note }) : "");
   $("explain-title").textContent = `${e.layer} · ${where(target)} = ${short(e.value)}`;
   panel.dataset.op = e.op;

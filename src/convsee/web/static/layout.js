@@ -13,3 +13,6 @@ export function arrange(info) {
   for (const node of [$("drop"), $("samples"), $("random").closest(".row")]) more.append(node);
   seen.after(more);
 }
+
+// the input's notes are clamped to two lines beside the prediction: all of them on hover
+export function notesTitle() { $("input-notes").title = $("input-notes").textContent; }
