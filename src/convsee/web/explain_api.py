@@ -84,7 +84,7 @@ def _lenet_ops(net) -> dict:
         s = {"in": prev, "type": layer.type}
         if layer.type == "Conv2d":
             s.update(kernel=tuple(layer.kernel[2:]), stride=(1, 1), pad=(0, 0), dilation=(1, 1))
-            s.update(groups=1, cin=layer.kernel[1])
+            s.update(groups=1, cin=layer.kernel[1], bias=True)
         elif layer.type == "MaxPool2d":
             s.update(kernel=(2, 2), stride=(2, 2), pad=(0, 0), dilation=(1, 1))
         out[layer.name] = s
@@ -136,7 +136,7 @@ def _torch_ops(net, lock) -> dict:
             else:
                 s["pad"] = _pair(m.padding)
             s.update(kernel=k, stride=st, dilation=d, groups=int(m.groups))
-            s.update(cin=int(m.in_channels))
+            s.update(cin=int(m.in_channels), bias=m.bias is not None)
         elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
             k = _pair(m.kernel_size)
             st = k if m.stride in (None, (), []) else _pair(m.stride)
@@ -196,7 +196,8 @@ def _conv_words(name, layer, s) -> str:
         what += f", each summed over all {per} input channels"
     else:
         what += f" in {groups} groups, each summed over {per} input channel{'s' * (per > 1)}"
-    what += ", plus a bias: one map per kernel"
+    what += ", plus a bias" if s.get("bias", True) else " (no bias)"
+    what += ": one map per kernel"
     pad = s.get("pad", (0, 0))
     st, d = s.get("stride", (1, 1)), s.get("dilation", (1, 1))
     bits = []
@@ -241,7 +242,7 @@ def _pool_words(layer, s, kind: str) -> str:
     return text
 
 
-def _one_sentence(net, layer, s: dict | None, prev_type: str | None) -> str:
+def _one_sentence(net, layer, s: dict | None, prev) -> str:
     t = layer.type
     s = s or {}
     shape = _x(layer.shape)
@@ -284,7 +285,9 @@ def _one_sentence(net, layer, s: dict | None, prev_type: str | None) -> str:
         text = f"a block of layers ({t}); its output, {shape}, is shown"
     else:
         text = f"{t}: output {shape}"
-    if prev_type in ACTIVATION_WORDS and t not in ACTIVATION_WORDS and layer.leaf:
+    prev_type = prev.type if prev is not None else None
+    fits = prev is not None and (inp is None or tuple(inp) == tuple(prev.shape))
+    if prev_type in ACTIVATION_WORDS and t not in ACTIVATION_WORDS and layer.leaf and fits:
         text += f"; its input is after {prev_type}"
         text += " (no negatives)" if prev_type in ("ReLU", "ReLU6") else ""
     return text[:1].upper() + text[1:] + "."
@@ -300,7 +303,7 @@ def layer_words(net, lock) -> dict:
         except Exception:  # noqa: BLE001 - an odd module: its type and shape still say something
             out[layer.name] = f"{layer.type}: output {_x(layer.shape)}."
         if layer.leaf:
-            prev = layer.type
+            prev = layer
     return out
 
 
