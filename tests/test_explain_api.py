@@ -262,6 +262,7 @@ def test_layer_words_sizes_follow_conv2d():
     assert "⌊(23 + 2 − 3) / 2⌋ + 1 = 12" in w["0"] and "stride 2" in w["0"]
     assert "dilation 2" in w["3"] and "= 12" in w["3"] and "4 groups" in w["3"]
     assert "after ReLU" in w["3"]
+    assert "(no bias)" in w["8"] and "plus a bias" in w["0"]  # conv 8 has bias=False
 
 
 def test_playground_controls_are_the_tested_ranges():
