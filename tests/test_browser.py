@@ -144,6 +144,7 @@ OUTLINED = """() => {
 
 
 def draw_stroke(page, x0, y0, x1, y1, steps=30, pause=0.02):
+    page.locator("#pad").scroll_into_view_if_needed()  # the side panel scrolls on its own
     box = page.locator("#pad").bounding_box()
     page.mouse.move(box["x"] + x0, box["y"] + y0)
     page.mouse.down()
@@ -161,7 +162,8 @@ def test_lenet_page(url, browser, tmp_path):
     assert page.inner_text("#pred-label") == "3"  # the page opens on sample 3
     assert page.is_visible("#hint") and "Hover or tap a map" in page.inner_text("#hint")
     cards = page.eval_on_selector_all(".layer", "els => els.map(e => e.dataset.layer)")
-    assert cards == ["conv1", "pool1", "conv2", "pool2", "fc1", "fc2"]
+    # LeNet-5's ReLUs shown too (page_layers, issue 16)
+    assert cards == ["conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "fc1", "fc2"]
 
     # a sample is the exact stored image: the probability `predict` gives (issue 12)
     p7 = load_network().predict(["sample:7"])[0].probabilities[7]

@@ -1095,10 +1095,12 @@ def create_app(
     any_host: answer requests whatever their Host header (served on the network); by
     default only Host names of loopback are answered (see guard.py).
     """
+    from .explain_api import explain_route, teach_info
     from .views import Views
 
     served = serve_model(net, data_dir, dataset)
-    info_body = json.dumps(page_info(served), separators=(",", ":")).encode()  # built once
+    info = page_info(served) | teach_info(served, TORCH_LOCK)  # teach_info: explain_api.py
+    info_body = json.dumps(info, separators=(",", ":")).encode()  # built once
     rng = random.Random()
     views = Views(served, TORCH_LOCK)
     warm = _Warm(served)
@@ -1214,6 +1216,7 @@ def create_app(
         Route("/api/views", api_views),
         Route("/api/sample/{kind}", api_sample),
         Route("/api/activations", api_activations, methods=["POST"]),
+        explain_route(served, TORCH_LOCK, MAX_BODY, workers.get),  # POST /api/explain
         Mount("/static", PageFiles(directory=STATIC), name="static"),
     ]
 

@@ -8,21 +8,29 @@ import * as api from "./api.js";
 import { buildControls } from "./controls.js";
 import { $ } from "./dom.js";
 import { initDownload } from "./download.js";
+import { afterAnswer, initExplain } from "./explain.js";
 import { initPad, redraw, takeBase } from "./draw/canvas.js";
 import { buildInputs, initInputs, setNamed } from "./inputs.js";
+import { arrange, notesTitle } from "./layout.js";
 import { buildPicker, syncCards } from "./maps.js";
+import { buildPlayground } from "./playground.js";
 import { buildProbabilities } from "./prediction.js";
 import { render, showEmpty } from "./render.js";
+import { askLogits, initSoftmax, paintLogits } from "./softmax.js";
 import { seenSize } from "./spec.js";
 import { state } from "./state.js";
 import { initTooltip } from "./tooltip.js";
 import { markDirty, onAnswer } from "./updates.js";
+import { initWords } from "./words.js";
 
-onAnswer(() => { takeBase(); render(); }, showEmpty);
+onAnswer(() => { takeBase(); render(); notesTitle(); paintLogits(); askLogits(); afterAnswer(); }, showEmpty);
 initPad(markDirty);
 initInputs();
 initTooltip();
 initDownload();
+initWords();
+initExplain();
+initSoftmax();
 
 async function init() {
   const info = await api.info();
@@ -34,11 +42,13 @@ async function init() {
   $("seen-wrap").style.width = `${dw}px`; $("seen-wrap").style.height = `${dh}px`;
   buildControls(info);
   buildInputs(info);
+  arrange(info);
   buildPicker();
   redraw();
-  state.shown = info.default_layers.slice();
+  state.shown = (info.page_layers || info.default_layers).slice();  // page_layers: LeNet-5's ReLUs too
   syncCards();
   buildProbabilities(info);
+  buildPlayground(info);
   const first = info.inputs.samples.find((s) => s.name === "sample:3") || info.inputs.samples[0];
   if (first) setNamed(first.name); else showEmpty();
 }

@@ -3,6 +3,7 @@
 // canvases (or one strip for vector layers), sized to what the last answer sent. Also the
 // layer picker that chooses which cards there are. Painting them is render.js's job.
 import { $, el } from "./dom.js";
+import { clickMap, clickStrip } from "./explain.js";
 import { isVector, layerText } from "./spec.js";
 import { optsFor, state } from "./state.js";
 import { hideTip, hoverMap, hoverStrip } from "./tooltip.js";
@@ -49,13 +50,15 @@ function buildCard(name) {
   }
   pagerLabel.textContent = pagerText(name);
   const maps = el("div", { class: "maps" });
-  const box = el("div", { class: "layer" + (vector ? " strip" : ""), "data-layer": name }, head, pager, maps);
+  const words = el("p", { class: "words", text: (state.info.layer_words || {})[name] || "" });  // explain_api.py
+  const box = el("div", { class: "layer" + (vector ? " strip" : ""), "data-layer": name }, head, words, pager, maps);
   Object.assign(card, { box, maps, legend, legendCanvas, lo, hi, pagerLabel });
   if (vector) {
     const c = el("canvas", { width: 1, height: 1 });
     c.addEventListener("pointermove", (e) => hoverStrip(e, card));
     c.addEventListener("pointerdown", (e) => hoverStrip(e, card));
     c.addEventListener("mouseleave", hideTip);
+    c.addEventListener("click", (e) => clickStrip(e, card));
     maps.append(c);
     card.canvases.push(c);
   }
@@ -80,6 +83,7 @@ export function ensureMaps(card, d) {  // one canvas per map sent (their count a
       const m = el("div", { class: "map" }, el("span", { class: "label" }), c);
       for (const type of ["pointermove", "pointerdown"]) c.addEventListener(type, (e) => hoverMap(e, card, i));
       c.addEventListener("mouseleave", hideTip);
+      c.addEventListener("click", (e) => clickMap(e, card, i));
       card.maps.append(m);
       card.canvases.push(c);
     }

@@ -21,14 +21,20 @@ export function inputIsEmpty() {
   return state.input.kind === "draw" && !state.base && !state.strokes.length;
 }
 
-function request() {
-  const req = { encoding: "u8", layers: {} };
-  for (const name of state.shown) req.layers[name] = optsFor(name);
+// the input as a request names it (a drawing: its PNG; a file: its upload:ID once kept)
+export function inputFields(req = {}) {
   const inp = state.input;
   if (inp.kind === "draw") req.png = padImage();
   else if (inp.kind === "file" && inp.id) req.input = inp.id;  // kept by the server
   else if (inp.kind === "file") { req.png = inp.png; req.keep = true; }
   else req.input = inp.name;
+  return req;
+}
+
+function request() {
+  const req = { encoding: "u8", layers: {} };
+  for (const name of state.shown) req.layers[name] = optsFor(name);
+  inputFields(req);
   if ($("blur").value) req.blur = $("blur").value.split(",").map(Number);
   if ($("attr").value) {
     req.attribution = $("attr").value;
