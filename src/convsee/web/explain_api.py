@@ -383,12 +383,15 @@ def _unit(body: dict, served, name: str):
     raise BadRequest(f"'layer': {name} is neither a map nor a vector; explain takes those", 422)
 
 
-def explain_payload(served, body, lock) -> dict:
-    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad)."""
+def explain_payload(served, body, lock, parsers) -> dict:
+    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad).
+
+    parsers: the server's (parse_image, parse_png, parse_named), which read an input as
+    /api/activations does (passed in: this module sits below server.py)."""
     from ..datasets.inputs import Input
     from ..datasets.transforms import normalize
-    from .server import _parse_image, _parse_named, _parse_png
 
+    _parse_image, _parse_png, _parse_named = parsers
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, got {describe(body)}")
     name = body.get("layer")
@@ -432,13 +435,14 @@ def _clean(v):
     return v
 
 
-def explain_route(served, lock, limit: int, limiter) -> Route:
-    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter."""
+def explain_route(served, lock, limit: int, limiter, parsers) -> Route:
+    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter; parsers:
+    as explain_payload takes them."""
 
     def compute(raw: bytes) -> Response:
         import json
 
-        out = _clean(explain_payload(served, parse_json(raw), lock))
+        out = _clean(explain_payload(served, parse_json(raw), lock, parsers))
         return Response(
             json.dumps(out, separators=(",", ":"), allow_nan=False).encode(),
             media_type="application/json",

@@ -27,7 +27,6 @@ import ipaddress
 import logging
 import os
 import socket
-import struct
 import sys
 import time
 from collections import OrderedDict
@@ -37,6 +36,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import ConvseeError
+from .connections import drop_connection, not_reading, reset
 
 __all__ = [
     "ServerLimits",
@@ -80,18 +80,6 @@ def connection_cap(limits: ServerLimits) -> int:
     except OSError:
         used = 32
     return max(4, min(limits.max_connections, soft - used - limits.backlog - 16))
-
-
-def _drop(transport) -> None:
-    """Close a connection now, with a reset: what it had not sent is discarded, here and in
-    the kernel (a plain close would still deliver megabytes to a client that never reads)."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    transport.abort()
 
 
 class _Connections:
@@ -141,27 +129,12 @@ class _Connections:
             if victim is None:
                 return False  # every connection is busy with a request: refuse this one
             self.open.pop(victim, None)
-            _drop(victim.transport)
+            reset(victim.transport)
         self.open[proto] = None
         return True
 
     def discard(self, proto) -> None:
         self.open.pop(proto, None)
-
-
-def not_reading(proto) -> bool:
-    """Whether a connection is closed, or holds answers its client has not read."""
-    transport = getattr(proto, "transport", None)
-    if transport is None or transport.is_closing():
-        return True
-    flow = getattr(proto, "flow", None)
-    return (flow is not None and flow.write_paused) or transport.get_write_buffer_size() > 0
-
-
-def drop_connection(proto) -> None:
-    """Close a connection at once, with a reset (see _drop)."""
-    if getattr(proto, "transport", None) is not None and not proto.transport.is_closing():
-        _drop(proto.transport)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -179,7 +152,7 @@ class GuardedH11Protocol(H11Protocol):
         self._cycle = 0
         super().connection_made(transport)
         if not self.connections_.admit(self):
-            _drop(transport)
+            reset(transport)
             return
         self._watch()
 
@@ -234,7 +207,7 @@ class GuardedH11Protocol(H11Protocol):
     def _expire(self, key) -> None:
         self._timer = None
         if key == self._key:
-            _drop(self.transport)
+            reset(self.transport)
 
 
 def protocol_class(limits: ServerLimits, cap: int | None = None) -> type[GuardedH11Protocol]:

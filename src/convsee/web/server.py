@@ -1113,7 +1113,7 @@ def create_app(
         """When full: requests whose clients have closed, or hold answers they never read
         (they pipeline and do not read), give up their place, oldest first; those not
         closed yet are dropped (their work is never computed: in_turn)."""
-        from .runner import drop_connection, not_reading
+        from .connections import drop_connection, not_reading
 
         for key, conn in list(pending.items()):
             if len(pending) < MAX_PENDING:
@@ -1216,7 +1216,9 @@ def create_app(
         Route("/api/views", api_views),
         Route("/api/sample/{kind}", api_sample),
         Route("/api/activations", api_activations, methods=["POST"]),
-        explain_route(served, TORCH_LOCK, MAX_BODY, workers.get),  # POST /api/explain
+        explain_route(  # POST /api/explain
+            served, TORCH_LOCK, MAX_BODY, workers.get, (_parse_image, _parse_png, _parse_named)
+        ),
         Mount("/static", PageFiles(directory=STATIC), name="static"),
     ]
 

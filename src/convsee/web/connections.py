@@ -1,0 +1,36 @@
+"""One connection's state as the server and its runner both need it: whether its client still
+reads, and dropping it at once. Below server.py and runner.py, which both use it."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+__all__ = ["not_reading", "drop_connection", "reset"]
+
+
+def reset(transport) -> None:
+    """Close a connection now, with a reset: what it had not sent is discarded, here and in
+    the kernel (a plain close would still deliver megabytes to a client that never reads)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+def not_reading(proto) -> bool:
+    """Whether a connection is closed, or holds answers its client has not read."""
+    transport = getattr(proto, "transport", None)
+    if transport is None or transport.is_closing():
+        return True
+    flow = getattr(proto, "flow", None)
+    return (flow is not None and flow.write_paused) or transport.get_write_buffer_size() > 0
+
+
+def drop_connection(proto) -> None:
+    """Close a connection at once, with a reset (see reset)."""
+    if getattr(proto, "transport", None) is not None and not proto.transport.is_closing():
+        reset(proto.transport)
