@@ -50,6 +50,8 @@ def run(a) -> int:
     elif a.map_class is not None:
         raise ConvseeError("--map-class is for --map DIR")
     net = network(a)
+    if a.map:
+        _dense_or_refuse(net)
     failed = 0
     inputs = []
     specs = a.inputs or [None]
@@ -125,13 +127,6 @@ def _maps(net, preds, names, choice) -> dict:
     from ..draw.channel_views import png_rgb
     from ..draw.dense import dense_map_image
 
-    if any(p.map is None for p in preds):
-        out = net.spec.outputs
-        shapes = ", ".join(f"{o.name or 'output'} {'x'.join(map(str, o.shape))}" for o in out)
-        raise ConvseeError(
-            "--map draws class scores given per position (K x H x W); this model's scores are "
-            f"not (its outputs: {shapes}; choose one with --output)"
-        )
     want = net._scores_spec() if hasattr(net, "_scores_spec") else None
     field = getattr(want, "field", None)
     files = {}
@@ -165,6 +160,19 @@ def _maps(net, preds, names, choice) -> dict:
         }
         files[f"{stem}.json"] = (json.dumps(side, indent=1) + "\n").encode()
     return files
+
+
+def _dense_or_refuse(net) -> None:
+    from ..spec import score_kind
+
+    want = net._scores_spec() if hasattr(net, "_scores_spec") else net.spec.outputs[0]
+    if score_kind(want) != "dense":
+        out = net.spec.outputs
+        shapes = ", ".join(f"{o.name or 'output'} {'x'.join(map(str, o.shape))}" for o in out)
+        raise ConvseeError(
+            "--map draws class scores given per position (K x H x W); this model's scores are "
+            f"not (its outputs: {shapes}; choose one with --output)"
+        )
 
 
 def _class_index(choice: str, classes) -> int:
