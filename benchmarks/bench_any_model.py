@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import save_result
+from common import add_quick, save_result
 from PIL import Image, ImageDraw
 
 HERE = Path(__file__).resolve().parent
@@ -40,12 +40,13 @@ COMMON_WAY = textwrap.dedent(
     from resnet import resnet18
 
     image, out = sys.argv[1], sys.argv[2]
+    only = sys.argv[3] if len(sys.argv) > 3 else None  # one layer's name (--quick)
     model = resnet18()
     acts = {{}}
     def keep(name):
         return lambda m, i, o: acts.__setitem__(name, o.detach().clone())
     for name, m in model.named_modules():
-        if isinstance(m, torch.nn.Conv2d):
+        if isinstance(m, torch.nn.Conv2d) and only in (None, name):
             m.register_forward_hook(keep(name))
     img = Image.open(image).convert("RGB")
     s = 256 / min(img.size)
@@ -98,7 +99,10 @@ def run(cmd) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="runs of each, alternated")
+    add_quick(ap)
     a = ap.parse_args()
+    if a.quick:
+        a.runs = 1
     ours, theirs = [], []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -115,7 +119,7 @@ def main() -> int:
             "--model",
             f"{HERE / 'resnet.py'}:resnet18",
             "--layers",
-            "type:Conv2d",
+            "conv1" if a.quick else "type:Conv2d",
             "--channels",
             "all",
         ]
@@ -123,7 +127,8 @@ def main() -> int:
             out1, out2 = d / f"ours{i}", d / f"theirs{i}"
             out2.mkdir()
             ours.append(run([*convsee, "--out", str(out1)]))
-            theirs.append(run([sys.executable, str(script), str(image), str(out2)]))
+            layer = ["conv1"] if a.quick else []
+            theirs.append(run([sys.executable, str(script), str(image), str(out2), *layer]))
             n1 = len(list(out1.rglob("*.png")))
             n2 = len(list(out2.glob("*.png")))
     med = statistics.median
@@ -137,7 +142,7 @@ def main() -> int:
         "speedup": round(med(w for w, _ in theirs) / med(w for w, _ in ours), 1),
         "pictures": {"convsee": n1, "common_way": n2},
     }
-    return save_result("any_model", result)
+    return save_result("any_model", result, a.quick)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED_MNIST, save_result
+from common import SHARED_MNIST, add_quick, save_result
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -53,7 +53,11 @@ def main() -> int:
     ap.add_argument("--data", default=str(SHARED_MNIST))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--baseline-src", help="another checkout's src/ to time the same commands")
+    add_quick(ap)
     a = ap.parse_args()
+    sizes = (200,) if a.quick else (1000, 10000)
+    if a.quick:
+        a.runs = 1
     result: dict = {"runs": a.runs, "time": {}, "peak_rss_mb": {}}
     srcs = {"this": SRC}
     if a.baseline_src:
@@ -74,14 +78,14 @@ def main() -> int:
                     "wall_range_s": [round(min(walls[k]), 2), round(max(walls[k]), 2)],
                     "cpu_median_s": round(statistics.median(cpus[k]), 2),
                 }
-        for n in (1000, 10000):
+        for n in sizes:
             _, _, rss = run(
                 ["exemplars", "--limit", str(n), "--batch-size", "32", "--out", f"{d}/m"], SRC, env
             )
             result["peak_rss_mb"][f"exemplars, MNIST IDX, {n} images"] = round(rss / 1024, 1)
         folder = Path(d) / "pngs"
-        _write_pngs(folder, 10000, a.data)
-        for n in (1000, 10000):
+        _write_pngs(folder, max(sizes), a.data)
+        for n in sizes:
             _, _, rss = run(
                 ["exemplars", "--data", str(folder), "--limit", str(n), "--batch-size", "32"]
                 + ["--out", f"{d}/m"],
@@ -89,7 +93,7 @@ def main() -> int:
                 env,
             )
             result["peak_rss_mb"][f"exemplars, image folder, {n} images"] = round(rss / 1024, 1)
-    return save_result("channel_views", result)
+    return save_result("channel_views", result, a.quick)
 
 
 def _write_pngs(folder: Path, n: int, data: str) -> None:

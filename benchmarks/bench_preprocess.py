@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import SHARED_MNIST, save_result
+from common import SHARED_MNIST, add_quick, save_result
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -77,7 +77,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(SHARED_MNIST))
     ap.add_argument("--runs", type=int, default=200)
+    add_quick(ap)
     a = ap.parse_args()
+    if a.quick:
+        a.runs = 3
     from test_photos import N_MNIST, photograph
 
     from convsee.datasets.digits import preprocess
@@ -112,6 +115,8 @@ def main() -> int:
     rng = np.random.default_rng(12)  # the photos of tests/test_photos.py
     chosen = [(s.image, s.label) for s in samples()]
     chosen += [(images[i] / 255, int(labels[i])) for i in rng.choice(len(images), N_MNIST, False)]
+    if a.quick:
+        chosen = chosen[:12]
     photos = [(photograph(d, rng), y) for d, y in chosen]
     weights, _ = load_weights()
     result["photos_read_right"] = {}
@@ -125,7 +130,7 @@ def main() -> int:
         x = (np.stack(seen)[:, None] - MEAN) / STD
         right = np.mean(forward_all(weights, x)[1].argmax(1) == [y for _, y in photos])
         result["photos_read_right"][name] = f"{right:.3f} of {len(photos)}"
-    return save_result("preprocess", result)
+    return save_result("preprocess", result, a.quick)
 
 
 if __name__ == "__main__":

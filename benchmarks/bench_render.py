@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import save_result
+from common import add_quick, save_result
 
 
 def original_pipeline(out: Path) -> None:
@@ -112,37 +112,28 @@ def whole_process(cmd) -> float:
     return time.perf_counter() - t
 
 
-def in_process() -> dict:
-    """convsee's own time per grid PNG and per 10-frame GIF, after start-up."""
-    from convsee.datasets.inputs import samples
-    from convsee.draw.core import save_gif, save_image, to_palette
-    from convsee.draw.render import RenderOptions, _painter, layer_ranges
-    from convsee.models.checkpoint import load_weights
-    from convsee.models.lenet_numpy import forward_all
+def in_process(reps: int = 3) -> dict:
+    """convsee's own time per grid PNG (drawn and encoded) and per 10-frame GIF, after start-up,
+    through the public API (Network.activations, Network.render, Figure images)."""
+    import convsee
+    from convsee.draw.core import save_gif
 
-    weights, meta = load_weights()
-    inputs = samples()
+    net = convsee.load()
+    inputs = [f"sample:{d}" for d in range(10)]
     t = time.perf_counter()
-    acts, probs = forward_all(weights, [i.image for i in inputs])
-    forward_ms = (time.perf_counter() - t) * 1e3
-    result = {"forward_10_inputs_ms": forward_ms}
+    net.activations(inputs, "conv1,conv2")
+    result = {"forward_10_inputs_ms": (time.perf_counter() - t) * 1e3}
     for layer in ("conv1", "conv2"):
-        a = acts[layer]
-        g = layer_ranges(a.reshape(1, -1), "layer", True)[0]
-        paint = _painter(
-            weights, layer, a.shape[1:], meta["classes"], g, None, RenderOptions(), "global"
-        )
         png_ms, frames = [], []
-        for rep in range(3):
-            for n, inp in enumerate(inputs):
+        for rep in range(reps):
+            for inp in inputs:
                 t = time.perf_counter()
-                pal = to_palette(paint(a[n], inp, probs[n])[0], ("RdBu_r",))
-                save_image(pal, io.BytesIO())
-                png_ms.append((time.perf_counter() - t) * 1e3)
+                figs = [f for f in net.render(inp, layers=layer) if "_blur" not in f.name]
+                png_ms.append((time.perf_counter() - t) * 1e3 / max(len(figs), 1))
                 if rep == 0:
-                    frames.append(pal)
+                    frames.append(figs[0].image)
         gif_ms = []
-        for _ in range(3):
+        for _ in range(reps):
             t = time.perf_counter()
             save_gif(frames, io.BytesIO(), 1000)
             gif_ms.append((time.perf_counter() - t) * 1e3)
@@ -155,7 +146,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--original", metavar="DIR", help=argparse.SUPPRESS)
+    add_quick(ap)
     a = ap.parse_args()
+    if a.quick:
+        a.runs = 1
     if a.original:
         original_pipeline(Path(a.original))
         return 0
@@ -174,9 +168,9 @@ def main() -> int:
         "convsee_median_s": statistics.median(ours),
         "original_median_s": statistics.median(orig),
         "speedup": statistics.median(orig) / statistics.median(ours),
-        **in_process(),
+        **in_process(1 if a.quick else 3),
     }
-    return save_result("render", result)
+    return save_result("render", result, a.quick)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ ResNet-18 (benchmarks/resnet.py, seeded weights, 3x224x224, ImageNet preprocessi
 
     python benchmarks/bench_serve.py [--clients 50 --seconds 30 --requests 500]
         [--baseline-src ../main/src]   # also time the LeNet-5 server of another checkout
+    python benchmarks/bench_serve.py --quick   # one short round: it runs (figures mean nothing)
 
 Only loopback addresses are used; every loop is bounded in count and time.
 """
@@ -43,7 +44,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import CHROMIUM, CHROMIUM_FLAGS, SHARED_MNIST, free_port, memory_mb, save_result
+from common import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    SHARED_MNIST,
+    add_quick,
+    free_port,
+    memory_mb,
+    save_result,
+)
 from PIL import Image, ImageDraw
 
 HOST = "127.0.0.1"
@@ -298,7 +307,11 @@ def main() -> int:
         help="another checkout's src/ (e.g. main before this change): its LeNet-5 server is "
         "timed in the same run, interleaved, with the forms it takes",
     )
+    add_quick(ap)
     a = ap.parse_args()
+    if a.quick:  # a few requests of each kind, 1 s of load, no views, no baseline
+        a.clients, a.seconds, a.requests, a.resnet_requests = 4, 1.0, 5, 5
+        a.baseline_src = None
     result: dict = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}}
 
     b = lenet_bodies()
@@ -325,7 +338,7 @@ def main() -> int:
             stop(base[0])
             base = None
         lenet["load_png_u8"] = load(port, proc.pid, b["png_u8"], a.clients, a.seconds)
-        lenet["page"] = chromium(port)
+        lenet["page"] = chromium(port, draw_seconds=0.5 if a.quick else 4.0)
         lenet["memory_end"] = memory_mb(proc.pid)
         result["lenet"] = lenet
     finally:
@@ -351,17 +364,18 @@ def main() -> int:
             )
         )
         r["memory_after_updates"] = memory_mb(proc.pid)
-        r["views_conv1_0"] = views_ready(port, "conv1", 0)
-        r["views_layer4_1_conv2_7"] = views_ready(port, "layer4.1.conv2", 7)
-        r["latency_named_u8_after_views"] = latency(port, named, 50, warm=2)
-        r["memory_after_views"] = memory_mb(proc.pid)
-        jpeg = base64.b64decode(photo_jpeg().split(",", 1)[1])
-        r["page"] = chromium(port, draw_seconds=None, upload=jpeg)
+        if not a.quick:
+            r["views_conv1_0"] = views_ready(port, "conv1", 0)
+            r["views_layer4_1_conv2_7"] = views_ready(port, "layer4.1.conv2", 7)
+            r["latency_named_u8_after_views"] = latency(port, named, 50, warm=2)
+            r["memory_after_views"] = memory_mb(proc.pid)
+            jpeg = base64.b64decode(photo_jpeg().split(",", 1)[1])
+            r["page"] = chromium(port, draw_seconds=None, upload=jpeg)
         result["resnet18_224"] = r
     finally:
         stop(proc)
     result["machine"]["loadavg_end"] = os.getloadavg()
-    return save_result("serve", result)
+    return save_result("serve", result, a.quick)
 
 
 if __name__ == "__main__":

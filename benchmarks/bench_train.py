@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import SHARED_MNIST, save_result
+from common import SHARED_MNIST, add_quick, save_result
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -193,13 +193,16 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="rounds of the thread-policy runs")
     ap.add_argument("--part", choices=["all", "speed", "threads"], default="all")
     ap.add_argument("--policies", default=",".join(POLICIES), help="of: " + ",".join(POLICIES))
+    add_quick(ap)
     a = ap.parse_args()
+    if a.quick:  # one round of one-epoch runs, convsee's own policy only
+        a.part, a.rounds, a.policies = "threads", 1, "auto"
     result = {"machine": f"{platform.machine()}, {CORES} cores, torch {torch.__version__}"}
     if a.part in ("all", "threads"):
         result["threads"] = thread_policies(a.data, a.rounds, a.policies.split(","))
     if a.part in ("all", "speed"):
         result.update(speed(a.data, a.runs))
-    return save_result("train", result)
+    return save_result("train", result, a.quick)
 
 
 def speed(data_dir, runs: int) -> dict:

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from common import SHARED_MNIST, save_result
+from common import SHARED_MNIST, add_quick, save_result
 
 
 def median_time(fn, runs):
@@ -29,7 +29,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(SHARED_MNIST))
     ap.add_argument("--runs", type=int, default=3)
+    add_quick(ap)
     a = ap.parse_args()
+    if a.quick:
+        a.runs = 1
     from convsee.datasets.idx import load_split
     from convsee.models.checkpoint import load_checkpoint
     from convsee.run.exemplars import top_exemplars
@@ -39,10 +42,11 @@ def main() -> int:
     model, _ = load_checkpoint()
     spec = describe(model, (1, 28, 28))
     test = load_split("test", a.data)
+    images = test.images[:500] if a.quick else test.images
     result = {"in_process_s": {}, "whole_command_s": {}}
     for layer in ("conv1", "conv2", "fc1"):
         result["in_process_s"][f"exemplars_{layer}_10000_images"] = median_time(
-            lambda layer=layer: top_exemplars(model, test.images, spec.layer(layer), 9), a.runs
+            lambda layer=layer: top_exemplars(model, images, spec.layer(layer), 9), a.runs
         )
     for layer, units in (("conv1", 6), ("conv2", 16), ("fc3", 10)):
         result["in_process_s"][f"optimize_{layer}_{units}_units"] = median_time(
@@ -60,11 +64,11 @@ def main() -> int:
         for name, args in commands.items():
             cmd = ["convsee", *args, "--out", d]
             if name in ("exemplars",):
-                cmd += ["--data", a.data]
+                cmd += ["--data", a.data] + (["--limit", "500"] if a.quick else [])
             result["whole_command_s"][name] = median_time(
                 lambda cmd=cmd: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL), a.runs
             )
-    return save_result("views", result)
+    return save_result("views", result, a.quick)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,23 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def save_result(name: str, result: dict) -> int:
-    """Write benchmarks/out/NAME.json and print the same JSON; exit status 0."""
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2))
+def add_quick(ap) -> None:
+    """--quick: one short round that checks the benchmark still runs (tests/test_benchmarks.py
+    runs every benchmark so); its numbers mean nothing and nothing is written to out/."""
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="one short round to check that it runs: no figures kept, nothing written to out/",
+    )
+
+
+def save_result(name: str, result: dict, quick: bool = False) -> int:
+    """Write benchmarks/out/NAME.json (not in --quick mode) and print the same JSON; exit 0."""
+    if quick:
+        result = {"quick": True, **result}
+    else:
+        OUT.mkdir(exist_ok=True)
+        (OUT / f"{name}.json").write_text(json.dumps(result, indent=2))
     json.dump(result, sys.stdout, indent=2)
     print()
     return 0

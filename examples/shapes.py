@@ -30,6 +30,8 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
+from convsee.run import threads
+
 CLASSES = ("circle", "square", "triangle")
 SIZE = 40  # pixels, square images
 
@@ -189,6 +191,7 @@ def train(data: Path, out: Path, epochs: int = 15, per_class: int = 400, seed: i
             opt.zero_grad()
             loss.backward()
             opt.step()
+            threads.adapt()  # (once started) measured every 0.5 s: fewer threads when busy
             sched.step()
         acc = accuracy(model, x_test, y_test)
         print(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, test accuracy {acc:.1%}")
@@ -239,6 +242,7 @@ def main(argv=None) -> int:
     ap.add_argument("--per-class", type=int, default=400, help="training images per class")
     ap.add_argument("--seed", type=int, default=0, help="the data and the training")
     a = ap.parse_args(argv)
+    threads.start()  # the commands' thread policy: the cores other work leaves idle
     train(a.data, a.out, a.epochs, a.per_class, a.seed)
     return 0
 

@@ -319,7 +319,9 @@ def test_one_channel_is_singular(tmp_path, capsys):
     import numpy as np
 
     np.save(tmp_path / "x.npy", np.zeros((1, 32, 32), np.float32))
-    assert main(["predict", str(tmp_path / "x.npy"), "--input-size", "3,32,32"]) == 2
+    rgb = str(Path(__file__).parent / "foreign_models.py") + ":RGBNet"  # LeNet-5 takes 1
+    args = ["--model", rgb, "--input-size", "3,32,32"]
+    assert main(["predict", str(tmp_path / "x.npy"), *args]) == 2
     assert "holds 1 channel, the model takes 3 " in error(capsys)
 
 

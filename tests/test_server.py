@@ -5,6 +5,7 @@ and the server keeps serving."""
 import base64
 import io
 import json
+import logging
 import os
 import time
 
@@ -406,11 +407,14 @@ def _views(c, layer, unit, timeout=60):
         time.sleep(0.1)
 
 
-def test_views_on_request(mnist_dir):
+def test_views_on_request(mnist_dir, monkeypatch):
+    import convsee.web.views
     from convsee.datasets.idx import load_split
     from convsee.models.lenet_numpy import forward_all
     from convsee.models.load import load_network
 
+    # the scan stops after SCAN_SECONDS: on a busy machine that is fewer than 10,000 images
+    monkeypatch.setattr(convsee.web.views, "SCAN_SECONDS", 1e6)
     app = create_app(data_dir=mnist_dir)
     assert app.state.views._thread is None  # nothing computed at start
     with TestClient(app, base_url=LOCAL) as c:
@@ -678,3 +682,314 @@ def test_serve_gives_each_request_its_share_of_the_cores(monkeypatch):
     torch.set_num_threads(1)
     _torch_threads(2)
     assert torch.get_num_threads() == 1
+
+
+# ---------- on real sockets: the app on uvicorn in a thread (runner.py's limits) ----------
+
+
+class _Live:
+    """create_app() served by runner.make_server on a free loopback port, in a thread."""
+
+    def __init__(self, app, limits=None):
+        import threading
+
+        from convsee.web.runner import ServerLimits, listen, make_server, run_server
+
+        self.app = app
+        self.sock = listen("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.server = make_server(app, limits or ServerLimits())
+        self.thread = threading.Thread(
+            target=run_server, args=(self.server, self.sock), daemon=True
+        )
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+
+    def connections(self) -> int:
+        return len(self.server.config.http.connections_.open)
+
+    def open_socket(self, data: bytes = b""):
+        import socket
+
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        if data:
+            s.sendall(data)
+        return s
+
+    def request(self, method, path, body=None, timeout=60):
+        import http.client
+
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            c.request(method, path, body, headers)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@pytest.fixture
+def live():
+    servers = []
+
+    def start(app=None, limits=None):
+        servers.append(_Live(app or create_app(), limits))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def _sample_json() -> bytes:
+    return json.dumps({"image": samples()[3].image.tolist(), "encoding": "f32"}).encode()
+
+
+def _half_post(length: int = 100_000) -> bytes:
+    return (
+        b"POST /api/activations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {length}\r\n\r\n{{".encode()
+    )
+
+
+def _until(check, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_half_sent_bodies_do_not_make_the_server_busy(live):
+    """64 POSTs with one byte of a 100,000-byte body: the page's requests are still answered
+    (a request counts toward MAX_PENDING only once its body is in)."""
+    from convsee.web.server import MAX_PENDING
+
+    srv = live()
+    held = [srv.open_socket(_half_post()) for _ in range(MAX_PENDING)]
+    try:
+        _until(lambda: srv.connections() >= MAX_PENDING)
+        for _ in range(3):
+            status, raw = srv.request("POST", "/api/activations", _sample_json())
+            assert status == 200, raw[:200]
+            assert json.loads(raw)["prediction"] == samples()[3].label
+    finally:
+        for s in held:
+            s.close()
+
+
+def _small_limits(cap: int = 8):
+    from convsee.web.runner import ServerLimits
+
+    # deadlines far beyond the test: only the cap makes room
+    return ServerLimits(
+        head_timeout=120, body_timeout=120, response_timeout=120, max_connections=cap
+    )
+
+
+def _closed(s, seconds=10.0) -> bool:
+    s.settimeout(seconds)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except TimeoutError:
+        return False
+    except OSError:  # reset
+        return True
+
+
+def test_a_full_server_drops_a_connection_stuck_sending_its_body(live):
+    """GETs with a declared body never sent fill every place: a new client is still served,
+    and the connection longest in its body phase made room."""
+    srv = live(limits=_small_limits())
+    head = b"GET /api/info HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\nx"
+    held = []
+    try:
+        for _ in range(8):
+            held.append(srv.open_socket(head))
+            _until(lambda: srv.connections() == len(held))
+        status, _ = srv.request("GET", "/api/info")
+        assert status == 200
+        assert _closed(held[0])  # the oldest
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_a_full_server_drops_a_client_that_pipelines_and_never_reads(live):
+    """Clients pipelining GET /api/info and never reading their answers fill every place: a
+    new client is still served."""
+    srv = live(limits=_small_limits())
+    burst = b"GET /api/info HTTP/1.1\r\nHost: localhost\r\n\r\n" * 400
+    held = []
+    try:
+        for _ in range(8):
+            s = srv.open_socket()
+            s.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096)
+            s.setblocking(False)
+            try:
+                s.send(burst)
+            except BlockingIOError:
+                pass
+            held.append(s)
+            _until(lambda: srv.connections() == len(held))
+        time.sleep(0.5)  # their answers fill the buffers
+        status, _ = srv.request("GET", "/api/info", timeout=30)
+        assert status == 200
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_work_for_a_closed_connection_is_dropped(live, monkeypatch):
+    """Requests queued behind busy workers whose clients close are never computed."""
+    import threading
+
+    import convsee.web.server as server
+
+    release, running = threading.Event(), threading.Semaphore(0)
+    real = server.activations_payload
+
+    def slow(served, body):
+        running.release()
+        release.wait(30)
+        return real(served, body)
+
+    monkeypatch.setattr(server, "activations_payload", slow)
+    srv = live()
+    body = _sample_json()
+    full = _half_post(len(body))[:-1] + body  # the head, then the whole body
+    busy = [srv.open_socket(full) for _ in range(server.WORKERS)]
+    try:
+        for _ in busy:
+            assert running.acquire(timeout=30)  # both workers held
+        gone = [srv.open_socket(full) for _ in range(5)]
+        _until(lambda: srv.connections() == len(busy) + 5)
+        time.sleep(0.3)  # their bodies are in, their work queued
+        for s in gone:
+            s.close()
+        _until(lambda: srv.connections() == len(busy))
+        release.set()
+        for s in busy:
+            s.settimeout(30)
+            assert s.recv(12).startswith(b"HTTP/1.1 200")
+        _until(lambda: srv.app.state.stats["dropped"] == 5)
+        assert srv.app.state.stats["computed"] == len(busy)
+    finally:
+        release.set()
+        for s in busy:
+            s.close()
+
+
+def test_a_client_closing_mid_body_logs_one_line(live, caplog):
+    srv = live()
+    for f in logging.getLogger("convsee.web").filters:  # the rate limit: other tests said it
+        f.last.clear()
+    with caplog.at_level("INFO"):
+        s = srv.open_socket(_half_post())
+        _until(lambda: srv.connections() == 1)
+        s.close()
+        _until(lambda: srv.connections() == 0)
+        assert srv.request("GET", "/api/info")[0] == 200
+        time.sleep(0.2)
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in records] == [
+        "a client closed its connection while sending a request body"
+    ]
+    assert all(r.exc_info is None for r in records)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/views?layer=conv2&unit=1", "/api/info", "/api/sample/random", "/api/sample/3"],
+)
+@pytest.mark.parametrize(
+    "headers, message",
+    [
+        ({"origin": "http://attacker.example"}, "cross-origin"),
+        ({"origin": "null"}, "cross-origin"),
+        ({"sec-fetch-site": "cross-site"}, "cross-site"),
+    ],
+)
+def test_cross_site_gets_of_the_api_are_refused(client, path, headers, message):
+    r = client.get(path, headers=headers)
+    assert r.status_code == 403 and message in r.json()["error"]
+
+
+def test_same_origin_gets_and_the_page_from_anywhere(client):
+    ok = {"origin": LOCAL, "sec-fetch-site": "same-origin"}
+    assert client.get("/api/info", headers=ok).status_code == 200
+    assert client.get("/api/sample/3", headers={"sec-fetch-site": "same-origin"}).json()["name"]
+    assert client.get("/", headers={"sec-fetch-site": "cross-site"}).status_code == 200  # a link
+
+
+def test_a_damaged_data_image_does_not_show_the_servers_path(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    good = Image.new("L", (28, 28), 0)
+    ImageDraw.Draw(good).line([(14, 4), (14, 24)], fill=255, width=3)
+    good.save(folder / "good.png")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    with TestClient(create_app(data_dir=folder), base_url=LOCAL) as c:
+        names = [c.get("/api/sample/random").json()["path"] for _ in range(40)]
+        assert set(names) == {"good.png", "sub/broken.png"}
+        n = 1  # sorted: good.png, sub/broken.png
+        r = c.post("/api/activations", json={"input": f"data:{n}"})
+        error = r.json()["error"]
+        assert r.status_code == 422 and "sub/broken.png" in error, error
+        assert str(tmp_path) not in error and "/images" not in error, error
+        assert c.post("/api/activations", json={"input": "data:0"}).status_code == 200
+
+
+def test_too_many_values_names_the_encodings_that_fit(resnet_client, monkeypatch):
+    import convsee.web.server as server
+
+    monkeypatch.setitem(server.MAX_VALUES, "list", 50_000)
+    r = resnet_client.post("/api/activations", json={"input": "sample:1"})  # default: list
+    error = r.json()["error"]
+    assert r.status_code == 400 and "send 'encoding': 'u8' or 'f32', which fit" in error, error
+    monkeypatch.setitem(server.MAX_VALUES, "f32", 50_000)
+    error = resnet_client.post("/api/activations", json={"input": "sample:1"}).json()["error"]
+    assert "send 'encoding': 'u8', which fit" in error, error
+    body = {"input": "sample:1", "encoding": "u8"}
+    assert resnet_client.post("/api/activations", json=body).status_code == 200
+
+
+def test_a_huge_class_name_is_cut_on_the_page_and_whole_in_its_tooltip(tmp_path):
+    """A 100,000-character class name: the page lays out 80 characters and "…" (a tooltip
+    holds the whole name), so no layout stalls."""
+    pytest.importorskip("playwright")
+    from test_browser import CHROMIUM, FLAGS, open_page, serving
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no Chromium here")
+    from playwright.sync_api import sync_playwright
+
+    names = [f"{i}" + "W" * 100_000 for i in range(10)]
+    errors: list = []
+    with sync_playwright() as p, serving(create_app(load_network(labels=names))) as u:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = open_page(browser, u, errors)
+            shown = page.inner_text("#pred-label")
+            assert shown == names[3][:80] + "…", shown[:100]
+            assert page.get_attribute("#pred-label", "title") == names[3]
+            rows = page.eval_on_selector_all(
+                "#probs .cls", "els => els.map(e => [e.textContent, e.title])"
+            )
+            assert rows == [[n[:80] + "…", n] for n in names]
+            page.screenshot(path=str(tmp_path / "long-names.png"))
+            page.close()
+        finally:
+            browser.close()
+    assert errors == []

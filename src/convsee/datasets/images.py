@@ -7,7 +7,12 @@ Decoding is guarded, because a small file can declare a huge picture (a 20 KB PN
   PostScript, TIFF and the rest never reach a decoder;
 - the size an image declares is checked against a pixel limit before any pixel is decoded
   (Pillow's `Image.open` is lazy), and Pillow's own bomb error becomes a `ConvseeError`;
-- only the first frame of an animation (GIF, APNG, WebP, MPO) is decoded.
+- only the first frame of an animation (GIF, APNG, WebP, MPO) is decoded;
+- a JPEG's scans are counted in its byte stream before decoding (`MAX_SCANS`): a
+  progressive JPEG of tens of thousands of empty scans makes the decoder pass over every
+  coefficient once a scan, seconds of CPU for a few hundred kilobytes;
+- `check_aspect` refuses images thinner than `MAX_ASPECT`: scaled to a model's shorter
+  side, a 1x100000 strip would become 256x25,600,000 pixels (tens of gigabytes).
 """
 
 from __future__ import annotations
@@ -24,7 +29,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ConvseeError, no_file
 
-__all__ = ["FORMATS", "MAX_PIXELS", "declared_size", "open_image", "reduce_to", "to_gray"]
+__all__ = [
+    "FORMATS",
+    "MAX_ASPECT",
+    "MAX_PIXELS",
+    "MAX_SCANS",
+    "check_aspect",
+    "declared_size",
+    "jpeg_scans",
+    "open_image",
+    "reduce_to",
+    "to_gray",
+]
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # what convsee reads; the page sends PNG
 # what Image.open may return for them: a JPEG holding several pictures (many phone photos)
@@ -34,6 +50,12 @@ _OPENED_AS = (*FORMATS, "MPO")
 # preprocessing needs about 15 bytes a pixel, so this is ~750 MB at worst. The server passes a
 # much smaller limit.
 MAX_PIXELS = 50_000_000
+# The longer side may be at most this many times the shorter: a 64:1 strip still opens (wide
+# panoramas are 4:1 to 10:1), a thinner one is refused before any resize.
+MAX_ASPECT = 64
+# Scans (SOS markers) a JPEG may hold: baseline files have 1 (one per component at most 4),
+# progressive ones about 10 (libjpeg's default script), rarely more than 20.
+MAX_SCANS = 100
 ORIENTATION_TAG = 0x0112  # EXIF: how the stored pixels are to be turned (1: as stored)
 
 
@@ -44,6 +66,67 @@ def _megapixels(n: float) -> str:
 def _openers() -> list[str]:
     Image.init()
     return [f for f in FORMATS if f in Image.OPEN]  # a Pillow built without WebP has no WEBP
+
+
+def check_aspect(w: int, h: int, at: str = "", limit: float = MAX_ASPECT) -> None:
+    """Raise ConvseeError when a w x h image is thinner than limit:1 (at: "FILE: " or "")."""
+    long, short = max(w, h), min(w, h)
+    if short < 1 or long > limit * short:
+        ratio = f"{long // max(short, 1):,}:1"
+        raise ConvseeError(
+            f"{at}image too thin: {w}x{h} pixels, {ratio}; "
+            f"the longer side may be at most {limit:g} times the shorter"
+        )
+
+
+# a marker: 0xFF then a byte that is not stuffing (00), fill (FF) or a restart (D0-D7)
+_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_NO_LENGTH = {0x01, 0xD8}  # TEM and SOI carry no length (nor do RSTn, never matched)
+_BLOCK = 1 << 20
+
+
+def jpeg_scans(fp, stop: int = MAX_SCANS + 1) -> int:
+    """How many scans (SOS segments) the first picture of the JPEG in fp (a binary file
+    object, read from its start) holds, counting up to stop at most.
+
+    The stream is walked segment by segment as a decoder does: segment bodies are skipped by
+    their length (so a thumbnail inside EXIF is not counted), entropy-coded data is searched
+    block by block for the next marker, and the count ends at the first EOI (an MPO file's
+    further pictures are never decoded). Reads a block of 1 MB at a time."""
+    fp.seek(0)
+    if fp.read(2) != b"\xff\xd8":
+        return 0
+    pos, n = 2, 0
+    base, block = 0, b""  # the bytes read last, from offset base
+    while n < stop:
+        if not base <= pos <= base + len(block) - 4:  # a marker and its length: 4 bytes
+            fp.seek(pos)
+            base, block = pos, fp.read(_BLOCK)
+            if len(block) < 2:
+                return n
+        m = _MARKER.search(block, pos - base)
+        if m is None:
+            if len(block) < _BLOCK:  # the end of the file
+                return n
+            pos = base + len(block) - 1  # the last byte may be the 0xFF of a marker
+            block = b""
+            continue
+        code = block[m.start() + 1]
+        pos = base + m.end()
+        if code == 0xD9:  # EOI: the end of the first picture
+            return n
+        if code in _NO_LENGTH:
+            continue
+        head = block[pos - base : pos - base + 2]
+        if len(head) < 2:
+            fp.seek(pos)
+            head = fp.read(2)
+            if len(head) < 2:
+                return n
+        pos += int.from_bytes(head, "big")  # the length counts its own 2 bytes
+        if code == 0xDA:
+            n += 1
+    return n
 
 
 def declared_size(data: bytes) -> tuple[int, int] | None:
@@ -58,11 +141,14 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(
+    source, *, max_pixels: int = MAX_PIXELS, max_aspect: float | None = None
+) -> Image.Image:
     """A loaded PIL image (its first frame) from a path, bytes or file object.
 
     Raises ConvseeError, in its own words, for a missing file, a format outside `FORMATS`,
-    an image declaring more than `max_pixels` pixels (checked before decoding) and damaged
+    an image declaring more than `max_pixels` pixels or (max_aspect given) thinner than
+    max_aspect:1 (both checked before decoding), a JPEG of over `MAX_SCANS` scans and damaged
     data. A PIL image passed in is returned as is: the caller opened it.
     """
     if isinstance(source, Image.Image):
@@ -99,6 +185,17 @@ def open_image(source, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ConvseeError(
                 f"{at}image too large: {w}x{h} pixels ({_megapixels(w * h)} megapixels); {limit}"
             )
+        if max_aspect is not None:
+            check_aspect(w, h, at, max_aspect)
+        if img.format in ("JPEG", "MPO") and getattr(img, "fp", None) is not None:
+            at_pos = img.fp.tell()
+            scans = jpeg_scans(img.fp)
+            img.fp.seek(at_pos)
+            if scans > MAX_SCANS:
+                raise ConvseeError(
+                    f"{at}a JPEG of over {MAX_SCANS} scans (progressive JPEGs have about 10): "
+                    "refused, as decoding each scan passes over the whole picture"
+                )
         try:
             img.load()  # the first frame only
         except Exception:  # any decoder failure on hostile data is a damaged image

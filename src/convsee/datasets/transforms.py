@@ -16,6 +16,11 @@ guessing. `fit(image, prep)` brings any image there and says what it did (for si
   and for 1-channel models `mnist` (digits: invert dark ink on light, crop to the ink, 20x20
   in 28x28 centred by centre of mass, as MNIST was made) or `fashion` (the item fills the
   frame, as Fashion-MNIST was made).
+
+Memory is bounded before it is allocated: a model input holds at most `MAX_INPUT_VALUES`
+numbers, every image a resize step makes (and Pillow's intermediate of its two passes) at most
+`MAX_WORK_PIXELS` pixels, an image is at most `images.MAX_ASPECT`:1 (or as thin as the model's
+input), and a `.npy` input's header is checked against the model before its data is read.
 """
 
 from __future__ import annotations
@@ -32,15 +37,29 @@ from PIL import Image
 from ..errors import ConvseeError, no_file
 
 __all__ = [
+    "MAX_INPUT_VALUES",
+    "MAX_JSON_DEPTH",
+    "MAX_WORK_PIXELS",
     "Preprocess",
+    "aspect_limit",
     "RESIZE_MODES",
     "fit",
     "crop_resize_size",
     "normalize",
     "denormalize",
     "read_preprocess",
+    "load_json",
 ]
 
+# numbers in one model input (C*H*W): 2**24, a 64 MB float32 tensor; 3x2048x2048 and
+# 1x4096x4096 fit, and the model's own activations are many times this
+MAX_INPUT_VALUES = 1 << 24
+# pixels of any image a resize step makes on the way to the model's size, and of Pillow's
+# intermediate (its first pass scales one axis only): 25 million, ~100 MB in RGB. A 224x224
+# crop of a 64:1 strip needs 256x16384 (4.2 million).
+MAX_WORK_PIXELS = 25_000_000
+MAX_JSON_DEPTH = 32  # nested lists/objects in a preprocessing file; its fields need 2
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a preprocessing file (21,843 class names are ~0.5 MB)
 RESIZE_MODES = ("crop", "stretch", "pad", "none", "mnist", "fashion")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet weights, [0, 1] scale
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,6 +91,11 @@ class Preprocess:
         c, h, w = self.input_size
         if c < 1 or h < 1 or w < 1:
             raise ConvseeError(f"input size must be positive C,H,W, got {self.input_size}")
+        if c * h * w > MAX_INPUT_VALUES:
+            raise ConvseeError(
+                f"input size {c}x{h}x{w} is {_millions(c * h * w)} million values; one input "
+                f"may hold at most {_millions(MAX_INPUT_VALUES)} million (64 MB as float32)"
+            )
         for what, v in (("mean", self.mean), ("std", self.std)):
             if len(v) not in (1, c):
                 raise ConvseeError(
@@ -100,6 +124,11 @@ class Preprocess:
         r = self.resize_size
         if len(r) not in (0, 1, 2) or any(int(v) != v or v < 1 for v in r):
             raise ConvseeError(f"resize_size must be S or H,W in pixels, got {list(r)}")
+        if r and (r[0] ** 2 if len(r) == 1 else r[0] * r[1]) > MAX_WORK_PIXELS:
+            raise ConvseeError(
+                f"resize_size {'x'.join(map(str, r))} would scale images to over "
+                f"{_millions(MAX_WORK_PIXELS)} million pixels"
+            )
         if r and (r[0] < max(h, w) if len(r) == 1 else (r[0] < h or r[1] < w)):
             raise ConvseeError(
                 f"resize_size {'x'.join(map(str, r))} is smaller than the input size {h}x{w}: "
@@ -180,6 +209,11 @@ class Preprocess:
         return f"{c}x{h}x{w}, mean ({mean}), std ({std}), resize {self.resize}{crop}"
 
 
+def _millions(n: int) -> str:
+    v = n / 1e6
+    return f"{v:,.1f}".removesuffix(".0") if v < 1000 else f"{v:,.0f}"
+
+
 def _ints(v, n, what):
     if isinstance(v, str):
         v = [x for x in v.replace("x", ",").split(",") if x.strip()]
@@ -199,14 +233,38 @@ def read_preprocess(path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise ConvseeError(f"{p}{no_file(p)}")
+    if p.stat().st_size > MAX_JSON_BYTES:
+        raise ConvseeError(f"{p}: over {MAX_JSON_BYTES >> 20} MB, not a preprocessing file")
     try:
-        d = json.loads(p.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
+        d = load_json(p.read_text(), str(p))
+    except (OSError, UnicodeDecodeError) as e:
         raise ConvseeError(f"{p}: not a JSON file ({type(e).__name__})") from None
     if not isinstance(d, dict):
         raise ConvseeError(f"{p}: expected a JSON object, got {type(d).__name__}")
     Preprocess().merged(d, str(p))  # check the fields now, with the file's name in errors
     return d
+
+
+def load_json(text, where: str, max_depth: int = MAX_JSON_DEPTH):
+    """The JSON value in text (str or bytes), at most max_depth lists/objects deep; a
+    ConvseeError naming `where` otherwise (Python's parser recurses: deep nesting would
+    raise RecursionError)."""
+    deep = ConvseeError(f"{where}: JSON nested too deeply (over {max_depth} levels)")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise deep from None
+    except ValueError as e:
+        raise ConvseeError(f"{where}: not a JSON file ({type(e).__name__})") from None
+    stack = [(value, 1)]
+    while stack:  # iteratively: the value may be deep below the recursion limit
+        v, depth = stack.pop()
+        if isinstance(v, (list, dict)):
+            if depth > max_depth:
+                raise deep
+            items = v.values() if isinstance(v, dict) else v
+            stack.extend((x, depth + 1) for x in items if isinstance(x, (list, dict)))
+    return value
 
 
 def normalize(image: np.ndarray, prep: Preprocess) -> np.ndarray:
@@ -279,6 +337,11 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
     c, h, w = prep.input_size
     notes: list[str] = []
+    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(
+        image, "read"
+    ):
+        image = open_image(image, max_aspect=aspect_limit(prep))  # checked before decoding
+    _check_aspect(image, prep)
     if prep.resize in ("mnist", "fashion"):
         from .digits import preprocess
 
@@ -310,7 +373,7 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
             raise ConvseeError(f"expected an image array (H, W) or (H, W, 3|4), got {a.shape}")
         img = Image.fromarray(a)
     else:
-        img = open_image(image)
+        img = image
         if img.info.get("convsee_turned"):
             notes.append("turned upright as its EXIF orientation says")
     img = _to_mode(img, c if c in (1, 3) else 3, notes)
@@ -328,11 +391,13 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
                 "(choose how to fit it: --resize crop, stretch or pad)"
             )
         if prep.resize == "stretch":
+            _check_resize(iw, ih, w, h)
             img = img.resize((w, h), interp)
             notes.append(f"resized from {iw}x{ih} to {w}x{h} (stretched)")
         elif prep.resize == "pad":
             s = min(w / iw, h / ih)
             nw, nh = max(1, round(iw * s)), max(1, round(ih * s))
+            _check_resize(iw, ih, nw, nh)
             small = img.resize((nw, nh), interp)
             fill = tuple(int(round(v * 255)) for v in prep.channel_mean())
             img_new = Image.new(img.mode, (w, h), fill[0] if img.mode == "L" else fill[:3])
@@ -341,6 +406,7 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
             notes.append(f"scaled from {iw}x{ih} to fit {w}x{h}, padded with the mean colour")
         else:  # crop
             nw, nh = crop_resize_size(iw, ih, prep)
+            _check_resize(iw, ih, nw, nh)
             img = img.resize((nw, nh), interp)
             left, top = (nw - w) // 2, (nh - h) // 2
             img = img.crop((left, top, left + w, top + h))
@@ -350,6 +416,40 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if c == 3 and a.ndim == 2:
         show = np.repeat(a[..., None], 3, axis=2)
     return show, normalize(show, prep), notes
+
+
+def aspect_limit(prep: Preprocess) -> float:
+    """How thin an image the model takes: MAX_ASPECT:1, or its own input's shape if that is
+    thinner still (a 1x64 sequence model takes 1x64 images)."""
+    from .images import MAX_ASPECT
+
+    _, h, w = prep.input_size
+    return max(MAX_ASPECT, max(h, w) / min(h, w))
+
+
+def _check_aspect(image, prep: Preprocess) -> None:
+    """Refuse an image (a Pillow image or an array) thinner than aspect_limit(prep)."""
+    from .images import check_aspect
+
+    if isinstance(image, Image.Image):
+        iw, ih = image.size
+    else:
+        shape = np.shape(image)
+        if len(shape) < 2:
+            return  # fit says what is wrong with it
+        ih, iw = shape[0], shape[1]
+    check_aspect(iw, ih, limit=aspect_limit(prep))
+
+
+def _check_resize(iw: int, ih: int, nw: int, nh: int) -> None:
+    """Refuse to scale an iw x ih image to nw x nh when that allocates over MAX_WORK_PIXELS:
+    the result, or Pillow's intermediate (it scales the width first: nw x ih)."""
+    most = max(nw * nh, nw * ih)
+    if most > MAX_WORK_PIXELS:
+        raise ConvseeError(
+            f"scaling the {iw}x{ih} image to {nw}x{nh} pixels would take {_millions(most)} "
+            f"million pixels; the limit is {_millions(MAX_WORK_PIXELS)} million"
+        )
 
 
 def crop_resize_size(iw: int, ih: int, prep: Preprocess) -> tuple[int, int]:
@@ -376,28 +476,52 @@ def crop_resize_size(iw: int, ih: int, prep: Preprocess) -> tuple[int, int]:
 
 
 def load_npy(path, prep: Preprocess) -> np.ndarray:
-    """A model input tensor (C, H, W) from FILE.npy, passed to the model unchanged."""
+    """A model input tensor (C, H, W) from FILE.npy, passed to the model unchanged.
+
+    The header is read first (numpy.lib.format) and its dtype and shape checked against the
+    model's input size: a header may claim any shape, and nothing is allocated before."""
     p = Path(path)
     if not p.is_file():
         raise ConvseeError(f"{p}{no_file(p)}")
     if os.path.getsize(p) > 512 * 1024 * 1024:
         raise ConvseeError(f"{p}: over 512 MB, not one input tensor")
-    try:
-        x = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise ConvseeError(f"{p}: not a NumPy .npy array ({type(e).__name__})") from None
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
-        raise ConvseeError(f"{p}: expected a numeric array, got {getattr(x, 'dtype', type(x))}")
-    if x.ndim == 4 and x.shape[0] == 1:
+    fmt = np.lib.format
+    with open(p, "rb") as f:
+        try:
+            version = fmt.read_magic(f)
+            read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+            if version not in read:
+                raise ValueError(f"version {version}")
+            shape, fortran, dtype = read[version](f)
+        except (OSError, ValueError, EOFError, SyntaxError) as e:
+            raise ConvseeError(f"{p}: not a NumPy .npy array ({type(e).__name__})") from None
+        if dtype.kind not in "fiu" or dtype.fields is not None or dtype.subdtype is not None:
+            raise ConvseeError(f"{p}: expected a numeric array, got {dtype}")
+        got = shape[1:] if len(shape) == 4 and shape[0] == 1 else shape
+        if len(got) != 3:
+            raise ConvseeError(
+                f"{p}: expected the model's input tensor (C,H,W), got shape {tuple(shape)}"
+            )
+        size = ",".join(map(str, prep.input_size))
+        if got[0] != prep.channels:
+            raise ConvseeError(
+                f"{p}: holds {got[0]} channel{'' if got[0] == 1 else 's'}, the model "
+                f"takes {prep.channels} "
+                f"(input size {size})"
+            )
+        if tuple(got) != tuple(prep.input_size):
+            raise ConvseeError(
+                f"{p}: holds a {'x'.join(map(str, got))} tensor, the model takes "
+                f"{'x'.join(map(str, prep.input_size))} (input size {size}; --input-size "
+                "changes it)"
+            )
+        try:
+            f.seek(0)  # the header was checked: read_array reads it again, then the data
+            x = fmt.read_array(f, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise ConvseeError(f"{p}: not a NumPy .npy array ({type(e).__name__})") from None
+    if x.ndim == 4:
         x = x[0]
-    if x.ndim != 3:
-        raise ConvseeError(f"{p}: expected the model's input tensor (C,H,W), got shape {x.shape}")
-    if x.shape[0] != prep.channels:
-        raise ConvseeError(
-            f"{p}: holds {x.shape[0]} channel{'' if x.shape[0] == 1 else 's'}, the model "
-            f"takes {prep.channels} "
-            f"(input size {','.join(map(str, prep.input_size))})"
-        )
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise ConvseeError(f"{p}: holds NaN or infinite values")

@@ -11,6 +11,7 @@ writing itself is all or nothing too (write_outputs), so a full disk leaves none
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -557,46 +558,92 @@ def finish(files: dict, out_dir, t0: float) -> int:
     return 0
 
 
+STAGE_PREFIX, STAGE_SUFFIX = ".convsee-", ".tmp"  # write_outputs' staging folders
+_PLAN = "plan.json"  # in a staging folder: what its moves are, for a rollback after SIGKILL
+
+
 def write_outputs(files: dict, out_dir) -> list[Path]:
     """Write every rendered file under out_dir, all or nothing.
 
-    The set is written into a temporary folder inside out_dir, then each file is moved into
-    place; a file it replaces is set aside until all moves succeeded. On any failure (a full
-    disk, Ctrl-C) the new files and folders go and the replaced ones come back, so out_dir
-    holds exactly what it held before.
+    The set is written into a hidden staging folder inside out_dir (.convsee-*.tmp) with a
+    plan of its moves, then each file is moved into place; a file it replaces is set aside
+    until all moves succeeded. On any failure (a full disk, Ctrl-C, SIGTERM: both wait for
+    the move under way) the new files and folders go and the replaced ones come back, so
+    out_dir holds exactly what it held before. A run killed outright (SIGKILL, power loss)
+    leaves its staging folder: the next write into out_dir rolls it back and removes it.
+    One writer at a time: a second, while one writes, is refused (output_lock).
     """
+    from ..files import deferred_signals, output_lock
+
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConvseeError(f"cannot write into {out_dir}: it is a file, not a folder")
     made: list[Path] = []  # folders this call created, to remove on failure
     placed: list[tuple[Path, Path | None]] = []  # (file now in place, its predecessor aside)
     stage = None
-    try:
-        made += _make_dirs(out_dir)
-        stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".convsee-", suffix=".tmp"))
-        for i, data in enumerate(files.values()):
-            (stage / str(i)).write_bytes(data)
-        for i, rel in enumerate(files):
-            target = out_dir / rel
-            made += _make_dirs(target.parent)
-            aside = None
-            if target.is_symlink() or target.exists():
-                if target.is_dir():
-                    raise ConvseeError(f"cannot write {target}: a folder is in its place")
-                aside = stage / f"old{i}"
-                os.replace(target, aside)
-            placed.append((target, aside))
-            os.replace(stage / str(i), target)
-    except BaseException as e:
-        _undo(placed, stage, made)
-        if isinstance(e, OSError):
-            raise ConvseeError(
-                f"cannot write into {out_dir}: {e.strerror or e}; nothing of the new set was "
-                "kept and the files there before are untouched"
-            ) from None
-        raise
-    shutil.rmtree(stage, ignore_errors=True)  # the replaced files, now unneeded
+    with deferred_signals() as signals, contextlib.ExitStack() as held:
+
+        def check() -> None:
+            if signals.pending is not None:
+                raise KeyboardInterrupt  # SIGTERM or SIGINT: stop here, and roll back
+
+        try:
+            made += _make_dirs(out_dir)
+            held.enter_context(output_lock(out_dir))  # held until the rollback is done too
+            _recover_stale(out_dir)
+            stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=STAGE_PREFIX, suffix=STAGE_SUFFIX))
+            for i, data in enumerate(files.values()):
+                check()
+                (stage / str(i)).write_bytes(data)
+            for rel in files:
+                made += _make_dirs((out_dir / rel).parent)
+            inside = [str(d.relative_to(out_dir)) for d in made if out_dir in d.parents]
+            plan = {"files": list(files), "made": inside}
+            (stage / _PLAN).write_text(json.dumps(plan))
+            for i, rel in enumerate(files):
+                check()
+                target = out_dir / rel
+                aside = None
+                if target.is_symlink() or target.exists():
+                    if target.is_dir():
+                        raise ConvseeError(f"cannot write {target}: a folder is in its place")
+                    aside = stage / f"old{i}"
+                    os.replace(target, aside)
+                placed.append((target, aside))
+                os.replace(stage / str(i), target)
+            shutil.rmtree(stage, ignore_errors=True)  # the replaced files, now unneeded
+        except BaseException as e:
+            _undo(placed, stage, made)
+            if isinstance(e, OSError):
+                raise ConvseeError(
+                    f"cannot write into {out_dir}: {e.strerror or e}; nothing of the new set "
+                    "was kept and the files there before are untouched"
+                ) from None
+            raise
     return [out_dir / rel for rel in files]
+
+
+def _recover_stale(out_dir: Path) -> None:
+    """Roll back and remove the staging folders a killed write_outputs left in out_dir (any
+    there now is stale: the caller holds out_dir's lock). Each one's plan says which files
+    it had moved: a file set aside comes back, a new file with no predecessor goes."""
+    for stage in out_dir.glob(f"{STAGE_PREFIX}*{STAGE_SUFFIX}"):
+        if not stage.is_dir() or stage.is_symlink():
+            continue
+        try:
+            plan = json.loads((stage / _PLAN).read_text())
+            rels, made = list(plan["files"]), [out_dir / d for d in plan["made"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            rels, made = [], []  # no whole plan: no move had started
+        placed = []
+        for i, rel in enumerate(rels):
+            target = out_dir / rel
+            aside = stage / f"old{i}"
+            if aside.exists() or aside.is_symlink():
+                placed.append((target, aside))
+            elif not (stage / str(i)).exists() and target.exists():
+                placed.append((target, None))  # moved in, and had no predecessor
+        _undo(placed, stage, [d for d in made if out_dir in d.parents])
 
 
 def _make_dirs(folder: Path) -> list[Path]:

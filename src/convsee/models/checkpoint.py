@@ -289,6 +289,10 @@ def _torch_load(path: Path, data: bytes):
         raise not_one("the file is empty")
     if not (is_zip or is_pickle):
         raise not_one("neither a torch.save archive nor a pickle")
+    if is_zip:
+        from ..files import check_zip_sizes
+
+        check_zip_sizes(path, data)  # a zip bomb: refused before torch inflates it
     try:
         with warnings.catch_warnings():  # "Detected pickle protocol 4 ...", and the like
             warnings.simplefilter("ignore")

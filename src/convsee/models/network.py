@@ -13,6 +13,7 @@ and the class probabilities. Two kinds:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,14 @@ from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError
 from ..spec import Layer, ModelSpec
 
-__all__ = ["Network", "LeNetNetwork", "TorchNetwork", "Prediction", "softmax"]
+__all__ = [
+    "Network",
+    "LeNetNetwork",
+    "TorchNetwork",
+    "Prediction",
+    "check_lenet_size",
+    "softmax",
+]
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -236,6 +244,37 @@ class Network:
         return f"{self.spec.model_type} ({self.prep.describe()})"
 
 
+def check_lenet_size(weights: dict, input_size) -> None:
+    """Raise ConvseeError, in one line naming the size it takes, when LeNet-5 with these
+    weights cannot take inputs of input_size (C, H, W): conv1 reads a fixed number of
+    channels and fc1 a fixed number of values (16x4x4 = 256 for 28x28 inputs)."""
+    c, h, w = input_size
+    w1, w2, f1 = weights["conv1.weight"], weights["conv2.weight"], weights["fc1.weight"]
+    k1, k2, maps, values = w1.shape[-1], w2.shape[-1], w2.shape[0], f1.shape[1]
+
+    def side(n: int) -> int:  # conv k1, 2x2 pool, conv k2, 2x2 pool (valid, floor)
+        return max(0, (max(0, n - k1 + 1) // 2 - k2 + 1) // 2)
+
+    oh, ow = side(h), side(w)
+    if c == w1.shape[1] and maps * oh * ow == values:
+        return
+    g = math.isqrt(values // maps)
+    if maps * g * g == values:  # square inputs: the smallest side that gives g x g
+        n = (2 * g + k2 - 1) * 2 + k1 - 1
+        takes, reads = f"{w1.shape[1]}x{n}x{n}", f"{maps}x{g}x{g} = {values}"
+        hint = f": give --input-size {w1.shape[1]},{n},{n} or leave it out"
+    else:
+        takes, reads, hint = f"{w1.shape[1]}-channel", f"{values}", ""
+    if c != w1.shape[1]:
+        why = f"{c} channel{'' if c == 1 else 's'}; conv1 reads {w1.shape[1]}"
+    else:
+        why = f"that gives {maps}x{oh}x{ow} = {maps * oh * ow}" if oh and ow else "too small"
+    raise ConvseeError(
+        f"LeNet-5 takes {takes} inputs (its fc1 reads {reads} values), not {c}x{h}x{w} "
+        f"({why}){hint}"
+    )
+
+
 class LeNetNetwork(Network):
     """LeNet-5 from a NumPy state dict: forward in NumPy, torch only when asked."""
 
@@ -245,6 +284,7 @@ class LeNetNetwork(Network):
         from .lenet_numpy import lenet_spec
 
         self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+        check_lenet_size(self.weights, prep.input_size)
         self.meta = meta
         self.prep = prep
         self.classes = classes

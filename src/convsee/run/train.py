@@ -277,7 +277,9 @@ def train(
     sp = _state_path(out)
     if resume and not sp.is_file():
         raise ConvseeError(f"nothing to resume: {sp} does not exist (training finished?)")
-    with _Signals() as signals:
+    from ..files import output_lock
+
+    with output_lock(out), _Signals() as signals:  # a second run on this --out is refused
         try:
             return _train(
                 c,

@@ -4,10 +4,11 @@
   127.0.0.0/8, [::1]; any port, so an SSH tunnel works). A page on another site can point its
   own domain at 127.0.0.1 (DNS rebinding); its requests then carry that domain in Host and
   are refused. Served on the network (`any_host`), every Host is answered.
-- Cross-site writes: a POST must not come from another origin (the Origin header, when the
-  browser sends one, must name the Host it was sent to; Sec-Fetch-Site must not say
-  cross-site), and the API takes only `Content-Type: application/json`, which a page on
-  another site cannot send without a CORS preflight that this server never grants.
+- Cross-site requests: no API call (GET or POST: every one computes) and no POST may come
+  from another origin (the Origin header, when the browser sends one, must name the Host it
+  was sent to; Sec-Fetch-Site must not say cross-site), and the API takes only
+  `Content-Type: application/json`, which a page on another site cannot send without a
+  CORS preflight that this server never grants.
 - Every response carries headers that stop other sites framing the page or reading its
   resources, and a Content-Security-Policy that runs only the page's own script files.
 
@@ -110,14 +111,20 @@ class RequestGuard:
                 "this server answers only requests addressed to localhost "
                 "(the Host header names another host)"
             )
-        if scope.get("method", "GET") in SAFE_METHODS:
+        api = scope["path"].startswith(self.json_prefix)
+        safe = scope.get("method", "GET") in SAFE_METHODS
+        if safe and not api:  # the page and its files: any site may link to them
             return None
+        # every API call, GET included, computes something (/api/views starts background
+        # work): none may come from a page on another site
         origin = headers.get("origin")
         if origin is not None and (host is None or not _same_origin(origin, host)):
             return 403, "cross-origin requests are refused"
         if headers.get("sec-fetch-site") == "cross-site":
             return 403, "cross-site requests are refused"
-        if scope["path"].startswith(self.json_prefix):
+        if safe:
+            return None
+        if api:
             media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             if media != "application/json":
                 return 415, "send the body as JSON, with Content-Type: application/json"

@@ -8,10 +8,12 @@ Every failure is a `BadRequest` with a 4xx status and a message meant to be show
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 __all__ = ["BadRequest", "read_body", "parse_json", "describe", "MAX_DEPTH", "MAX_NUMBER_CHARS"]
 
+log = logging.getLogger("convsee.web")
 MAX_DEPTH = 32  # nested lists/objects; the activations request needs 3
 MAX_NUMBER_CHARS = 100  # characters in one JSON number; JavaScript writes at most ~24
 
@@ -50,12 +52,18 @@ async def read_body(request, limit: int) -> bytes:
             raise BadRequest("bad Content-Length header", 400, close=True)
         if int(declared) > limit:
             raise BadRequest(f"body too large (over {limit} bytes)", 413, close=True)
+    from starlette.requests import ClientDisconnect
+
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(f"body too large (over {limit} bytes)", 413, close=True)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(f"body too large (over {limit} bytes)", 413, close=True)
+            chunks.append(chunk)
+    except ClientDisconnect:  # one line in the log, not a traceback
+        log.warning("a client closed its connection while sending a request body")
+        raise BadRequest("the connection closed before the body arrived", 400, close=True) from None
     return b"".join(chunks)
 
 

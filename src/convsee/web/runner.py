@@ -10,8 +10,10 @@ with a traceback for every attempt, thousands a second. Here:
   connection opens or the previous response ends; the body, from the end of the head; the
   response, from the end of the request. A connection past its deadline is dropped.
 - open connections are capped (and the cap is kept below the process's file-descriptor
-  limit); when full, the connection that has waited longest for a request head is dropped
-  for the new one, so idle or slow clients cannot lock out working ones;
+  limit); when full, one is dropped for the new one: the one that has waited longest for a
+  request head, else the one longest sending its body, else one whose answer sits unread
+  (a client that pipelines and never reads), so idle, slow or non-reading clients cannot
+  lock out working ones;
 - the accept backlog is small, repeated log messages are rate-limited, and the listening
   socket is bound here with SO_REUSEADDR (a restart right after clients were served finds
   the port free), for IPv4 or IPv6, with one clear error line when it cannot be.
@@ -99,16 +101,40 @@ class _Connections:
         self.dropped = 0
         self._said = 0.0
 
+    @staticmethod
+    def _rank(proto) -> int | None:
+        """How readily a connection is dropped for a new one (lowest first; None: never):
+        waiting for a request head (idle or trickling), then still sending a body, then
+        answered but not reading its answer (the write buffer is full: a client that
+        pipelines requests and never reads). A request being computed for a client that
+        reads is never dropped."""
+        phase = proto._phase
+        if phase == "head":
+            return 0
+        if phase == "body":
+            return 1
+        if phase == "response":
+            flow = getattr(proto, "flow", None)
+            stalled = flow is not None and flow.write_paused
+            if stalled or proto.transport.get_write_buffer_size() > 0:
+                return 2
+        return None
+
     def admit(self, proto) -> bool:
         if len(self.open) >= self.cap:
-            waiting = [p for p in self.open if p._phase == "head"]
-            victim = min(waiting, key=lambda p: p._since, default=None)
+            ranked = []  # (rank, since when in its phase, order, connection)
+            for i, p in enumerate(self.open):
+                rank = self._rank(p)
+                if rank is not None:
+                    ranked.append((rank, p._since, i, p))
+            victim = min(ranked, default=(0, 0, 0, None))[3]
             self.dropped += 1
             now = time.monotonic()
             if now - self._said > 10:
                 self._said = now
                 log.warning(
-                    "%d connections open (the cap): dropping the one idle longest", self.cap
+                    "%d connections open (the cap): dropping an idle, slow or non-reading one",
+                    self.cap,
                 )
             if victim is None:
                 return False  # every connection is busy with a request: refuse this one

@@ -51,7 +51,7 @@ from starlette.routing import Mount, Route
 from .. import __version__
 from ..datasets.images import declared_size, open_image, reduce_to
 from ..datasets.inputs import Input, prepare, samples
-from ..datasets.transforms import fit, normalize
+from ..datasets.transforms import aspect_limit, fit, normalize
 from ..errors import ConvseeError
 from ..run.filters import blur_maps
 from ..spec import Layer
@@ -90,7 +90,7 @@ MAX_IMAGE_PIXELS = 4_000_000
 WORK_PIXELS = 1_000_000
 WORKERS = 2  # requests computed at once, each in a worker thread
 HEAVY_WORKERS = 1  # and besides them, images over WORK_PIXELS decoded at once (own lane)
-MAX_PENDING = 64  # activations requests in the server (reading, waiting, computing); then 503
+MAX_PENDING = 64  # activations requests whose body has arrived (waiting, computing); then 503
 RANGE_CACHE_SIZE = 32  # blur settings whose sample ranges are kept (LeNet-5)
 PAGE_SIZE = 16  # maps of a layer in one answer: all up to 16, else a page of 16 channels
 THUMB = 56  # px: for the page, larger maps are averaged down by a whole factor to at most this
@@ -429,7 +429,7 @@ def _parse_png(value, prep, keep=None) -> Input:
 
 def _prepare_png(raw: bytes, prep) -> Input:
     try:
-        image = open_image(raw, max_pixels=MAX_IMAGE_PIXELS)
+        image = open_image(raw, max_pixels=MAX_IMAGE_PIXELS, max_aspect=aspect_limit(prep))
         turned = image.info.get("convsee_turned")
         image = reduce_to(image, WORK_PIXELS)
         if turned:  # the note survives the reduction
@@ -473,12 +473,26 @@ def _parse_named(value, served: Served) -> Input:
     try:
         inp = src.item(n, served.prep)
     except ConvseeError as e:
-        raise BadRequest(f"{value}: {e}", 422) from None
+        raise BadRequest(f"{value}: {_without_paths(str(e), src, n)}", 422) from None
     if kind == "data":
         from dataclasses import replace
 
         inp = replace(inp, name=f"data:{n}", source=inp.name)
     return inp
+
+
+def _without_paths(text: str, src, n: int) -> str:
+    """A message about item n of an image folder, naming the file relative to the folder:
+    the server's own paths are not the client's business."""
+    files, root = getattr(src, "files", None), getattr(src, "root", None)
+    if files is None or root is None:
+        return text
+    rel = str(Path(files[n]).relative_to(root))
+    for full in {str(files[n]), str(Path(files[n]).resolve())}:
+        text = text.replace(full, rel)
+    for folder in {str(root), str(Path(root).resolve())}:
+        text = text.replace(folder, "the data folder")
+    return text
 
 
 def _parse_blur(blur) -> tuple[int, float] | None:
@@ -825,9 +839,15 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
     requests = _parse_layers(body.get("layers"), served)
     total = sum(_sent_values(r, encoding) for r in requests)
     if total > MAX_VALUES[encoding]:
+        fit = [
+            e
+            for e in ("u8", "f32")
+            if e != encoding and sum(_sent_values(r, e) for r in requests) <= MAX_VALUES[e]
+        ]
+        instead = f", or send 'encoding': {' or '.join(map(repr, fit))}, which fit" if fit else ""
         raise BadRequest(
             f"the layers asked for hold {total:,} values; at most {MAX_VALUES[encoding]:,} per "
-            f"answer in encoding {encoding}: ask for fewer layers"
+            f"answer in encoding {encoding}: ask for fewer layers{instead}"
         )
     # the input last: the cheap checks above fail before any decoding
     if "image" in body:
@@ -1008,6 +1028,10 @@ def page_info(served: Served) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Gone(Exception):
+    """The client closed its connection before its request's turn came."""
+
+
 class _PerLoop:
     """One anyio CapacityLimiter per event loop (a test client may run several loops)."""
 
@@ -1081,6 +1105,7 @@ def create_app(
     warm = _Warm(served)
     workers, heavy = _PerLoop(WORKERS), _PerLoop(HEAVY_WORKERS)
     pending = [0]  # activations requests in the server now (the event loop's thread only)
+    stats = {"computed": 0, "dropped": 0}  # requests computed; dropped: their client had gone
     spec_layers = {x.name: x for x in served.spec.layers}
 
     async def index(request: Request) -> Response:
@@ -1131,20 +1156,37 @@ def create_app(
             return body  # the loop sends it to the heavy lane
         return compute(body)
 
+    async def in_turn(request: Request, lane: _PerLoop, fn, arg):
+        """fn(arg) in a worker thread when the lane has room, unless the client has gone
+        meanwhile: work queued for a closed connection is dropped, never computed."""
+        async with lane.get():
+            if await request.is_disconnected():
+                stats["dropped"] += 1
+                raise _Gone
+            stats["computed"] += 1
+            return await anyio.to_thread.run_sync(fn, arg)
+
     async def api_activations(request: Request) -> Response:
+        try:
+            # only a request whose body has arrived counts toward "busy": clients that send
+            # half a body hold a connection (runner.py's deadlines and cap), never a place
+            raw = await read_body(request, MAX_BODY)
+        except BadRequest as e:
+            return _error(str(e), e.status, close=e.close)
         if pending[0] >= MAX_PENDING:
             return _error("busy: too many requests at once; try again", 503, close=True)
         pending[0] += 1
         try:
-            raw = await read_body(request, MAX_BODY)
-            out = await anyio.to_thread.run_sync(parse_and_compute, raw, limiter=workers.get())
+            out = await in_turn(request, workers, parse_and_compute, raw)
             if not isinstance(out, Response):  # a large image: decoded one at a time, so that
                 # it neither holds the memory of several nor delays the page's small ones
-                out = await anyio.to_thread.run_sync(compute, out, limiter=heavy.get())
+                out = await in_turn(request, heavy, compute, out)
             warm.start()
             return out
         except BadRequest as e:
             return _error(str(e), e.status, close=e.close)
+        except _Gone:
+            return Response(status_code=499)  # nobody reads it
         finally:
             pending[0] -= 1
 
@@ -1169,4 +1211,5 @@ def create_app(
     )
     app.state.served = served
     app.state.views = views
+    app.state.stats = stats
     return app

@@ -3,7 +3,7 @@
 // JSON sidecar saying what it shows (model, checkpoint, preprocessing, input, settings,
 // each layer's channels and colour range), saved under one timestamped name.
 import { $, el } from "./dom.js";
-import { fmt, pct } from "./format.js";
+import { fmt, pct, short } from "./format.js";
 import { attributionWords } from "./overlay.js";
 import { probRows } from "./prediction.js";
 import { inputLabel } from "./seen.js";
@@ -25,7 +25,7 @@ export function downloadView() {
   x.fillStyle = "#fff"; x.fillRect(0, 0, W, H);
   x.imageSmoothingEnabled = false;
   x.fillStyle = "#14141e"; x.font = "bold 20px sans-serif";
-  const verdict = d.probabilities ? ` → ${d.label} (${pct(d.probabilities[d.prediction])})` : "";
+  const verdict = d.probabilities ? ` → ${short(d.label)} (${pct(d.probabilities[d.prediction])})` : "";
   x.fillText(`convsee · ${inputLabel()}${verdict}`, M, 32);
   x.font = "13px sans-serif"; x.fillStyle = "#6e6e78";
   x.fillText(`${state.info.model} · ${state.info.checkpoint || "no checkpoint"} · scale ${$("scale").value} · blur ${$("blur").value || "off"} · colormap ${$("cmap").value}`, M, 54);
@@ -44,7 +44,7 @@ export function downloadView() {
     x.fillStyle = i === d.prediction ? "#d62728" : "#5a78c8";
     x.fillRect(px0, 74 + r * 18, 300 * p + 1, 12);
     x.fillStyle = "#14141e";
-    x.fillText(`${state.info.classes[i] ?? i}  ${pct(p)}`, px0 + 310, 85 + r * 18);
+    x.fillText(`${short(state.info.classes[i] ?? i)}  ${pct(p)}`, px0 + 310, 85 + r * 18);
   });
   let y = top;
   cards.forEach((card, k) => {

@@ -9,3 +9,12 @@ export function fmt(v) {
 }
 
 export function pct(p) { return `${(p * 100).toFixed(1)}%`; }
+
+// A class name as the page lays it out: at most LABEL_CHARS characters, then "…" (the full
+// name goes in a title tooltip). A checkpoint may name a class with 100,000 characters,
+// which would stall every layout of the page.
+export const LABEL_CHARS = 80;
+export function short(name) {
+  const s = String(name);
+  return s.length > LABEL_CHARS ? `${s.slice(0, LABEL_CHARS)}…` : s;
+}

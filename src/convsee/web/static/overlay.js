@@ -3,7 +3,7 @@
 // with the value, and its legend.
 import { $ } from "./dom.js";
 import { colourBar } from "./colour.js";
-import { fmt } from "./format.js";
+import { fmt, short } from "./format.js";
 import { state } from "./state.js";
 
 export function drawAttribution(attr) {
@@ -32,7 +32,7 @@ export function drawAttribution(attr) {
 }
 
 export function attributionWords(attr) {
-  const cls = (state.info.classes[attr.target] ?? attr.target);
+  const cls = short(state.info.classes[attr.target] ?? attr.target);
   if (attr.kind === "saliency") return `saliency for “${cls}”: |d ${attr.quantity} / d pixel|`;
   return `Grad-CAM at ${attr.layer} for “${cls}”${attr.field_known ? "" : " (stretched: field unknown)"}`;
 }

@@ -1,7 +1,7 @@
 // The prediction: the top class and a bar per class (every class up to MANY_CLASSES, else
 // the TOP_CLASSES most probable), or a note when the model's output is not class scores.
 import { $, el } from "./dom.js";
-import { pct } from "./format.js";
+import { pct, short } from "./format.js";
 import { state } from "./state.js";
 
 const MANY_CLASSES = 20;  // more classes than this: the top TOP_CLASSES are listed
@@ -10,7 +10,7 @@ const TOP_CLASSES = 10;
 export function buildProbabilities(info) {
   if (info.classes.length && info.classes.length <= MANY_CLASSES) {  // rows exist from the start
     $("probs").replaceChildren(...info.classes.map((name) => el("div", { class: "prob" },
-      el("span", { class: "cls", text: name, title: name }), el("span", { class: "bar" }, el("i", { style: { width: "0" } })),
+      el("span", { class: "cls", text: short(name), title: name }), el("span", { class: "bar" }, el("i", { style: { width: "0" } })),
       el("span", { class: "v", text: "–" }))));
   }
 }
@@ -31,7 +31,7 @@ export function drawProbabilities(d) {
     probs.replaceChildren();
     return;
   }
-  $("pred-label").textContent = d.label;
+  $("pred-label").textContent = short(d.label);
   $("pred-label").title = d.label;
   $("pred-label").classList.toggle("long", d.label.length > 2);
   $("pred-prob").textContent = pct(d.probabilities[d.prediction]);
@@ -39,7 +39,7 @@ export function drawProbabilities(d) {
   probs.replaceChildren(...rows.map(([i, p]) => {
     const name = state.info.classes[i] ?? String(i);
     return el("div", { class: "prob" + (i === d.prediction ? " top" : "") },
-      el("span", { class: "cls", text: name, title: name }),
+      el("span", { class: "cls", text: short(name), title: name }),
       el("span", { class: "bar" }, el("i", { style: { width: `${(p * 100).toFixed(1)}%` } })),
       el("span", { class: "v", text: pct(p) }));
   }));
