@@ -93,6 +93,24 @@ RGB = [
     ),
 ]
 
+# facenet-pytorch's PNet (pip install --no-deps facenet-pytorch) on skimage's astronaut
+PNET = [
+    "predict",
+    "astronaut.png",
+    "--model",
+    f"{REPO / 'examples' / 'mtcnn.py'}:pnet",
+    "--preprocess",
+    f"{REPO / 'examples' / 'mtcnn.json'}",
+    "--input-size",
+    "3,52,52",
+    "--output",
+    "1",
+    "--map-class",
+    "face",
+    "--map",
+]
+PNET_FILES = {"astronaut.png": "pnet_face_map.png"}
+
 
 def run(cmd: list[str], cwd: Path, env: dict) -> float:
     """Run one command in cwd; its output is shown only when it fails. Seconds taken."""
@@ -123,6 +141,8 @@ def main() -> int:
         for _, args, files in jobs:
             cmd = " ".join(x.replace(str(REPO) + "/", "") for x in args)
             print(f"convsee {cmd.format(mnist=a.data)}  ->  {', '.join(files.values())}")
+        cmd = " ".join(x.replace(str(REPO) + "/", "") for x in PNET)
+        print(f"convsee {cmd} DIR  ->  {', '.join(PNET_FILES.values())} (astronaut.png: skimage's)")
         shots = "serve_desktop.png, serve_phone.png, serve_rgb.png, serve_shapes.png"
         print(f"with --screenshots: benchmarks/screenshots.py --shapes .  ->  {shots}")
         return 0
@@ -141,6 +161,14 @@ def main() -> int:
             seconds = run(cmd, work, env)
             print(f"convsee {' '.join(args).replace(str(REPO) + '/', '')}  {seconds:.1f} s")
             made.update({docs: out / produced for produced, docs in files.items()})
+        from PIL import Image
+        from skimage import data
+
+        Image.fromarray(data.astronaut()).save(work / "astronaut.png")
+        out = work / "out" / "pnet"
+        seconds = run([sys.executable, "-m", "convsee", *PNET, str(out)], work, env)
+        print(f"convsee predict astronaut.png ... --map (PNet)  {seconds:.1f} s")
+        made.update({docs: out / produced for produced, docs in PNET_FILES.items()})
         if a.screenshots:  # the live page, LeNet-5's and the shapes example's
             shots = work / "shots"
             cmd = [sys.executable, str(HERE / "screenshots.py"), "--out", str(shots)]

@@ -8,6 +8,8 @@ a model (spec), the networks (models) and the views (run) all use it.
 - A module run several times in one forward pass has one layer per call (`relu#2`); each
   forward pass of the model starts the count again.
 - Tuple, list and dict outputs are captured per element (`heads.0`, `heads.logits`).
+- A channels-last map (N, H, W, C, as after `x.permute(0, 2, 3, 1)`) is captured permuted to
+  (N, C, H, W), the shape its spec.Layer gives, so it is drawn as C maps.
 - Eval mode during capture with every module's mode restored afterwards (so BatchNorm's
   running statistics are never touched), hooks always removed, no gradients kept unless asked.
 
@@ -119,11 +121,14 @@ def capture(model, layers, *, grad: bool = False):
                     raise ConvseeError(
                         f"layer {layer.name}: the module's output has no element {layer.element!r}"
                     ) from None
+                # a channels-last map (N, H, W, C) is captured as the map (N, C, H, W)
+                as_map = (lambda v: v.permute(0, 3, 1, 2)) if layer.channels_last else None
                 if grad:
-                    out[layer.name] = t
+                    out[layer.name] = as_map(t) if as_map else t
                     result = _replace(result, layer.element, t.clone())
                 else:
-                    out[layer.name] = t.detach().clone()
+                    v = t.detach()
+                    out[layer.name] = (as_map(v) if as_map else v).clone()
             return result if grad and result is not o else None
 
         return hook

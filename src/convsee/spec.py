@@ -145,6 +145,9 @@ class Layer:
     field: Field | None  # receptive field of one output pixel (None: unknown or not a map)
     conv: str | None  # the conv layer whose kernels made this map (through element-wise ops)
     kernel: tuple[int, ...] | None = None  # conv weight shape (out, in/groups, kh, kw)
+    # the module outputs (N, H, W, C), as after x.permute(0, 2, 3, 1) (ConvNeXt's pwconv1):
+    # shape is given as (C, H, W) and capture permutes the values to it (run/capture.py)
+    channels_last: bool = False
 
     @property
     def kind(self) -> str:
@@ -180,6 +183,7 @@ class Output:
     shape: tuple[int, ...]
     probabilities: bool  # produced by softmax (or exp of log_softmax): not softmaxed again
     log_probabilities: bool = False
+    field: Field | None = None  # a map output's receptive field (dense scores: where each sits)
 
 
 @dataclass
@@ -323,6 +327,11 @@ class ModelSpec:
             f"\n{len(self.layers)} layers. 'field / stride': the input pixels one output pixel "
             "sees and the step between neighbouring outputs."
         )
+        last = [x.name for x in self.layers if x.channels_last]
+        if last:
+            lines.append(
+                f"Channels-last (N,H,W,C) outputs, shown and drawn as CxHxW maps: {', '.join(last)}"
+            )
         if self.functional:
             lines.append(
                 "Functional ops no module hook can see (capture the module around or after "
@@ -459,6 +468,7 @@ class _Info:
     nonneg: bool
     conv: str | None
     producer: str
+    last: bool = False  # a 4-D tensor laid out (N, H, W, C): see _layout
 
 
 def _arg(args, kwargs, i, name, default=None):
@@ -559,6 +569,11 @@ class _Tracer:
         elif name in _ADAPTIVE:
             fld = self._adaptive(si.field, tuple(src.shape[-2:]), tuple(o.shape[-2:]))
             conv, nonneg = si.conv, si.nonneg
+        elif _layout(name, args, kwargs, o, si) is not None:
+            last = _layout(name, args, kwargs, o, si)
+            self.info[id(o)] = _Info(si.field, si.nonneg, si.conv, name, last)
+            self.keep.append(o)
+            return
         elif name == "pad" and o.dim() == src.dim() and o.dim() >= 2:
             p = list(_arg(args, kwargs, 1, "pad", ()))
             left, top = (p + [0, 0, 0, 0])[0], (p + [0, 0, 0, 0])[2]
@@ -576,7 +591,8 @@ class _Tracer:
             conv, nonneg = si.conv, si.nonneg
         else:
             fld, nonneg, conv = self._elementwise(name, o, ins, args, kwargs)
-        self.info[id(o)] = _Info(fld, nonneg, conv, name)
+        last = o.dim() == 4 and any(self.info[id(t)].last for t in ins if t.dim() == 4)
+        self.info[id(o)] = _Info(fld, nonneg, conv, name, last)
         self.keep.append(o)
         stack = self.module_stack
         if not stack or not stack[-1][1]:  # an op outside any leaf module: invisible to hooks
@@ -618,10 +634,14 @@ class _Tracer:
             )
         else:
             nonneg = False
+        last = o.dim() == 4 and any(i.last for t, i in zip(ins, infos, strict=True) if t.dim() == 4)
         same = [
             (t, i)
             for t, i in zip(ins, infos, strict=True)
-            if t.dim() >= 3 and o.dim() == t.dim() and tuple(t.shape[-2:]) == tuple(o.shape[-2:])
+            if t.dim() >= 3
+            and o.dim() == t.dim()
+            and i.last == last
+            and _spatial(t, i.last) == _spatial(o, last)
         ]
         if o.dim() <= 2 and any(i.field is not None for i in infos):
             return whole_field(self.input_hw), nonneg, None  # vectors see the whole input
@@ -724,6 +744,9 @@ def describe(model, input_shape, device: str | None = None) -> ModelSpec:
         if isinstance(m, torch.nn.Conv2d):
             kernel = tuple(m.weight.shape)
         for element, shape, info in elems:
+            last = bool(info is not None and info.last and len(shape) == 3)
+            if last:  # (H, W, C) as the module returns it: described as the map (C, H, W)
+                shape = (shape[2], shape[0], shape[1])
             layers.append(
                 Layer(
                     name=_layer_name(mod, call, n_calls, element),
@@ -740,6 +763,7 @@ def describe(model, input_shape, device: str | None = None) -> ModelSpec:
                     field=info.field if info is not None and len(shape) == 3 else None,
                     conv=info.conv if info is not None and len(shape) == 3 else None,
                     kernel=kernel if element == "" else None,
+                    channels_last=last,
                 )
             )
     outputs = []
@@ -752,6 +776,7 @@ def describe(model, input_shape, device: str | None = None) -> ModelSpec:
                 tuple(t.shape[1:]),
                 producer in ("softmax", "Softmax"),
                 producer == "log_softmax",
+                i.field if i is not None and t.dim() == 4 and not i.last else None,
             )
         )
     if not outputs:
@@ -788,3 +813,99 @@ def with_fields(spec: ModelSpec, fields: dict[str, Field | None]) -> ModelSpec:
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.#\-]+$")
+
+
+# ---------------------------------------------------------------------------------------------
+# tensor layouts and output kinds, from the traced shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def _dims(args, kwargs) -> tuple[int, ...] | None:
+    """The permutation of x.permute(0, 2, 3, 1), x.permute((0, 2, 3, 1)), torch.permute(x, ...)."""
+    rest = list(args[1:]) if len(args) > 1 else []
+    if "dims" in kwargs:
+        rest = [kwargs["dims"]]
+    if len(rest) == 1 and isinstance(rest[0], (tuple, list)):
+        rest = list(rest[0])
+    try:
+        return tuple(int(d) % 4 for d in rest)
+    except (TypeError, ValueError):
+        return None
+
+
+def _layout(name, args, kwargs, out, src: _Info) -> bool | None:
+    """Whether a permute makes a 4-D map channels-last (True: (N, C, H, W) -> (N, H, W, C)) or
+    back (False); None for any other op (whose layout follows its inputs')."""
+    if name != "permute" or out.dim() != 4:
+        return None
+    dims = _dims(args, kwargs)
+    if dims == (0, 2, 3, 1) and not src.last:
+        return True
+    if dims == (0, 3, 1, 2) and src.last:
+        return False
+    return None
+
+
+def _spatial(t, last: bool) -> tuple[int, ...]:
+    """(H, W) of a map tensor in either layout."""
+    return tuple(t.shape[1:3]) if last else tuple(t.shape[-2:])
+
+
+# names an output of class scores does not have (box regression, landmarks, embeddings ...)
+_NOT_SCORES = re.compile(
+    r"(box|bbox|reg|landmark|keypoint|point|offset|coord|embed|feature|hidden|mask|depth)",
+    re.I,
+)
+_SCORES = re.compile(r"(logit|score|prob|class|cls|pred)", re.I)
+
+
+def score_kind(o: Output) -> str:
+    """How an output reads as class scores: 'vector' (K scores per input), 'dense' (K scores
+    per position, (K, H, W), as a fully convolutional detector returns them), or 'no' (a
+    name saying otherwise, a scalar, 1-vectors, other ranks)."""
+    if _NOT_SCORES.search(o.name or "") and not _SCORES.search(o.name or ""):
+        return "no"
+    if len(o.shape) == 1 and o.shape[0] >= 2:
+        return "vector"
+    if len(o.shape) == 3 and o.shape[0] >= 2:
+        return "dense"
+    return "no"
+
+
+def output_warning(spec: ModelSpec, chosen: str | None) -> str | None:
+    """A one-line warning when the output read as class scores (the first, unless chosen) is
+    not plausibly class scores while another output is: it lists the outputs (index, name,
+    shape) and how to choose one. None when the choice looks right or nothing looks better."""
+    outs = spec.outputs
+    if len(outs) < 2 or chosen not in (None, ""):
+        return None
+    first = outs[0]
+    better = [o for o in outs[1:] if score_kind(o) != "no"]
+    why = _not_scores_why(first, better)
+    if why is None:
+        return None
+    listed = "; ".join(
+        f"{i}: {'x'.join(map(str, o.shape)) or 'scalar'}"
+        + (" (probabilities)" if o.probabilities else "")
+        + (f" '{o.name}'" if o.name and o.name != str(i) else "")
+        for i, o in enumerate(outs)
+    )
+    pick = better[0].name if better else outs[1].name
+    return (
+        f"the first output ({'x'.join(map(str, first.shape)) or 'a scalar'}) is read as the class "
+        f"scores, but {why}; the outputs: {listed}; choose one with --output K|NAME "
+        f"(--output {pick}; in Python output={pick!r})"
+    )
+
+
+def _not_scores_why(first: Output, better: list[Output]) -> str | None:
+    kind = score_kind(first)
+    if kind == "no":
+        if _NOT_SCORES.search(first.name or "") and not _SCORES.search(first.name or ""):
+            return f"its name {first.name!r} says it is not"
+        return "it is not a vector of scores per input"
+    # a plain vector: suspicious only beside an output that is probabilities and the first not
+    probs = [o for o in better if o.probabilities and o.shape[:1] != first.shape[:1]]
+    if not first.probabilities and probs and kind == score_kind(probs[0]):
+        return f"output {probs[0].name} ends in a softmax and it does not"
+    return None

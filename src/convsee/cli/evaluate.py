@@ -24,23 +24,30 @@ def add(sub) -> None:
         "--out", default="confusion.png", metavar="FILE.png", help="confusion matrix picture"
     )
     e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    e.add_argument(
+        "--class-map",
+        metavar="JSON_OR_FILE",
+        help="which model class each class folder of --data DIR is, as a JSON object "
+        '\'{"FOLDER": "CLASS" or INDEX, ...}\' or a file holding one (needed when the folder '
+        "names are not the model's class names, even ignoring case)",
+    )
     e.set_defaults(func=run)
 
 
-def class_map(net, source, k: int) -> tuple[np.ndarray, str]:
+def class_map(net, source, k: int, explicit: dict | None = None) -> tuple[np.ndarray, str]:
     """Model class index for each dataset class, and how they were matched."""
+    from ..datasets.folder import FolderSource, match_classes
+
     names = net.class_names(k)
     ds = source.classes
     if ds is None:
         raise ConvseeError(f"{source.name} has no labels (no class subfolders): cannot evaluate")
+    if isinstance(source, FolderSource) or explicit is not None:
+        named = bool(net.classes) and len(net.classes) == k
+        return match_classes(ds, names, named=named, explicit=explicit, source=source.name)
     if all(c in names for c in ds):
         return np.array([names.index(c) for c in ds]), "by name"
     if len(ds) <= k:
-        from ..datasets.folder import FolderSource
-
-        if isinstance(source, FolderSource):
-            how = "in order (folder names sorted, as torchvision's ImageFolder)"
-            return np.arange(len(ds)), how
         return np.arange(len(ds)), (
             f"in order, though their names differ (the data's {', '.join(ds[:3])}, ...; the "
             f"model's {', '.join(names[:3])}, ...): is this the model's dataset?"
@@ -60,6 +67,9 @@ def run(a) -> int:
         raise ConvseeError(f"--batch-size must be positive, got {a.batch_size}")
     if a.out:
         out_file_ok(a.out, "--out", ".png")  # before the work, and creating nothing
+    from ..datasets.folder import read_class_map
+
+    explicit = None if a.class_map is None else read_class_map(a.class_map)
     net = network(a)
     if net.kind == "lenet":
         net.torch_model()  # batches of 10,000 images run faster in torch
@@ -67,6 +77,9 @@ def run(a) -> int:
     labels = source.labels()
     if labels is None:
         raise ConvseeError(f"{source.name} has no labels (no class subfolders): cannot evaluate")
+    chosen = net._scores_spec() if hasattr(net, "_scores_spec") else net.spec.outputs[0]
+    if len(chosen.shape) == 1:  # the classes are matched before the work, to refuse early
+        class_map(net, source, chosen.shape[0], explicit)
     preds = []
     k = None
     for _, inputs in source.batches(net.prep, a.batch_size):
@@ -76,7 +89,7 @@ def run(a) -> int:
         k = probs.shape[1]
         preds.append(probs.argmax(1))
     pred = np.concatenate(preds)
-    mapping, how = class_map(net, source, k)
+    mapping, how = class_map(net, source, k, explicit)
     truth = mapping[labels]
     names = net.class_names(k)
     used = sorted(set(mapping.tolist()))

@@ -212,6 +212,8 @@ def network(a, *, need_torch: bool = False):
 
     for note in net.notes:
         print(f"convsee: note: {note}", file=sys.stderr)
+    for warning in net.warnings:
+        print(f"convsee: warning: {warning}", file=sys.stderr)
     return net
 
 

@@ -17,7 +17,15 @@ from ..errors import ConvseeError
 from .inputs import Input, prepare
 from .transforms import Preprocess, fit
 
-__all__ = ["ImageSource", "IdxSource", "FolderSource", "open_source", "IMAGE_SUFFIXES"]
+__all__ = [
+    "ImageSource",
+    "IdxSource",
+    "FolderSource",
+    "open_source",
+    "IMAGE_SUFFIXES",
+    "match_classes",
+    "read_class_map",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
@@ -143,3 +151,93 @@ def _has_idx(d: Path) -> bool:
 
 def _has_images(d: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_SUFFIXES for p in d.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------------
+# folder names to the model's classes
+# ---------------------------------------------------------------------------------------------
+
+
+def read_class_map(text: str) -> dict:
+    """--class-map: a JSON object {folder: model class name or index}, given inline or as the
+    path of a file holding it."""
+    import json
+
+    text = str(text)
+    where = "--class-map"
+    if not text.lstrip().startswith("{"):
+        p = Path(text)
+        if not p.is_file():
+            raise ConvseeError(
+                f"--class-map {text[:80]!r}: neither a JSON object nor a file holding one"
+            )
+        where, text = str(p), p.read_text(errors="replace")
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise ConvseeError(f"{where}: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(d, dict) or not all(isinstance(v, (str, int)) for v in d.values()):
+        raise ConvseeError(f"{where}: expected an object {{folder: class name or index}}")
+    return {str(k): v for k, v in d.items()}
+
+
+def _few(names, n: int = 8) -> str:
+    names = list(names)
+    more = f", ... ({len(names)} in all)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def match_classes(
+    folders: list[str],
+    names: list[str],
+    *,
+    named: bool = True,
+    explicit: dict | None = None,
+    source: str = "the data",
+) -> tuple[np.ndarray, str]:
+    """The model class index of each class folder, and how they were matched.
+
+    Matched by name (exactly, else ignoring case), or by `explicit` ({folder: class name or
+    index}, from --class-map). A model without class names of its own (named=False) takes
+    the folders in order (sorted, as torchvision's ImageFolder numbers them). Otherwise the
+    folders are refused in one line listing both sets of names: matching them in order
+    silently would score the wrong classes."""
+    k = len(names)
+    if explicit is not None:
+        missing = [f for f in folders if f not in explicit]
+        if missing:
+            raise ConvseeError(
+                f"--class-map has no entry for the folder{'s' if len(missing) > 1 else ''} "
+                f"{_few(missing)} of {source}"
+            )
+        lower = {n.lower(): i for i, n in enumerate(names)}
+        out = []
+        for f in folders:
+            v = explicit[f]
+            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < k:
+                out.append(v)
+            elif isinstance(v, str) and v in names:
+                out.append(names.index(v))
+            elif isinstance(v, str) and v.lower() in lower:
+                out.append(lower[v.lower()])
+            else:
+                raise ConvseeError(
+                    f"--class-map maps {f!r} to {v!r}, not one of the model's classes "
+                    f"({_few(names)}) nor an index 0..{k - 1}"
+                )
+        return np.array(out, np.int64), "by --class-map"
+    if all(f in names for f in folders):
+        return np.array([names.index(f) for f in folders], np.int64), "by name"
+    lower = [n.lower() for n in names]
+    if len(set(lower)) == k and all(f.lower() in lower for f in folders):
+        return np.array([lower.index(f.lower()) for f in folders], np.int64), (
+            "by name, ignoring case"
+        )
+    if not named and len(folders) <= k:
+        how = "in order (the model has no class names; folders sorted, as ImageFolder does)"
+        return np.arange(len(folders), dtype=np.int64), how
+    raise ConvseeError(
+        f"the class folders of {source} do not match the model's class names: folders "
+        f"{_few(folders)}; the model's {_few(names)}; pass --class-map "
+        '\'{"FOLDER": "CLASS", ...}\' (or a JSON file) to say which is which'
+    )

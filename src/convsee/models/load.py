@@ -449,7 +449,16 @@ def load(
         device=device,
     )
     net.dataset = dataset
+    _warn(net)
     return net
+
+
+def _warn(net: Network) -> None:
+    """What looks wrong about the network (net.warnings), as Python warnings."""
+    import warnings
+
+    for w in net.warnings:
+        warnings.warn(w, stacklevel=3)
 
 
 def wrap(
@@ -485,6 +494,7 @@ def wrap(
             d.update({k: v for k, v in fields.items() if v is not None})
         net = wrap_hf(model, processor, preprocess=d, classes=classes, output=output, device=device)
         net.dataset = dataset
+        _warn(net)
         return net
     if isinstance(preprocess, Preprocess):
         prep = preprocess
@@ -503,4 +513,5 @@ def wrap(
     )
     net.dataset = dataset
     net.meta["preprocess"] = prep.to_dict()
+    _warn(net)
     return net

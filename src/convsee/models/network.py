@@ -47,8 +47,17 @@ def softmax(z: np.ndarray) -> np.ndarray:
 class Prediction:
     input: Input
     prediction: int | None  # None: the model's output is not class scores
-    probabilities: list[float]
+    probabilities: list[float]  # per class; for a dense output, its maximum over positions
     classes: tuple[str, ...] = ()
+    # a dense output (K scores per position, (K, H, W)): the probabilities at every position,
+    # and where each class's maximum is, (row, col) on that grid (run/predict.py)
+    map: np.ndarray | None = None
+    positions: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def where(self) -> tuple[int, int] | None:
+        """(row, col) of the predicted class's maximum on a dense output's grid, else None."""
+        return self.positions[self.prediction] if self.positions else None
 
     @property
     def label(self) -> str:
@@ -66,6 +75,11 @@ class Prediction:
             "prediction": self.prediction,
             "class": self.label,
             "probabilities": [round(p, 6) for p in self.probabilities],
+            **(
+                {"map_shape": list(self.map.shape), "positions": [list(q) for q in self.positions]}
+                if self.map is not None
+                else {}
+            ),
         }
 
     def __repr__(self) -> str:
@@ -77,7 +91,10 @@ class Prediction:
             names = self.classes
             t = self.input.label
             true = f", true {names[t] if names and t < len(names) else t}"
-        return f"Prediction({self.input.name}: {self.label} {p:.1%}{true})"
+        at = ""
+        if self.where is not None:
+            at = f" at {self.where} of {'x'.join(map(str, self.map.shape[1:]))}"
+        return f"Prediction({self.input.name}: {self.label} {p:.1%}{at}{true})"
 
 
 class Network:
@@ -89,6 +106,7 @@ class Network:
     classes: list[str] | None
     meta: dict
     notes: list[str]  # what was assumed while loading (e.g. default preprocessing)
+    warnings: tuple[str, ...] = ()  # what looks wrong (e.g. the first output is not scores)
     dataset: str | None = None  # chosen by the caller; None: the checkpoint's, else MNIST
 
     def __repr__(self) -> str:
@@ -162,7 +180,14 @@ class Network:
         preds = []
         for i in range(0, len(inputs), batch_size):
             chunk = inputs[i : i + batch_size]
-            _, probs = self.run(self.batch(chunk))
+            x = self.batch(chunk)
+            _, probs = self.run(x)
+            dense = self.dense_scores(x) if probs is None else None
+            if dense is not None:
+                from ..run.predict import dense_predictions
+
+                preds += dense_predictions(chunk, dense, self.class_names(dense.shape[1]))
+                continue
             rows = probs if probs is not None else [None] * len(chunk)
             for inp, p in zip(chunk, rows, strict=True):
                 if p is None:
@@ -180,6 +205,11 @@ class Network:
     def scores(self, x: np.ndarray) -> np.ndarray | None:
         """Class probabilities only (N, K), or None when the output is not class scores."""
         return self.run(x)[1]
+
+    def dense_scores(self, x: np.ndarray) -> np.ndarray | None:
+        """Class probabilities per position (N, K, H, W) when the scores output is dense (a
+        fully convolutional detector's, MTCNN's PNet), else None."""
+        return None
 
     def torch_model(self):
         raise NotImplementedError
@@ -314,6 +344,10 @@ class TorchNetwork(Network):
                 f"the model has no output {str(output)[:40]!r}; its outputs: {', '.join(names)}"
             )
         self.output = None if output in (None, "") else str(output)
+        from ..spec import output_warning
+
+        warn = output_warning(self.spec, self.output)
+        self.warnings = (warn,) if warn else ()
 
     def _scores_spec(self):
         want = self.output if self.output is not None else self.spec.outputs[0].name
@@ -339,15 +373,32 @@ class TorchNetwork(Network):
             raise ConvseeError(
                 f"the model failed on an input of shape {tuple(x.shape)}: {first}"
             ) from None
-        out = self._scores_spec()
         s = scores.detach().float().cpu().numpy()
         if s.ndim != 2:
             return acts, None
+        return acts, self._probabilities(s)
+
+    def _probabilities(self, s: np.ndarray) -> np.ndarray:
+        """Scores (N, K, ...) as probabilities over axis 1 (softmaxed unless they are)."""
+        out = self._scores_spec()
         if out.probabilities:
-            return acts, s.astype(np.float32)
+            return s.astype(np.float32)
         if out.log_probabilities:
-            return acts, np.exp(s).astype(np.float32)
-        return acts, softmax(s)
+            return np.exp(s).astype(np.float32)
+        return softmax(s)
+
+    def dense_scores(self, x):
+        from ..spec import score_kind
+
+        if score_kind(self._scores_spec()) != "dense":
+            return None
+        import torch
+
+        from ..run.capture import activations
+
+        xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
+        _, scores = activations(self.model, xt, [], output=self.output)
+        return self._probabilities(scores.detach().float().cpu().numpy())
 
     def torch_model(self, device: str | None = None):
         return self.model

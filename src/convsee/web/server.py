@@ -241,6 +241,7 @@ def default_layers(spec, scores: str | None = None) -> list[str]:
         )
         reshape = layer.type in ("Flatten", "Unflatten", "Identity")
         hidden = (passing and same_map) or reshape or layer.name == scores
+        hidden = hidden or layer.channels_last  # shown as maps, but only when asked for
         if drawable(layer) and not hidden:
             out.append(layer.name)
         prev = layer
