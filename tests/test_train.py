@@ -125,14 +125,29 @@ def test_ctrl_c_at_the_first_json_rename_does_not_advise_a_failing_resume(
     assert _no_temporaries(tmp_path)
 
 
-def test_a_signal_while_saving_waits_for_the_save(tmp_path, small_splits, monkeypatch):
-    """SIGINT arriving at the JSON rename: the save completes, then training stops resumably."""
+@pytest.fixture
+def sigint_handled():
+    """SIGINT handled as Python does by default (raising KeyboardInterrupt), even where the
+    test process inherited it ignored (a shell's background job); restored afterwards."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_signal_while_saving_waits_for_the_save(
+    tmp_path, small_splits, monkeypatch, sigint_handled
+):
+    """SIGINT arriving at the JSON rename: the save completes, then training stops resumably.
+
+    A shell starts a background job (`pytest &`) with SIGINT ignored, and train() rightly
+    leaves an ignored signal alone; so the test sets Python's own handler first, and raises
+    the signal in this thread (signal.raise_signal returns after it is delivered)."""
     out = tmp_path / "m.safetensors"
     cfg = TrainConfig(epochs=2, seed=1)
     fail_replace(
         monkeypatch,
         lambda s, d, n: d.endswith(".json"),
-        lambda: os.kill(os.getpid(), signal.SIGINT),
+        lambda: signal.raise_signal(signal.SIGINT),
     )
     with pytest.raises(ConvseeError, match=r"epoch \(1/2\)") as e:
         train(cfg, out=out, splits=small_splits, progress=False)
