@@ -197,12 +197,44 @@ def test_ctrl_c_at_the_first_json_rename_does_not_advise_a_failing_resume(
         train(cfg, out=out, splits=small_splits, progress=False)
     monkeypatch.undo()
     msg = str(e.value)
-    assert "cannot resume" in msg and "holds the last finished epoch (1/3)" in msg
+    assert "can resume" in msg and "holds the last finished epoch (1/3)" in msg
     _, meta = load_checkpoint(out)  # what the message says is what is on disk
     assert meta["epochs_done"] == 1
-    with pytest.raises(ConvseeError, match="nothing to resume"):
-        train(cfg, out=out, splits=small_splits, progress=False, resume=True)
     assert _no_temporaries(tmp_path)
+    _, meta = train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+    assert meta["epochs_done"] == 3
+
+
+class Killed(BaseException):
+    """SIGKILL, as far as train() can tell: nothing of it runs after (no handler, no save)."""
+
+
+@pytest.mark.parametrize("at", [1, 2, 3])
+def test_a_kill_at_any_rename_of_the_first_save_loses_nothing(
+    tmp_path, small_splits, at, monkeypatch
+):
+    """Killed at the at-th rename of epoch 1's files (the resume state, the weights, the
+    .json): whatever the checkpoint then holds, --resume continues it, bit for bit the
+    uninterrupted run. (Weights first, then the state, left a checkpoint of epoch 1 that
+    --resume called 'nothing to resume'.)"""
+    tr = small_splits[0]
+    sub = (Split(tr.images[:3000], tr.labels[:3000], tr.md5), small_splits[1])
+    cfg = TrainConfig(epochs=2, seed=6)
+    full = tmp_path / "full.safetensors"
+    train(cfg, out=full, splits=sub, progress=False)
+    out = tmp_path / "k" / "m.safetensors"
+    fail_replace(monkeypatch, lambda s, d, n: n == at, Killed())
+    with pytest.raises(Killed):
+        train(cfg, out=out, splits=sub, progress=False)
+    monkeypatch.undo()
+    from convsee.run.train import _checkpoint_epoch
+
+    if _checkpoint_epoch(out) == 0 and not out.with_suffix(".resume.pt").exists():
+        return  # killed before anything was in place: nothing lost, nothing to resume
+    _, meta = train(cfg, out=out, splits=sub, progress=False, resume=True)
+    assert meta["epochs_done"] == 2
+    a, b = load_file(out), load_file(full)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.fixture

@@ -266,7 +266,7 @@ def train(
     (evolution.py), saved beside out as .snapshots.npz.
 
     The output location is checked before any work. After every epoch the checkpoint (its
-    metadata inside it, plus the .json copy) and then a resume state are written atomically;
+    metadata inside it, plus the .json copy) are written atomically, after a resume state;
     Ctrl-C and SIGTERM wait for that pair to be complete and raise Interrupted.
     """
     out = Path(out)
@@ -427,9 +427,11 @@ def _train(
         }
 
     def save(meta, epoch):
-        """The checkpoint, then the state to resume from; an interruption waits for both."""
+        """The state to resume from, then the checkpoint; an interruption waits for both.
+
+        In this order a kill between the two leaves a state one epoch ahead of the checkpoint,
+        which --resume continues from; never a checkpoint without its state."""
         with signals.saving():
-            _write(out, save_checkpoint, model, out, meta)
             state = {
                 "config": asdict(c),
                 "epoch": epoch,
@@ -441,6 +443,7 @@ def _train(
             buf = io.BytesIO()
             torch.save(state, buf)
             _write(sp, atomic_write, sp, buf.getvalue())
+            _write(out, save_checkpoint, model, out, meta)
 
     meta = {}
     t0 = time.perf_counter()
