@@ -280,3 +280,71 @@ def test_no_path_means_the_datasets_own_shipped_checkpoint():
     _, meta = load_checkpoint(dataset="fashion-mnist")
     assert meta["dataset"] == "fashion-mnist"
     assert load_weights()[1]["classes"][0] == "0"
+
+
+def _with_meta_text(path, text):
+    """path: a LeNet-5 checkpoint whose convsee_meta is text, with no .json copy."""
+    from safetensors.torch import save_file
+
+    sd = {k: v.contiguous() for k, v in LeNet5().state_dict().items()}
+    save_file(sd, str(path), metadata={"convsee": "1", "convsee_meta": text})
+    return path
+
+
+def _deep_header(path):
+    """A safetensors file whose header JSON nests 100,000 lists deep (json.loads recursion)."""
+    head = b"[" * 100_000 + b"]" * 100_000
+    path.write_bytes(len(head).to_bytes(8, "little") + head)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: _with_meta_text(p, "[1, 2]"), "metadata must be a JSON object, got list"),
+        (lambda p: _with_meta_text(p, '"text"'), "metadata must be a JSON object, got str"),
+        (lambda p: _with_meta_text(p, "7"), "metadata must be a JSON object, got int"),
+        (lambda p: _with_meta_text(p, "[" * 100_000), "its metadata is not valid JSON"),
+        (_deep_header, "not a valid safetensors file"),
+    ],
+)
+def test_metadata_that_is_no_object_is_one_line_on_predict(tmp_path, capsys, make, message):
+    """predict (and serve, through the same loader) say one line."""
+    from convsee.cli import main
+    from convsee.models.checkpoint import read_meta
+
+    ck = make(tmp_path / "m.safetensors")
+    assert main(["predict", "sample:3", "--checkpoint", str(ck)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convsee: error:") and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    with pytest.raises(ConvseeError, match=message):
+        read_meta(ck)  # what the server's and --model's loaders read too
+
+
+def test_a_sidecar_nested_too_deep_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    ck = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in LeNet5().state_dict().items()}, str(ck))
+    ck.with_suffix(".json").write_text("[" * 100_000)
+    with pytest.raises(ConvseeError, match=r"m.json: unreadable metadata"):
+        load_checkpoint(ck)
+
+
+def test_labels_files_of_the_wrong_length_or_size_are_refused(tmp_path, capsys):
+    from convsee.cli import main
+
+    short = tmp_path / "short.txt"
+    short.write_text("".join(f"c{i}\n" for i in range(9)))
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as f:  # sparse: 2 MB without writing them
+        f.truncate(2 << 20)
+    for path, message in (
+        (short, "9 labels (one a line) for a model with 10 classes"),
+        (huge, "is 2,097,152 bytes; class names take at most 1,048,576"),
+    ):
+        assert main(["predict", "sample:3", "--labels", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("convsee: error:") and message in err, err
+        assert err.count("\n") == 1

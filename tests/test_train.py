@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import signal
@@ -51,17 +52,69 @@ def test_interrupt_keeps_last_epoch_and_resume_continues(tmp_path, small_splits)
         if epoch == 1:
             raise KeyboardInterrupt
 
-    with pytest.raises(ConvseeError, match=r"last finished epoch \(1/3\)"):
+    # the thread policy may pick another count for each run: the weights do not depend on it
+    with ambient_threads(2), pytest.raises(ConvseeError, match=r"last finished epoch \(1/3\)"):
         train(cfg, out=out, splits=small_splits, progress=False, on_epoch=stop_after_first)
     assert json.loads(out.with_suffix(".json").read_text())["epochs_done"] == 1
-    _, meta = train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+    with ambient_threads(1):
+        _, meta = train(cfg, out=out, splits=small_splits, progress=False, resume=True)
     assert meta["epochs_done"] == 3 and len(meta["history"]) == 3
     full = tmp_path / "full.safetensors"
-    train(cfg, out=full, splits=small_splits, progress=False)
+    with ambient_threads(2):
+        train(cfg, out=full, splits=small_splits, progress=False)
     a, b = load_file(out), load_file(full)
-    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # resume == uninterrupted
+    assert all(torch.equal(a[k], b[k]) for k in a)  # resume == uninterrupted, bit for bit
     with pytest.raises(ConvseeError, match="nothing to resume"):
         train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+
+
+@contextlib.contextmanager
+def ambient_threads(n):
+    """torch's thread count as the thread policy may leave it before train() (restored)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_same_seed_same_weights_whatever_the_thread_count(tmp_path, small_splits, monkeypatch):
+    """1 or 2 threads before the run, and a policy that flips the count during it: the weights
+    are bit-identical, and torch's count is given back afterwards. (Torch itself gives
+    different weights for 1 and 2 threads: checked here too, so the test can fail.)"""
+    import convsee.run.threads as threads
+
+    cfg = TrainConfig(epochs=1, seed=4)
+    tr = small_splits[0]
+    sub = (Split(tr.images[:3000], tr.labels[:3000], tr.md5), small_splits[1])
+    weights = []
+    for n in (1, 2):
+        policy = threads.ThreadPolicy(cores=2, interval=0.0, threads=n)
+        flips = iter(range(10**9))
+        monkeypatch.setattr(threads, "_policy", policy)
+        monkeypatch.setattr(policy, "measure", lambda f=flips: 2.0 * (next(f) % 2))
+        with ambient_threads(n):
+            train(cfg, out=tmp_path / f"t{n}.safetensors", splits=sub, progress=False)
+            assert torch.get_num_threads() == n
+        weights.append(load_file(tmp_path / f"t{n}.safetensors"))
+    a, b = weights
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    meta = json.loads((tmp_path / "t2.json").read_text())
+    assert meta["train_config"]["threads"] == 1 and meta["machine"].endswith(", 1 thread")
+    # the oracle: torch's weight gradients of LeNet-5 as trained, with 1 and with 2 threads
+    from convsee.models.lenet import LeNet5
+
+    torch.manual_seed(0)
+    model = LeNet5().to(memory_format=torch.channels_last)
+    x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    grads = []
+    for n in (1, 2):
+        with ambient_threads(n):
+            model.zero_grad()
+            torch.nn.functional.cross_entropy(model.fast_forward(x), y).backward()
+            grads.append(model.conv1.weight.grad.clone())
+    assert not torch.equal(*grads)
 
 
 def test_bad_settings(tmp_path, small_splits):
@@ -69,6 +122,33 @@ def test_bad_settings(tmp_path, small_splits):
         train(TrainConfig(), out=tmp_path / "x.pt", splits=small_splits)
     with pytest.raises(ConvseeError, match="must be positive"):
         train(TrainConfig(epochs=0), out=tmp_path / "x.safetensors", splits=small_splits)
+    out = tmp_path / "x.safetensors"
+    for seed in (2**64, -1, 1.5):
+        with pytest.raises(ConvseeError, match=r"--seed must be a whole number in 0\.\.18446"):
+            train(TrainConfig(seed=seed), out=out, splits=small_splits)
+    with pytest.raises(ConvseeError, match="--threads must be in 1..256, got 0"):
+        train(TrainConfig(threads=0), out=out, splits=small_splits)
+    with pytest.raises(ConvseeError, match="--snapshots must be at most 1000, got 1000000000"):
+        train(TrainConfig(), out=out, splits=small_splits, snapshots=10**9)
+    tr = small_splits[0]
+    tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])  # 2 steps: 3 moments
+    with pytest.raises(ConvseeError, match="--snapshots 4 is more than the 3 moments"):
+        train(TrainConfig(epochs=1), out=out, splits=tiny, snapshots=4, progress=False)
+    assert not out.exists()
+
+
+def test_cli_seed_and_snapshots_out_of_range_are_one_line(tmp_path, capsys):
+    from convsee.cli import main
+
+    out = str(tmp_path / "m.safetensors")
+    for args, message in (
+        (["--seed", str(2**64)], "--seed must be a whole number"),
+        (["--snapshots", "1000000000"], "--snapshots must be at most 1000"),
+    ):
+        assert main(["train", "--quiet", "--out", out, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("convsee: error:") and message in err
+        assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_augment_keeps_shape_background_and_is_seeded():
@@ -117,22 +197,69 @@ def test_ctrl_c_at_the_first_json_rename_does_not_advise_a_failing_resume(
         train(cfg, out=out, splits=small_splits, progress=False)
     monkeypatch.undo()
     msg = str(e.value)
-    assert "cannot resume" in msg and "holds the last finished epoch (1/3)" in msg
+    assert "can resume" in msg and "holds the last finished epoch (1/3)" in msg
     _, meta = load_checkpoint(out)  # what the message says is what is on disk
     assert meta["epochs_done"] == 1
-    with pytest.raises(ConvseeError, match="nothing to resume"):
-        train(cfg, out=out, splits=small_splits, progress=False, resume=True)
     assert _no_temporaries(tmp_path)
+    _, meta = train(cfg, out=out, splits=small_splits, progress=False, resume=True)
+    assert meta["epochs_done"] == 3
 
 
-def test_a_signal_while_saving_waits_for_the_save(tmp_path, small_splits, monkeypatch):
-    """SIGINT arriving at the JSON rename: the save completes, then training stops resumably."""
+class Killed(BaseException):
+    """SIGKILL, as far as train() can tell: nothing of it runs after (no handler, no save)."""
+
+
+@pytest.mark.parametrize("at", [1, 2, 3])
+def test_a_kill_at_any_rename_of_the_first_save_loses_nothing(
+    tmp_path, small_splits, at, monkeypatch
+):
+    """Killed at the at-th rename of epoch 1's files (the resume state, the weights, the
+    .json): whatever the checkpoint then holds, --resume continues it, bit for bit the
+    uninterrupted run. (Weights first, then the state, left a checkpoint of epoch 1 that
+    --resume called 'nothing to resume'.)"""
+    tr = small_splits[0]
+    sub = (Split(tr.images[:3000], tr.labels[:3000], tr.md5), small_splits[1])
+    cfg = TrainConfig(epochs=2, seed=6)
+    full = tmp_path / "full.safetensors"
+    train(cfg, out=full, splits=sub, progress=False)
+    out = tmp_path / "k" / "m.safetensors"
+    fail_replace(monkeypatch, lambda s, d, n: n == at, Killed())
+    with pytest.raises(Killed):
+        train(cfg, out=out, splits=sub, progress=False)
+    monkeypatch.undo()
+    from convsee.run.train import _checkpoint_epoch
+
+    if _checkpoint_epoch(out) == 0 and not out.with_suffix(".resume.pt").exists():
+        return  # killed before anything was in place: nothing lost, nothing to resume
+    _, meta = train(cfg, out=out, splits=sub, progress=False, resume=True)
+    assert meta["epochs_done"] == 2
+    a, b = load_file(out), load_file(full)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def sigint_handled():
+    """SIGINT handled as Python does by default (raising KeyboardInterrupt), even where the
+    test process inherited it ignored (a shell's background job); restored afterwards."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_signal_while_saving_waits_for_the_save(
+    tmp_path, small_splits, monkeypatch, sigint_handled
+):
+    """SIGINT arriving at the JSON rename: the save completes, then training stops resumably.
+
+    A shell starts a background job (`pytest &`) with SIGINT ignored, and train() rightly
+    leaves an ignored signal alone; so the test sets Python's own handler first, and raises
+    the signal in this thread (signal.raise_signal returns after it is delivered)."""
     out = tmp_path / "m.safetensors"
     cfg = TrainConfig(epochs=2, seed=1)
     fail_replace(
         monkeypatch,
         lambda s, d, n: d.endswith(".json"),
-        lambda: os.kill(os.getpid(), signal.SIGINT),
+        lambda: signal.raise_signal(signal.SIGINT),
     )
     with pytest.raises(ConvseeError, match=r"epoch \(1/2\)") as e:
         train(cfg, out=out, splits=small_splits, progress=False)

@@ -31,6 +31,12 @@ def add(sub) -> None:
     t.add_argument(
         "--seed", type=int, help="initialisation, batch order, augmentation (default: 0)"
     )
+    t.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for the arithmetic (default: 1); fixed whatever the load, since the "
+        "weights depend on it: the same seed and threads on the same machine give the same weights",
+    )
     t.add_argument("--augment", action="store_true", help="random affine distortions")
     t.add_argument(
         "--out",
@@ -45,7 +51,7 @@ def add(sub) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="record the conv layers N times for `convsee evolution` (0: none)",
+        help="record the conv layers N times for `convsee evolution` (0: none; at most 1000)",
     )
     t.set_defaults(func=run)
 
@@ -55,7 +61,7 @@ def run(a) -> int:
     from ..run.train import Interrupted, TrainConfig, train
 
     cfg = TrainConfig(augment=a.augment, device=device(a.device))
-    for field in ("epochs", "batch_size", "lr", "seed"):
+    for field in ("epochs", "batch_size", "lr", "seed", "threads"):
         if getattr(a, field) is not None:
             setattr(cfg, field, getattr(a, field))
     try:

@@ -224,15 +224,19 @@ def read_header_meta(data: bytes, path: Path | None = None) -> dict | None:
     n = int.from_bytes(data[:8], "little")
     try:
         header = json.loads(data[8 : 8 + n])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise ConvseeError(f"{where}: not a valid safetensors file (bad header)") from None
     md = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(md, dict) or META_KEY not in md:
         return None
     try:
         meta = json.loads(md[META_KEY])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise ConvseeError(f"{where}: its metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ConvseeError(
+            f"{where}: its metadata must be a JSON object, got {type(meta).__name__}"
+        )
     return meta
 
 
@@ -445,7 +449,7 @@ def _read_meta(path: Path, data: bytes, shapes: bool = True) -> tuple[dict, dict
         if side.is_file():
             try:
                 copy = json.loads(side.read_text())
-            except (OSError, ValueError) as e:
+            except (OSError, ValueError, RecursionError) as e:
                 if meta is None:
                     raise ConvseeError(f"{side}: unreadable metadata ({e})") from None
                 copy = e

@@ -259,11 +259,23 @@ def fit_state_dict(model, sd: dict, path) -> None:
         model.load_state_dict({k: v.to(want[k].dtype) for k, v in sd.items()}, strict=True)
 
 
+MAX_LABELS_BYTES = 1 << 20  # a labels file above this is not a list of class names
+
+
 def read_labels(path) -> list[str]:
     """Class names, one a line (blank lines at the end ignored)."""
     p = Path(path)
     if not p.is_file():
         raise ConvseeError(f"labels file {p}{no_file(p)}")
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise ConvseeError(f"labels file {p}: cannot read it ({e.strerror or e})") from None
+    if size > MAX_LABELS_BYTES:
+        raise ConvseeError(
+            f"labels file {p} is {size:,} bytes; class names take at most "
+            f"{MAX_LABELS_BYTES:,} (one name a line)"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -406,6 +418,9 @@ def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
     explicit = {k: v for k, v in preprocess.items() if k != "labels" and v is not None}
     prep = base.merged(explicit, "preprocessing") if explicit else base
     classes = labels or meta.get("classes")
+    n = len(weights["fc3.bias"])
+    if labels and len(labels) != n:
+        raise ConvseeError(f"{len(labels)} labels (one a line) for a model with {n} classes")
     side = {
         "model": "LeNet-5 (convsee)",
         "checkpoint": meta.get("path"),

@@ -13,9 +13,13 @@ this process's own CPU time) and use the cores they leave, at least one:
 - start(): at start-up of every command; costs nothing until torch is imported (commands
   that run NumPy only never pay). When torch is imported, the CPU time the others used
   since start-up (the import alone takes ~1.5 s) decides the first count;
-- adapt(): long loops (training) call it often; every 0.5 s it measures again and calls
+- adapt(): long loops call it often; every 0.5 s it measures again and calls
   torch.set_num_threads when the answer changed, so a run drops to one thread when a second
   one starts and goes back to all cores when it ends.
+
+Training is the exception: its weights depend on the count (some kernels split their sums
+between the threads), so it computes `with pinned(n):`, a fixed count (TrainConfig.threads,
+1 by default) whatever the load and the environment.
 
 An OMP_NUM_THREADS or CONVSEE_THREADS set by the user wins and turns the policy off.
 Where /proc/stat does not exist (not Linux), torch's default stays. CONVSEE_THREADS_DEBUG=1
@@ -31,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["ThreadPolicy", "start", "adapt", "policy", "threads_for"]
+__all__ = ["ThreadPolicy", "start", "adapt", "policy", "threads_for", "pinned"]
 
 MARGIN = 0.15  # cores of hysteresis: with 2 cores, drop to 1 at 0.65 busy, back at 0.35
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100  # /proc/stat unit, per s
@@ -184,10 +188,13 @@ def _uninstall() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterImport)]
 
 
+_pins = 0  # pinned() regions open: adapt() changes nothing inside them
+
+
 def adapt() -> int | None:
     """Measure again if the interval has passed and apply a changed count (cheap to call often)."""
     p = _policy
-    if p is None or p._last is None or time.perf_counter() - p._last[0] < p.interval:
+    if _pins or p is None or p._last is None or time.perf_counter() - p._last[0] < p.interval:
         return None
     if not p.threads:  # torch was imported some other way than through the hook
         import torch
@@ -200,6 +207,35 @@ def adapt() -> int | None:
         torch.set_num_threads(n)
         p.threads = n
     return n
+
+
+class pinned:
+    """`with pinned(n):` torch computes with exactly n threads whatever the load or the
+    environment (adapt() is off meanwhile); the count before is restored afterwards.
+
+    For work whose numbers must not depend on the count: several of torch's kernels (the
+    weight gradients of convolutions and of some matrix products) split their sums between
+    the threads, so 1 and 2 threads give weights that differ in the last bits, and training
+    amplifies that."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        global _pins
+        import torch
+
+        self.before = torch.get_num_threads()
+        _pins += 1
+        torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        global _pins
+        import torch
+
+        _pins -= 1
+        torch.set_num_threads(self.before)
 
 
 if os.environ.get("CONVSEE_THREADS_DEBUG"):

@@ -29,9 +29,14 @@ from ..errors import ConvseeError
 from ..models.checkpoint import atomic_write, check_writable, clean_stale_temps, save_checkpoint
 from ..models.lenet import LeNet5, ModelConfig
 from .optim import NesterovSGD, one_cycle
-from .threads import adapt as adapt_threads
+from .threads import pinned
 
 __all__ = ["TrainConfig", "Interrupted", "train", "evaluate", "augment_batch"]
+
+
+MAX_SEED = 2**64 - 1  # the largest seed torch.manual_seed takes
+MAX_THREADS = 256
+MAX_SNAPSHOTS = 1000  # each one evaluates the test set and keeps the conv layers
 
 
 @dataclass
@@ -44,6 +49,7 @@ class TrainConfig:
     warmup: float = 0.25  # fraction of steps spent rising to the peak lr
     seed: int = 0  # model init, batch order and augmentation
     augment: bool = False  # random shifts, rotations, scaling and shear of every batch
+    threads: int = 1  # torch threads for the arithmetic: fixed, as the weights depend on it
     device: str = "cpu"
 
     def __post_init__(self):
@@ -263,7 +269,7 @@ def train(
     (evolution.py), saved beside out as .snapshots.npz.
 
     The output location is checked before any work. After every epoch the checkpoint (its
-    metadata inside it, plus the .json copy) and then a resume state are written atomically;
+    metadata inside it, plus the .json copy) are written atomically, after a resume state;
     Ctrl-C and SIGTERM wait for that pair to be complete and raise Interrupted.
     """
     out = Path(out)
@@ -272,8 +278,18 @@ def train(
     c = config or TrainConfig()
     if c.epochs < 1 or c.batch_size < 1 or not c.lr > 0:
         raise ConvseeError(f"epochs, batch size and lr must be positive, got {c}")
+    if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed <= MAX_SEED:
+        raise ConvseeError(
+            f"{{param}} must be a whole number in 0..{MAX_SEED}, got {c.seed!r}", "seed"
+        )
+    if not 1 <= c.threads <= MAX_THREADS:
+        raise ConvseeError(f"{{param}} must be in 1..{MAX_THREADS}, got {c.threads}", "threads")
     if resume and snapshots:
         raise ConvseeError("{param} cannot be combined with resume", "snapshots")
+    if snapshots > MAX_SNAPSHOTS:
+        raise ConvseeError(
+            f"{{param}} must be at most {MAX_SNAPSHOTS}, got {snapshots}", "snapshots"
+        )
     for path in _outputs(out):
         check_writable(path, need_bytes=1 << 20 if path == out else 0)
         clean_stale_temps(path)  # left by a run that was killed while writing
@@ -282,7 +298,8 @@ def train(
         raise ConvseeError(f"nothing to resume: {sp} does not exist (training finished?)")
     from ..files import output_lock
 
-    with output_lock(out), _Signals() as signals:  # a second run on this --out is refused
+    # a second run on this out is refused; the thread count is held for the whole run
+    with output_lock(out), _Signals() as signals, pinned(c.threads):
         try:
             return _train(
                 c,
@@ -372,6 +389,12 @@ def _train(
     start_epoch, history = 0, []
     recorder = None
     sp = _state_path(out)
+    if snapshots > total_steps + 1:
+        raise ConvseeError(
+            f"{{param}} {snapshots} is more than the {total_steps + 1} moments training has "
+            f"(initialisation and {total_steps} steps)",
+            "snapshots",
+        )
     if snapshots:
         from .evolution import Recorder
 
@@ -410,14 +433,16 @@ def _train(
             "train_seconds": sum(h["seconds"] for h in history),
             "torch_version": torch.__version__,
             "convsee_version": __version__,
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "machine": f"{platform.machine()}, {c.threads} thread{'s' if c.threads > 1 else ''}",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
 
     def save(meta, epoch):
-        """The checkpoint, then the state to resume from; an interruption waits for both."""
+        """The state to resume from, then the checkpoint; an interruption waits for both.
+
+        In this order a kill between the two leaves a state one epoch ahead of the checkpoint,
+        which --resume continues from; never a checkpoint without its state."""
         with signals.saving():
-            _write(out, save_checkpoint, model, out, meta)
             state = {
                 "config": asdict(c),
                 "epoch": epoch,
@@ -429,6 +454,7 @@ def _train(
             buf = io.BytesIO()
             torch.save(state, buf)
             _write(sp, atomic_write, sp, buf.getvalue())
+            _write(out, save_checkpoint, model, out, meta)
 
     meta = {}
     t0 = time.perf_counter()
@@ -447,7 +473,6 @@ def _train(
             perm = torch.randperm(len(x_train), generator=gen).to(c.device)
             t_epoch, loss_sum = time.perf_counter(), 0.0
             for i in range(0, len(x_train), c.batch_size):
-                adapt_threads()  # fewer threads while other work wants the cores
                 idx = perm[i : i + c.batch_size]
                 xb = x_train[idx]
                 if c.augment:
