@@ -164,20 +164,23 @@ def read_class_map(text: str) -> dict:
     import json
 
     text = str(text)
-    where = "--class-map"
+    where = "{param}"
     if not text.lstrip().startswith("{"):
         p = Path(text)
         if not p.is_file():
             raise ConvseeError(
-                f"--class-map {text[:80]!r}: neither a JSON object nor a file holding one"
+                f"{{param}} {text[:80]!r}: neither a JSON object nor a file holding one",
+                "class_map",
             )
         where, text = str(p), p.read_text(errors="replace")
     try:
         d = json.loads(text)
     except ValueError as e:
-        raise ConvseeError(f"{where}: not JSON ({e.msg} at line {e.lineno})") from None
+        raise ConvseeError(f"{where}: not JSON ({e.msg} at line {e.lineno})", "class_map") from None
     if not isinstance(d, dict) or not all(isinstance(v, (str, int)) for v in d.values()):
-        raise ConvseeError(f"{where}: expected an object {{folder: class name or index}}")
+        raise ConvseeError(
+            f"{where}: expected an object {{folder: class name or index}}", "class_map"
+        )
     return {str(k): v for k, v in d.items()}
 
 
@@ -207,8 +210,9 @@ def match_classes(
         missing = [f for f in folders if f not in explicit]
         if missing:
             raise ConvseeError(
-                f"--class-map has no entry for the folder{'s' if len(missing) > 1 else ''} "
-                f"{_few(missing)} of {source}"
+                f"{{param}} has no entry for the folder{'s' if len(missing) > 1 else ''} "
+                f"{_few(missing)} of {source}",
+                "class_map",
             )
         lower = {n.lower(): i for i, n in enumerate(names)}
         out = []
@@ -222,10 +226,11 @@ def match_classes(
                 out.append(lower[v.lower()])
             else:
                 raise ConvseeError(
-                    f"--class-map maps {f!r} to {v!r}, not one of the model's classes "
-                    f"({_few(names)}) nor an index 0..{k - 1}"
+                    f"{{param}} maps {f!r} to {v!r}, not one of the model's classes "
+                    f"({_few(names)}) nor an index 0..{k - 1}",
+                    "class_map",
                 )
-        return np.array(out, np.int64), "by --class-map"
+        return np.array(out, np.int64), "by the class map given"
     if all(f in names for f in folders):
         return np.array([names.index(f) for f in folders], np.int64), "by name"
     lower = [n.lower() for n in names]
@@ -238,6 +243,7 @@ def match_classes(
         return np.arange(len(folders), dtype=np.int64), how
     raise ConvseeError(
         f"the class folders of {source} do not match the model's class names: folders "
-        f"{_few(folders)}; the model's {_few(names)}; pass --class-map "
-        '\'{"FOLDER": "CLASS", ...}\' (or a JSON file) to say which is which'
+        f"{_few(folders)}; the model's {_few(names)}; pass {{param}} "
+        '\'{"FOLDER": "CLASS", ...}\' (or a JSON file) to say which is which',
+        "class_map",
     )

@@ -50,7 +50,7 @@ class Prediction:
     probabilities: list[float]  # per class; for a dense output, its maximum over positions
     classes: tuple[str, ...] = ()
     # a dense output (K scores per position, (K, H, W)): the probabilities at every position,
-    # and where each class's maximum is, (row, col) on that grid (run/predict.py)
+    # and where each class's maximum is, (row, col) on that grid (dense_predictions)
     map: np.ndarray | None = None
     positions: tuple[tuple[int, int], ...] = ()
 
@@ -184,8 +184,6 @@ class Network:
             _, probs = self.run(x)
             dense = self.dense_scores(x) if probs is None else None
             if dense is not None:
-                from ..run.predict import dense_predictions
-
                 preds += dense_predictions(chunk, dense, self.class_names(dense.shape[1]))
                 continue
             rows = probs if probs is not None else [None] * len(chunk)
@@ -394,7 +392,7 @@ class TorchNetwork(Network):
             return None
         import torch
 
-        from ..run.capture import activations
+        from ..capture import activations
 
         xt = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device)
         _, scores = activations(self.model, xt, [], output=self.output)
@@ -410,3 +408,28 @@ class TorchNetwork(Network):
         if w is None or w.dim() != 4:
             return None
         return w.detach().float().cpu().numpy()
+
+
+def dense_predictions(inputs, probs: np.ndarray, classes: list[str]) -> list:
+    """Predictions from per-position class probabilities (N, K, H, W), as a fully
+    convolutional detector outputs them (MTCNN's PNet: face or not at every 12x12 window).
+
+    Each class's score is its maximum over the positions, at the first (row, col) reaching it
+    (row-major); the prediction is the class with the highest such maximum. The whole map
+    travels with the Prediction (`.map`, (K, H, W)) to be drawn."""
+    probs = np.asarray(probs, np.float32)
+    if probs.ndim != 4:
+        raise ValueError(f"dense scores are (N, K, H, W), got shape {probs.shape}")
+    n, k, h, w = probs.shape
+    flat = probs.reshape(n, k, h * w)
+    best = flat.argmax(2)  # first maximum, row-major
+    out = []
+    for i, inp in enumerate(inputs):
+        tops = [float(flat[i, c, best[i, c]]) for c in range(k)]
+        where = tuple((int(best[i, c]) // w, int(best[i, c]) % w) for c in range(k))
+        out.append(
+            Prediction(
+                inp, int(np.argmax(tops)), tops, tuple(classes), map=probs[i], positions=where
+            )
+        )
+    return out
