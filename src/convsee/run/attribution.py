@@ -226,7 +226,7 @@ def grad_cam(model, image: np.ndarray, target: int):
 INPUT_METHODS = ("saliency", "integrated-gradients", "occlusion")
 METHODS = (*CAM_METHODS, *INPUT_METHODS)
 PLACEMENTS = ("field", "stretch")
-PROBE = 6  # map layers tried from the end when the CAM layer is not given
+PROBE = 8  # map layers tried at a time, from the end, when the CAM layer is not given
 NEGLIGIBLE = 1e-3  # of the largest first-order contribution sum |A * dS/dA| among them
 
 
@@ -267,10 +267,26 @@ def _mappable(layer: Layer) -> bool:
     return cams.token_grid(layer.shape) is not None
 
 
+def _post_order(layers: list[Layer]) -> list[Layer]:
+    """The layers in the order their outputs are complete: the model's description lists a
+    container when it starts (before its children); its output is ready after theirs."""
+
+    def inside(child: Layer, parent: Layer) -> bool:
+        return parent.module == "" or child.module.startswith(parent.module + ".")
+
+    out, stack = [], []
+    for x in layers:
+        while stack and not inside(x, stack[-1]):
+            out.append(stack.pop())
+        stack.append(x)
+    return out + stack[::-1]
+
+
 def cam_candidates(spec) -> list[Layer]:
-    """Layers a CAM can use, in the order the model runs them: maps (C, h, w) larger than 1x1,
-    and token outputs (T, C) whose tokens form a square grid (a CLS token first allowed)."""
-    return [x for x in spec.layers if _mappable(x)]
+    """Layers a CAM can use, in the order their outputs are complete: maps (C, h, w) larger
+    than 1x1, and token outputs (T, C) whose tokens form a square grid (a CLS token first
+    allowed)."""
+    return [x for x in _post_order(list(spec.layers)) if _mappable(x)]
 
 
 def _check_cam_layer(spec, layer: Layer) -> None:
@@ -435,40 +451,15 @@ def attribute_batch(
                 layer = spec.layer(layer)
             if layer is not None:
                 _check_cam_layer(spec, layer)
-                probe = [layer]
+                chosen = layer
             else:
-                probe = cam_candidates(spec)[-PROBE:]
-                if not probe:
-                    raise ConvseeError(
-                        "a CAM needs a layer whose output is a map (C,H,W) larger than 1x1 or a "
-                        "square grid of tokens; the model has none (use saliency, "
-                        "integrated-gradients or occlusion)"
-                    )
-            maps_l, weights_l, chosen = [], [], None
+                chosen = _default_layer(spec, forward, xt_all[:batch_size], notes)
+            maps_l, weights_l = [], []
             for idx, xin, rows, plain in chunks():
-                choosing = chosen is None and len(probe) > 1
-                now = probe if chosen is None else [chosen]
-                wants = "layers" if method in GRADIENT_CAMS or choosing else None
-                s, acts, gs = forward(xin, rows, plain=plain, layers=now, grads_to=wants)
+                wants = "layers" if method in GRADIENT_CAMS else None
+                s, acts, gs = forward(xin, rows, plain=plain, layers=[chosen], grads_to=wants)
                 if plain:
                     scores[idx] = s.double().cpu().numpy()
-                if chosen is None:
-                    pick = len(now) - 1
-                    if choosing:
-                        pairs = zip(acts, gs, strict=True)
-                        contrib = [float((a * g).abs().sum()) for a, g in pairs]
-                        top = max(contrib)
-                        keep = [i for i, v in enumerate(contrib) if v >= NEGLIGIBLE * top]
-                        pick = keep[-1] if keep and top > 0 else pick
-                        later = [x.name for x in now[pick + 1 :]]
-                        if later:
-                            notes.append(
-                                f"default layer {now[pick].name}: the later layers "
-                                f"{', '.join(later)} contribute less than {NEGLIGIBLE:g} of the "
-                                "largest sum |A dS/dA|"
-                            )
-                    chosen = now[pick]
-                    acts, gs = [acts[pick]], [gs[pick]] if gs else []
                 a = cams.as_map(acts[0], chosen.shape)
                 if method in GRADIENT_CAMS:
                     cam, w = cams.cam_from(method, a, cams.as_map(gs[0], chosen.shape))
@@ -543,6 +534,55 @@ def attribute_batch(
             noise_sigma=noise_sigma if noise else 0.0,
             notes=notes,
         )
+
+
+def _default_layer(spec, forward, xt, notes) -> Layer:
+    """The last CAM candidate with a non-negligible gradient: sum |A dS/dA| (over the map's
+    positions; a CLS token does not count) at least NEGLIGIBLE of the largest among the layers
+    probed, PROBE at a time from the end, further back while every one is exactly 0 (the
+    layers after a ViT's last attention: only the CLS token reaches the head). Among layers
+    with the same values (a stage, its last block, that block's last activation) the
+    shallowest module output."""
+    import torch
+
+    cands = cam_candidates(spec)
+    if not cands:
+        raise ConvseeError(
+            "a CAM needs a layer whose output is a map (C,H,W) larger than 1x1 or a square grid "
+            "of tokens; the model has none (use saliency, integrated-gradients or occlusion)"
+        )
+    rows = np.arange(len(xt))
+    end = len(cands)
+    while end > 0:
+        probe = cands[max(0, end - PROBE) : end]
+        _, acts, gs = forward(xt, rows, plain=True, layers=probe, grads_to="layers")
+        amaps = [cams.as_map(a, x.shape) for a, x in zip(acts, probe, strict=True)]
+        gmaps = [cams.as_map(g, x.shape) for g, x in zip(gs, probe, strict=True)]
+        contrib = [float((a * g).abs().sum()) for a, g in zip(amaps, gmaps, strict=True)]
+        top = max(contrib)
+        if top > 0:
+            pick = max(i for i, v in enumerate(contrib) if v >= NEGLIGIBLE * top)
+            same = [
+                i
+                for i in range(len(probe))
+                if probe[i].shape == probe[pick].shape and torch.equal(acts[i], acts[pick])
+            ]
+            plain_outputs = [i for i in same if probe[i].element == ""] or same
+            best = min(plain_outputs, key=lambda i: (probe[i].depth, -i))
+            start = end - len(probe)
+            names = {probe[i].name for i in same}
+            skipped = [x.name for x in cands[start + pick + 1 :] if x.name not in names]
+            if skipped:
+                some = ", ".join(skipped[-3:]) + (" ..." if len(skipped) > 3 else "")
+                notes.append(
+                    f"default layer {probe[best].name}: the {len(skipped)} map layer(s) after "
+                    f"it ({some}) have no gradient or less than {NEGLIGIBLE:g} of its sum |A dS/dA|"
+                )
+            return probe[best]
+        end -= PROBE
+    raise ConvseeError(
+        "no map layer of the model has a gradient for this target: choose one with layer= (--layer)"
+    )
 
 
 def _targets(scorer, n) -> np.ndarray:
