@@ -47,7 +47,7 @@ def token_grid(shape) -> tuple[int, int] | None:
     t = shape[0]
     for skip in (1, 0):
         g = math.isqrt(max(t - skip, 0))
-        if g >= 2 and g * g == t - skip:
+        if g >= 3 and g * g == t - skip:  # 2x2 would take (4, L) sequences for tokens
             return skip, g
     return None
 
