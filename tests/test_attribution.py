@@ -314,3 +314,14 @@ def test_cli_methods_placement_and_sidecar(tmp_path):
     r = convsee.load().attribution(["sample:3"], method="layercam", placement="stretch")
     np.testing.assert_allclose(side["layer_map"], r.layer_maps[0], atol=1e-7)
     assert main(["attribution", "sample:3", "--method", "saliency", "--out", str(out)]) == 0
+
+
+def test_bench_attribution_quick_runs_and_agrees(tmp_path, monkeypatch):
+    import bench_attribution
+    import common
+
+    monkeypatch.setattr(common, "OUT", tmp_path)
+    assert bench_attribution.main(["--quick"]) == 0
+    side = json.loads((tmp_path / "bench_attribution.json").read_text())
+    assert all(v <= 1e-4 for v in side["agreement_max_relative"].values())
+    assert set(side["threads"]) == {"1", "2"}
