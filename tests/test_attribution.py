@@ -325,3 +325,23 @@ def test_bench_attribution_quick_runs_and_agrees(tmp_path, monkeypatch):
     side = json.loads((tmp_path / "bench_attribution.json").read_text())
     assert all(v <= 1e-4 for v in side["agreement_max_relative"].values())
     assert set(side["threads"]) == {"1", "2"}
+
+
+def test_the_page_overlay_offers_the_cams():
+    from starlette.testclient import TestClient
+
+    import convsee
+    from convsee.web.server import create_app
+
+    with TestClient(create_app(), base_url="http://127.0.0.1:8000") as c:
+        body = {"input": "sample:3", "attribution": "layercam", "attribution_layer": "conv2"}
+        r = c.post("/api/activations", json=body)
+        assert r.status_code == 200, r.text
+        got = r.json()["attribution"]
+        assert got["kind"] == "layercam" and got["layer"] == "conv2"
+        ref = convsee.load().attribution("sample:3", layer="conv2", method="layercam")
+        m = np.asarray(got["map"]).reshape(got["shape"])
+        # the answer sends the map rounded (list encoding): within 1e-3 of its maximum
+        np.testing.assert_allclose(m * got["max"], ref.maps[0], atol=1e-3 * ref.maps[0].max())
+        r = c.post("/api/activations", json={**body, "attribution": "nope"})
+        assert r.status_code == 400 and "must be one of" in r.text
