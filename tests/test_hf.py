@@ -413,7 +413,7 @@ def test_every_command_takes_hf_dir_alone(kind, folders, photo_dir, photos, tmp_
     [pic] = sorted((tmp_path / "a").glob("attribution_*.json"))
     side = json.loads(pic.read_text())
     assert side["preprocess_from"]["classes"] == "config.json: id2label (6 names)"
-    assert side["grad_cam_layer"] in convsee.load(model).spec.names()
+    assert side["layer"] in convsee.load(model).spec.names()
 
     code, _, err = _run(
         capsys, "exemplars", "--model", model, "--data", photo_dir, "--out", tmp_path / "e"

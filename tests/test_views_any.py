@@ -239,10 +239,11 @@ def test_unknown_field_falls_back_to_a_stretch_and_says_so():
 def test_attribution_cli_on_foreign_models(tmp_path, zoo):
     out = tmp_path / "o"
     img = photo(tmp_path / "photo.png")
-    assert main(["attribution", img, *RGB, "--target", "2", "--out", str(out)]) == 0
+    args = ["attribution", img, *RGB, "--target", "2", "--layer", "conv3", "--out", str(out)]
+    assert main(args) == 0
     side = json.loads((out / "attribution_photo_2.json").read_text())
-    assert side["grad_cam_layer"] == "conv3" and side["grad_cam_placement"] == "receptive field"
-    assert side["differentiated"] == "logit" and len(side["grad_cam"]) == 16
+    assert side["layer"] == "conv3" and side["placement"] == "field"
+    assert side["differentiated"] == "logit" and len(side["layer_map"]) == 16
     pic = Image.open(out / "attribution_photo_2.png").convert("RGB")
     a = np.asarray(pic).astype(int)
     assert (np.abs(a[..., 0] - a[..., 2]) > 100).any()  # the input is drawn in colour
@@ -253,18 +254,20 @@ def test_attribution_cli_on_foreign_models(tmp_path, zoo):
     net = load_network(f"{MODELS}:seeded_rgbnet", None, preprocess={"input_size": (3, 32, 32)})
     [inp] = net.inputs([img])
     r = attribute(net.torch_model(), inp.x, net.spec.layer("conv3"), 2, std=net.prep.channel_std())
-    np.testing.assert_allclose(side["grad_cam"], r.cam, atol=1e-7)
+    np.testing.assert_allclose(side["layer_map"], r.cam, atol=1e-7)
     two = ["--model", f"{zoo}:twoheads", "--input-size", "1,28,28", "--output", "1"]
     assert main(["attribution", "sample:4", *two, "--layer", "pool#2", "--out", str(out)]) == 0
     side = json.loads(next(out.glob("attribution_sample_4_*.json")).read_text())
-    assert side["differentiated"] == "probability" and side["grad_cam_layer"] == "pool#2"
+    # the output is an nn.Softmax module's: its input, the logit, is differentiated
+    assert side["differentiated"] == "logit" and side["layer"] == "pool#2"
 
 
-def test_lenet_attribution_keeps_conv2_and_says_what_it_differentiates(tmp_path):
-    assert main(["attribution", "sample:7", "--out", str(tmp_path)]) == 0
+def test_lenet_attribution_says_what_it_differentiates(tmp_path):
+    args = ["attribution", "sample:7", "--layer", "conv2", "--out", str(tmp_path)]
+    assert main(args) == 0
     side = json.loads((tmp_path / "attribution_sample_7_7.json").read_text())
-    assert side["grad_cam_layer"] == "conv2" and side["grad_cam_field"]["start"] == [6.5, 6.5]
-    assert side["differentiated"] == "logit" and side["saliency_range"][1] > 0
+    assert side["layer"] == "conv2" and side["field"]["start"] == [6.5, 6.5]
+    assert side["differentiated"] == "logit" and side["map_range"][1] > 0
 
 
 # ------------------------------------------------------------------------------ sweep
@@ -555,10 +558,10 @@ def test_animate_residual_reused_and_wide_models(tmp_path, zoo):
         (["sweep", *RGB, "--channels", "40"], "out of range"),
         (
             ["attribution", "--model", "ZOO:seq1d", "--input-size", "1,1,64"],
-            "Grad-CAM needs a map layer",
+            "a CAM needs a layer whose output is a map",
         ),
         (["attribution", *RGB, "--target", "5"], "--target must be 0..4"),
-        (["attribution", *RGB, "--layer", "fc"], "--layer fc outputs 5 per input, not maps"),
+        (["attribution", *RGB, "--layer", "fc"], "layer fc outputs 5 per input: not maps"),
         (["attribution", "--model", "ZOO:SeqOut", "--input-size", "1,6,6"], "one score per class"),
         (["attribution", *RGB, "--layer", "nope"], "unknown layer 'nope'"),
     ],

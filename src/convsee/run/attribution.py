@@ -17,13 +17,21 @@ Grad-CAM (Selvaraju et al. 2017) at a map layer with output A (C, h, w): alpha_c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 import numpy as np
 
 from ..errors import ConvseeError
 from ..spec import Field, Layer, conv_field, pool_field
+from . import cams
+from .cams import CAM_METHODS, GRADIENT_CAMS, frozen, grab
 
 __all__ = [
+    "METHODS",
+    "PLACEMENTS",
+    "Attributions",
+    "attribute_batch",
+    "cam_candidates",
     "Attribution",
     "attribute",
     "place",
@@ -210,3 +218,454 @@ def grad_cam(model, image: np.ndarray, target: int):
     x, std = _lenet_x(image)
     r = attribute(model, x, _lenet_conv2(), target, std=std)
     return r.cam, r.placed, r.alpha
+
+
+# -------------------------------------------------------------------------------------------
+# The batch API: every method, one forward (and backward) pass per chunk of inputs
+# -------------------------------------------------------------------------------------------
+
+INPUT_METHODS = ("saliency", "integrated-gradients", "occlusion")
+METHODS = (*CAM_METHODS, *INPUT_METHODS)
+PLACEMENTS = ("field", "stretch")
+PROBE = 8  # map layers tried at a time, from the end, when the CAM layer is not given
+NEGLIGIBLE = 1e-3  # of the largest first-order contribution sum |A * dS/dA| among them
+
+
+@dataclass
+class Attributions:
+    """What `attribute_batch` (and Network.attribution) returns, batch first.
+
+    maps (N, H, W) on the input's pixel grid: CAM methods their layer map placed there;
+    saliency max over channels of |dS/dpixel|; integrated gradients and occlusion the sum over
+    channels of the per-channel attribution `channels` (N, C, H, W), signed."""
+
+    method: str
+    quantity: str  # "logit", "probability", "log-probability" or "custom"
+    targets: np.ndarray  # (N,) class differentiated (-1 for a custom target)
+    scores: np.ndarray  # (N,) the differentiated value for each input
+    maps: np.ndarray  # (N, H, W)
+    layer: str | None = None  # the CAM layer
+    layer_maps: np.ndarray | None = None  # (N, h, w) the CAM on the layer's own grid
+    weights: np.ndarray | None = None  # (N, C) channel weights (Grad-CAM's alpha, ...)
+    channels: np.ndarray | None = None  # (N, C, H, W) per-channel input attribution
+    placement: str | None = None  # "field" or "stretch" (CAM methods)
+    field: Field | None = None  # where each layer-map pixel was placed
+    field_known: bool = False
+    signed: bool = False  # maps can be negative
+    position: object = None  # (row, col) of a dense output, "sum", or None
+    noise: int = 0  # noise-tunnel samples averaged (0: none)
+    noise_sigma: float = 0.0  # their std, on the [0, 1] pixel scale
+    notes: list = dc_field(default_factory=list)
+    figures: list = dc_field(default_factory=list)  # filled by Network.attribution
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+
+def _mappable(layer: Layer) -> bool:
+    if layer.kind == "map":
+        return layer.shape[1] * layer.shape[2] > 1
+    return cams.token_grid(layer.shape) is not None
+
+
+def _post_order(layers: list[Layer]) -> list[Layer]:
+    """The layers in the order their outputs are complete: the model's description lists a
+    container when it starts (before its children); its output is ready after theirs."""
+
+    def inside(child: Layer, parent: Layer) -> bool:
+        return parent.module == "" or child.module.startswith(parent.module + ".")
+
+    out, stack = [], []
+    for x in layers:
+        while stack and not inside(x, stack[-1]):
+            out.append(stack.pop())
+        stack.append(x)
+    return out + stack[::-1]
+
+
+def cam_candidates(spec) -> list[Layer]:
+    """Layers a CAM can use, in the order their outputs are complete: maps (C, h, w) larger
+    than 1x1, and token outputs (T, C) whose tokens form a square grid (a CLS token first
+    allowed)."""
+    return [x for x in _post_order(list(spec.layers)) if _mappable(x)]
+
+
+def _check_cam_layer(spec, layer: Layer) -> None:
+    if _mappable(layer):
+        return
+    shape = "x".join(map(str, layer.shape)) or "a scalar"
+    some = [x.name for x in cam_candidates(spec)]
+    names = ", ".join(some[-6:]) or "none"
+    if len(layer.shape) == 2:
+        why = f"its {layer.shape[0]} tokens are not a square grid (with or without a CLS token)"
+    elif layer.kind == "map":
+        why = "a 1x1 map has nothing to place"
+    else:
+        why = "not maps (C,H,W) or tokens (T,C)"
+    raise ConvseeError(
+        f"layer {layer.name} outputs {shape} per input: {why}; layers a CAM can use "
+        f"(the last few): {names}"
+    )
+
+
+def _place_batch(maps, fld: Field, hw):
+    """(N, h, w) float64 tensor placed on the (H, W) grid (place() for a batch)."""
+    import torch
+
+    h, w = maps.shape[1:]
+    ry = torch.from_numpy(_axis_weights(hw[0], h, fld.start[0], fld.stride[0]))
+    rx = torch.from_numpy(_axis_weights(hw[1], w, fld.start[1], fld.stride[1]))
+    return ry @ maps.double().cpu() @ rx.T
+
+
+def _device_dtype(model):
+    import torch
+
+    try:
+        p = next(model.parameters())
+        return p.device, p.dtype
+    except StopIteration:
+        return torch.device("cpu"), torch.float32
+
+
+def _noisy(xt, noise: int, sigma: float, std, seed: int):
+    """(rows, inputs): each input repeated `noise` times with Gaussian noise of std sigma on
+    the [0, 1] pixel scale (sigma / std in normalised units), as captum's NoiseTunnel draws
+    it (torch.normal on the repeated batch, a generator seeded with `seed`)."""
+    import torch
+
+    n = len(xt)
+    rows = np.repeat(np.arange(n), noise)
+    rep = xt.repeat_interleave(noise, dim=0)
+    s = torch.as_tensor(sigma / np.asarray(std, np.float64), dtype=xt.dtype).reshape(-1, 1, 1)
+    scale = torch.broadcast_to(s, rep.shape[1:]).expand(rep.shape).contiguous()
+    g = torch.Generator(device=xt.device).manual_seed(seed)
+    return rows, rep + torch.normal(torch.zeros_like(rep), scale, generator=g)
+
+
+def attribute_batch(
+    model,
+    x: np.ndarray,
+    spec,
+    *,
+    method: str = "gradcam",
+    layer: Layer | str | None = None,
+    target=None,
+    quantity: str | None = None,
+    position=None,
+    output=None,
+    output_spec=None,
+    std=None,
+    mean=None,
+    placement: str = "field",
+    steps: int = 50,
+    baseline: float = 0.0,
+    window: int | None = None,
+    stride: int | None = None,
+    noise: int = 0,
+    noise_sigma: float = 0.15,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> Attributions:
+    """One attribution map per input of the batch x (N, C, H, W), the normalised inputs.
+
+    method: one of METHODS. CAM methods (gradcam, gradcam++, xgradcam, layercam, scorecam,
+    eigencam) work at `layer` (None: the last map layer with a non-negligible gradient) and
+    back-propagate to that layer only; saliency and integrated gradients take the input
+    gradient; occlusion and scorecam run forward passes only. target, quantity, position: what
+    is differentiated (run/targets.py). std, mean: the normalisation per channel (maps are on
+    the [0, 1] pixel scale; the baseline of integrated gradients and occlusion is the pixel
+    value `baseline`). placement: "field" (each layer-map pixel at the centre of its receptive
+    field) or "stretch" (the map stretched over the input, bilinear, as the peers draw it).
+    steps: integrated-gradients steps (Gauss-Legendre, as captum); window, stride: occlusion's
+    square patch (default: an eighth of the shorter side, half of it). noise > 0: the map is
+    the mean over `noise` copies of each input with Gaussian noise of std `noise_sigma`
+    (SmoothGrad / captum's NoiseTunnel; seeded by `seed`).
+    """
+    import torch
+
+    from .capture import eval_mode, select_output
+    from .targets import Scorer, softmax_inputs
+
+    if method not in METHODS:
+        raise ConvseeError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+    if placement not in PLACEMENTS:
+        raise ConvseeError(f"placement must be 'field' or 'stretch', got {placement!r}")
+    if noise < 0 or (noise and not noise_sigma > 0):
+        raise ConvseeError("noise must be a count >= 0 with a sigma > 0")
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ConvseeError(f"x must be a batch (N, C, H, W), got shape {x.shape}")
+    n, c, hh, ww = x.shape
+    if n == 0:
+        raise ConvseeError("no inputs to attribute")
+    std = np.ones(c) if std is None else np.resize(np.asarray(std, np.float64), c)
+    mean = np.zeros(c) if mean is None else np.resize(np.asarray(mean, np.float64), c)
+    device, dtype = _device_dtype(model)
+    xt_all = torch.from_numpy(np.ascontiguousarray(x)).to(device, dtype)
+    scorer = Scorer(target, quantity, position, output_spec, n=n)
+    notes: list[str] = []
+    scores = np.zeros(n)
+
+    def forward(xt, rows, *, plain=False, layers=(), grads_to=None):
+        """(scores (rows,), captured layers, gradients) of one pass over xt; grads_to:
+        None (no gradient), "input" (d scores / d xt) or "layers"."""
+        need = grads_to is not None
+        with (
+            softmax_inputs(model) as seen,
+            grab(model, layers, grad=need) as acts,
+            torch.enable_grad() if need else torch.no_grad(),
+        ):
+            out = model(xt)
+            s = scorer(select_output(out, output), seen, rows, plain)
+            missing = [x.name for x in layers if x.name not in acts]
+            if missing:
+                raise ConvseeError(f"layer {missing[0]} did not run in the forward pass")
+            got = [acts[x.name] for x in layers]
+            gs = []
+            if need:
+                wrt = [xt] if grads_to == "input" else got
+                gs = torch.autograd.grad(s.sum(), wrt, allow_unused=True)
+                gs = [torch.zeros_like(v) if g is None else g for g, v in zip(gs, wrt, strict=True)]
+        return s.detach(), [v.detach() for v in got], gs
+
+    def chunks():
+        """(rows of the inputs, the pass's input, its rows): noise copies when asked; the
+        plain inputs first when the classes or scores are still to be found."""
+        for i0 in range(0, n, batch_size):
+            xt = xt_all[i0 : i0 + batch_size]
+            idx = np.arange(i0, i0 + len(xt))
+            if not noise:
+                yield idx, xt, idx, True
+                continue
+            s0, _, _ = forward(xt, idx, plain=True)
+            scores[idx] = s0.double().cpu().numpy()
+            r, xin = _noisy(xt, noise, noise_sigma, std, seed + i0)
+            yield idx, xin, r + i0, False
+
+    def mean_over_noise(t, b):
+        return t if not noise else t.reshape(b, noise, *t.shape[1:]).mean(1)
+
+    with eval_mode(model), frozen(model):
+        if method in CAM_METHODS:
+            if isinstance(layer, str):
+                layer = spec.layer(layer)
+            if layer is not None:
+                _check_cam_layer(spec, layer)
+                chosen = layer
+            else:
+                chosen = _default_layer(spec, forward, xt_all[:batch_size], notes)
+            maps_l, weights_l = [], []
+            for idx, xin, rows, plain in chunks():
+                wants = "layers" if method in GRADIENT_CAMS else None
+                s, acts, gs = forward(xin, rows, plain=plain, layers=[chosen], grads_to=wants)
+                if plain:
+                    scores[idx] = s.double().cpu().numpy()
+                a = cams.as_map(acts[0], chosen.shape)
+                if method in GRADIENT_CAMS:
+                    cam, w = cams.cam_from(method, a, cams.as_map(gs[0], chosen.shape))
+                elif method == "eigencam":
+                    cam, w = torch.relu(cams.eigen_cam(a)), None
+                else:
+                    cam, w = _score_cam(forward, xin, a, chosen, (hh, ww), placement, rows)
+                maps_l.append(mean_over_noise(cam.double().cpu(), len(idx)))
+                weights_l.append(None if w is None else mean_over_noise(w.double().cpu(), len(idx)))
+            layer_maps = torch.cat(maps_l)
+            fld, known = _field_for(chosen, layer_maps.shape[1:], (hh, ww), placement)
+            placed = _place_batch(layer_maps, fld, (hh, ww)).numpy().astype(np.float32)
+            if placement == "field" and not known:
+                notes.append(
+                    f"the receptive field of {chosen.name} is unknown"
+                    + (" (each pixel sees the whole input)" if chosen.field is not None else "")
+                    + ": the map is stretched over the input"
+                )
+            return Attributions(
+                method=method,
+                quantity=scorer.quantity,
+                targets=_targets(scorer, n),
+                scores=scores,
+                maps=placed,
+                layer=chosen.name,
+                layer_maps=layer_maps.numpy().astype(np.float32),
+                weights=None
+                if weights_l[0] is None
+                else torch.cat(weights_l).numpy().astype(np.float32),
+                placement="field" if placement == "field" and known else "stretch",
+                field=fld,
+                field_known=known,
+                position=scorer.position,
+                noise=noise,
+                noise_sigma=noise_sigma if noise else 0.0,
+                notes=notes,
+            )
+
+        # input methods
+        base = torch.as_tensor((baseline - mean) / std, dtype=dtype, device=device)
+        base = base.reshape(1, c, 1, 1)
+        sd = torch.as_tensor(std, dtype=torch.float64).reshape(1, c, 1, 1)
+        chans = []
+        for idx, xin, rows, plain in chunks():
+            if method == "saliency":
+                xin = xin.detach().requires_grad_(True)
+                s, _, (g,) = forward(xin, rows, plain=plain, grads_to="input")
+                if plain:
+                    scores[idx] = s.double().cpu().numpy()
+                ch = g.double().abs().cpu() / sd
+            else:
+                if plain:
+                    s0, _, _ = forward(xin, rows, plain=True)
+                    scores[idx] = s0.double().cpu().numpy()
+                if method == "integrated-gradients":
+                    ch = _integrated(forward, xin, rows, base, steps, batch_size)
+                else:
+                    ch = _occlusion(forward, xin, rows, base, window, stride, batch_size)
+            chans.append(mean_over_noise(ch.double().cpu(), len(idx)))
+        ch = torch.cat(chans)
+        maps = ch.max(1).values if method == "saliency" else ch.sum(1)
+        return Attributions(
+            method=method,
+            quantity=scorer.quantity,
+            targets=_targets(scorer, n),
+            scores=scores,
+            maps=maps.numpy().astype(np.float32),
+            channels=ch.numpy().astype(np.float32),
+            signed=method != "saliency",
+            position=scorer.position,
+            noise=noise,
+            noise_sigma=noise_sigma if noise else 0.0,
+            notes=notes,
+        )
+
+
+def _default_layer(spec, forward, xt, notes) -> Layer:
+    """The last CAM candidate with a non-negligible gradient: sum |A dS/dA| (over the map's
+    positions; a CLS token does not count) at least NEGLIGIBLE of the largest among the layers
+    probed, PROBE at a time from the end, further back while every one is exactly 0 (the
+    layers after a ViT's last attention: only the CLS token reaches the head). Among layers
+    with the same values (a stage, its last block, that block's last activation) the
+    shallowest module output."""
+    import torch
+
+    cands = cam_candidates(spec)
+    if not cands:
+        raise ConvseeError(
+            "a CAM needs a layer whose output is a map (C,H,W) larger than 1x1 or a square grid "
+            "of tokens; the model has none (use saliency, integrated-gradients or occlusion)"
+        )
+    rows = np.arange(len(xt))
+    end = len(cands)
+    while end > 0:
+        probe = cands[max(0, end - PROBE) : end]
+        _, acts, gs = forward(xt, rows, plain=True, layers=probe, grads_to="layers")
+        amaps = [cams.as_map(a, x.shape) for a, x in zip(acts, probe, strict=True)]
+        gmaps = [cams.as_map(g, x.shape) for g, x in zip(gs, probe, strict=True)]
+        contrib = [float((a * g).abs().sum()) for a, g in zip(amaps, gmaps, strict=True)]
+        top = max(contrib)
+        if top > 0:
+            pick = max(i for i, v in enumerate(contrib) if v >= NEGLIGIBLE * top)
+            same = [
+                i
+                for i in range(len(probe))
+                if probe[i].shape == probe[pick].shape and torch.equal(acts[i], acts[pick])
+            ]
+            plain_outputs = [i for i in same if probe[i].element == ""] or same
+            best = min(plain_outputs, key=lambda i: (probe[i].depth, -i))
+            start = end - len(probe)
+            names = {probe[i].name for i in same}
+            skipped = [x.name for x in cands[start + pick + 1 :] if x.name not in names]
+            if skipped:
+                some = ", ".join(skipped[-3:]) + (" ..." if len(skipped) > 3 else "")
+                notes.append(
+                    f"default layer {probe[best].name}: the {len(skipped)} map layer(s) after "
+                    f"it ({some}) have no gradient or less than {NEGLIGIBLE:g} of its sum |A dS/dA|"
+                )
+            return probe[best]
+        end -= PROBE
+    raise ConvseeError(
+        "no map layer of the model has a gradient for this target: choose one with layer= (--layer)"
+    )
+
+
+def _targets(scorer, n) -> np.ndarray:
+    if scorer.classes is None:
+        return np.full(n, -1, np.int64)
+    return scorer.classes.copy()
+
+
+def _field_for(layer: Layer, hw_map, hw, placement: str):
+    known = layer.kind == "map" and layer.field is not None and not layer.field.whole
+    if placement == "field" and known:
+        return layer.field, True
+    return stretch_field(hw_map, hw), known
+
+
+def _score_cam(forward, xin, a, layer, hw, placement, rows):
+    """Score-CAM weights and map for A (B, C, h, w) of the inputs xin."""
+    import torch
+
+    b, c = a.shape[:2]
+    fld, _ = _field_for(layer, a.shape[2:], hw, placement)
+    up = _place_batch(a.reshape(b * c, *a.shape[2:]), fld, hw).reshape(b, c, *hw)
+    lo = up.amin((2, 3), keepdim=True)
+    hi = up.amax((2, 3), keepdim=True)
+    up = ((up - lo) / (hi - lo + 1e-8)).to(xin.dtype)
+    scores = torch.empty(b, c, dtype=torch.float64)
+    chunk = 32
+    base_rows = np.asarray(rows)
+    for j in range(b):
+        for k0 in range(0, c, chunk):
+            m = up[j, k0 : k0 + chunk, None]  # (k, 1, H, W)
+            s, _, _ = forward(xin[j : j + 1] * m, np.full(len(m), base_rows[j]))
+            scores[j, k0 : k0 + len(m)] = s.double().cpu()
+    w = torch.softmax(scores, 1)
+    return torch.relu((w[:, :, None, None] * a.double().cpu()).sum(1)), w
+
+
+def _integrated(forward, xin, rows, base, steps, batch_size):
+    """captum's IntegratedGradients (gausslegendre): (x - b) * sum_k w_k dS/dx(b + a_k (x-b))."""
+    import torch
+
+    nodes, wts = np.polynomial.legendre.leggauss(steps)
+    alphas, wts = 0.5 * (nodes + 1), 0.5 * wts
+    total = torch.zeros_like(xin, dtype=torch.float64)
+    diff = xin - base
+    per = max(1, batch_size // max(1, len(xin)))
+    for k0 in range(0, steps, per):
+        al = alphas[k0 : k0 + per]
+        pts = torch.cat([base + float(a) * diff for a in al]).detach().requires_grad_(True)
+        r = np.tile(np.asarray(rows), len(al))
+        _, _, (g,) = forward(pts, r, grads_to="input")
+        g = g.double().reshape(len(al), *xin.shape)
+        total += (torch.as_tensor(wts[k0 : k0 + per]).reshape(-1, 1, 1, 1, 1) * g).sum(0)
+    return total * diff.double()
+
+
+def _occlusion(forward, xin, rows, base, window, stride, batch_size):
+    """captum's Occlusion with a square patch over all channels: each pixel gets the mean, over
+    the patches covering it, of score(x) - score(x with the patch set to the baseline)."""
+    import torch
+
+    b, c, hh, ww = xin.shape
+    k = window or max(2, min(hh, ww) // 8)
+    st = stride or max(1, k // 2)
+    if not (1 <= k <= min(hh, ww)) or st < 1:
+        raise ConvseeError(f"occlusion window must be 1..{min(hh, ww)} px and stride >= 1")
+    s0, _, _ = forward(xin, rows)  # the reference score of each row (noise copies too)
+    ys = range(0, hh - k + 1, st)
+    xs = range(0, ww - k + 1, st)
+    total = torch.zeros(b, hh, ww, dtype=torch.float64)
+    count = torch.zeros(hh, ww, dtype=torch.float64)
+    spots = [(y, x) for y in ys for x in xs]
+    per = max(1, batch_size // b)
+    for p0 in range(0, len(spots), per):
+        part = spots[p0 : p0 + per]
+        xo = xin.repeat(len(part), 1, 1, 1)
+        for i, (y, x) in enumerate(part):
+            xo[i * b : (i + 1) * b, :, y : y + k, x : x + k] = base.expand(b, c, k, k)
+        s, _, _ = forward(xo, np.tile(np.asarray(rows), len(part)))
+        d = (s0.double().repeat(len(part)) - s.double()).cpu().reshape(len(part), b)
+        for i, (y, x) in enumerate(part):
+            total[:, y : y + k, x : x + k] += d[i][:, None, None]
+            count[y : y + k, x : x + k] += 1
+    out = torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+    return out[:, None].expand(b, c, hh, ww)

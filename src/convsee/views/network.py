@@ -76,6 +76,58 @@ class Views:
 
         return explain(self, input, layer, unit, top=top)
 
+    def attribution(
+        self,
+        inputs=None,
+        layer: str | None = None,
+        method: str = "gradcam",
+        target=None,
+        quantity: str | None = None,
+        placement: str = "field",
+        position=None,
+        figures: bool = True,
+        **options,
+    ):
+        """Attribution maps for a batch of inputs, in one pass per chunk: an Attributions
+        (run/attribution.py) with maps (N, H, W) on the input grid, layer_maps (N, h, w) for
+        CAM methods, targets, scores, and .figures (one Figure per input) unless
+        figures=False. method: gradcam, gradcam++, xgradcam, layercam, scorecam, eigencam,
+        saliency, integrated-gradients, occlusion; target: a class, one per input, None (the
+        predictions) or a callable(output) -> (N,) tensor; quantity: "logit" (default where
+        reachable, also before a final nn.Softmax) or "probability"; placement: "field" or
+        "stretch"; position: (row, col) or "sum" for a dense output; options: steps,
+        baseline, window, stride, noise, noise_sigma, seed, batch_size."""
+        from ..errors import ConvseeError
+        from ..run.attribution import attribute_batch
+
+        inputs = self.inputs() if inputs is None else self._as_inputs(inputs)
+        if not self.spec.layers:
+            raise ConvseeError("attribution needs the model's layers; this program has none")
+        want = getattr(self, "output", None)
+        outs = self.spec.outputs
+        ospec = next((o for o in outs if o.name == want), outs[0] if outs else None)
+        res = attribute_batch(
+            self.torch_model(),
+            self.batch(inputs),
+            self.spec,
+            method=method,
+            layer=layer,
+            target=target,
+            quantity=quantity,
+            position=position,
+            output=want,
+            output_spec=ospec,
+            std=self.prep.channel_std(),
+            mean=self.prep.channel_mean(),
+            placement=placement,
+            **options,
+        )
+        if figures:
+            from ..draw.attribution import attribution_figures
+
+            res.figures = attribution_figures(self, inputs, res, want)
+        return res
+
 
 _CLASSES: dict[type, type] = {}
 

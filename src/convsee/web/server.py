@@ -766,6 +766,34 @@ def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target:
     outputs = net.spec.outputs
     want = getattr(net, "output", None)
     ospec = next((o for o in outputs if o.name == want), outputs[0] if outputs else None)
+    if kind not in ("saliency", "gradcam"):  # the other CAMs: the batch API, one input
+        from ..run.attribution import attribute_batch
+
+        with TORCH_LOCK:
+            b = attribute_batch(
+                served.torch_model(),
+                inp.x[None],
+                net.spec,
+                method=kind,
+                layer=layer,
+                target=target,
+                output=want,
+                output_spec=ospec,
+                std=net.prep.channel_std(),
+                mean=net.prep.channel_mean(),
+            )
+        m = b.maps[0]
+        top = float(m.max())
+        return {
+            "kind": kind,
+            "layer": b.layer,
+            "target": int(b.targets[0]),
+            "quantity": b.quantity,
+            "max": top,
+            "shape": list(m.shape),
+            "field_known": b.field_known,
+            "map": out.floats((m / top if top > 0 else m).astype(np.float32)),
+        }
     with TORCH_LOCK:
         r = attribute(
             served.torch_model(),
@@ -815,9 +843,10 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
     if encoding not in ENCODINGS:
         raise BadRequest(f"'encoding' must be 'list', 'f32' or 'u8', got {describe(encoding)}")
     attribution = body.get("attribution")
-    if attribution not in (None, "saliency", "gradcam"):
+    overlays = ("saliency", "gradcam", "gradcam++", "xgradcam", "layercam", "eigencam")
+    if attribution is not None and attribution not in overlays:
         raise BadRequest(
-            f"'attribution' must be 'saliency' or 'gradcam', got {describe(attribution)}"
+            f"'attribution' must be one of {', '.join(overlays)}, got {describe(attribution)}"
         )
     cam = body.get("attribution_layer")
     if attribution is not None:

@@ -19,4 +19,4 @@ export function buildControls(info) {
   syncOverlay();
 }
 
-function syncOverlay() { $("attr-layer").hidden = $("attr").value !== "gradcam"; }
+function syncOverlay() { $("attr-layer").hidden = ["", "saliency"].includes($("attr").value); }

@@ -34,5 +34,6 @@ export function drawAttribution(attr) {
 export function attributionWords(attr) {
   const cls = short(state.info.classes[attr.target] ?? attr.target);
   if (attr.kind === "saliency") return `saliency for “${cls}”: |d ${attr.quantity} / d pixel|`;
-  return `Grad-CAM at ${attr.layer} for “${cls}”${attr.field_known ? "" : " (stretched: field unknown)"}`;
+  const names = { gradcam: "Grad-CAM", "gradcam++": "Grad-CAM++", xgradcam: "XGrad-CAM", layercam: "LayerCAM", eigencam: "Eigen-CAM" };
+  return `${names[attr.kind] ?? attr.kind} at ${attr.layer} for “${cls}”${attr.field_known ? "" : " (stretched: field unknown)"}`;
 }

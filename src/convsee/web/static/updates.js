@@ -38,7 +38,7 @@ function request() {
   if ($("blur").value) req.blur = $("blur").value.split(",").map(Number);
   if ($("attr").value) {
     req.attribution = $("attr").value;
-    if (req.attribution === "gradcam") req.attribution_layer = $("attr-layer").value;
+    if (req.attribution && req.attribution !== "saliency") req.attribution_layer = $("attr-layer").value;
   }
   return req;
 }
