@@ -26,7 +26,15 @@ import numpy as np
 
 from .errors import ConvseeError
 
-__all__ = ["eval_mode", "flatten_output", "capture", "activations", "select_output"]
+__all__ = [
+    "eval_mode",
+    "flatten_output",
+    "capture",
+    "activations",
+    "select_output",
+    "get_element",
+    "replace_element",
+]
 
 
 @contextlib.contextmanager
@@ -59,17 +67,17 @@ def flatten_output(out, prefix: str = ""):
     return items
 
 
-def _get(out, path: str):
+def get_element(out, path: str):
     if not path:
         return out
     head, _, rest = path.partition(".")
     if isinstance(out, dict):
         key = head if head in out else next(k for k in out if str(k) == head)
-        return _get(out[key], rest)
-    return _get(out[int(head)], rest)
+        return get_element(out[key], rest)
+    return get_element(out[int(head)], rest)
 
 
-def _replace(out, path: str, value):
+def replace_element(out, path: str, value):
     """out with the element at path replaced by value (tuples, lists, dicts, namedtuples)."""
     if not path:
         return value
@@ -77,10 +85,10 @@ def _replace(out, path: str, value):
     if isinstance(out, dict):
         key = head if head in out else next(k for k in out if str(k) == head)
         new = type(out)(out) if not hasattr(out, "_fields") else dict(out)
-        new[key] = _replace(out[key], rest, value)
+        new[key] = replace_element(out[key], rest, value)
         return new
     items = list(out)
-    items[int(head)] = _replace(items[int(head)], rest, value)
+    items[int(head)] = replace_element(items[int(head)], rest, value)
     if hasattr(out, "_fields"):  # namedtuple
         return type(out)(*items)
     return type(out)(items)
@@ -116,7 +124,7 @@ def capture(model, layers, *, grad: bool = False):
                 if layer.call != counts[name]:
                     continue
                 try:
-                    t = _get(o, layer.element)
+                    t = get_element(o, layer.element)
                 except (KeyError, IndexError, ValueError, TypeError, StopIteration):
                     raise ConvseeError(
                         f"layer {layer.name}: the module's output has no element {layer.element!r}"
@@ -125,7 +133,7 @@ def capture(model, layers, *, grad: bool = False):
                 as_map = (lambda v: v.permute(0, 3, 1, 2)) if layer.channels_last else None
                 if grad:
                     out[layer.name] = as_map(t) if as_map else t
-                    result = _replace(result, layer.element, t.clone())
+                    result = replace_element(result, layer.element, t.clone())
                 else:
                     v = t.detach()
                     out[layer.name] = (as_map(v) if as_map else v).clone()

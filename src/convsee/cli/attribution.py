@@ -7,6 +7,7 @@ import time
 
 from ..draw.render import finish
 from ..errors import ConvseeError
+from ..views.network import with_views
 from .options import Formatter, add_data, add_inputs, add_model, add_out
 
 HELP = "which pixels decide a class: Grad-CAM and eight other attribution methods"
@@ -101,7 +102,7 @@ def run(a) -> int:
     if a.layer:
         net.spec.layer(a.layer)  # unknown names: one line listing the layers
     inputs = net.inputs(a.inputs or ["sample:3", "sample:7"], a.data, a.dataset)
-    res = net.attribution(
+    res = with_views(net).attribution(
         inputs,
         layer=a.layer,
         method=a.method,

@@ -582,7 +582,8 @@ def _default_layer(spec, forward, xt, notes) -> Layer:
             return probe[best]
         end -= PROBE
     raise ConvseeError(
-        "no map layer of the model has a gradient for this target: choose one with layer= (--layer)"
+        "no map layer of the model has a gradient for this target: choose one with {param}",
+        "layer",
     )
 
 

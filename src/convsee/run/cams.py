@@ -87,7 +87,7 @@ def grab(model, layers, *, grad: bool):
     clone, so in-place operations after the layer (ReLU(inplace=True), +=) never change the
     captured value. grad=False: detached values, no graph.
     """
-    from .capture import _get, _replace
+    from ..capture import get_element, replace_element
 
     modules = dict(model.named_modules())
     wanted: dict[str, list] = {}
@@ -110,7 +110,7 @@ def grab(model, layers, *, grad: bool):
                 if layer.call != counts[name]:
                     continue
                 try:
-                    t = _get(result, layer.element)
+                    t = get_element(result, layer.element)
                 except (KeyError, IndexError, ValueError, TypeError, StopIteration):
                     raise ConvseeError(
                         f"layer {layer.name}: the module's output has no element {layer.element!r}"
@@ -121,7 +121,7 @@ def grab(model, layers, *, grad: bool):
                 if not t.requires_grad:
                     t = t.detach().requires_grad_(True)
                 out[layer.name] = t
-                result = _replace(result, layer.element, t.clone())
+                result = replace_element(result, layer.element, t.clone())
             return result if result is not o else None
 
         return hook
