@@ -683,7 +683,7 @@ def _each(net, model, layers, cfg, channels, data_x, n_random, stop, progress):
             outer = stop
 
             def why(here=here, outer=outer):
-                return outer.requested or Stop.why(here)
+                return outer.why() or Stop.why(here)
 
             here.why = why
         tell = None
