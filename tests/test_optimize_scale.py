@@ -206,7 +206,7 @@ def test_a_unit_nothing_can_excite_is_flagged(tmp_path, capsys):
     (tmp_path / "dead.py").write_text(DEAD)
     out = tmp_path / "o"
     argv = [*ARGS, "--model", f"{tmp_path / 'dead.py'}:Dead", "--input-size", "1,16,16"]
-    assert main([*argv, "--layers", "relu", "--out", str(out)]) == 0
+    assert main([*argv, "--layers", "relu", "--steps", "60", "--out", str(out)]) == 0
     side = json.loads((out / "optimize_relu.json").read_text())
     assert side["units"] == [0, 1]
     assert side["excited"] == [True, False] and side["not_excited"] == [1]
