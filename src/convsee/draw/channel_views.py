@@ -142,7 +142,7 @@ def optimize_image(
             base += f" · data {data_best[i]:.3g}"
         d.text((x, y + th + 17), base, fill=MUTED, font=font(10))
         if excited is not None and not excited[i]:
-            d.text((x, y + th + 30), "not excited (≤ random)", fill=ACCENT, font=font(10))
+            d.text((x, y + th + 30), "not excited (<= random)", fill=ACCENT, font=font(10))
         elif below:
             d.text((x, y + th + 30), "below a baseline", fill=ACCENT, font=font(10))
         elif rounds is not None and rounds[i] > 1:

@@ -324,6 +324,10 @@ def pre_activation(net_layers: list[Layer], layer: Layer) -> str | None:
     if layer.name not in names:
         return None
     i = names.index(layer.name)
+    if not layer.leaf:  # a container: its output is its last ReLU's (listed after it)
+        inside = [j for j, x in enumerate(net_layers) if x.module.startswith(layer.module + ".")]
+        if inside:
+            i = inside[-1]
     for j in range(i, -1, -1):
         x = net_layers[j]
         if x.type in ("ReLU", "ReLU6"):
