@@ -213,3 +213,15 @@ def test_a_unit_nothing_can_excite_is_flagged(tmp_path, capsys):
     assert side["values"][1] == 0.0 and side["random_best"][1] == 0.0
     assert side["pre_activation"] == "conv (the input of relu)"
     assert "1 of 2 beat the best of 20 random inputs" in capsys.readouterr().out
+
+
+def test_network_optimize_returns_a_figure_per_layer(lenet):
+    net, model = lenet
+    figs = net.optimize("pool1,fc3", channels=[0, 1], steps=20, rounds=1)
+    assert [f.name for f in figs] == ["optimize_pool1.png", "optimize_fc3.png"]
+    side = figs[0].sidecar
+    assert side["units"] == [0, 1] and side["pre_activation"] == "conv1 (the input of relu1)"
+    base = baselines(model, net.prep, net.select("pool1")[0], [0, 1], seed=0)
+    np.testing.assert_allclose(side["random_best"], base.random_best, atol=1e-5)
+    assert side["excited"] == [v > b for v, b in zip(side["values"], side["random_best"])]
+    assert figs[0].image.size[0] > 100
