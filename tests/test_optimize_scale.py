@@ -223,5 +223,6 @@ def test_network_optimize_returns_a_figure_per_layer(lenet):
     assert side["units"] == [0, 1] and side["pre_activation"] == "conv1 (the input of relu1)"
     base = baselines(model, net.prep, net.select("pool1")[0], [0, 1], seed=0)
     np.testing.assert_allclose(side["random_best"], base.random_best, atol=1e-5)
-    assert side["excited"] == [v > b for v, b in zip(side["values"], side["random_best"])]
+    pairs = zip(side["values"], side["random_best"], strict=True)
+    assert side["excited"] == [v > b for v, b in pairs]
     assert figs[0].image.size[0] > 100
