@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-
-import numpy as np
 
 from ..errors import ConvseeError
 from .options import (
@@ -20,6 +19,7 @@ from .options import (
     parse_channels,
 )
 
+DEFAULT_TOP = 16  # channels of a wide layer optimised by default (the top 16 by mean)
 HELP = "the input each channel or class responds to most"
 DESCRIPTION = """activation maximisation: for every channel of a layer, the input that excites
 it most (a map channel's centre neuron, or with --objective mean its mean over the map; a
@@ -27,7 +27,9 @@ vector unit or class logit), found by gradient ascent on a bounded image (sigmoi
 a 1/f Fourier spectrum and decorrelated colours for RGB) seen randomly shifted, scaled and
 rotated at each step, with restarts. Prints, per channel, the value reached against the mean
 and best of random inputs and the best of a dataset sample, and flags channels that end below
-them (those get more rounds first). OUT/optimize_{layer}.png and a JSON sidecar."""
+them (those get more rounds first). Channels run in batches; each layer's
+OUT/optimize_{layer}.png and JSON sidecar are written as soon as it is done, so Ctrl-C,
+SIGTERM or --time-budget keep the finished layers (and what the layer under way has)."""
 
 
 def add(sub) -> None:
@@ -71,6 +73,15 @@ def add(sub) -> None:
         "--sample", type=int, default=1000, help="dataset images for the baseline (0: none)"
     )
     o.add_argument("--random", type=int, default=200, help="random inputs for the baseline")
+    o.add_argument(
+        "--time-budget",
+        type=float,
+        default=240.0,
+        metavar="SECONDS",
+        help="stop after this long with what is done, and say so; steps are cut to fit "
+        "(0: no budget)",
+    )
+    o.add_argument("--quiet", action="store_true", help="no progress bar")
     add_out(o, "media")
     o.set_defaults(func=run)
 
@@ -109,15 +120,10 @@ def dataset_sample(a, net, n: int):
 
 
 def run(a) -> int:
-    from ..draw.channel_views import optimize_image, png_rgb
-    from ..draw.render import finish, sidecar
-    from ..run.optimize import (
-        OptimizeConfig,
-        field_patches,
-        optimize_each,
-    )
+    from ..draw.channel_views import optimize_files
+    from ..draw.render import write_outputs
+    from ..run.optimize import OptimizeConfig, Stop, excited, optimize_each
     from ..run.units import check_layers
-    from ..views.exemplars import safe
 
     t0 = time.perf_counter()
     for flag, v, lo, hi in (
@@ -126,13 +132,16 @@ def run(a) -> int:
         ("--rounds", a.rounds, 1, 10),
         ("--sample", a.sample, 0, 1000000),
         ("--random", a.random, 1, 100000),
+        ("--time-budget", a.time_budget, 0, 1e7),
     ):
         if not lo <= v <= hi:
             raise ConvseeError(f"{flag} must be {lo}..{hi}, got {v}")
     out_dir_ok(a.out)
     net = network(a)
     layers = check_layers(net.select(a.layers, default_layers(net)), "optimize")
-    choices = {x.name: parse_channels(a.channels, x.channels, layer=x.name) for x in layers}
+    choices = {
+        x.name: parse_channels(a.channels, x.channels, DEFAULT_TOP, layer=x.name) for x in layers
+    }
     cfg = OptimizeConfig(
         steps=a.steps,
         restarts=a.restarts,
@@ -145,81 +154,105 @@ def run(a) -> int:
     if data_x is None:
         print(f"convsee: note: {data_note}", file=sys.stderr)
     scores = score_layer(net)
-    c, h, w = net.prep.input_size
-    files = {}
-    each = optimize_each(
-        net,
-        layers,
-        cfg,
-        choices,
-        data_x=data_x,
-        n_random=a.random,
-        device=getattr(a, "device", None),
-    )
-    for layer, (res, base) in zip(layers, each, strict=True):
-        units = res.units
-        below = [u for u, v, b in zip(units, res.values, base.bar(), strict=True) if not v > b]
-        classes = layer.name == scores
-        labels = None
-        if classes:
-            names = net.class_names(layer.channels)
-            labels = [names[u] for u in units]
-        _print_table(layer.name, res, base, labels, data_note)
-        if res.whole:
-            shown = f"the whole {h}x{w} input"
-        else:
-            bh, bw = res.boxes[0, 1] - res.boxes[0, 0] + 1, res.boxes[0, 3] - res.boxes[0, 2] + 1
-            shown = f"the {bh}x{bw} receptive field of that neuron, cut from the {h}x{w} input"
-        notes = [
-            f"objective: {res.objective}; shown: {shown}",
-            f"{res.param} parameterisation, {cfg.steps} steps with random shift, scale and "
-            f"rotation, {cfg.restarts} start(s) a round, best kept; seed {cfg.seed}",
-            "under each: value reached; best of "
-            f"{base.n_random} random inputs"
-            + (f" and of {data_note}" if data_x is not None else ""),
-        ]
-        if len(units) < layer.channels:
-            notes.append(f"{len(units)} of {layer.channels} channels shown")
-        if (res.rounds > 1).any():
-            notes.append(
-                "a channel below a baseline gets another round: twice the steps, weaker transforms "
-                "(the last round: none, and free pixels)"
+    stop = Stop(t0 + a.time_budget if a.time_budget else None)
+    bar = _Bar(a.quiet)
+    written = 0
+    with _signals(stop):
+        try:
+            each = optimize_each(
+                net,
+                layers,
+                cfg,
+                choices,
+                data_x=data_x,
+                n_random=a.random,
+                device=getattr(a, "device", None),
+                stop=stop,
+                progress=bar.update,
             )
-        what = "class" if classes else "channel" if layer.kind == "map" else "unit"
-        img = optimize_image(
-            res.images if res.whole else field_patches(res, net.prep),
-            units,
-            res.values,
-            base.random_best,
-            base.data_best,
-            f"{layer.name}: the input each {what} wants most",
-            notes,
-            labels,
-            base.random_mean,
-            res.rounds,
-        )
-        files[f"optimize_{safe(layer.name)}.png"] = png_rgb(img)
-        files[f"optimize_{safe(layer.name)}.json"] = sidecar(
-            net.meta,
-            picture="optimize",
-            layer=layer.name,
-            objective=res.objective,
-            config=vars(cfg),
-            param=res.param,
-            seconds=round(res.seconds, 3),
-            units=units,
-            values=np.round(res.values, 5).tolist(),
-            random_mean=np.round(base.random_mean, 5).tolist(),
-            random_best=np.round(base.random_best, 5).tolist(),
-            random_inputs=base.n_random,
-            dataset_best=None if base.data_best is None else np.round(base.data_best, 5).tolist(),
-            dataset_sample=base.n_data,
-            dataset=data_note,
-            rounds=res.rounds.tolist(),
-            below_baseline=below,
-            field_box=res.boxes[0].tolist() if len(units) else None,
-        )
-    return finish(files, a.out, t0)
+            for layer, (res, base) in zip(layers, each, strict=False):
+                bar.close()
+                labels = None
+                if layer.name == scores:
+                    names = net.class_names(layer.channels)
+                    labels = [names[u] for u in res.units]
+                _print_table(layer.name, res, base, labels, data_note)
+                files = optimize_files(net, layer, res, base, cfg, data_note, scores)
+                write_outputs(files, a.out)  # at once: a stop later keeps this layer
+                written += 1
+                good = excited(res, base)
+                print(
+                    f"  {int(good.sum())} of {len(res.units)} beat the best of {base.n_random} "
+                    f"random inputs; wrote {', '.join(files)}"
+                )
+                if res.stopped:
+                    break
+        finally:
+            bar.close()
+    seconds = time.perf_counter() - t0
+    why = stop.why()
+    if why:
+        left = len(layers) - written
+        more = f"; {left} layer{'s' if left != 1 else ''} not done" if left else ""
+        print(f"stopped early ({why}) after {seconds:.1f} s: kept what was done{more}")
+    print(
+        f"wrote {written} picture{'s' if written != 1 else ''} (+ JSON sidecars) to {a.out}/ "
+        f"in {seconds:.2f} s"
+    )
+    return 130 if stop.requested else 0
+
+
+class _Bar:
+    """A tqdm bar on stderr per layer (unit-steps of its first round), or nothing when quiet or
+    stderr is not a terminal."""
+
+    def __init__(self, quiet: bool):
+        self.on = not quiet and sys.stderr.isatty()
+        self.bar = None
+        self.layer = None
+
+    def update(self, layer, done: int, total: int) -> None:
+        if not self.on:
+            return
+        if self.bar is None or self.layer != layer.name:
+            self.close()
+            from tqdm import tqdm
+
+            self.layer = layer.name
+            self.bar = tqdm(total=total, desc=layer.name, unit="step", file=sys.stderr, leave=False)
+        if done > self.bar.total:
+            self.bar.total = done
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@contextlib.contextmanager
+def _signals(stop):
+    """SIGINT and SIGTERM ask the optimisation to stop at the next step (it then writes what
+    it has); a second one interrupts at once. Handlers restored on exit."""
+    import signal
+    import threading
+
+    old = {}
+
+    def handle(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = "interrupted by " + signal.Signals(signum).name
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                old[sig] = signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _print_table(name, res, base, labels, data_note) -> None:

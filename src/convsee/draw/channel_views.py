@@ -107,6 +107,7 @@ def optimize_image(
     labels=None,
     random_mean=None,
     rounds=None,
+    excited=None,
 ) -> Image.Image:
     """A grid of optimised inputs (or the part of them the objective sees), each with the
     value reached and the baselines under it; a unit that did not beat them is marked, one
@@ -140,7 +141,9 @@ def optimize_image(
         if data_best is not None:
             base += f" · data {data_best[i]:.3g}"
         d.text((x, y + th + 17), base, fill=MUTED, font=font(10))
-        if below:
+        if excited is not None and not excited[i]:
+            d.text((x, y + th + 30), "not excited (<= random)", fill=ACCENT, font=font(10))
+        elif below:
             d.text((x, y + th + 30), "below a baseline", fill=ACCENT, font=font(10))
         elif rounds is not None and rounds[i] > 1:
             d.text((x, y + th + 30), f"after {rounds[i]} rounds", fill=MUTED, font=font(10))
@@ -153,3 +156,108 @@ def png_rgb(img: Image.Image) -> bytes:
     """PNG bytes in full colour: photos and exact grays (the shared 256-colour palette of
     draw.render.png_bytes would band them)."""
     return encode_png(img.convert("RGB"), compress_level=6)
+
+
+def optimize_files(net, layer, res, base, cfg, data_note=None, scores=None) -> dict:
+    """{"optimize_{layer}.png": PNG, "optimize_{layer}.json": sidecar} of one optimised layer
+    (run.optimize: an Optimized and its Baselines), as `convsee optimize` writes them."""
+    from ..draw.render import sidecar
+    from ..run.optimize import excited, field_patches
+
+    c, h, w = net.prep.input_size
+    units = res.units
+    below = [u for u, v, b in zip(units, res.values, base.bar(), strict=True) if not v > b]
+    good = excited(res, base)
+    failed = [u for u, ok in zip(units, good, strict=True) if not ok]
+    classes = layer.name == scores
+    labels = None
+    if classes:
+        names = net.class_names(layer.channels)
+        labels = [names[u] for u in units]
+    if res.whole:
+        shown = f"the whole {h}x{w} input"
+    elif len(units):
+        bh, bw = res.boxes[0, 1] - res.boxes[0, 0] + 1, res.boxes[0, 3] - res.boxes[0, 2] + 1
+        shown = f"the {bh}x{bw} receptive field of that neuron, cut from the {h}x{w} input"
+    else:
+        shown = "nothing (stopped before the first channel)"
+    steps = sorted({int(s) for s in res.steps}) if res.steps is not None and len(units) else []
+    ran = f"{steps[0]}" if len(steps) == 1 else f"{steps[0]}-{steps[-1]}" if steps else "0"
+    notes = [
+        f"objective: {res.objective}; shown: {shown}",
+        f"{res.param} parameterisation, {ran} steps with random shift, scale and rotation, "
+        f"{cfg.restarts} start(s) a round, best kept; seed {cfg.seed}",
+        "under each: value reached; best of "
+        f"{base.n_random} random inputs"
+        + (f" and of {data_note}" if base.data_best is not None else ""),
+        f"{int(good.sum())} of {len(units)} beat the best of {base.n_random} random inputs",
+    ]
+    if res.redirected:
+        notes.append(f"where a unit was 0 after its ReLU, the optimisation raised {res.redirected}")
+    if failed:
+        notes.append(
+            f"not excited (at or below the best random input): {_few(failed, labels, units)}"
+        )
+    if res.stopped:
+        notes.append(f"stopped early ({res.stopped}): {len(units)} channels done")
+    if len(units) < layer.channels:
+        notes.append(f"{len(units)} of {layer.channels} channels shown")
+    if (res.rounds > 1).any():
+        notes.append(
+            "a channel below a baseline gets another round: twice the steps, weaker transforms "
+            "(the last round: none, and free pixels)"
+        )
+    what = "class" if classes else "channel" if layer.kind == "map" else "unit"
+    img = optimize_image(
+        res.images if res.whole else field_patches(res, net.prep),
+        units,
+        res.values,
+        base.random_best,
+        base.data_best,
+        f"{layer.name}: the input each {what} wants most",
+        notes,
+        labels,
+        base.random_mean,
+        res.rounds,
+        excited=good,
+    )
+    safe = _safe(layer.name)
+    side = sidecar(
+        net.meta,
+        picture="optimize",
+        layer=layer.name,
+        objective=res.objective,
+        config=vars(cfg),
+        param=res.param,
+        seconds=round(res.seconds, 3),
+        units=units,
+        values=np.round(res.values, 5).tolist(),
+        random_mean=np.round(base.random_mean, 5).tolist(),
+        random_best=np.round(base.random_best, 5).tolist(),
+        random_inputs=base.n_random,
+        dataset_best=None if base.data_best is None else np.round(base.data_best, 5).tolist(),
+        dataset_sample=base.n_data,
+        dataset=data_note,
+        rounds=res.rounds.tolist(),
+        steps=None if res.steps is None else res.steps.tolist(),
+        below_baseline=below,
+        excited=good.tolist(),
+        not_excited=failed,
+        beat_random=int(good.sum()),
+        pre_activation=res.redirected,
+        stopped=res.stopped,
+        field_box=res.boxes[0].tolist() if len(units) else None,
+    )
+    return {f"optimize_{safe}.png": png_rgb(img), f"optimize_{safe}.json": side}
+
+
+def _few(failed, labels, units, k: int = 8) -> str:
+    names = [labels[units.index(u)] if labels else f"ch {u}" for u in failed]
+    more = f" and {len(names) - k} more" if len(names) > k else ""
+    return ", ".join(names[:k]) + more
+
+
+def _safe(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.#-]+", "_", name).strip("_.") or "layer"

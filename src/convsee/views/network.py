@@ -128,6 +128,49 @@ class Views:
             res.figures = attribution_figures(self, inputs, res, want)
         return res
 
+    def optimize(
+        self,
+        layers=None,
+        channels=None,
+        *,
+        steps: int = 150,
+        rounds: int = 3,
+        seed: int = 0,
+        time_budget: float | None = None,
+        n_random: int = 200,
+        **config,
+    ) -> list:
+        """The input each channel of `layers` wants most, one Figure per layer (as `convsee
+        optimize` draws it; fig.sidecar["excited"] says which beat the best of n_random random
+        inputs). channels: None (all up to 16, else the top 16), "top:K", a list of numbers.
+        time_budget: seconds; steps are cut to fit and the layers done by then are returned.
+        config: more OptimizeConfig fields (restarts, param, objective, batch, redirect...)."""
+        import json
+
+        from ..draw.channel_views import optimize_files
+        from ..draw.figure import Figure, Figures
+        from ..errors import ConvseeError
+        from ..run.optimize import OptimizeConfig, optimize
+
+        picked = self.select(layers, "conv1" if self.kind == "lenet" else None)
+        cfg = OptimizeConfig(steps=steps, rounds=rounds, seed=seed, **config)
+        if channels is None:
+            choice = {x.name: ("all", None) if x.channels <= 16 else ("top", 16) for x in picked}
+        elif isinstance(channels, str) and channels.startswith("top:") and channels[4:].isdigit():
+            choice = ("top", int(channels[4:]))
+        elif isinstance(channels, str):
+            raise ConvseeError(f"channels takes None, 'top:K' or a list, got {channels[:40]!r}")
+        else:
+            choice = [int(c) for c in channels]
+        done = optimize(self, picked, cfg, choice, n_random=n_random, budget=time_budget)
+        figs = []
+        for layer, (res, base) in zip(picked, done, strict=False):
+            files = optimize_files(self, layer, res, base, cfg)
+            png, side = (files[k] for k in sorted(files, key=lambda k: not k.endswith(".png")))
+            name = next(k for k in files if k.endswith(".png"))
+            figs.append(Figure(name, png, json.loads(side)))
+        return Figures(figs)
+
 
 _CLASSES: dict[type, type] = {}
 

@@ -241,7 +241,10 @@ class Views:
             per_step = (time.perf_counter() - t0) / 2
             steps = int(min(MAX_STEPS, max(MIN_STEPS, OPTIMIZE_SECONDS / max(per_step, 1e-9))))
             self._steps[layer.name] = steps
-        res = optimize_units(model, prep, layer, [unit], OptimizeConfig(steps=steps, rounds=1))
+        cfg = OptimizeConfig(steps=steps, rounds=1)
+        spec_layers = self.served.spec.layers
+        res = optimize_units(model, prep, layer, [unit], cfg, spec_layers=spec_layers)
+        best = self._random_best(model, layer)[unit]
         r0, r1, c0, c1 = (int(v) for v in res.boxes[0])
         img = res.images[0]
         _, h, w = prep.input_size
@@ -261,4 +264,20 @@ class Views:
             "value": round(float(res.values[0]), 5),
             "steps": steps,
             "objective": res.objective,
+            "random_best": round(float(best), 5),
+            "excited": bool(res.values[0] > best),  # False: at or below the best random input
+            "pre_activation": res.redirected,
         }
+
+    def _random_best(self, model, layer):
+        """(C,) each channel's best over 200 random inputs (64 for inputs over 64x64), once a
+        layer: what an optimised input must beat to count as exciting its unit."""
+        from ..run.optimize import random_inputs, unit_table
+
+        key = ("random", layer.name)
+        if key not in self._steps:
+            c, h, w = self.served.prep.input_size
+            n = 200 if h * w <= 64 * 64 else 64
+            x = random_inputs(self.served.prep, n, 1)
+            self._steps[key] = unit_table(model, layer, x, range(layer.channels), "centre").max(0)
+        return self._steps[key]

@@ -164,8 +164,13 @@ function paintViews(v) {
   const opt = v.optimized;
   if (opt.status === "ready") {
     const where = opt.whole ? "" : ` (its ${opt.size[0]}×${opt.size[1]} field)`;
-    box.append(el("div", { class: "muted", text: `input it wants most${where}, ${opt.steps} steps:` }),
-      el("div", { class: "row tiles" }, tileCanvas(opt.tile, opt.shape)));
+    const via = opt.pre_activation ? ` (where it was 0 after its ReLU, ${opt.pre_activation} was raised)` : "";
+    if (opt.excited === false) {  // at or below the best random input: say so, no black tile
+      box.append(el("div", { class: "muted", text: `input it wants most: optimisation could not excite this unit in ${opt.steps} steps${via}: it reached ${fmt(opt.value)}, no more than the best random input (${fmt(opt.random_best)})` }));
+    } else {
+      box.append(el("div", { class: "muted", text: `input it wants most${where}, ${opt.steps} steps${via}:` }),
+        el("div", { class: "row tiles" }, tileCanvas(opt.tile, opt.shape)));
+    }
   } else {
     box.append(el("div", { class: "muted", text: `input it wants most: ${opt.status === "computing" ? "computing…" : opt.why}` }));
   }
