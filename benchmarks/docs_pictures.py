@@ -66,7 +66,10 @@ LENET = [
     (["animate"], {"animate_conv1_ch2.gif": "animate_conv1.gif"}),
     (["evolution", "--layers", "conv1"], {"evolution_conv1.gif": "evolution_conv1.gif"}),
     (["sweep", "--kind", "rotate"], {"sweep_rotate_conv1.gif": "sweep_rotate.gif"}),
-    (["attribution", "sample:7"], {"attribution_sample_7_7.png": "attribution_7.png"}),
+    (
+        ["attribution", "sample:7", "--layer", "conv2"],
+        {"attribution_sample_7_7.png": "attribution_7.png"},
+    ),
 ]
 RGB = [
     (
