@@ -99,7 +99,7 @@ def main(argv=None) -> int:
             if fastest_peer is None
             else round(med["convsee"] / fastest_peer, 3),
         }
-    return save_result("bench_attribution", result)
+    return save_result("bench_attribution", result, a.quick)
 
 
 if __name__ == "__main__":

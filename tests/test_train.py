@@ -124,15 +124,15 @@ def test_bad_settings(tmp_path, small_splits):
         train(TrainConfig(epochs=0), out=tmp_path / "x.safetensors", splits=small_splits)
     out = tmp_path / "x.safetensors"
     for seed in (2**64, -1, 1.5):
-        with pytest.raises(ConvseeError, match=r"--seed must be a whole number in 0\.\.18446"):
+        with pytest.raises(ConvseeError, match=r"seed must be a whole number in 0\.\.18446"):
             train(TrainConfig(seed=seed), out=out, splits=small_splits)
-    with pytest.raises(ConvseeError, match="--threads must be in 1..256, got 0"):
+    with pytest.raises(ConvseeError, match="threads must be in 1..256, got 0"):
         train(TrainConfig(threads=0), out=out, splits=small_splits)
-    with pytest.raises(ConvseeError, match="--snapshots must be at most 1000, got 1000000000"):
+    with pytest.raises(ConvseeError, match="snapshots must be at most 1000, got 1000000000"):
         train(TrainConfig(), out=out, splits=small_splits, snapshots=10**9)
     tr = small_splits[0]
     tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])  # 2 steps: 3 moments
-    with pytest.raises(ConvseeError, match="--snapshots 4 is more than the 3 moments"):
+    with pytest.raises(ConvseeError, match="snapshots 4 is more than the 3 moments"):
         train(TrainConfig(epochs=1), out=out, splits=tiny, snapshots=4, progress=False)
     assert not out.exists()
 
