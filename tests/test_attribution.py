@@ -306,7 +306,7 @@ def test_cli_methods_placement_and_sidecar(tmp_path):
     out = tmp_path / "o"
     args = ["attribution", "sample:3", "--method", "layercam", "--placement", "stretch"]
     assert main([*args, "--out", str(out)]) == 0
-    side = json.loads((out / "attribution_sample_3_3.json").read_text())
+    side = json.loads((out / "attribution_sample_3_3_layercam.json").read_text())
     assert side["method"] == "layercam" and side["placement"] == "stretch"
     assert "placement: stretch" in side["placement_note"]
     import convsee
@@ -316,13 +316,15 @@ def test_cli_methods_placement_and_sidecar(tmp_path):
     assert main(["attribution", "sample:3", "--method", "saliency", "--out", str(out)]) == 0
 
 
-def test_bench_attribution_quick_runs_and_agrees(tmp_path, monkeypatch):
+def test_bench_attribution_quick_runs_and_agrees(tmp_path, monkeypatch, capsys):
     import bench_attribution
     import common
 
     monkeypatch.setattr(common, "OUT", tmp_path)
     assert bench_attribution.main(["--quick"]) == 0
-    side = json.loads((tmp_path / "bench_attribution.json").read_text())
+    assert not list(tmp_path.iterdir())  # --quick writes nothing to benchmarks/out
+    printed = capsys.readouterr().out
+    side = json.loads(printed[printed.rfind("\n{\n") + 1 :])
     assert all(v <= 1e-4 for v in side["agreement_max_relative"].values())
     assert set(side["threads"]) == {"1", "2"}
 

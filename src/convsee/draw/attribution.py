@@ -311,7 +311,10 @@ def attribution_figures(net, inputs, res, output_name=None) -> list:
             label,
             res.method,
         )
-        stem = f"attribution_{stem_of(inp)}_{t if t >= 0 else 'custom'}"
+        # one file per input, target and method (Grad-CAM, the default, keeps the short name),
+        # so two methods run into one folder never overwrite each other
+        how = "" if res.method == "gradcam" else f"_{res.method}"
+        stem = f"attribution_{stem_of(inp)}_{t if t >= 0 else 'custom'}{how}"
         extra = {}
         if res.layer_maps is not None:
             lm = res.layer_maps[i]

@@ -261,6 +261,18 @@ class Attributions:
     def __len__(self) -> int:
         return len(self.maps)
 
+    def __repr__(self) -> str:  # one line: the arrays are attributes, not the repr
+        at = f" at {self.layer}" if self.layer else ""
+        return (
+            f"<Attributions {self.method}{at}: {len(self)} input(s), maps "
+            f"{'x'.join(map(str, self.maps.shape))}, targets {self.targets.tolist()}, "
+            f"{len(self.figures)} figure(s)>"
+        )
+
+    def _repr_html_(self) -> str:  # Jupyter shows the pictures (Figures display themselves)
+        shown = "".join(f"<div>{f._repr_html_()}</div>" for f in self.figures)
+        return shown or f"<pre>{self!r}</pre>"
+
 
 def _mappable(layer: Layer) -> bool:
     if layer.kind == "map":

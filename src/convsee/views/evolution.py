@@ -45,11 +45,11 @@ def evolution(
     if not ckpt.is_file():
         raise ConvseeError(f"checkpoint {ckpt}{no_file(ckpt, ' does not exist')}")
     if lenet:
-        return _lenet(net, ckpt, input, frame_ms, data, dataset, device)
+        return _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device)
     return _model(net, model, ckpt, layers, input, frame_ms, data, dataset, device)
 
 
-def _lenet(net, ckpt, input, frame_ms, data, dataset, device) -> Figures:
+def _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device) -> Figures:
     from ..draw.figures import MapGrid, kernel_sheet
     from ..models.load import load_network
     from ..run.evolution import load_snapshots, snapshot_maps
@@ -80,8 +80,20 @@ def _lenet(net, ckpt, input, frame_ms, data, dataset, device) -> Figures:
         "evolution_kernels.gif": gif_bytes(kframes, ("RdBu_r",), frame_ms),
         "evolution_kernels_final.png": png_bytes(kframes[-1], ("RdBu_r",)),
     }
+    recorded = ("conv1", "conv2")  # the layers the snapshots can replay
+    wanted = recorded
+    if layers:
+        wanted = tuple(x.name for x in net.select(layers))  # unknown names: one line
+        other = [n for n in wanted if n not in recorded]
+        if other:
+            raise ConvseeError(
+                f"{{param}}: LeNet-5's snapshots replay conv1 and conv2, not {', '.join(other)}",
+                "layers",
+            )
     c1, c2 = snapshot_maps(snaps, inp.x)
     for layer, maps in (("conv1", c1), ("conv2", c2)):
+        if layer not in wanted:
+            continue
         m = float(np.abs(maps).max()) or 1.0
         grid = MapGrid(
             maps.shape[1:],
