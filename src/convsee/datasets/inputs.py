@@ -98,6 +98,20 @@ def resolve_input(spec, prep: Preprocess | None = None, data_dir=None, dataset="
     prep = prep or Preprocess()
     if not isinstance(spec, (str, Path)):
         a = np.asarray(spec) if not hasattr(spec, "mode") else None
+        if a is not None:
+            size = "x".join(map(str, prep.input_size))
+            if a.dtype.kind not in "fiub" or a.ndim not in (2, 3):
+                raise ConvseeError(
+                    "{param}: an array is an image (H,W or H,W,C) or the model's input tensor "
+                    f"({size}), not {a.dtype} of shape {tuple(a.shape)}",
+                    "inputs",
+                )
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                raise ConvseeError("{param}: the array holds NaN or infinite values", "inputs")
+            if a.dtype.kind == "f" and tuple(a.shape) == tuple(prep.input_size):
+                x = a.astype(np.float32)  # the model's input tensor, as a .npy file gives it
+                notes = ("the model's input tensor, passed unchanged",)
+                return Input("array", denormalize(x, prep), None, None, x, notes)
         if a is not None and a.dtype.kind == "f" and a.shape[:2] == prep.input_size[1:]:
             return prepare(Input("array", a.astype(np.float32)), prep)  # already model form
         show, x, notes = fit(spec, prep)
