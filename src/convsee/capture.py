@@ -95,8 +95,12 @@ def replace_element(out, path: str, value):
 
 
 @contextlib.contextmanager
-def capture(model, layers, *, grad: bool = False):
+def capture(model, layers, *, grad: bool = False, leaf: bool = False):
     """Yield a dict {layer name: tensor}, filled while the model runs.
+
+    leaf (with grad): a captured tensor that needs no gradient yet (the first layer reached,
+    when the input and the parameters need none) becomes a leaf of the graph, so a backward
+    pass stops there (attribution to a layer, run/cams.py).
 
     layers: spec.Layer objects (from ModelSpec.select). Hooks are removed on exit, also when
     the forward pass raises.
@@ -132,6 +136,8 @@ def capture(model, layers, *, grad: bool = False):
                 # a channels-last map (N, H, W, C) is captured as the map (N, C, H, W)
                 as_map = (lambda v: v.permute(0, 3, 1, 2)) if layer.channels_last else None
                 if grad:
+                    if leaf and not t.requires_grad:
+                        t = t.detach().requires_grad_(True)
                     out[layer.name] = as_map(t) if as_map else t
                     result = replace_element(result, layer.element, t.clone())
                 else:

@@ -77,63 +77,14 @@ def frozen(model):
             p.requires_grad_(True)
 
 
-@contextlib.contextmanager
 def grab(model, layers, *, grad: bool):
-    """Yield {layer name: tensor} filled while the model runs.
+    """capture (convsee/capture.py) for attribution: with grad, the first captured layer that
+    needs no gradient yet becomes a leaf, so the backward pass stops at the layer. The rest of
+    the network gets a clone, so in-place operations after the layer never change the
+    captured value. grad=False: detached values, no graph."""
+    from ..capture import capture
 
-    grad=True: a captured tensor that needs no gradient yet (the first layer reached, when the
-    input and the parameters need none) becomes a leaf of the graph, so the backward pass
-    stops there; later captured layers stay in the graph. The rest of the network gets a
-    clone, so in-place operations after the layer (ReLU(inplace=True), +=) never change the
-    captured value. grad=False: detached values, no graph.
-    """
-    from ..capture import get_element, replace_element
-
-    modules = dict(model.named_modules())
-    wanted: dict[str, list] = {}
-    for layer in layers:
-        if layer.module not in modules:
-            raise ConvseeError(f"the model has no module {layer.module!r}")
-        wanted.setdefault(layer.module, []).append(layer)
-    out: dict = {}
-    counts = dict.fromkeys(wanted, 0)
-
-    def start(_m, _inp):
-        for k in counts:
-            counts[k] = 0
-
-    def make_hook(name):
-        def hook(_m, _inp, o):
-            counts[name] += 1
-            result = o
-            for layer in wanted[name]:
-                if layer.call != counts[name]:
-                    continue
-                try:
-                    t = get_element(result, layer.element)
-                except (KeyError, IndexError, ValueError, TypeError, StopIteration):
-                    raise ConvseeError(
-                        f"layer {layer.name}: the module's output has no element {layer.element!r}"
-                    ) from None
-                if not grad:
-                    out[layer.name] = t.detach().clone()
-                    continue
-                if not t.requires_grad:
-                    t = t.detach().requires_grad_(True)
-                out[layer.name] = t
-                result = replace_element(result, layer.element, t.clone())
-            return result if result is not o else None
-
-        return hook
-
-    handles = [model.register_forward_pre_hook(start)]
-    try:
-        for name in wanted:
-            handles.append(modules[name].register_forward_hook(make_hook(name)))
-        yield out
-    finally:
-        for h in handles:
-            h.remove()
+    return capture(model, layers, grad=grad, leaf=True)
 
 
 def eigen_cam(a):
