@@ -389,7 +389,7 @@ def test_too_many_requests_at_once_get_503(client, monkeypatch):
 
 
 def test_range_cache_is_bounded():
-    from convsee.web.server import RANGE_CACHE_SIZE, global_ranges, serve_model
+    from convsee.web.served import RANGE_CACHE_SIZE, global_ranges, serve_model
 
     served = serve_model()
     cache: dict = {}

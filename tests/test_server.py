@@ -542,7 +542,7 @@ def test_long_vectors_send_their_top_units(resnet_client, resnet, monkeypatch):
 def test_uploads_kept_by_name(resnet_client, monkeypatch):
     """An image sent with "keep" is named upload:ID; further updates name it instead of
     sending it again, and get the same input."""
-    import convsee.web.server as server
+    import convsee.web.served as served
 
     img = Image.new("RGB", (500, 400), (200, 40, 90))
     ImageDraw.Draw(img).rectangle([100, 100, 300, 300], fill=(10, 220, 30))
@@ -556,7 +556,7 @@ def test_uploads_kept_by_name(resnet_client, monkeypatch):
     r = resnet_client.post("/api/activations", json={"input": "upload:0123456789abcdef"})
     assert r.status_code == 404 and "send the image again" in r.json()["error"]
     # bounded: the oldest is dropped
-    monkeypatch.setattr(server, "UPLOADS", 2)
+    monkeypatch.setattr(served, "UPLOADS", 2)
     for colour in ((1, 2, 3), (4, 5, 6)):
         other = {"png": png_url(Image.new("RGB", (50, 50), colour)), "keep": True, "layers": []}
         assert resnet_client.post("/api/activations", json=other).status_code == 200
