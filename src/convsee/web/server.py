@@ -32,7 +32,6 @@ import logging
 import math
 import random
 import re
-import struct
 import threading
 import weakref
 from dataclasses import dataclass
@@ -54,6 +53,16 @@ from ..errors import ConvseeError
 from ..run.filters import blur_maps
 from ..spec import Layer
 from .assets import PageFiles
+from .encoding import (
+    THUMB,
+    Out,
+    decode_frame,
+    encode_frame,
+    encode_image,
+    quantize,
+    thumb_factor,
+    thumbnails,
+)
 from .guard import RequestGuard
 from .requests import BadRequest, describe, parse_json, read_body
 from .served import (
@@ -101,14 +110,12 @@ HEAVY_WORKERS = 1  # and besides them, images over WORK_PIXELS decoded at once (
 HEAVY_SCANS = 32  # JPEGs of more scans go to that lane too (the page's have 1 to ~10)
 MAX_PENDING = 64  # activations requests whose body has arrived (waiting, computing); then 503
 PAGE_SIZE = 16  # maps of a layer in one answer: all up to 16, else a page of 16 channels
-THUMB = 56  # px: for the page, larger maps are averaged down by a whole factor to at most this
 VECTOR_MAX = 4096  # units of a vector layer sent; longer ones: the top units by value
 # values one answer may hold, per encoding (the page's 8-bit frames; float32 in base64;
 # JSON lists): a ResNet-18 page at 224x224 sends ~0.6 million
 MAX_VALUES = {"u8": 4_000_000, "f32": 2_000_000, "list": 500_000}
 ENCODINGS = ("list", "f32", "u8")
 ORDERS = ("top", "index")
-FRAME_MAGIC = b"CVS1"  # binary answers: magic, header length (uint32 LE), JSON header, data
 STATIC = Path(__file__).parent / "static"
 CMAPS = ("RdBu_r", "viridis", "magma", "inferno", "gray", "coolwarm")
 KERNEL_MAX_IN = 16  # kernels shown on hover: at most this many input channels ...
@@ -335,7 +342,7 @@ def _sent_values(req: LayerRequest, encoding: str) -> int:
     n = len(req.channels) if req.order == "list" else min(PAGE_SIZE, layer.channels)
     h, w = layer.shape[1:]
     if encoding == "u8":
-        f = _factor(h, w)
+        f = thumb_factor(h, w)
         h, w = -(-h // f), -(-w // f)
     return n * h * w
 
@@ -343,57 +350,6 @@ def _sent_values(req: LayerRequest, encoding: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # computing the answer
 # ---------------------------------------------------------------------------------------------
-
-
-def _factor(h: int, w: int) -> int:
-    return max(1, -(-max(h, w) // THUMB))
-
-
-def thumbnails(maps: np.ndarray) -> tuple[np.ndarray, int]:
-    """(C, H, W) maps averaged over f x f blocks (f the smallest whole factor that brings
-    the larger side to at most THUMB; edge blocks average what they hold), and f."""
-    c, h, w = maps.shape
-    f = _factor(h, w)
-    if f == 1:
-        return maps, 1
-    rows, cols = np.arange(0, h, f), np.arange(0, w, f)
-    s = np.add.reduceat(np.add.reduceat(maps, rows, axis=1), cols, axis=2)
-    nr = np.minimum(rows + f, h) - rows
-    nc = np.minimum(cols + f, w) - cols
-    return (s / (nr[:, None] * nc[None, :])).astype(np.float32), f
-
-
-def quantize(a: np.ndarray, lo, hi) -> np.ndarray:
-    """a (n, ...) to uint8 with row i spanning [lo[i], hi[i]] (0 where lo == hi)."""
-    lo = np.asarray(lo, np.float32).reshape(-1, *[1] * (a.ndim - 1))
-    hi = np.asarray(hi, np.float32).reshape(-1, *[1] * (a.ndim - 1))
-    span = np.where(hi > lo, hi - lo, 1.0)
-    q = np.rint((a - lo) / span * 255.0)
-    return np.clip(q, 0, 255).astype(np.uint8)
-
-
-class _Out:
-    """Where the arrays of one answer go: inline (lists, base64 float32) or the binary
-    frame's data part (8-bit), referenced by offset and length."""
-
-    def __init__(self, encoding: str):
-        self.encoding = encoding
-        self.blobs: list[bytes] = []
-        self.size = 0
-
-    def floats(self, a: np.ndarray):
-        if self.encoding == "list":
-            return np.round(a.astype(np.float64), 4).tolist()
-        if self.encoding == "f32":
-            return base64.b64encode(np.ascontiguousarray(a, "<f4").tobytes()).decode()
-        return self.bytes(quantize(a.reshape(1, -1), [0.0], [1.0]).reshape(a.shape))
-
-    def bytes(self, q: np.ndarray) -> dict:
-        data = np.ascontiguousarray(q, np.uint8).tobytes()
-        ref = {"offset": self.size, "length": len(data)}
-        self.blobs.append(data)
-        self.size += len(data)
-        return ref
 
 
 def _pick(a: np.ndarray, req: LayerRequest) -> list[int]:
@@ -409,7 +365,7 @@ def _pick(a: np.ndarray, req: LayerRequest) -> list[int]:
     return sorted(int(i) for i in ranked)
 
 
-def _layer_payload(served: Served, req: LayerRequest, a: np.ndarray, blur, out: _Out) -> dict:
+def _layer_payload(served: Served, req: LayerRequest, a: np.ndarray, blur, out: Out) -> dict:
     layer = req.layer
     ref = reference(served, layer, blur)
     entry = {
@@ -469,7 +425,7 @@ def _layer_payload(served: Served, req: LayerRequest, a: np.ndarray, blur, out: 
     return entry
 
 
-def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target: int, out: _Out):
+def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target: int, out: Out):
     from ..run.attribution import attribute
 
     net = served.net
@@ -528,13 +484,6 @@ def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target:
         "field_known": r.field_known,
         "map": out.floats(norm),
     }
-
-
-def _encode_image(image: np.ndarray, out: _Out):
-    img = np.clip(np.asarray(image, np.float32), 0, 1)
-    if out.encoding == "u8":
-        return out.bytes(np.rint(img * 255).astype(np.uint8))
-    return out.floats(img)
 
 
 def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
@@ -603,14 +552,14 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
                 acts, probs = net.run(x, layers)
     except ConvseeError as e:
         raise BadRequest(str(e)[:300], 422) from None
-    out = _Out(encoding)
+    out = Out(encoding)
     head: dict = {
         "input_name": inp.name,
         "input_source": inp.source or None,
         "input_label": inp.label,
         "input_notes": list(inp.notes),
         "input_shape": list(inp.image.shape),
-        "input": _encode_image(inp.image, out),
+        "input": encode_image(inp.image, out),
     }
     if probs is not None:
         p = probs[0]
@@ -629,21 +578,6 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
     if attribution is not None and probs is not None:
         head["attribution"] = _attribution(served, inp, attribution, cam, head["prediction"], out)
     return head, out.blobs
-
-
-def encode_frame(head: dict, blobs: list[bytes]) -> bytes:
-    """The binary answer: b"CVS1", the JSON header's length (uint32, little-endian), the
-    header (UTF-8 JSON), then the data; offsets in the header count from the data's start."""
-    h = json.dumps(head, separators=(",", ":"), allow_nan=False).encode()
-    return b"".join([FRAME_MAGIC, struct.pack("<I", len(h)), h, *blobs])
-
-
-def decode_frame(data: bytes) -> tuple[dict, memoryview]:
-    """(header, data) of a binary answer (for tests and clients in Python)."""
-    if data[:4] != FRAME_MAGIC:
-        raise ValueError("not a convsee frame")
-    (n,) = struct.unpack("<I", data[4:8])
-    return json.loads(data[8 : 8 + n]), memoryview(data)[8 + n :]
 
 
 def heavy_request(body) -> bool:
