@@ -383,15 +383,13 @@ def _unit(body: dict, served, name: str):
     raise BadRequest(f"'layer': {name} is neither a map nor a vector; explain takes those", 422)
 
 
-def explain_payload(served, body, lock, parsers) -> dict:
-    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad).
-
-    parsers: the server's (parse_image, parse_png, parse_named), which read an input as
-    /api/activations does (passed in: this module sits below server.py)."""
+def explain_payload(served, body, lock) -> dict:
+    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad);
+    its input is read as /api/activations reads it (schema.py)."""
     from ..datasets.inputs import Input
     from ..datasets.transforms import normalize
+    from .schema import parse_image, parse_named, parse_png
 
-    _parse_image, _parse_png, _parse_named = parsers
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, got {describe(body)}")
     name = body.get("layer")
@@ -402,12 +400,12 @@ def explain_payload(served, body, lock, parsers) -> dict:
     if len(given) != 1:
         raise BadRequest("give exactly one of 'input', 'png' or 'image' (as /api/activations)")
     if "image" in body:
-        img = _parse_image(body["image"], served.prep)
+        img = parse_image(body["image"], served.prep)
         inp = Input("image", img, x=normalize(img, served.prep))
     elif "png" in body:
-        inp = _parse_png(body["png"], served.prep)
+        inp = parse_png(body["png"], served.prep)
     else:
-        inp = _parse_named(body["input"], served)
+        inp = parse_named(body["input"], served)
     net = served.net
     try:
         if net.kind == "lenet":
@@ -435,14 +433,13 @@ def _clean(v):
     return v
 
 
-def explain_route(served, lock, limit: int, limiter, parsers) -> Route:
-    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter; parsers:
-    as explain_payload takes them."""
+def explain_route(served, lock, limit: int, limiter) -> Route:
+    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter."""
 
     def compute(raw: bytes) -> Response:
         import json
 
-        out = _clean(explain_payload(served, parse_json(raw), lock, parsers))
+        out = _clean(explain_payload(served, parse_json(raw), lock))
         return Response(
             json.dumps(out, separators=(",", ":"), allow_nan=False).encode(),
             media_type="application/json",
