@@ -521,9 +521,9 @@ def test_large_maps_become_block_means():
 
 
 def test_long_vectors_send_their_top_units(resnet_client, resnet, monkeypatch):
-    import convsee.web.server as server
+    import convsee.web.activations as activations
 
-    monkeypatch.setattr(server, "VECTOR_MAX", 100)
+    monkeypatch.setattr(activations, "VECTOR_MAX", 100)
     x = resnet.inputs(["sample:5"])[0].x
     acts, _ = resnet.run(x[None], resnet.select("fc"))
     fc = acts["fc"][0]

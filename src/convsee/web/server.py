@@ -1,24 +1,23 @@
-"""The live page's server: Starlette on uvicorn, loopback by default, for any model.
+"""The live page's server: the Starlette app and its routes, on uvicorn, loopback by default,
+for any model.
 
-The model is a `Network` (LeNet-5 in NumPy, or any torch module), loaded once. /api/info
-sends its description (every layer: name, type, shape, kind, receptive field, the conv that
-made it), its preprocessing and classes, and what the page can offer (drawing for 1-channel
-models, the dataset's samples, random test images when the data is there, overlays); the
-page builds itself from that. Each POST /api/activations runs one forward pass that captures
-only the layers the page shows and answers with those layers' maps: for the page, 8-bit with
-each map's own range, only the channels shown (all up to `PAGE_SIZE`, else a page of them),
-large maps averaged down to thumbnails, in one binary frame (`encode_frame`).
+The model is a `Network` (LeNet-5 in NumPy, or any torch module), loaded once (served.py).
+/api/info sends its description (info.py); the page builds itself from that. Each POST
+/api/activations runs one forward pass that captures only the layers the page shows and
+answers with those layers' maps (activations.py): for the page, 8-bit with each map's own
+range, only the channels shown (all up to `PAGE_SIZE`, else a page of them), large maps
+averaged down to thumbnails, in one binary frame (encoding.py).
 
 The event loop only moves bytes: parsing, image decoding and the forward pass run in worker
 threads (`WORKERS` requests at once, and one large image on a lane of its own; every use of
 a torch model's hooks under `TORCH_LOCK`), so a slow request never freezes the others and
 large images never queue ahead of the page's. The per-channel views (exemplars, optimised
 input) are computed on request, one at a time in a background thread on a copy of the model
-(views.py): they never delay an update. Requests are validated strictly (a body cap, JSON
-depth and number limits, shape, finite numbers in [0, 1], an image pixel cap checked before
-decoding, a cap on the values one answer may hold) and a bad one gets a 4xx with a short
-message that never echoes it back. Host, origin and content-type checks live in `guard.py`;
-connection limits and timeouts in `runner.py`.
+(views.py): they never delay an update. Requests are validated strictly (schema.py: a body
+cap, JSON depth and number limits, shape, finite numbers in [0, 1], an image pixel cap
+checked before decoding, a cap on the values one answer may hold) and a bad one gets a 4xx
+with a short message that never echoes it back. Host, origin and content-type checks live in
+`guard.py`; connection limits and timeouts in `runner.py`.
 """
 
 from __future__ import annotations
@@ -41,39 +40,23 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from ..datasets.inputs import Input
-from ..datasets.transforms import normalize
-from ..errors import ConvseeError
-from ..run.filters import blur_maps
+from .activations import activations_payload
 from .assets import PageFiles
 from .encoding import (
     THUMB,
-    Out,
     decode_frame,
     encode_frame,
-    encode_image,
-    quantize,
-    thumbnails,
 )
 from .guard import RequestGuard
 from .info import page_info
-from .requests import BadRequest, describe, parse_json, read_body
+from .requests import BadRequest, parse_json, read_body
 from .schema import (
-    ENCODINGS,
     MAX_BODY,
     MAX_IMAGE_PIXELS,
     MAX_VALUES,
     PAGE_SIZE,
     VECTOR_MAX,
-    LayerRequest,
     heavy_request,
-    page_count,
-    parse_blur,
-    parse_image,
-    parse_layers,
-    parse_named,
-    parse_png,
-    sent_values,
 )
 from .served import (
     TORCH_LOCK,
@@ -81,8 +64,6 @@ from .served import (
     default_layers,
     drawable,
     global_ranges,
-    is_vector,
-    reference,
     serve_model,
 )
 
@@ -111,239 +92,6 @@ HEAVY_WORKERS = 1  # and besides them, images over WORK_PIXELS decoded at once (
 MAX_PENDING = 64  # activations requests whose body has arrived (waiting, computing); then 503
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("convsee.web")
-
-
-# ---------------------------------------------------------------------------------------------
-# computing the answer
-# ---------------------------------------------------------------------------------------------
-
-
-def _pick(a: np.ndarray, req: LayerRequest) -> list[int]:
-    """The channels of (C, H, W) maps this answer carries, in channel order."""
-    c = a.shape[0]
-    if req.order == "list":
-        return list(req.channels)
-    lo = req.page * PAGE_SIZE
-    if req.order == "index":
-        return list(range(lo, min(c, lo + PAGE_SIZE)))
-    mean = a.reshape(c, -1).mean(1)
-    ranked = np.argsort(-mean, kind="stable")[lo : lo + PAGE_SIZE]
-    return sorted(int(i) for i in ranked)
-
-
-def _layer_payload(served: Served, req: LayerRequest, a: np.ndarray, blur, out: Out) -> dict:
-    layer = req.layer
-    ref = reference(served, layer, blur)
-    entry = {
-        "kind": "vector" if is_vector(layer) else "map",
-        "shape": list(a.shape),
-        "nonneg": layer.nonneg,
-        "after_relu": layer.nonneg,
-        "reference": ref,
-    }
-    if is_vector(layer):
-        v = a.reshape(-1)
-        units = None
-        if v.size > VECTOR_MAX:
-            units = sorted(int(i) for i in np.argsort(-v, kind="stable")[:VECTOR_MAX])
-            v = v[units]
-        lo, hi = float(a.min()), float(a.max())
-        entry.update(
-            min=lo,
-            max=hi,
-            global_range=ref or [lo, hi],
-            channels=units,
-            order="top" if units is not None else "index",
-            page=0,
-            pages=1,
-            ranges=[[float(v.min()), float(v.max())]],
-        )
-        if out.encoding == "u8":
-            entry["values"] = out.bytes(quantize(v[None], [v.min()], [v.max()])[0])
-        else:
-            entry["values"] = out.floats(v)
-        return entry
-    if blur is not None:
-        a = blur_maps(a, *blur)  # every channel: the layer's range covers all of them
-    chans = _pick(a, req)
-    maps = a[chans]
-    lo = maps.reshape(len(chans), -1).min(1)
-    hi = maps.reshape(len(chans), -1).max(1)
-    entry.update(
-        min=float(a.min()),
-        max=float(a.max()),
-        global_range=ref or [float(a.min()), float(a.max())],
-        channels=chans,
-        order=req.order,
-        page=req.page,
-        pages=page_count(layer),
-        ranges=[[float(x), float(y)] for x, y in zip(lo, hi, strict=True)],
-    )
-    if out.encoding == "u8":
-        small, f = thumbnails(maps)
-        entry["size"] = list(small.shape[1:])
-        entry["factor"] = f
-        entry["values"] = out.bytes(quantize(small, lo, hi))
-    else:
-        entry["size"] = list(maps.shape[1:])
-        entry["factor"] = 1
-        entry["values"] = out.floats(maps)
-    return entry
-
-
-def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target: int, out: Out):
-    from ..run.attribution import attribute
-
-    net = served.net
-    layer = net.spec.layer(layer_name)
-    outputs = net.spec.outputs
-    want = getattr(net, "output", None)
-    ospec = next((o for o in outputs if o.name == want), outputs[0] if outputs else None)
-    if kind not in ("saliency", "gradcam"):  # the other CAMs: the batch API, one input
-        from ..run.attribution import attribute_batch
-
-        with TORCH_LOCK:
-            b = attribute_batch(
-                served.torch_model(),
-                inp.x[None],
-                net.spec,
-                method=kind,
-                layer=layer,
-                target=target,
-                output=want,
-                output_spec=ospec,
-                std=net.prep.channel_std(),
-                mean=net.prep.channel_mean(),
-            )
-        m = b.maps[0]
-        top = float(m.max())
-        return {
-            "kind": kind,
-            "layer": b.layer,
-            "target": int(b.targets[0]),
-            "quantity": b.quantity,
-            "max": top,
-            "shape": list(m.shape),
-            "field_known": b.field_known,
-            "map": out.floats((m / top if top > 0 else m).astype(np.float32)),
-        }
-    with TORCH_LOCK:
-        r = attribute(
-            served.torch_model(),
-            inp.x,
-            layer,
-            target,
-            output=want,
-            output_spec=ospec,
-            std=net.prep.channel_std(),
-        )
-    m = r.saliency if kind == "saliency" else r.placed
-    top = float(m.max())
-    norm = (m / top if top > 0 else m).astype(np.float32)
-    return {
-        "kind": kind,
-        "layer": None if kind == "saliency" else r.layer,
-        "target": r.target,
-        "quantity": r.quantity,
-        "max": top,
-        "shape": list(m.shape),
-        "field_known": r.field_known,
-        "map": out.floats(norm),
-    }
-
-
-def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
-    """(the answer's JSON part, its data blobs (8-bit encoding only)) for one request body.
-
-    Raises BadRequest for anything wrong with it; the cheap checks come before any decoding
-    or computing."""
-    if not isinstance(body, dict):
-        raise BadRequest(f"the body must be a JSON object, got {describe(body)}")
-    given = [k for k in ("image", "png", "input") if k in body]
-    if len(given) != 1:
-        raise BadRequest(
-            "send exactly one of 'image' (the model's picture as numbers in [0, 1]), 'png' "
-            "(an image file) or 'input' (sample:D, test:N, data:N, upload:ID)"
-        )
-    encoding = body.get("encoding", "list")
-    if encoding not in ENCODINGS:
-        raise BadRequest(f"'encoding' must be 'list', 'f32' or 'u8', got {describe(encoding)}")
-    attribution = body.get("attribution")
-    overlays = ("saliency", "gradcam", "gradcam++", "xgradcam", "layercam", "eigencam")
-    if attribution is not None and attribution not in overlays:
-        raise BadRequest(
-            f"'attribution' must be one of {', '.join(overlays)}, got {describe(attribution)}"
-        )
-    cam = body.get("attribution_layer")
-    if attribution is not None:
-        if not served.cam_layers:
-            raise BadRequest("this model has no map layer to attribute at", 422)
-        if cam is None:
-            cam = served.cam_default
-        elif not isinstance(cam, str) or cam not in served.cam_layers:
-            raise BadRequest("'attribution_layer' must be one of the map layers /api/info lists")
-    blur = parse_blur(body.get("blur"))
-    keep = body.get("keep", False)
-    if not isinstance(keep, bool):
-        raise BadRequest(f"'keep' must be true or false, got {describe(keep)}")
-    requests = parse_layers(body.get("layers"), served)
-    total = sum(sent_values(r, encoding) for r in requests)
-    if total > MAX_VALUES[encoding]:
-        fit = [
-            e
-            for e in ("u8", "f32")
-            if e != encoding and sum(sent_values(r, e) for r in requests) <= MAX_VALUES[e]
-        ]
-        instead = f", or send 'encoding': {' or '.join(map(repr, fit))}, which fit" if fit else ""
-        raise BadRequest(
-            f"the layers asked for hold {total:,} values; at most {MAX_VALUES[encoding]:,} per "
-            f"answer in encoding {encoding}: ask for fewer layers{instead}"
-        )
-    # the input last: the cheap checks above fail before any decoding
-    if "image" in body:
-        img = parse_image(body["image"], served.prep)
-        inp = Input("image", img, x=normalize(img, served.prep))
-    elif "png" in body:  # keep: named upload:ID in the answer, for the updates that follow
-        inp = parse_png(body["png"], served.prep, served if keep else None)
-    else:
-        inp = parse_named(body["input"], served)
-    net = served.net
-    layers = [r.layer for r in requests]
-    x = inp.x[None].astype(np.float32)
-    try:
-        if net.kind == "lenet":
-            acts, probs = net.run(x, layers)
-        else:
-            with TORCH_LOCK:  # hooks on the one torch model
-                acts, probs = net.run(x, layers)
-    except ConvseeError as e:
-        raise BadRequest(str(e)[:300], 422) from None
-    out = Out(encoding)
-    head: dict = {
-        "input_name": inp.name,
-        "input_source": inp.source or None,
-        "input_label": inp.label,
-        "input_notes": list(inp.notes),
-        "input_shape": list(inp.image.shape),
-        "input": encode_image(inp.image, out),
-    }
-    if probs is not None:
-        p = probs[0]
-        k = int(p.argmax())
-        names = served.classes(len(p))
-        head.update(
-            prediction=k,
-            label=names[k],
-            probabilities=[round(float(v), 6) for v in p],
-        )
-    else:
-        head.update(prediction=None, label=None, probabilities=None)
-    head["layers"] = {
-        r.layer.name: _layer_payload(served, r, acts[r.layer.name][0], blur, out) for r in requests
-    }
-    if attribution is not None and probs is not None:
-        head["attribution"] = _attribution(served, inp, attribution, cam, head["prediction"], out)
-    return head, out.blobs
 
 
 # ---------------------------------------------------------------------------------------------
