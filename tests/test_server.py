@@ -1009,7 +1009,7 @@ def _jpeg_scans(side: int, extra_scans: int) -> bytes:
 def test_a_jpeg_of_many_scans_goes_to_the_heavy_lane():
     """A progressive JPEG's decoder passes over all coefficients at every scan: a small one
     of thousands of scans is seconds of a core, so it waits on the one-at-a-time lane."""
-    from convsee.web.server import HEAVY_SCANS, WORK_PIXELS, heavy_request
+    from convsee.web.schema import HEAVY_SCANS, WORK_PIXELS, heavy_request
 
     def body(data):
         return {"png": "data:image/jpeg;base64," + base64.b64encode(data).decode()}
