@@ -441,7 +441,7 @@ def test_views_on_request(mnist_dir, monkeypatch):
         assert v["exemplars"]["whole"] is True and v["optimized"]["whole"] is True
         assert c.get("/api/views?layer=conv2&unit=16").status_code == 404
         assert c.get("/api/views?layer=nope&unit=1").status_code == 404
-        assert c.get("/api/views?layer=conv2&unit=-1").status_code == 404
+        assert c.get("/api/views?layer=conv2&unit=-1").status_code == 400  # malformed
         assert c.get("/api/views").status_code == 400
 
 

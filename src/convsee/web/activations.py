@@ -11,6 +11,7 @@ from ..datasets.transforms import normalize
 from ..errors import ConvseeError
 from ..run.filters import blur_maps
 from .encoding import Out, encode_image, quantize, thumbnails
+from .keys import INPUT_KEYS, said
 from .requests import BadRequest, describe
 from .schema import (
     ENCODINGS,
@@ -231,7 +232,7 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
             with TORCH_LOCK:  # hooks on the one torch model
                 acts, probs = net.run(x, layers)
     except ConvseeError as e:
-        raise BadRequest(str(e)[:300], 422) from None
+        raise BadRequest(said(e, (*INPUT_KEYS, "layers"), body), 422) from None
     out = Out(encoding)
     head: dict = {
         "input_name": inp.name,
@@ -256,5 +257,10 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
         r.layer.name: _layer_payload(served, r, acts[r.layer.name][0], blur, out) for r in requests
     }
     if attribution is not None and probs is not None:
-        head["attribution"] = _attribution(served, inp, attribution, cam, head["prediction"], out)
+        try:
+            target = head["prediction"]
+            head["attribution"] = _attribution(served, inp, attribution, cam, target, out)
+        except ConvseeError as e:
+            takes = (*INPUT_KEYS, "attribution", "attribution_layer")
+            raise BadRequest(said(e, takes, body), 422) from None
     return head, out.blobs

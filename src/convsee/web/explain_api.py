@@ -24,7 +24,8 @@ from starlette.routing import Route
 from ..errors import ConvseeError
 from ..run.explain import SOFTMAX, explain_prepared
 from ..run.playground import conv_output_size
-from .requests import BadRequest, describe, parse_json, read_body
+from .keys import INPUT_KEYS, said
+from .requests import BadRequest, describe, parse_json, query, read_body
 
 __all__ = ["explain_payload", "layer_words", "teach_info", "explain_route", "PLAYGROUND"]
 
@@ -346,6 +347,10 @@ def teach_info(served, lock) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+# the keys of POST /api/explain's body
+EXPLAIN_KEYS = ("layer", "channel", "row", "col", "index", *INPUT_KEYS)
+
+
 def _whole(body: dict, key: str, lo: int, hi: int, what: str) -> int:
     if key not in body:
         raise BadRequest(f"'{key}' is missing ({what})")
@@ -414,7 +419,7 @@ def explain_payload(served, body, lock) -> dict:
             with lock:
                 e = explain_prepared(net, inp.x, layer, unit)
     except ConvseeError as err:
-        raise BadRequest(" ".join(str(err).split())[:300], 422) from None
+        raise BadRequest(said(err, EXPLAIN_KEYS, body), 422) from None
     out = e.to_dict()
     out["input_name"] = inp.name
     return out
@@ -439,7 +444,13 @@ def explain_route(served, lock, limit: int, limiter) -> Route:
     def compute(raw: bytes) -> Response:
         import json
 
-        out = _clean(explain_payload(served, parse_json(raw), lock))
+        body = parse_json(raw)
+        try:
+            out = _clean(explain_payload(served, body, lock))
+        except ConvseeError as e:  # a library error on the way: named as the request names it
+            raise BadRequest(
+                said(e, EXPLAIN_KEYS, body if isinstance(body, dict) else ()), 422
+            ) from None
         return Response(
             json.dumps(out, separators=(",", ":"), allow_nan=False).encode(),
             media_type="application/json",
@@ -448,6 +459,7 @@ def explain_route(served, lock, limit: int, limiter) -> Route:
     async def api_explain(request: Request) -> Response:
         try:
             raw = await read_body(request, limit)
+            query(request.query_params)  # after the body: the connection stays usable
             return await anyio.to_thread.run_sync(compute, raw, limiter=limiter())
         except BadRequest as e:
             headers = {"connection": "close"} if e.close else None

@@ -19,6 +19,7 @@ from ..datasets.transforms import aspect_limit, fit
 from ..errors import ConvseeError
 from ..spec import Layer
 from .encoding import thumb_factor
+from .keys import INPUT_KEYS, said
 from .requests import BadRequest, describe
 from .served import Served, drawable, is_vector
 
@@ -42,7 +43,9 @@ __all__ = [
     "MAX_VALUES",
     "ENCODINGS",
     "ORDERS",
+    "ACTIVATIONS_KEYS",
 ]
+
 # bytes: a 280x280 canvas PNG is ~10-40 KB; the page sends image files downscaled to at most
 # 1024 px as JPEG (~100-400 KB in base64)
 MAX_BODY = 1024 * 1024
@@ -60,6 +63,16 @@ VECTOR_MAX = 4096  # units of a vector layer sent; longer ones: the top units by
 MAX_VALUES = {"u8": 4_000_000, "f32": 2_000_000, "list": 500_000}
 ENCODINGS = ("list", "f32", "u8")
 ORDERS = ("top", "index")
+# the keys of POST /api/activations' body
+ACTIVATIONS_KEYS = (
+    *INPUT_KEYS,
+    "encoding",
+    "attribution",
+    "attribution_layer",
+    "blur",
+    "keep",
+    "layers",
+)
 _INPUT_NAME = re.compile(r"(sample|test|data):([0-9]{1,9})", re.ASCII)
 _UPLOAD_NAME = re.compile(r"upload:[0-9a-f]{16}", re.ASCII)
 
@@ -123,7 +136,8 @@ def prepare_png(raw: bytes, prep) -> Input:
         show, x, notes = fit(image, prep)  # the digit form too, as the CLI prepares files
         return Input("image", show, x=x, notes=tuple(notes))
     except ConvseeError as e:
-        raise BadRequest(f"'png': {e}", 422) from None
+        text = said(e, ("png",), ("png",))
+        raise BadRequest(text if text.startswith("'png'") else f"'png': {text}", 422) from None
 
 
 def parse_named(value, served: Served) -> Input:
@@ -159,7 +173,9 @@ def parse_named(value, served: Served) -> Input:
     try:
         inp = src.item(n, served.prep)
     except ConvseeError as e:
-        raise BadRequest(f"{value}: {_without_paths(str(e), src, n)}", 422) from None
+        raise BadRequest(
+            f"{value}: {_without_paths(said(e, ('input',), ('input',)), src, n)}", 422
+        ) from None
     if kind == "data":
         from dataclasses import replace
 

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from ..errors import ConvseeError
 from .activations import activations_payload
 from .assets import PageFiles
 from .encoding import (
@@ -49,8 +50,10 @@ from .encoding import (
 )
 from .guard import RequestGuard
 from .info import page_info
-from .requests import BadRequest, parse_json, read_body
+from .keys import said
+from .requests import BadRequest, parse_json, query, read_body, whole
 from .schema import (
+    ACTIVATIONS_KEYS,
     MAX_BODY,
     MAX_IMAGE_PIXELS,
     MAX_VALUES,
@@ -201,22 +204,34 @@ def create_app(
         return FileResponse(STATIC / "index.html")
 
     async def api_info(request: Request) -> Response:
+        try:
+            query(request.query_params)
+        except BadRequest as e:
+            return _error(str(e), e.status)
         return _json(info_body)
 
     async def api_views(request: Request) -> Response:
-        q = request.query_params
-        name, unit = q.get("layer"), q.get("unit")
-        if name is None or unit is None:
-            return _error("give ?layer=NAME&unit=N (the channel or vector unit)", 400)
+        try:
+            q = query(request.query_params, ("layer", "unit"))
+            name, unit = q.get("layer"), q.get("unit")
+            if name is None or unit is None:
+                raise BadRequest("give ?layer=NAME&unit=N (the channel or vector unit)")
+            n = whole(unit, "unit", "a whole number (the channel or vector unit)")
+        except BadRequest as e:
+            return _error(str(e), e.status)
         layer = spec_layers.get(name)
         if layer is None or not drawable(layer):
             return _error("no such map or vector layer (see /api/info)", 404)
-        n = layer.channels if layer.kind == "map" else int(np.prod(layer.shape))
-        if not (re.fullmatch("[0-9]{1,6}", unit, re.ASCII) and int(unit) < n):
-            return _error(f"no such unit; the layer has 0..{n - 1}", 404)
-        return _json(views.status(layer, int(unit)))  # never waits: queued in the background
+        units = layer.channels if layer.kind == "map" else int(np.prod(layer.shape))
+        if n >= units:
+            return _error(f"no such unit; the layer has 0..{units - 1}", 404)
+        return _json(views.status(layer, n))  # never waits: queued in the background
 
     async def api_sample(request: Request) -> Response:
+        try:
+            query(request.query_params)
+        except BadRequest as e:
+            return _error(str(e), e.status)
         kind = request.path_params["kind"]
         items = served.sample_items
         if kind == "random":
@@ -234,7 +249,11 @@ def create_app(
         return _error(f"no such sample; use 0..{len(items) - 1} or random", 404)
 
     def compute(body) -> Response:  # in a worker thread
-        head, blobs = activations_payload(served, body)
+        try:
+            head, blobs = activations_payload(served, body)
+        except ConvseeError as e:  # a library error on the way: named as the request names it
+            sent = body if isinstance(body, dict) else ()
+            raise BadRequest(said(e, ACTIVATIONS_KEYS, sent), 422) from None
         if body.get("encoding") == "u8":
             return Response(encode_frame(head, blobs), media_type="application/octet-stream")
         return _json(json.dumps(head, separators=(",", ":"), allow_nan=False).encode())
@@ -260,6 +279,7 @@ def create_app(
             # only a request whose body has arrived counts toward "busy": clients that send
             # half a body hold a connection (runner.py's deadlines and cap), never a place
             raw = await read_body(request, MAX_BODY)
+            query(request.query_params)  # after the body: the connection stays usable
         except BadRequest as e:
             return _error(str(e), e.status, close=e.close)
         if len(pending) >= MAX_PENDING:

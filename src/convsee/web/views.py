@@ -25,6 +25,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import ConvseeError
+from .keys import said
 
 __all__ = ["Views", "tile", "K", "SCAN_SECONDS", "OPTIMIZE_SECONDS", "QUEUE", "RESULTS"]
 
@@ -143,7 +144,7 @@ class Views:
             try:
                 answer = self._compute(key)
             except ConvseeError as e:
-                answer = {"status": "failed", "why": str(e)[:200]}
+                answer = {"status": "failed", "why": said(e, ("layer", "unit"))[:200]}
             except Exception:  # noqa: BLE001 - any model can fail; the page says so
                 log.exception("computing the %s view of %s failed", key[0], key[1])
                 answer = {"status": "failed", "why": "it could not be computed (see the log)"}
