@@ -109,28 +109,14 @@ def _layer_payload(served: Served, req: LayerRequest, a: np.ndarray, blur, out: 
 
 def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target: int, out: Out):
     from ..run.attribution import attribute
+    from ..run.network_attribution import attribute_network, scores_output
 
     net = served.net
     layer = net.spec.layer(layer_name)
-    outputs = net.spec.outputs
     want = getattr(net, "output", None)
-    ospec = next((o for o in outputs if o.name == want), outputs[0] if outputs else None)
     if kind not in ("saliency", "gradcam"):  # the other CAMs: the batch API, one input
-        from ..run.attribution import attribute_batch
-
         with TORCH_LOCK:
-            b = attribute_batch(
-                served.torch_model(),
-                inp.x[None],
-                net.spec,
-                method=kind,
-                layer=layer,
-                target=target,
-                output=want,
-                output_spec=ospec,
-                std=net.prep.channel_std(),
-                mean=net.prep.channel_mean(),
-            )
+            b = attribute_network(net, inp.x[None], method=kind, layer=layer, target=target)
         m = b.maps[0]
         top = float(m.max())
         return {
@@ -150,7 +136,7 @@ def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target:
             layer,
             target,
             output=want,
-            output_spec=ospec,
+            output_spec=scores_output(net),
             std=net.prep.channel_std(),
         )
     m = r.saliency if kind == "saliency" else r.placed
