@@ -43,11 +43,7 @@ from starlette.routing import Mount, Route
 from ..errors import ConvseeError
 from .activations import activations_payload
 from .assets import PageFiles
-from .encoding import (
-    THUMB,
-    decode_frame,
-    encode_frame,
-)
+from .encoding import THUMB, decode_frame, encode_frame
 from .guard import RequestGuard
 from .info import page_info
 from .keys import said
@@ -70,6 +66,8 @@ from .served import (
     serve_model,
 )
 
+# the names below the app re-exported (the constants are read where they are defined:
+# schema.py, encoding.py, served.py)
 __all__ = [
     "create_app",
     "Served",
