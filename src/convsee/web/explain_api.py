@@ -24,7 +24,8 @@ from starlette.routing import Route
 from ..errors import ConvseeError
 from ..run.explain import SOFTMAX, explain_prepared
 from ..run.playground import conv_output_size
-from .requests import BadRequest, describe, parse_json, read_body
+from .keys import INPUT_KEYS, said
+from .requests import BadRequest, describe, parse_json, query, read_body
 
 __all__ = ["explain_payload", "layer_words", "teach_info", "explain_route", "PLAYGROUND"]
 
@@ -346,6 +347,10 @@ def teach_info(served, lock) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+# the keys of POST /api/explain's body
+EXPLAIN_KEYS = ("layer", "channel", "row", "col", "index", *INPUT_KEYS)
+
+
 def _whole(body: dict, key: str, lo: int, hi: int, what: str) -> int:
     if key not in body:
         raise BadRequest(f"'{key}' is missing ({what})")
@@ -383,15 +388,13 @@ def _unit(body: dict, served, name: str):
     raise BadRequest(f"'layer': {name} is neither a map nor a vector; explain takes those", 422)
 
 
-def explain_payload(served, body, lock, parsers) -> dict:
-    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad).
-
-    parsers: the server's (parse_image, parse_png, parse_named), which read an input as
-    /api/activations does (passed in: this module sits below server.py)."""
+def explain_payload(served, body, lock) -> dict:
+    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad);
+    its input is read as /api/activations reads it (schema.py)."""
     from ..datasets.inputs import Input
     from ..datasets.transforms import normalize
+    from .schema import parse_image, parse_named, parse_png
 
-    _parse_image, _parse_png, _parse_named = parsers
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, got {describe(body)}")
     name = body.get("layer")
@@ -402,12 +405,12 @@ def explain_payload(served, body, lock, parsers) -> dict:
     if len(given) != 1:
         raise BadRequest("give exactly one of 'input', 'png' or 'image' (as /api/activations)")
     if "image" in body:
-        img = _parse_image(body["image"], served.prep)
+        img = parse_image(body["image"], served.prep)
         inp = Input("image", img, x=normalize(img, served.prep))
     elif "png" in body:
-        inp = _parse_png(body["png"], served.prep)
+        inp = parse_png(body["png"], served.prep)
     else:
-        inp = _parse_named(body["input"], served)
+        inp = parse_named(body["input"], served)
     net = served.net
     try:
         if net.kind == "lenet":
@@ -416,7 +419,7 @@ def explain_payload(served, body, lock, parsers) -> dict:
             with lock:
                 e = explain_prepared(net, inp.x, layer, unit)
     except ConvseeError as err:
-        raise BadRequest(" ".join(str(err).split())[:300], 422) from None
+        raise BadRequest(said(err, EXPLAIN_KEYS, body), 422) from None
     out = e.to_dict()
     out["input_name"] = inp.name
     return out
@@ -435,14 +438,19 @@ def _clean(v):
     return v
 
 
-def explain_route(served, lock, limit: int, limiter, parsers) -> Route:
-    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter; parsers:
-    as explain_payload takes them."""
+def explain_route(served, lock, limit: int, limiter) -> Route:
+    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter."""
 
     def compute(raw: bytes) -> Response:
         import json
 
-        out = _clean(explain_payload(served, parse_json(raw), lock, parsers))
+        body = parse_json(raw)
+        try:
+            out = _clean(explain_payload(served, body, lock))
+        except ConvseeError as e:  # a library error on the way: named as the request names it
+            raise BadRequest(
+                said(e, EXPLAIN_KEYS, body if isinstance(body, dict) else ()), 422
+            ) from None
         return Response(
             json.dumps(out, separators=(",", ":"), allow_nan=False).encode(),
             media_type="application/json",
@@ -451,6 +459,7 @@ def explain_route(served, lock, limit: int, limiter, parsers) -> Route:
     async def api_explain(request: Request) -> Response:
         try:
             raw = await read_body(request, limit)
+            query(request.query_params)  # after the body: the connection stays usable
             return await anyio.to_thread.run_sync(compute, raw, limiter=limiter())
         except BadRequest as e:
             headers = {"connection": "close"} if e.close else None
