@@ -6,7 +6,16 @@ import time
 
 from ..draw.render import finish
 from ..views.animate import HOLD, animate
-from .options import Formatter, add_data, add_model, add_out, network, out_dir_ok
+from .options import (
+    Formatter,
+    add_data,
+    add_frame_ms,
+    add_layer,
+    add_model,
+    add_out,
+    network,
+    out_dir_ok,
+)
 
 HELP = "a kernel sliding over the input, or max pooling, frame by frame"
 DESCRIPTION = """how one channel of a convolution (or max pooling) is computed: the window
@@ -23,22 +32,15 @@ def add(sub) -> None:
     )
     add_model(an)
     add_data(an, help_data="folder with the dataset's IDX files (for test:N, train:N)")
-    an.add_argument(
-        "--layer",
-        metavar="L",
-        help="a Conv2d or MaxPool2d layer from `convsee layers` (default: the first conv)",
-    )
+    add_layer(an, "a Conv2d or MaxPool2d layer from `convsee layers` (default: the first conv)")
     an.add_argument(
         "--channel",
         type=int,
         help="which output channel (default: 2 for LeNet-5, else the channel with the "
         "strongest response to the input)",
     )
-    an.add_argument(
-        "--frame-ms",
-        type=int,
-        default=150,
-        help=f"milliseconds per frame while the map fills in (teaching frames: {HOLD}x)",
+    add_frame_ms(
+        an, 150, f"milliseconds per frame while the map fills in (teaching frames: {HOLD}x)"
     )
     add_out(an, "media")
     an.set_defaults(func=run)

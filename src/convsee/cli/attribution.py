@@ -8,7 +8,7 @@ import time
 from ..draw.render import finish
 from ..errors import ConvseeError
 from ..views.network import with_views
-from .options import Formatter, add_data, add_inputs, add_model, add_out
+from .options import Formatter, add_data, add_inputs, add_layer, add_model, add_out
 
 HELP = "which pixels decide a class: Grad-CAM and eight other attribution methods"
 DESCRIPTION = """which pixels decide a class: a CAM at a map layer (gradcam, gradcam++,
@@ -28,10 +28,9 @@ def add(sub) -> None:
     add_model(at)
     add_data(at, help_data="folder with the dataset's IDX files (for test:N, train:N)")
     at.add_argument("--method", choices=METHODS, default="gradcam", help="attribution method")
-    at.add_argument(
-        "--layer",
-        metavar="L",
-        help="CAM layer: a map layer (C,H,W) or a token layer (T,C) with a square grid, from "
+    add_layer(
+        at,
+        "CAM layer: a map layer (C,H,W) or a token layer (T,C) with a square grid, from "
         "`convsee layers` (default: the last one with a non-negligible gradient)",
     )
     at.add_argument("--target", type=int, help="class index (default: the prediction)")

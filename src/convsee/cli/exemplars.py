@@ -13,6 +13,7 @@ from .options import (
     add_layers,
     add_model,
     add_out,
+    add_quiet,
     network,
     out_dir_ok,
 )
@@ -35,13 +36,13 @@ def add(sub) -> None:
         None,
         "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2 for "
         "LeNet-5, else the first and the last conv layer)",
+        alias=True,
     )
-    e.add_argument("--layer", dest="layers", metavar="L", help="the same as --layers")
     add_channels(e)
     e.add_argument("-k", type=int, default=9, help="inputs per channel (1..64)")
     e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     e.add_argument("--limit", type=int, metavar="N", help="rank only the first N images")
-    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(e)
     add_out(e, "media")
     e.set_defaults(func=run)
 

@@ -14,6 +14,7 @@ from .options import (
     add_layers,
     add_model,
     add_out,
+    add_quiet,
     network,
     out_dir_ok,
     parse_channels,
@@ -41,8 +42,8 @@ def add(sub) -> None:
         None,
         "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2,fc3 for "
         "LeNet-5, else the first and the last conv layer and the class scores)",
+        alias=True,
     )
-    o.add_argument("--layer", dest="layers", metavar="L", help="the same as --layers")
     add_channels(o)
     o.add_argument(
         "--objective",
@@ -81,7 +82,7 @@ def add(sub) -> None:
         help="stop after this long with what is done, and say so; steps are cut to fit "
         "(0: no budget)",
     )
-    o.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(o)
     add_out(o, "media")
     o.set_defaults(func=run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConvseeError
 from .options import (
     Formatter,
     add_channels,
@@ -64,6 +65,11 @@ def run(a) -> int:
     from .options import out_dir_ok
 
     t0 = time.perf_counter()
+    if a.kernels and a.diff:
+        raise ConvseeError("--kernels and --diff are separate pictures: give one of them")
+    if (a.kernels or a.diff) and a.inputs:
+        what = "--kernels draws the kernels alone" if a.kernels else "--diff A B compares A and B"
+        raise ConvseeError(f"{what}; it takes no INPUT (got {' '.join(a.inputs)[:80]})")
     out_dir_ok(a.out)
     opts = RenderOptions(
         layers=a.layers,

@@ -6,7 +6,17 @@ import time
 
 from ..draw.render import finish
 from ..views.sweep import sweep
-from .options import Formatter, add_channels, add_data, add_model, add_out, network, out_dir_ok
+from .options import (
+    Formatter,
+    add_channels,
+    add_data,
+    add_frame_ms,
+    add_layer,
+    add_model,
+    add_out,
+    network,
+    out_dir_ok,
+)
 
 HELP = "a layer's maps as the input is blurred, shifted, rotated, noised or occluded"
 DESCRIPTION = """a layer's maps as the input is blurred, shifted, rotated, noised or occluded
@@ -28,13 +38,9 @@ def add(sub) -> None:
         choices=["all", "blur", "shift", "rotate", "noise", "occlude"],
         help="which perturbation",
     )
-    sw.add_argument(
-        "--layer",
-        metavar="L",
-        help="a map layer from `convsee layers` (default: the first convolution; LeNet-5: conv1)",
-    )
+    add_layer(sw, "a map layer from `convsee layers` (default: the first conv; LeNet-5: conv1)")
     add_channels(sw)
-    sw.add_argument("--frame-ms", type=int, default=500, help="milliseconds per GIF frame")
+    add_frame_ms(sw, 500)
     add_out(sw, "media")
     sw.set_defaults(func=run)
 
