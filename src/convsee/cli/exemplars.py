@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
-from ..draw.render import finish
 from ..views.exemplars import exemplars
 from .options import (
     Formatter,
@@ -14,8 +11,7 @@ from .options import (
     add_model,
     add_out,
     add_quiet,
-    network,
-    out_dir_ok,
+    write_view,
 )
 
 HELP = "for every channel, the dataset patches that excite it most"
@@ -48,14 +44,12 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    t0 = time.perf_counter()
-    out_dir_ok(a.out)
-    net = network(a)
-    figs = exemplars(
-        net,
-        a.layers,
-        a.k,
-        a.channels,
+    return write_view(
+        a,
+        exemplars,
+        layers=a.layers,
+        k=a.k,
+        channels=a.channels,
         data=a.data,
         dataset=a.dataset,
         batch_size=a.batch_size,
@@ -64,4 +58,3 @@ def run(a) -> int:
         device=getattr(a, "device", None),
         say=print,
     )
-    return finish(figs.files(), a.out, t0)

@@ -24,6 +24,8 @@ __all__ = [
     "add_layer",
     "add_channels",
     "add_frame_ms",
+    "add_input",
+    "write_view",
     "add_quiet",
     "check_ranges",
     "add_inputs",
@@ -157,6 +159,11 @@ def add_layer(p, help: str) -> None:
     p.add_argument("--layer", dest="layer", type=_one_layer, help=argparse.SUPPRESS)
 
 
+def add_input(p, help: str, default: str = "sample:3") -> None:
+    """The one INPUT of a command that shows one input."""
+    p.add_argument("input", nargs="?", default=default, metavar="INPUT", help=help)
+
+
 def add_frame_ms(p, default: int, help: str = "milliseconds per GIF frame") -> None:
     p.add_argument("--frame-ms", type=int, default=default, help=help)
 
@@ -194,6 +201,20 @@ def add_inputs(p, nargs: str = "*", default_help: str = "the bundled samples") -
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def write_view(a, view, **kwargs) -> int:
+    """The whole of a view command: --out checked before the work, the Network of the flags,
+    view(net, **kwargs) (a view function returning Figures) and its files written to --out
+    with one line saying how many pictures went where and how long it took."""
+    import time
+
+    from ..draw.render import finish
+
+    t0 = time.perf_counter()
+    out_dir_ok(a.out)
+    net = network(a)
+    return finish(view(net, **kwargs).files(), a.out, t0)
 
 
 def device(name: str) -> str:
