@@ -140,3 +140,22 @@ def test_render_outputs_prediction_lines_and_refusals(net):
     with pytest.raises(ConvseeError) as e:
         render_outputs(net, ["sample:1"], diff_of=("sample:2", "sample:3"))
     assert said(e.value) == "--diff A B compares A and B; it takes no INPUT (got sample:1)"
+
+
+def test_activations_npz_matches_a_torch_replay(net):
+    import io
+
+    import torch
+
+    from convsee.views.activations import activations_npz
+
+    saved = activations_npz(net, ["sample:1", "sample:2"], "conv*")
+    assert saved.layers == ["conv1", "conv2"]
+    arrays = np.load(io.BytesIO(saved.npz()))
+    assert sorted(arrays) == ["conv1", "conv2", "input", "probabilities"]
+    model = net.torch_model()  # the oracle: torch's forward pass, not LeNet-5's NumPy one
+    with torch.no_grad():
+        x = torch.from_numpy(arrays["input"]).float()
+        c1 = model.conv1(x)
+    np.testing.assert_allclose(arrays["conv1"], c1.numpy(), rtol=1e-4, atol=1e-4)
+    assert saved.describe().startswith("conv1 [2, 6, 24, 24], conv2 [2, 16, 8, 8] (batch")
