@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from ..draw.render import finish
 from ..errors import ConvseeError
 from .options import (
     Formatter,
@@ -14,6 +13,7 @@ from .options import (
     add_model,
     add_out,
     check_ranges,
+    finish,
     network,
     out_dir_ok,
 )

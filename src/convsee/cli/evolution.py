@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..draw.render import finish
 from ..errors import ConvseeError
 from ..views.evolution import evolution
 from .options import (
@@ -16,6 +15,7 @@ from .options import (
     add_layers,
     add_out,
     device,
+    finish,
     out_dir_ok,
 )
 

@@ -16,6 +16,7 @@ from .options import (
     check_ranges,
     network,
     out_dir_ok,
+    wrote,
 )
 from .progress import Bar, stop_on_signals
 
@@ -86,7 +87,7 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    from ..files import write_outputs
+    from ..draw.render import write_outputs  # (tests patch it there)
     from ..run.optimize import OptimizeConfig, Stop
     from ..views.optimize import OptimizeJob
 
@@ -134,7 +135,5 @@ def run(a) -> int:
         left = len(job.layers) - job.done
         more = f"; {left} layer{'s' if left != 1 else ''} not done" if left else ""
         print(f"stopped early ({stop.why()}) after {seconds:.1f} s: kept what was done{more}")
-    n = job.done
-    what = f"{n} picture{'s' if n != 1 else ''} (+ JSON sidecars)"
-    print(f"wrote {what} to {a.out}/ in {seconds:.2f} s")
+    print(wrote(job.done, a.out, seconds))
     return 130 if stop.requested else 0

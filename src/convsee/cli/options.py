@@ -26,6 +26,8 @@ __all__ = [
     "add_frame_ms",
     "add_input",
     "write_view",
+    "finish",
+    "wrote",
     "add_quiet",
     "check_ranges",
     "add_inputs",
@@ -203,13 +205,29 @@ def add_inputs(p, nargs: str = "*", default_help: str = "the bundled samples") -
 # ------------------------------------------------------------------------------------------------
 
 
+def wrote(n: int, out_dir, seconds: float) -> str:
+    """The last line of a command that writes pictures."""
+    what = "picture" if n == 1 else "pictures"
+    return f"wrote {n} {what} (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s"
+
+
+def finish(files: dict, out_dir, t0: float) -> int:
+    """Write the files (all or nothing), say how many pictures went where and how long it
+    all took (since t0)."""
+    import time
+
+    from ..files import write_outputs
+
+    pictures = [p for p in write_outputs(files, out_dir) if p.suffix in (".png", ".gif")]
+    print(wrote(len(pictures), out_dir, time.perf_counter() - t0))
+    return 0
+
+
 def write_view(a, view, **kwargs) -> int:
     """The whole of a view command: --out checked before the work, the Network of the flags,
     view(net, **kwargs) (a view function returning Figures) and its files written to --out
     with one line saying how many pictures went where and how long it took."""
     import time
-
-    from ..draw.render import finish
 
     t0 = time.perf_counter()
     out_dir_ok(a.out)

@@ -10,6 +10,7 @@ from .options import (
     add_layers,
     add_model,
     add_out,
+    finish,
     network,
     out_dir_ok,
     parse_blur,
@@ -60,7 +61,6 @@ def add(sub) -> None:
 def run(a) -> int:
     import time
 
-    from ..draw.render import finish
     from ..views.render import check_request, render_outputs
 
     t0 = time.perf_counter()
