@@ -5,14 +5,14 @@ The server runs with a soft limit of 256 open files. One client sends the page's
 (a 280x280 canvas PNG, answered as the page asks, in 8-bit frames; for the ResNet-18 the
 same picture in RGB) in a loop, keep-alive, and its round trips are timed (from a process
 of its own: the attackers run in another, as they would on another machine, so that their
-threads never take the timed client's interpreter lock): first alone (the baseline, in the same run), then while
-other threads send 13000x13000 PNG bombs, 4-megapixel images (the largest allowed), hold 300
-half-sent requests open (slow loris), send thin images (1x100000 px), hold 64 POSTs with
-one byte of a 100,000-byte body, pipeline requests and never read the answers, or send
-progressive JPEGs of 60,000 scans. Targets (issue 18): no 503 and p99 <= 1 s for the normal
-client during each attack, and peak RSS <= 600 MB with the ResNet-18. A watchdog stops a
-server whose RSS passes 3 GB (said in the result) so that an attack that works cannot take
-the machine down.
+threads never take the timed client's interpreter lock): first alone (the baseline, in the
+same run), then while other threads send 13000x13000 PNG bombs, 4-megapixel images (the
+largest allowed), hold 300 half-sent requests open (slow loris), send thin images
+(1x100000 px), hold 64 POSTs with one byte of a 100,000-byte body, pipeline requests and
+never read the answers, or send progressive JPEGs of 60,000 scans. Targets (issue 18): no
+503 and p99 <= 1 s for the normal client during each attack, and peak RSS <= 600 MB with
+the ResNet-18. A watchdog stops a server whose RSS passes 3 GB (said in the result) so that
+an attack that works cannot take the machine down.
 
     python benchmarks/bench_attacks.py [--seconds 5] [--model lenet|resnet|both]
     python benchmarks/bench_attacks.py --quick   # one short round: it runs (figures mean nothing)

@@ -57,6 +57,7 @@ from ..run.filters import blur_maps
 from ..spec import Layer
 from .assets import PageFiles
 from .guard import RequestGuard
+from .lanes import Lane, Standing, priority, run_low
 from .requests import BadRequest, describe, parse_json, read_body
 
 __all__ = [
@@ -1134,7 +1135,8 @@ def create_app(
     rng = random.Random()
     views = Views(served, TORCH_LOCK)
     warm = _Warm(served)
-    workers, heavy = _PerLoop(WORKERS), _PerLoop(HEAVY_WORKERS)
+    # queued by how each client behaves, suspect and heavy work at a lower OS priority: lanes.py
+    workers, heavy = Lane(WORKERS), Lane(HEAVY_WORKERS)
     # activations requests in the server now, each with its connection (runner.py's
     # protocol, when served by it); the event loop's thread only
     pending: dict = {}
@@ -1203,14 +1205,16 @@ def create_app(
             return body  # the loop sends it to the heavy lane
         return compute(body)
 
-    async def in_turn(request: Request, lane: _PerLoop, fn, arg):
+    async def in_turn(request: Request, lane: Lane, fn, arg, prio: int):
         """fn(arg) in a worker thread when the lane has room, unless the client has gone
         meanwhile: work queued for a closed connection is dropped, never computed."""
-        async with lane.get():
+        async with lane.turn(prio):
             if await request.is_disconnected():
                 stats["dropped"] += 1
                 raise _Gone
             stats["computed"] += 1
+            if prio or lane is heavy:
+                return await run_low(fn, arg)
             return await anyio.to_thread.run_sync(fn, arg)
 
     async def api_activations(request: Request) -> Response:
@@ -1224,13 +1228,16 @@ def create_app(
             make_room()
         if len(pending) >= MAX_PENDING:
             return _error("busy: too many requests at once; try again", 503, close=True)
-        key = object()
-        pending[key] = request.scope.get("extensions", {}).get("convsee.connection")
+        key, bad = object(), True
+        pending[key] = conn = request.scope.get("extensions", {}).get("convsee.connection")
+        prio = priority(conn)
         try:
-            out = await in_turn(request, workers, parse_and_compute, raw)
+            out = await in_turn(request, workers, parse_and_compute, raw, prio)
             if not isinstance(out, Response):  # a large image: decoded one at a time, so that
                 # it neither holds the memory of several nor delays the page's small ones
-                out = await in_turn(request, heavy, compute, out)
+                out = await in_turn(request, heavy, compute, out, max(prio, 1))
+            else:
+                bad = out.status_code >= 400
             warm.start()
             return out
         except BadRequest as e:
@@ -1239,6 +1246,7 @@ def create_app(
             return Response(status_code=499)  # nobody reads it
         finally:
             pending.pop(key, None)
+            Standing.record(conn, bad)  # refused or heavy: its next requests wait behind
 
     routes = [
         Route("/", index),
