@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import math
 import os
 import threading
 import weakref
@@ -38,6 +39,7 @@ __all__ = ["Lane", "Standing", "priority", "run_low", "LOW_NICE"]
 
 LOW_NICE = 10  # the niceness of the threads that run suspect and heavy work
 DECAY = 0.5  # a connection's score is halved at each request, plus 1 for a bad or heavy one
+POLL = 0.05  # s between looks for a free token by the request next in turn
 SUSPECT = 0.2  # from this score on, class 1 (a 4xx: class 1 for the next 2 light requests)
 
 
@@ -109,18 +111,28 @@ class Lane:
         entry = [prio, next(q.order), anyio.Event()]
         heapq.heappush(q.waiting, entry)
         try:
-            while q.waiting[0] is not entry:
-                await entry[2].wait()
+            while True:
+                head = q.waiting[0] is entry
+                if head:
+                    try:
+                        q.limiter.acquire_nowait()
+                        break
+                    except anyio.WouldBlock:
+                        pass
+                # woken when it becomes the head or a token is released here; the head looks
+                # again every 50 ms besides (other routes release tokens of the same limiter)
+                with anyio.move_on_after(POLL if head else math.inf):
+                    await entry[2].wait()
                 entry[2] = anyio.Event()
-            await q.limiter.acquire()
         finally:
             q.waiting.remove(entry)
             heapq.heapify(q.waiting)
-            q.wake_head()  # the next one waits for the token now
+            q.wake_head()  # the next one in turn
         try:
             yield
         finally:
             q.limiter.release()
+            q.wake_head()
 
 
 _low: ThreadPoolExecutor | None = None
