@@ -12,9 +12,11 @@ priority, then by arrival, not first come first served:
 
 So attackers that send requests to be refused, or never read, wait behind the page's own
 updates however many they queue, and a client that behaves again is back in class 0 after
-a few answers. Work of class 1 and 2, and of the heavy lane, runs in threads of a lower OS
-priority (nice 10 on Linux; PIL's decoders and torch release the interpreter lock), so that
-the CPU they take goes first to the page's requests. Connections are what is told apart:
+a few answers. A request of class 1 or 2 besides waits 0.1 s before it is read at all
+(`hold_back`), which bounds how much of the CPU one connection's refusals can take. Work of
+class 1 and 2, and of the heavy lane, runs in threads of a lower OS priority (nice 10 on
+Linux; PIL's decoders and torch release the interpreter lock), so that the CPU they take
+goes first to the page's requests. Connections are what is told apart:
 every client here comes from loopback, and a browser keeps its connection open.
 """
 
@@ -35,10 +37,11 @@ import anyio
 
 from .connections import not_reading
 
-__all__ = ["Lane", "Standing", "priority", "run_low", "LOW_NICE"]
+__all__ = ["Lane", "Standing", "priority", "hold_back", "run_low", "LOW_NICE", "SUSPECT_WAIT"]
 
 LOW_NICE = 10  # the niceness of the threads that run suspect and heavy work
 DECAY = 0.5  # a connection's score is halved at each request, plus 1 for a bad or heavy one
+SUSPECT_WAIT = 0.1  # s a request of class 1 or 2 waits before its body is even read
 POLL = 0.05  # s between looks for a free token by the request next in turn
 SUSPECT = 0.2  # from this score on, class 1 (a 4xx: class 1 for the next 2 light requests)
 
@@ -70,6 +73,15 @@ def priority(conn) -> int:
     if not_reading(conn):
         return 2
     return 1 if Standing.score(conn) >= SUSPECT else 0
+
+
+async def hold_back(conn) -> None:
+    """Wait SUSPECT_WAIT first when conn's class is 1 or 2: an attacker that sends its next
+    request when the last is answered (refused thin images or bombs, one after another) then
+    sends at most 10 a second per connection, and its refusals stop taking the cores the
+    page's updates need; a client whose one upload was refused waits 0.1 s on the next two."""
+    if priority(conn):
+        await anyio.sleep(SUSPECT_WAIT)
 
 
 class _Queue:

@@ -57,7 +57,7 @@ from ..run.filters import blur_maps
 from ..spec import Layer
 from .assets import PageFiles
 from .guard import RequestGuard
-from .lanes import Lane, Standing, priority, run_low
+from .lanes import Lane, Standing, hold_back, priority, run_low
 from .requests import BadRequest, describe, parse_json, read_body
 
 __all__ = [
@@ -1218,6 +1218,7 @@ def create_app(
             return await anyio.to_thread.run_sync(fn, arg)
 
     async def api_activations(request: Request) -> Response:
+        await hold_back(request.scope.get("extensions", {}).get("convsee.connection"))
         try:
             # only a request whose body has arrived counts toward "busy": clients that send
             # half a body hold a connection (runner.py's deadlines and cap), never a place
