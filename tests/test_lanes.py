@@ -163,3 +163,21 @@ def test_answers_a_client_has_not_taken_are_seen_in_the_kernel():
                 time.sleep(0.01)  # the last acknowledgement is on its way
             assert unacked_bytes(transport) == 0
             assert not not_reading(proto)
+
+
+def test_suspect_connections_are_held_back(monkeypatch):
+    waits: list[float] = []
+
+    async def sleep(t):
+        waits.append(t)
+
+    monkeypatch.setattr(lanes.anyio, "sleep", sleep)
+    good, bad, deaf = _Conn(), _Conn(), _Conn(buffered=1)
+    lanes.Standing.record(bad, bad=True)
+
+    async def main():
+        for conn in (None, good, bad, deaf):
+            await lanes.hold_back(conn)
+
+    anyio.run(main)
+    assert waits == [lanes.SUSPECT_WAIT, lanes.SUSPECT_WAIT]  # bad and deaf only
