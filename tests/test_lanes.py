@@ -181,3 +181,57 @@ def test_suspect_connections_are_held_back(monkeypatch):
 
     anyio.run(main)
     assert waits == [lanes.SUSPECT_WAIT, lanes.SUSPECT_WAIT]  # bad and deaf only
+
+
+def test_a_pipelining_non_reader_gets_its_next_request_read_once_it_reads():
+    """Three pipelined GETs of 1 MB answers from a client that reads nothing: the server
+    answers the first and reads the second only once the client has taken the first."""
+    from convsee.web.runner import ServerLimits, listen, make_server, run_server
+
+    handled: list[str] = []
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                kind = message["type"].removeprefix("lifespan.")
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        await receive()
+        handled.append(scope["path"])
+        reply = b"x" * 1_000_000
+        headers = [(b"content-length", str(len(reply)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": reply})
+
+    limits = ServerLimits(response_timeout=30.0)
+    sock = listen("127.0.0.1", 0)
+    server = make_server(app, limits)
+    thread = threading.Thread(target=run_server, args=(server, sock), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.connect(sock.getsockname()[:2])
+        with client:
+            get = "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            client.sendall("".join(get.format(i) for i in range(3)).encode())
+            deadline = time.monotonic() + 10
+            while not handled and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(1.0)  # time enough to read the next two, were they read
+            assert handled == ["/0"]
+            client.settimeout(10)
+            got, want = 0, 3 * 1_000_000
+            while got < want:  # reading now: the other two are answered in turn
+                data = client.recv(1 << 20)
+                assert data, (got, handled)
+                got += data.count(b"x")
+            assert handled == ["/0", "/1", "/2"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
