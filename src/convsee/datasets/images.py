@@ -256,7 +256,7 @@ def open_image(
     if is_path:
         with open(source, "rb") as f:
             check_structure(f, at)
-    elif hasattr(source, "seek"):
+    elif getattr(source, "seekable", lambda: False)():
         check_structure(source, at)
     try:
         # Pillow warns from 89 MP and refuses from 179 MP, itself, inside open(); the size
