@@ -22,14 +22,12 @@ with a short message that never echoes it back. Host, origin and content-type ch
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import random
 import re
 import threading
-import weakref
 from pathlib import Path
 
 import anyio
@@ -47,6 +45,7 @@ from .encoding import THUMB, decode_frame, encode_frame
 from .guard import RequestGuard
 from .info import page_info
 from .keys import said
+from .lanes import Lane, Standing, hold_back, priority, run_low
 from .requests import BadRequest, parse_json, query, read_body, whole
 from .schema import (
     ACTIVATIONS_KEYS,
@@ -102,20 +101,6 @@ log = logging.getLogger("convsee.web")
 
 class _Gone(Exception):
     """The client closed its connection before its request's turn came."""
-
-
-class _PerLoop:
-    """One anyio CapacityLimiter per event loop (a test client may run several loops)."""
-
-    def __init__(self, tokens: int):
-        self.tokens = tokens
-        self._limiters: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def get(self) -> anyio.CapacityLimiter:
-        loop = asyncio.get_running_loop()
-        if loop not in self._limiters:
-            self._limiters[loop] = anyio.CapacityLimiter(self.tokens)
-        return self._limiters[loop]
 
 
 def _json(data, status: int = 200) -> Response:
@@ -177,7 +162,8 @@ def create_app(
     rng = random.Random()
     views = Views(served, TORCH_LOCK)
     warm = _Warm(served)
-    workers, heavy = _PerLoop(WORKERS), _PerLoop(HEAVY_WORKERS)
+    # queued by how each client behaves, suspect and heavy work at a lower OS priority: lanes.py
+    workers, heavy = Lane(WORKERS), Lane(HEAVY_WORKERS)
     # activations requests in the server now, each with its connection (runner.py's
     # protocol, when served by it); the event loop's thread only
     pending: dict = {}
@@ -262,17 +248,20 @@ def create_app(
             return body  # the loop sends it to the heavy lane
         return compute(body)
 
-    async def in_turn(request: Request, lane: _PerLoop, fn, arg):
+    async def in_turn(request: Request, lane: Lane, fn, arg, prio: int):
         """fn(arg) in a worker thread when the lane has room, unless the client has gone
         meanwhile: work queued for a closed connection is dropped, never computed."""
-        async with lane.get():
+        async with lane.turn(prio):
             if await request.is_disconnected():
                 stats["dropped"] += 1
                 raise _Gone
             stats["computed"] += 1
+            if prio or lane is heavy:
+                return await run_low(fn, arg)
             return await anyio.to_thread.run_sync(fn, arg)
 
     async def api_activations(request: Request) -> Response:
+        await hold_back(request.scope.get("extensions", {}).get("convsee.connection"))
         try:
             # only a request whose body has arrived counts toward "busy": clients that send
             # half a body hold a connection (runner.py's deadlines and cap), never a place
@@ -284,13 +273,16 @@ def create_app(
             make_room()
         if len(pending) >= MAX_PENDING:
             return _error("busy: too many requests at once; try again", 503, close=True)
-        key = object()
-        pending[key] = request.scope.get("extensions", {}).get("convsee.connection")
+        key, bad = object(), True
+        pending[key] = conn = request.scope.get("extensions", {}).get("convsee.connection")
+        prio = priority(conn)
         try:
-            out = await in_turn(request, workers, parse_and_compute, raw)
+            out = await in_turn(request, workers, parse_and_compute, raw, prio)
             if not isinstance(out, Response):  # a large image: decoded one at a time, so that
                 # it neither holds the memory of several nor delays the page's small ones
-                out = await in_turn(request, heavy, compute, out)
+                out = await in_turn(request, heavy, compute, out, max(prio, 1))
+            else:
+                bad = out.status_code >= 400
             warm.start()
             return out
         except BadRequest as e:
@@ -299,6 +291,7 @@ def create_app(
             return Response(status_code=499)  # nobody reads it
         finally:
             pending.pop(key, None)
+            Standing.record(conn, bad)  # refused or heavy: its next requests wait behind
 
     routes = [
         Route("/", index),
