@@ -6,6 +6,8 @@ and check that `lenet_spec` equals what `spec.describe` derives from the torch m
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -90,7 +92,7 @@ def lenet_spec(weights: dict, input_size=(1, 28, 28), rows: tuple[Row, ...] = LE
         elif r.op == "Linear":
             nonneg = False
         if r.params:
-            params = int(np.prod(wshape)) + int(np.asarray(weights[f"{r.name}.bias"]).size)
+            params = math.prod(wshape) + int(np.asarray(weights[f"{r.name}.bias"]).size)
         is_map = len(shape) == 3
         layers.append(
             Layer(
