@@ -164,6 +164,27 @@ def test_the_network_answers_from_its_table():
     lenet = load_network(None, None)
     assert lenet.kernel_sheet == lenet.snapshot_convs == ("conv1", "conv2")
     assert lenet.default_blur(lenet.spec.layer("conv1")) == (5, 3.0)
+    settings = lenet.layer_settings()  # what the page's sentences say of each layer
+    assert settings["conv1"] == {
+        "in": (1, 28, 28),
+        "type": "Conv2d",
+        "kernel": (5, 5),
+        "stride": (1, 1),
+        "pad": (0, 0),
+        "dilation": (1, 1),
+        "groups": 1,
+        "cin": 1,
+        "bias": True,
+    }
+    assert settings["pool2"] == {
+        "in": (16, 8, 8),
+        "type": "MaxPool2d",
+        "kernel": (2, 2),
+        "stride": (2, 2),
+        "pad": (0, 0),
+        "dilation": (1, 1),
+    }
+    assert settings["fc1"] == {"in": (256,), "type": "Linear"}
 
 
 def test_a_bad_row_is_refused():
