@@ -144,7 +144,7 @@ class Views:
         from ..errors import ConvseeError
         from ..run.optimize import OptimizeConfig, optimize
 
-        picked = self.select(layers, "conv1" if self.kind == "lenet" else None)
+        picked = self.select(layers, self.default_layer)
         cfg = OptimizeConfig(steps=steps, rounds=rounds, seed=seed, **config)
         if channels is None:
             choice = {x.name: ("all", None) if x.channels <= 16 else ("top", 16) for x in picked}
