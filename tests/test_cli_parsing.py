@@ -102,7 +102,7 @@ def test_evolution_with_checkpoint_flag_draws(tmp_path):
             ["render", "--diff", "sample:1", "sample:2", "sample:3"],
             "--diff A B compares A and B; it takes no INPUT (got sample:3)",
         ),
-        (["render", "--kernels", "--diff", "sample:1", "sample:2"], "--kernels and --diff are"),
+        (["render", "--kernels", "--diff", "sample:1", "sample:2"], "--kernels and a diff are"),
         (["train", "--epochs", "0"], "--epochs must be >= 1, got 0"),
         (["train", "--batch-size", "-3"], "--batch-size must be >= 1, got -3"),
         (["train", "--lr", "0"], "--lr must be > 0, got 0.0"),

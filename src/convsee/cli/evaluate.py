@@ -40,7 +40,7 @@ def run(a) -> int:
         out_file_ok(a.out, "--out", ".png")  # before the work, and creating nothing
     explicit = None if a.class_map is None else read_class_map(a.class_map)
     net = network(a)
-    if net.kind == "lenet":
+    if net.torch_free:
         net.torch_model()  # batches of 10,000 images run faster in torch
     ev = evaluate(net, a.data, a.dataset, a.batch_size, explicit)
     if a.out:  # the picture first: a reader that stops early (`| head`) must not cost it

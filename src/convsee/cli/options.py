@@ -284,7 +284,7 @@ def network(a, *, need_torch: bool = False):
         labels=getattr(a, "labels", None),
         device=dev,
     )
-    if need_torch and net.kind == "lenet":
+    if need_torch:
         net.torch_model(dev)
     import sys
 

@@ -33,8 +33,9 @@ def attribution(
     if len(out.shape) not in (1, 3):
         shape = "x".join(map(str, out.shape)) or "a scalar"
         raise ConvseeError(
-            f"attribution needs one score per class; the model's output is {shape} per input"
-            + (" (choose another with --output)" if len(outs) > 1 else "")
+            "attribution needs one score per class; the model's {param} is "
+            f"{shape} per input" + (" (choose another {param})" if len(outs) > 1 else ""),
+            "output",
         )
     k = out.shape[0]
     if target is not None and not 0 <= target < k:

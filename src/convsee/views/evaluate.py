@@ -32,7 +32,8 @@ def match_classes_of(net, source, k: int, explicit: dict | None = None) -> tuple
         )
     raise ConvseeError(
         f"{source.name} has {len(ds)} classes, the model {k}; their names do not match "
-        "(pass --labels FILE with the model's class names)"
+        "(pass {param}: a file of the model's class names)",
+        "labels",
     )
 
 

@@ -86,7 +86,7 @@ def check_dense(net) -> None:
         shapes = ", ".join(f"{o.name or 'output'} {'x'.join(map(str, o.shape))}" for o in out)
         raise ConvseeError(
             "{param} draws class scores given per position (K x H x W); this model's scores "
-            f"are not (its outputs: {shapes}; choose one with --output)",
+            f"are not (its outputs: {shapes}; choose one when the model is loaded: output)",
             "map",
         )
 

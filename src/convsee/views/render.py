@@ -40,7 +40,7 @@ def check_request(inputs, kernels_only: bool = False, diff_of=None) -> None:
     from ..errors import ConvseeError
 
     if kernels_only and diff_of:
-        raise ConvseeError("{param} and --diff are separate pictures: give one of them", "kernels")
+        raise ConvseeError("{param} and a diff are separate pictures: give one of them", "kernels")
     if (kernels_only or diff_of) and inputs:
         what = "draws the kernels alone" if kernels_only else "A B compares A and B"
         got = " ".join(map(str, inputs))[:80]

@@ -212,7 +212,7 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
     layers = [r.layer for r in requests]
     x = inp.x[None].astype(np.float32)
     try:
-        if net.kind == "lenet":
+        if net.thread_safe:
             acts, probs = net.run(x, layers)
         else:
             with TORCH_LOCK:  # hooks on the one torch model

@@ -78,21 +78,6 @@ def _pair(v) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _lenet_ops(net) -> dict:
-    """LeNet-5 (models/lenet.py): every layer's settings, its input shape."""
-    out, prev = {}, tuple(net.spec.input_shape)
-    for layer in net.spec.layers:
-        s = {"in": prev, "type": layer.type}
-        if layer.type == "Conv2d":
-            s.update(kernel=tuple(layer.kernel[2:]), stride=(1, 1), pad=(0, 0), dilation=(1, 1))
-            s.update(groups=1, cin=layer.kernel[1], bias=True)
-        elif layer.type == "MaxPool2d":
-            s.update(kernel=(2, 2), stride=(2, 2), pad=(0, 0), dilation=(1, 1))
-        out[layer.name] = s
-        prev = tuple(layer.shape)
-    return out
-
-
 def _torch_ops(net, lock) -> dict:
     """Any torch model: one pass on zeros with pre-hooks recording what each leaf module
     receives (shape, per call), and the modules' settings."""
@@ -150,8 +135,9 @@ def _torch_ops(net, lock) -> dict:
 
 
 def _ops(net, lock) -> dict:
-    if net.kind == "lenet":
-        return _lenet_ops(net)
+    known = net.layer_settings()  # LeNet-5: from its table
+    if known is not None:
+        return known
     try:
         return _torch_ops(net, lock)
     except Exception:  # noqa: BLE001 - no sentences beats no page
@@ -329,11 +315,8 @@ def teach_info(served, lock) -> dict:
             }
             break
     shown = list(served.defaults)
-    if net.kind == "lenet":  # the ReLUs visible: what turns conv's signed maps non-negative
-        names = net.spec.names()
-        shown = [
-            n for n in names if n in shown or (n.startswith("relu") and n in ("relu1", "relu2"))
-        ]
+    if net.also_shown:  # LeNet-5's ReLUs: what turns conv's signed maps non-negative
+        shown = [n for n in net.spec.names() if n in shown or n in net.also_shown]
     return {
         "layer_words": words,
         "page_layers": shown,
@@ -413,7 +396,7 @@ def explain_payload(served, body, lock) -> dict:
         inp = parse_named(body["input"], served)
     net = served.net
     try:
-        if net.kind == "lenet":
+        if net.thread_safe:  # no hooks on a shared torch module
             e = explain_prepared(net, inp.x, layer, unit)
         else:
             with lock:

@@ -319,6 +319,6 @@ def reference(served: Served, layer: Layer, blur) -> list[float] | None:
     ref = reference_range(served.net, layer, blur)
     if ref is not None:
         return [ref[0], ref[1]]
-    if served.net.kind == "lenet":
+    if served.net.ranges_from_samples:
         return global_ranges(served, blur)[layer.name]
     return None

@@ -124,7 +124,7 @@ class _Warm:
         self.started = False
 
     def start(self) -> None:
-        if self.started or self.served.net.kind != "lenet":
+        if self.started or not self.served.net.torch_free:
             return
         self.started = True
 
