@@ -347,3 +347,38 @@ def test_the_page_overlay_offers_the_cams():
         np.testing.assert_allclose(m * got["max"], ref.maps[0], atol=1e-3 * ref.maps[0].max())
         r = c.post("/api/activations", json={**body, "attribution": "nope"})
         assert r.status_code == 400 and "must be one of" in r.text
+
+
+def test_the_page_overlay_offers_the_costly_methods_within_a_budget(monkeypatch):
+    """Score-CAM, integrated gradients and occlusion on the page: the library's maps with the
+    page's bounded options (their positive part), sent to the heavy lane; Score-CAM at a layer
+    of more channels than the page's budget is refused naming the key."""
+    from starlette.testclient import TestClient
+
+    import convsee
+    from convsee.web import schema
+    from convsee.web.server import create_app
+
+    net = convsee.load()
+    with TestClient(create_app(), base_url="http://127.0.0.1:8000") as c:
+        for kind, options in [
+            ("scorecam", {"layer": "conv2"}),
+            ("integrated-gradients", {"steps": schema.PAGE_IG_STEPS}),
+            ("occlusion", {"window": 8, "stride": 4}),  # 28 px in 8 steps of 4
+        ]:
+            body = {"input": "sample:3", "attribution": kind, "attribution_layer": "conv2"}
+            assert schema.heavy_request(body)
+            r = c.post("/api/activations", json=body)
+            assert r.status_code == 200, (kind, r.text)
+            got = r.json()["attribution"]
+            assert got["kind"] == kind
+            ref = net.attribution("sample:3", method=kind, **options).maps[0]
+            ref = np.maximum(ref, 0)
+            m = np.asarray(got["map"]).reshape(got["shape"])
+            np.testing.assert_allclose(m * got["max"], ref, atol=1e-3 * ref.max(), err_msg=kind)
+        monkeypatch.setattr(schema, "PAGE_PASSES", 8)  # conv2 has 16 channels
+        body = {"input": "sample:3", "attribution": "scorecam", "attribution_layer": "conv2"}
+        r = c.post("/api/activations", json=body)
+        assert r.status_code == 422 and "'attribution_layer'" in r.text, r.text
+        assert "16" in r.text and "at most 8" in r.text
+    assert not schema.heavy_request({"input": "sample:3", "attribution": "gradcam"})

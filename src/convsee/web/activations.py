@@ -15,10 +15,13 @@ from .keys import INPUT_KEYS, said
 from .requests import BadRequest, describe
 from .schema import (
     ENCODINGS,
+    INPUT_OVERLAYS,
     MAX_VALUES,
+    OVERLAYS,
     PAGE_SIZE,
     VECTOR_MAX,
     LayerRequest,
+    overlay_options,
     page_count,
     parse_blur,
     parse_image,
@@ -30,8 +33,6 @@ from .schema import (
 from .served import TORCH_LOCK, Served, is_vector, reference
 
 __all__ = ["activations_payload", "OVERLAYS"]
-
-OVERLAYS = ("saliency", "gradcam", "gradcam++", "xgradcam", "layercam", "eigencam")
 
 
 def _pick(a: np.ndarray, req: LayerRequest) -> list[int]:
@@ -114,10 +115,17 @@ def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target:
     net = served.net
     layer = net.spec.layer(layer_name)
     want = getattr(net, "output", None)
-    if kind not in ("saliency", "gradcam"):  # the other CAMs: the batch API, one input
+    if kind not in ("saliency", "gradcam"):  # the others: the batch API, one input
+        options = overlay_options(kind, layer, net.prep.input_size)
+        if kind in INPUT_OVERLAYS:
+            layer = None  # the input's own attribution: no layer
         with TORCH_LOCK:
-            b = attribute_network(net, inp.x[None], method=kind, layer=layer, target=target)
+            b = attribute_network(
+                net, inp.x[None], method=kind, layer=layer, target=target, **options
+            )
         m = b.maps[0]
+        if kind in INPUT_OVERLAYS:  # signed: the part that speaks for the class is drawn
+            m = np.maximum(m, 0)
         top = float(m.max())
         return {
             "kind": kind,
@@ -183,6 +191,7 @@ def activations_payload(served: Served, body) -> tuple[dict, list[bytes]]:
             cam = served.cam_default
         elif not isinstance(cam, str) or cam not in served.cam_layers:
             raise BadRequest("'attribution_layer' must be one of the map layers /api/info lists")
+        overlay_options(attribution, served.net.spec.layer(cam), served.prep.input_size)
     blur = parse_blur(body.get("blur"))
     keep = body.get("keep", False)
     if not isinstance(keep, bool):

@@ -296,11 +296,55 @@ def sent_values(req: LayerRequest, encoding: str) -> int:
     return n * h * w
 
 
+# overlays the page offers: the CAMs at a chosen layer, and three that cost many passes
+# (Score-CAM one forward pass per channel of its layer, integrated gradients one backward
+# pass per step, occlusion one forward pass per patch position): those go to the heavy lane,
+# bounded as PAGE_PASSES says, one at a time, behind the page's other requests.
+OVERLAYS = (
+    "saliency",
+    "gradcam",
+    "gradcam++",
+    "xgradcam",
+    "layercam",
+    "eigencam",
+    "scorecam",
+    "integrated-gradients",
+    "occlusion",
+)
+COSTLY_OVERLAYS = ("scorecam", "integrated-gradients", "occlusion")
+INPUT_OVERLAYS = ("saliency", "integrated-gradients", "occlusion")  # no layer: the input's
+PAGE_PASSES = 128  # the most passes through the model one overlay may take on the page
+PAGE_IG_STEPS = 16  # integrated gradients' steps on the page (the CLI's default: 50)
+PAGE_OCCLUSION_GRID = 8  # occlusion's patch positions per side on the page (8 x 8 = 64)
+
+
+def overlay_options(kind: str, layer: Layer, input_shape) -> dict:
+    """The options the page computes overlay `kind` with, within PAGE_PASSES passes; raises
+    BadRequest (422) for Score-CAM at a layer of more channels than that."""
+    if kind == "integrated-gradients":
+        return {"steps": PAGE_IG_STEPS}
+    if kind == "occlusion":
+        side = min(input_shape[-2:])
+        stride = max(1, math.ceil(side / PAGE_OCCLUSION_GRID))
+        return {"window": min(side, 2 * stride), "stride": stride}
+    if kind == "scorecam" and layer.shape[0] > PAGE_PASSES:
+        raise BadRequest(
+            f"Score-CAM at {layer.name} takes one forward pass per channel, {layer.shape[0]}; "
+            f"the page takes at most {PAGE_PASSES}: choose a layer with fewer channels in "
+            "'attribution_layer', or run `convsee attribution --method scorecam`",
+            422,
+        )
+    return {}
+
+
 def heavy_request(body) -> bool:
-    """Whether body carries an image declaring more than WORK_PIXELS pixels (its decoding
+    """Whether body asks for an overlay of many passes (COSTLY_OVERLAYS), or carries an
+    image declaring more than WORK_PIXELS pixels (its decoding
     takes tens of megabytes and milliseconds), or a JPEG of more than HEAVY_SCANS scans (a
     progressive JPEG's decoder passes over every coefficient at each scan: 60,000 of them
     are seconds of a core): done one at a time on a lane of their own."""
+    if isinstance(body, dict) and body.get("attribution") in COSTLY_OVERLAYS:
+        return True  # many passes through the model
     if not isinstance(body, dict) or not isinstance(body.get("png"), str):
         return False
     try:

@@ -19,4 +19,5 @@ export function buildControls(info) {
   syncOverlay();
 }
 
-function syncOverlay() { $("attr-layer").hidden = ["", "saliency"].includes($("attr").value); }
+// the input's own attributions take no layer
+function syncOverlay() { $("attr-layer").hidden = ["", "saliency", "integrated-gradients", "occlusion"].includes($("attr").value); }

@@ -34,6 +34,8 @@ export function drawAttribution(attr) {
 export function attributionWords(attr) {
   const cls = short(state.info.classes[attr.target] ?? attr.target);
   if (attr.kind === "saliency") return `saliency for “${cls}”: |d ${attr.quantity} / d pixel|`;
-  const names = { gradcam: "Grad-CAM", "gradcam++": "Grad-CAM++", xgradcam: "XGrad-CAM", layercam: "LayerCAM", eigencam: "Eigen-CAM" };
+  if (attr.kind === "integrated-gradients") return `integrated gradients for “${cls}” (16 steps from black): the pixels that raise its ${attr.quantity}`;
+  if (attr.kind === "occlusion") return `occlusion for “${cls}”: how much its ${attr.quantity} drops when a patch over the pixel is set to black`;
+  const names = { gradcam: "Grad-CAM", "gradcam++": "Grad-CAM++", xgradcam: "XGrad-CAM", layercam: "LayerCAM", eigencam: "Eigen-CAM", scorecam: "Score-CAM" };
   return `${names[attr.kind] ?? attr.kind} at ${attr.layer} for “${cls}”${attr.field_known ? "" : " (stretched: field unknown)"}`;
 }
