@@ -415,6 +415,7 @@ def test_views_on_request(mnist_dir, monkeypatch):
 
     # the scan stops after SCAN_SECONDS: on a busy machine that is fewer than 10,000 images
     monkeypatch.setattr(convsee.web.views, "SCAN_SECONDS", 1e6)
+    monkeypatch.setattr(convsee.web.views, "OPTIMIZE_SECONDS", 1e6)  # and 100 steps, as LeNet takes
     app = create_app(data_dir=mnist_dir)
     assert app.state.views._thread is None  # nothing computed at start
     with TestClient(app, base_url=LOCAL) as c:
