@@ -175,9 +175,9 @@ def test_saliency_integrated_gradients_occlusion_equal_captum(setup):
     assert rel(r.channels, ref.numpy()) <= 1e-4
 
 
-def test_passes_in_slices_and_channels_last_keep_the_numbers(setup, monkeypatch):
-    """A batch larger than a pass (PASS_VALUES made 2 inputs' worth) runs in slices, each
-    channels-last on a CPU; the maps still equal captum's on the whole batch."""
+def test_passes_in_slices_keep_the_numbers(setup, monkeypatch):
+    """A batch larger than a pass (PASS_VALUES made 2 inputs' worth) runs in slices; the
+    maps still equal captum's on the whole batch."""
     from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 
     import convsee.run.attribution as attribution
@@ -194,41 +194,11 @@ def test_passes_in_slices_and_channels_last_keep_the_numbers(setup, monkeypatch)
     finally:
         h.remove()
     assert [len(v) for v in seen[:4]] == [2, 2, 2, 2]  # gradcam's two passes, saliency's
-    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in seen)
     ref = LayerGradCam(m, m.layer3).attribute(x, target=tt, relu_attributions=True)
     assert rel(r.layer_maps, ref[:, 0].detach().numpy()) <= 1e-4
     assert rel(s.channels, Saliency(m).attribute(x, target=tt, abs=True).numpy()) <= 1e-4
     ref = IntegratedGradients(m).attribute(x, target=tt, n_steps=6).numpy()
     assert rel(g.channels, ref) <= 1e-4
-
-
-def test_a_model_that_needs_nchw_tensors_gets_them():
-    """x.view(n, -1) fails on a channels-last map: the pass is run again in NCHW."""
-    from captum.attr import LayerGradCam, Saliency
-
-    class Viewer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(2)
-            self.conv = nn.Conv2d(3, 4, 3, padding=1)
-            self.fc = nn.Linear(4 * 8 * 8, 5)
-
-        def forward(self, x):
-            y = torch.relu(self.conv(x))
-            return self.fc(y.view(y.shape[0], -1))
-
-    m = Viewer().eval()
-    spec = describe(m, (3, 8, 8), "cpu")
-    x = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(6))
-    with pytest.raises(RuntimeError):  # what the fallback is for
-        m(x.contiguous(memory_format=torch.channels_last))
-    t = [0, 4, 2]
-    tt = torch.tensor(t)
-    r = attribute_batch(m, x.numpy(), spec, layer="conv", target=t)
-    ref = LayerGradCam(m, m.conv).attribute(x, target=tt, relu_attributions=True)
-    assert rel(r.layer_maps, ref[:, 0].detach().numpy()) <= 1e-4
-    s = attribute_batch(m, x.numpy(), spec, method="saliency", target=t)
-    assert rel(s.channels, Saliency(m).attribute(x, target=tt, abs=True).numpy()) <= 1e-4
 
 
 def test_in_place_relu_after_the_layer_convsee_exact_peers_not():

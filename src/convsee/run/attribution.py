@@ -228,6 +228,7 @@ INPUT_METHODS = ("saliency", "integrated-gradients", "occlusion")
 METHODS = (*CAM_METHODS, *INPUT_METHODS)
 PLACEMENTS = ("field", "stretch")
 PROBE = 8  # map layers tried at a time, from the end, when the CAM layer is not given
+SCORE_MASKS = 32  # Score-CAM's masked inputs per pass (torchcam's default batch)
 PASS_VALUES = 16 * 3 * 224 * 224  # input values per forward pass (_rows_per_pass)
 NEGLIGIBLE = 1e-3  # of the largest first-order contribution sum |A * dS/dA| among them
 
@@ -429,8 +430,6 @@ def attribute_batch(
     notes: list[str] = []
     scores = np.zeros(n)
 
-    layout = {"channels_last": device.type == "cpu"}  # switched off if the model refuses it
-
     def one_pass(xt, rows, plain, layers, grads_to):
         need = grads_to is not None
         with (
@@ -438,17 +437,7 @@ def attribute_batch(
             grab(model, layers, grad=need) as acts,
             torch.enable_grad() if need else torch.no_grad(),
         ):
-            xm = xt
-            if layout["channels_last"] and xt.dim() == 4 and xt.shape[1] > 1:
-                xm = xt.contiguous(memory_format=torch.channels_last)
-            try:
-                out = model(xm)
-            except RuntimeError:
-                if xm is xt:
-                    raise
-                # a model that needs NCHW-contiguous tensors (x.view(...)): the plain layout
-                layout["channels_last"] = False
-                out = model(xt)
+            out = model(xt)
             s = scorer(select_output(out, output), seen, rows, plain)
             missing = [x.name for x in layers if x.name not in acts]
             if missing:
@@ -653,21 +642,24 @@ def _field_for(layer: Layer, hw_map, hw, placement: str):
 
 
 def _score_cam(forward, xin, a, layer, hw, placement, rows):
-    """Score-CAM weights and map for A (B, C, h, w) of the inputs xin."""
+    """Score-CAM weights and map for A (B, C, h, w) of the inputs xin. The masks are made
+    SCORE_MASKS channels at a time (all of them at once would be B*C*H*W values: 13 GB in
+    float64 for 64 images at layer4 of a ResNet-18 at 224x224)."""
     import torch
 
-    b, c = a.shape[:2]
-    fld, _ = _field_for(layer, a.shape[2:], hw, placement)
-    up = _place_batch(a.reshape(b * c, *a.shape[2:]), fld, hw).reshape(b, c, *hw)
-    lo = up.amin((2, 3), keepdim=True)
-    hi = up.amax((2, 3), keepdim=True)
-    up = ((up - lo) / (hi - lo + 1e-8)).to(xin.dtype)
+    b, c, h, w = a.shape
+    fld, _ = _field_for(layer, (h, w), hw, placement)
+    ry = torch.from_numpy(_axis_weights(hw[0], h, fld.start[0], fld.stride[0])).to(xin.dtype)
+    rx = torch.from_numpy(_axis_weights(hw[1], w, fld.start[1], fld.stride[1])).to(xin.dtype)
+    ry, rx = ry.to(xin.device), rx.to(xin.device)
     scores = torch.empty(b, c, dtype=torch.float64)
-    chunk = 32
     base_rows = np.asarray(rows)
     for j in range(b):
-        for k0 in range(0, c, chunk):
-            m = up[j, k0 : k0 + chunk, None]  # (k, 1, H, W)
+        for k0 in range(0, c, SCORE_MASKS):
+            up = ry @ a[j, k0 : k0 + SCORE_MASKS].to(xin.dtype) @ rx.T  # (k, H, W)
+            lo = up.amin((1, 2), keepdim=True)
+            hi = up.amax((1, 2), keepdim=True)
+            m = ((up - lo) / (hi - lo + 1e-8))[:, None]  # (k, 1, H, W)
             s, _, _ = forward(xin[j : j + 1] * m, np.full(len(m), base_rows[j]))
             scores[j, k0 : k0 + len(m)] = s.double().cpu()
     w = torch.softmax(scores, 1)
