@@ -175,6 +175,32 @@ def test_saliency_integrated_gradients_occlusion_equal_captum(setup):
     assert rel(r.channels, ref.numpy()) <= 1e-4
 
 
+def test_passes_in_slices_keep_the_numbers(setup, monkeypatch):
+    """A batch larger than a pass (PASS_VALUES made 2 inputs' worth) runs in slices; the
+    maps still equal captum's on the whole batch."""
+    from captum.attr import IntegratedGradients, LayerGradCam, Saliency
+
+    import convsee.run.attribution as attribution
+
+    m, spec, x, t = setup
+    tt = torch.tensor(t)
+    monkeypatch.setattr(attribution, "PASS_VALUES", 2 * 3 * 32 * 32)
+    seen = []
+    h = m.stem[0].register_forward_pre_hook(lambda _m, i: seen.append(i[0]))
+    try:
+        r = attribute_batch(m, x.numpy(), spec, layer="layer3", target=t)
+        s = attribute_batch(m, x.numpy(), spec, method="saliency", target=t)
+        g = attribute_batch(m, x.numpy(), spec, method="integrated-gradients", target=t, steps=6)
+    finally:
+        h.remove()
+    assert [len(v) for v in seen[:4]] == [2, 2, 2, 2]  # gradcam's two passes, saliency's
+    ref = LayerGradCam(m, m.layer3).attribute(x, target=tt, relu_attributions=True)
+    assert rel(r.layer_maps, ref[:, 0].detach().numpy()) <= 1e-4
+    assert rel(s.channels, Saliency(m).attribute(x, target=tt, abs=True).numpy()) <= 1e-4
+    ref = IntegratedGradients(m).attribute(x, target=tt, n_steps=6).numpy()
+    assert rel(g.channels, ref) <= 1e-4
+
+
 def test_in_place_relu_after_the_layer_convsee_exact_peers_not():
     """ResNet-18's layer3.0.bn1 is followed by an in-place ReLU: convsee equals the same
     network with every ReLU made out-of-place; the peers' hooks see the ReLU'd values."""

@@ -102,6 +102,25 @@ def test_redirected_relu_gradient_by_hand():
     assert torch.equal(out, x.detach().clamp(min=0))
 
 
+def test_redirected_relu6_gradient_by_hand():
+    x = torch.tensor([[-1.0, 7.0, 2.0], [-3.0, 8.0, -0.5]], requires_grad=True)
+    g = torch.tensor([[0.7, -1.0, 0.3], [0.4, -2.0, -0.6]])
+    for relu6 in (torch.nn.functional.relu6, torch.nn.ReLU6(), torch.nn.Hardtanh(0.0, 6.0)):
+        with opt._redirect_mode():
+            y = relu6(x)
+            (gx,) = torch.autograd.grad(y, [x], g)
+        assert torch.equal(y, x.detach().clamp(0, 6))
+        # row 0 passes a gradient at 2.0: the plain one; row 1 is all clamped: the gradient
+        # goes through except where it pushes below 0 (g > 0 at x < 0) or above 6 (g < 0 at x > 6)
+        assert torch.equal(gx, torch.tensor([[0.0, 0.0, 0.3], [0.0, 0.0, -0.6]]))
+    with opt._redirect_mode():
+        out = torch.nn.ReLU6(inplace=True)(x.detach().clone())
+        other = torch.nn.Hardtanh(-1.0, 1.0)(x)  # not a ReLU6: untouched, its own gradient
+        (go,) = torch.autograd.grad(other, [x], g)
+    assert torch.equal(out, x.detach().clamp(0, 6))
+    assert torch.equal(go, g * ((x > -1) & (x < 1)))
+
+
 def test_dead_pool_units_rise_through_their_pre_activation(lenet):
     net, model = lenet
     [layer] = net.select("pool1")

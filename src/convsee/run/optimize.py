@@ -269,44 +269,65 @@ class Stop:
 
 
 def _redirect_mode():
-    """A torch function mode under which every ReLU (modules, F.relu, torch.relu, in place or
-    not) computes the same values, but passes its gradient back to the pre-activation for an
-    image whose ReLU gradient is all zero (Lucid's redirected ReLU: the gradient that would
-    push a negative input further down is dropped). The loss is minimised (-objective)."""
+    """A torch function mode under which every ReLU and ReLU6 (modules, F.relu, torch.relu,
+    F.relu6, F.hardtanh clamping at 0, in place or not) computes the same values, but passes
+    its gradient back to the pre-activation for an image whose ReLU gradient is all zero
+    (Lucid's redirected ReLU: the gradient that would push a negative input further down is
+    dropped, and for ReLU6 the one that would push an input above 6 further up). The loss is
+    minimised (-objective)."""
     import torch
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
 
     class Redirected(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, x):
+        def forward(ctx, x, hi):
             ctx.save_for_backward(x)
-            return x.clamp(min=0)
+            ctx.hi = hi
+            return x.clamp(min=0) if hi is None else x.clamp(0, hi)
 
         @staticmethod
         def backward(ctx, g):
             (x,) = ctx.saved_tensors
-            plain = g * (x > 0)
+            hi = ctx.hi
+            live = x > 0 if hi is None else (x > 0) & (x < hi)
+            plain = g * live
             moved = torch.where((x < 0) & (g > 0), torch.zeros_like(g), g)
+            if hi is not None:
+                moved = torch.where((x > hi) & (g < 0), torch.zeros_like(g), moved)
             if x.dim() == 0:
-                return plain
+                return plain, None
             dead = plain.flatten(1).abs().amax(1) == 0
-            return torch.where(dead.view(-1, *[1] * (x.dim() - 1)), moved, plain)
+            return torch.where(dead.view(-1, *[1] * (x.dim() - 1)), moved, plain), None
 
     relus = {F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
     relus.add(getattr(F, "relu_", F.relu))
+    in_place = {torch.relu_, torch.Tensor.relu_, getattr(F, "relu_", None)}
+
+    def clamp_of(func, args, kwargs):
+        """(upper bound or None, in place) if func is a ReLU or a ReLU6, else None."""
+        if not args or not isinstance(args[0], torch.Tensor):
+            return None
+        if func in relus:
+            return None, bool(kwargs.get("inplace", len(args) > 1 and args[1])) or (
+                func in in_place
+            )
+        if func is F.relu6:
+            return 6.0, bool(kwargs.get("inplace", len(args) > 1 and args[1]))
+        if func is F.hardtanh:  # nn.ReLU6 is Hardtanh(0, 6)
+            named = dict(zip(("min_val", "max_val", "inplace"), args[1:], strict=False))
+            named.update(kwargs)
+            if float(named.get("min_val", -1.0)) == 0.0:
+                return float(named.get("max_val", 1.0)), bool(named.get("inplace", False))
+        return None
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            if func in relus and args and isinstance(args[0], torch.Tensor):
-                x = args[0]
-                inplace = kwargs.get("inplace", len(args) > 1 and args[1]) or func in (
-                    torch.relu_,
-                    torch.Tensor.relu_,
-                    getattr(F, "relu_", None),
-                )
-                out = Redirected.apply(x)
+            c = clamp_of(func, args, kwargs)
+            if c is not None:
+                (hi, inplace), x = c, args[0]
+                out = Redirected.apply(x, hi)
                 if inplace and not x.requires_grad:
                     return x.copy_(out)
                 return out
