@@ -120,16 +120,28 @@ def test_same_seed_same_weights_whatever_the_thread_count(tmp_path, small_splits
 def test_bad_settings(tmp_path, small_splits):
     with pytest.raises(ConvseeError, match="must end in .safetensors"):
         train(TrainConfig(), out=tmp_path / "x.pt", splits=small_splits)
-    with pytest.raises(ConvseeError, match="must be positive"):
-        train(TrainConfig(epochs=0), out=tmp_path / "x.safetensors", splits=small_splits)
     out = tmp_path / "x.safetensors"
+    for field, value, message in (
+        ("epochs", 0, "epochs must be a whole number of at least 1, got 0"),
+        ("epochs", 2.5, "epochs must be a whole number of at least 1, got 2.5"),
+        ("batch_size", -1, "batch_size must be a whole number of at least 1, got -1"),
+        ("lr", 0.0, "lr must be a positive number, got 0.0"),
+        ("lr", float("nan"), "lr must be a positive number, got nan"),
+    ):
+        with pytest.raises(ConvseeError, match=message) as e:
+            train(TrainConfig(**{field: value}), out=out, splits=small_splits, progress=False)
+        assert e.value.param == field
     for seed in (2**64, -1, 1.5):
         with pytest.raises(ConvseeError, match=r"seed must be a whole number in 0\.\.18446"):
             train(TrainConfig(seed=seed), out=out, splits=small_splits)
     with pytest.raises(ConvseeError, match="threads must be in 1..256, got 0"):
         train(TrainConfig(threads=0), out=out, splits=small_splits)
-    with pytest.raises(ConvseeError, match="snapshots must be at most 1000, got 1000000000"):
-        train(TrainConfig(), out=out, splits=small_splits, snapshots=10**9)
+    for n in (10**9, 1001, -1, 2.0, True):
+        with pytest.raises(
+            ConvseeError, match=rf"snapshots must be a whole number in 0\.\.1000, got {n!r}"
+        ) as e:
+            train(TrainConfig(), out=out, splits=small_splits, snapshots=n)
+        assert e.value.param == "snapshots"
     tr = small_splits[0]
     tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])  # 2 steps: 3 moments
     with pytest.raises(ConvseeError, match="snapshots 4 is more than the 3 moments"):
@@ -143,7 +155,9 @@ def test_cli_seed_and_snapshots_out_of_range_are_one_line(tmp_path, capsys):
     out = str(tmp_path / "m.safetensors")
     for args, message in (
         (["--seed", str(2**64)], "--seed must be a whole number"),
-        (["--snapshots", "1000000000"], "--snapshots must be at most 1000"),
+        (["--snapshots", "1000000000"], "--snapshots must be a whole number in 0..1000"),
+        (["--snapshots", "-1"], "--snapshots must be a whole number in 0..1000, got -1"),
+        (["--epochs", "0"], "--epochs must be a whole number of at least 1, got 0"),
     ):
         assert main(["train", "--quiet", "--out", out, *args]) == 2
         err = capsys.readouterr().err
@@ -487,3 +501,41 @@ def test_models_that_cannot_train_are_refused_before_any_data(tmp_path, source, 
             model=f"{tmp_path / 'm.py'}:{source}",
         )
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_your_model_file_is_imported_once_and_seeded_as_it_is_built(tmp_path, small_splits):
+    """The file runs once (it counts its imports), and what it draws at import time does not
+    change the initialisation: the weights are the seed's, as torch builds them right after
+    manual_seed (the oracle: the same class built by hand)."""
+    from convsee.run.train import _build
+
+    count = tmp_path / "imports.txt"
+    (tmp_path / "m.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        f"with open({str(count)!r}, 'a') as f:\n    f.write('x')\n"
+        "torch.rand(1000)  # drawn at import time\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))\n"
+    )
+    spec = f"{tmp_path / 'm.py'}:Net"
+    model, _ = _build(spec, 7)
+    assert count.read_text() == "x"
+    NetClass = type(model)
+    torch.manual_seed(7)
+    oracle = NetClass()
+    a, b = model.state_dict(), oracle.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(8)
+    assert not torch.equal(NetClass()[0].weight, model[0].weight)  # the seed matters
+    tr = small_splits[0]
+    tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])
+    train(
+        TrainConfig(epochs=1, seed=7),
+        out=tmp_path / "x.safetensors",
+        splits=tiny,
+        progress=False,
+        model=spec,
+    )
+    assert count.read_text() == "xx"  # one more import for the whole training
