@@ -539,3 +539,52 @@ def test_your_model_file_is_imported_once_and_seeded_as_it_is_built(tmp_path, sm
         model=spec,
     )
     assert count.read_text() == "xx"  # one more import for the whole training
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy(tmp_path, small_splits):
+    """Two steps with label_smoothing 0.3, replayed by hand: the loss written out as
+    -(1 - e) log p_y - e/K sum_k log p_k, the same init, batches and optimizer. The weights
+    agree to float rounding, and differ from the unsmoothed run's (so the test can fail)."""
+    from convsee.datasets.idx import normalize
+    from convsee.models.lenet import LeNet5
+    from convsee.run.optim import NesterovSGD, one_cycle
+
+    tr = small_splits[0]
+    tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])
+    got = {}
+    for e in (0.3, 0.0):
+        cfg = TrainConfig(epochs=1, seed=5, label_smoothing=e)
+        train(cfg, out=tmp_path / f"{e}.safetensors", splits=tiny, progress=False)
+        got[e] = load_file(tmp_path / f"{e}.safetensors")
+    cfg = TrainConfig(epochs=1, seed=5, label_smoothing=0.3)
+    torch.manual_seed(5)
+    model = LeNet5()
+    opt = NesterovSGD(model.parameters(), weight_decay=cfg.weight_decay)
+    x, y = normalize(tiny[0].images), tiny[0].labels
+    perm = torch.randperm(256, generator=torch.Generator().manual_seed(5))
+    for step in range(2):
+        idx = perm[step * 128 : (step + 1) * 128]
+        logp = torch.log_softmax(model(x[idx]), 1)
+        nll = -logp.gather(1, y[idx, None])[:, 0]
+        loss = ((1 - 0.3) * nll - 0.3 / 10 * logp.sum(1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step(*one_cycle(step, 2, cfg.lr, cfg.warmup, cfg.momentum))
+    want = model.state_dict()
+    for k in want:
+        assert torch.allclose(got[0.3][k], want[k], atol=1e-6), k
+    assert max((got[0.3][k] - got[0.0][k]).abs().max() for k in want) > 1e-3
+
+
+def test_label_smoothing_out_of_range_is_refused(tmp_path, capsys):
+    from convsee.cli import main
+
+    out = tmp_path / "x.safetensors"
+    for e in (1.0, -0.1, float("nan")):
+        with pytest.raises(ConvseeError, match=r"label_smoothing must be in \[0, 1\)") as err:
+            train(TrainConfig(label_smoothing=e), out=out)
+        assert err.value.param == "label_smoothing"
+    assert main(["train", "--quiet", "--out", str(out), "--label-smoothing", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "convsee: error: --label-smoothing must be in [0, 1), got 1.0\n"
+    )
