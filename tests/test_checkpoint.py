@@ -341,10 +341,41 @@ def test_labels_files_of_the_wrong_length_or_size_are_refused(tmp_path, capsys):
     with open(huge, "wb") as f:  # sparse: 2 MB without writing them
         f.truncate(2 << 20)
     for path, message in (
-        (short, "9 labels (one a line) for a model with 10 classes"),
+        (short, "--labels gives 9 class names (one a line) for a model with 10 classes"),
         (huge, "is 2,097,152 bytes; class names take at most 1,048,576"),
     ):
         assert main(["predict", "sample:3", "--labels", str(path)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("convsee: error:") and message in err, err
         assert err.count("\n") == 1
+
+
+def test_labels_of_the_wrong_count_are_refused_for_every_model(tmp_path, capsys):
+    """Not only LeNet-5: any model's class scores are counted (10 for SmallCNN, 6 per position
+    for a dense one), on the CLI in one line naming --labels; a matching count loads."""
+    from pathlib import Path
+
+    from convsee.cli import main
+    from convsee.models.load import load_network
+
+    small = str(Path(__file__).resolve().parents[1] / "examples" / "small_cnn.py") + ":SmallCNN"
+    (tmp_path / "dense.py").write_text(
+        "from torch import nn\ndef Dense():\n    return nn.Conv2d(1, 6, 3)\n"
+    )
+    dense = f"{tmp_path / 'dense.py'}:Dense"
+    nine = tmp_path / "nine.txt"
+    nine.write_text("".join(f"c{i}\n" for i in range(9)))
+    for spec, k in ((small, 10), (dense, 6)):
+        with pytest.raises(ConvseeError, match=f"gives 9 class names .* with {k} classes") as e:
+            load_network(spec, labels=nine)
+        assert e.value.param == "labels"
+        with pytest.raises(ConvseeError, match="gives 2 class names") as e:
+            load_network(spec, preprocess={"labels": ["a", "b"]})
+        assert e.value.param == "labels"
+        names = [f"n{i}" for i in range(k)]
+        assert load_network(spec, labels=names).class_names(k) == names
+    for args in (["--model", small], []):
+        assert main(["predict", "sample:3", *args, "--labels", str(nine)]) == 2
+        err = capsys.readouterr().err
+        message = "--labels gives 9 class names (one a line) for a model with 10 classes"
+        assert err == f"convsee: error: {message}\n"

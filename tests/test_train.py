@@ -27,7 +27,7 @@ def small_splits(mnist_dir):
 
 def test_brief_training_on_real_data(tmp_path, small_splits):
     out = tmp_path / "m.safetensors"
-    cfg = TrainConfig(epochs=2, seed=3)
+    cfg = TrainConfig(epochs=2, seed=3, label_smoothing=0.0)  # 0.1: 80% on this short run
     model, meta = train(cfg, out=out, splits=small_splits, progress=False)
     assert meta["test_accuracy"] > 0.9  # chance is 0.1
     assert meta["complete"] and len(meta["per_class_accuracy"]) == 10
@@ -120,16 +120,28 @@ def test_same_seed_same_weights_whatever_the_thread_count(tmp_path, small_splits
 def test_bad_settings(tmp_path, small_splits):
     with pytest.raises(ConvseeError, match="must end in .safetensors"):
         train(TrainConfig(), out=tmp_path / "x.pt", splits=small_splits)
-    with pytest.raises(ConvseeError, match="must be positive"):
-        train(TrainConfig(epochs=0), out=tmp_path / "x.safetensors", splits=small_splits)
     out = tmp_path / "x.safetensors"
+    for field, value, message in (
+        ("epochs", 0, "epochs must be a whole number of at least 1, got 0"),
+        ("epochs", 2.5, "epochs must be a whole number of at least 1, got 2.5"),
+        ("batch_size", -1, "batch_size must be a whole number of at least 1, got -1"),
+        ("lr", 0.0, "lr must be a positive number, got 0.0"),
+        ("lr", float("nan"), "lr must be a positive number, got nan"),
+    ):
+        with pytest.raises(ConvseeError, match=message) as e:
+            train(TrainConfig(**{field: value}), out=out, splits=small_splits, progress=False)
+        assert e.value.param == field
     for seed in (2**64, -1, 1.5):
         with pytest.raises(ConvseeError, match=r"seed must be a whole number in 0\.\.18446"):
             train(TrainConfig(seed=seed), out=out, splits=small_splits)
     with pytest.raises(ConvseeError, match="threads must be in 1..256, got 0"):
         train(TrainConfig(threads=0), out=out, splits=small_splits)
-    with pytest.raises(ConvseeError, match="snapshots must be at most 1000, got 1000000000"):
-        train(TrainConfig(), out=out, splits=small_splits, snapshots=10**9)
+    for n in (10**9, 1001, -1, 2.0, True):
+        with pytest.raises(
+            ConvseeError, match=rf"snapshots must be a whole number in 0\.\.1000, got {n!r}"
+        ) as e:
+            train(TrainConfig(), out=out, splits=small_splits, snapshots=n)
+        assert e.value.param == "snapshots"
     tr = small_splits[0]
     tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])  # 2 steps: 3 moments
     with pytest.raises(ConvseeError, match="snapshots 4 is more than the 3 moments"):
@@ -143,7 +155,9 @@ def test_cli_seed_and_snapshots_out_of_range_are_one_line(tmp_path, capsys):
     out = str(tmp_path / "m.safetensors")
     for args, message in (
         (["--seed", str(2**64)], "--seed must be a whole number"),
-        (["--snapshots", "1000000000"], "--snapshots must be at most 1000"),
+        (["--snapshots", "1000000000"], "--snapshots must be a whole number in 0..1000"),
+        (["--snapshots", "-1"], "--snapshots must be a whole number in 0..1000, got -1"),
+        (["--epochs", "0"], "--epochs must be a whole number of at least 1, got 0"),
     ):
         assert main(["train", "--quiet", "--out", out, *args]) == 2
         err = capsys.readouterr().err
@@ -487,3 +501,90 @@ def test_models_that_cannot_train_are_refused_before_any_data(tmp_path, source, 
             model=f"{tmp_path / 'm.py'}:{source}",
         )
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_your_model_file_is_imported_once_and_seeded_as_it_is_built(tmp_path, small_splits):
+    """The file runs once (it counts its imports), and what it draws at import time does not
+    change the initialisation: the weights are the seed's, as torch builds them right after
+    manual_seed (the oracle: the same class built by hand)."""
+    from convsee.run.train import _build
+
+    count = tmp_path / "imports.txt"
+    (tmp_path / "m.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        f"with open({str(count)!r}, 'a') as f:\n    f.write('x')\n"
+        "torch.rand(1000)  # drawn at import time\n"
+        "class Net(nn.Sequential):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))\n"
+    )
+    spec = f"{tmp_path / 'm.py'}:Net"
+    model, _ = _build(spec, 7)
+    assert count.read_text() == "x"
+    NetClass = type(model)
+    torch.manual_seed(7)
+    oracle = NetClass()
+    a, b = model.state_dict(), oracle.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(8)
+    assert not torch.equal(NetClass()[0].weight, model[0].weight)  # the seed matters
+    tr = small_splits[0]
+    tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])
+    train(
+        TrainConfig(epochs=1, seed=7),
+        out=tmp_path / "x.safetensors",
+        splits=tiny,
+        progress=False,
+        model=spec,
+    )
+    assert count.read_text() == "xx"  # one more import for the whole training
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy(tmp_path, small_splits):
+    """Two steps with label_smoothing 0.3, replayed by hand: the loss written out as
+    -(1 - e) log p_y - e/K sum_k log p_k, the same init, batches and optimizer. The weights
+    agree to float rounding, and differ from the unsmoothed run's (so the test can fail)."""
+    from convsee.datasets.idx import normalize
+    from convsee.models.lenet import LeNet5
+    from convsee.run.optim import NesterovSGD, one_cycle
+
+    tr = small_splits[0]
+    tiny = (Split(tr.images[:256], tr.labels[:256], tr.md5), small_splits[1])
+    got = {}
+    for e in (0.3, 0.0):
+        cfg = TrainConfig(epochs=1, seed=5, label_smoothing=e)
+        train(cfg, out=tmp_path / f"{e}.safetensors", splits=tiny, progress=False)
+        got[e] = load_file(tmp_path / f"{e}.safetensors")
+    cfg = TrainConfig(epochs=1, seed=5, label_smoothing=0.3)
+    torch.manual_seed(5)
+    model = LeNet5()
+    opt = NesterovSGD(model.parameters(), weight_decay=cfg.weight_decay)
+    x, y = normalize(tiny[0].images), tiny[0].labels
+    perm = torch.randperm(256, generator=torch.Generator().manual_seed(5))
+    for step in range(2):
+        idx = perm[step * 128 : (step + 1) * 128]
+        logp = torch.log_softmax(model(x[idx]), 1)
+        nll = -logp.gather(1, y[idx, None])[:, 0]
+        loss = ((1 - 0.3) * nll - 0.3 / 10 * logp.sum(1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step(*one_cycle(step, 2, cfg.lr, cfg.warmup, cfg.momentum))
+    want = model.state_dict()
+    for k in want:
+        assert torch.allclose(got[0.3][k], want[k], atol=1e-6), k
+    assert max((got[0.3][k] - got[0.0][k]).abs().max() for k in want) > 1e-3
+
+
+def test_label_smoothing_out_of_range_is_refused(tmp_path, capsys):
+    from convsee.cli import main
+
+    out = tmp_path / "x.safetensors"
+    for e in (1.0, -0.1, float("nan")):
+        with pytest.raises(ConvseeError, match=r"label_smoothing must be in \[0, 1\)") as err:
+            train(TrainConfig(label_smoothing=e), out=out)
+        assert err.value.param == "label_smoothing"
+    assert main(["train", "--quiet", "--out", str(out), "--label-smoothing", "1"]) == 2
+    assert capsys.readouterr().err == (
+        "convsee: error: --label-smoothing must be in [0, 1), got 1.0\n"
+    )

@@ -20,11 +20,18 @@ def add(sub) -> None:
     add_data(t)
     add_device(t)
     t.add_argument(
-        "--epochs", type=int, help="passes over the training set (default: 4, or 14 with --augment)"
+        "--epochs", type=int, help="passes over the training set (default: 5, or 14 with --augment)"
     )
     t.add_argument("--batch-size", type=int, help="images per step (default: 128)")
     t.add_argument(
         "--lr", type=float, help="peak learning rate of the one-cycle schedule (default: 0.08)"
+    )
+    t.add_argument(
+        "--label-smoothing",
+        type=float,
+        metavar="E",
+        help="weight of the uniform target mixed into each one-hot label, in [0, 1) "
+        "(default: 0.1, or 0 with --augment)",
     )
     t.add_argument(
         "--seed", type=int, help="initialisation, batch order, augmentation (default: 0)"
@@ -62,7 +69,7 @@ def run(a) -> int:
     if a.lr is not None and not a.lr > 0:
         raise ConvseeError(f"--lr must be > 0, got {a.lr}")
     cfg = TrainConfig(augment=a.augment, device=device(a.device))
-    for field in ("epochs", "batch_size", "lr", "seed", "threads"):
+    for field in ("epochs", "batch_size", "lr", "label_smoothing", "seed", "threads"):
         if getattr(a, field) is not None:
             setattr(cfg, field, getattr(a, field))
     try:

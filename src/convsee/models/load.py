@@ -77,9 +77,16 @@ def _defines(module, base) -> str:
     return f"; it defines: {'; '.join(parts)}" if parts else "; it defines nothing public"
 
 
-def import_model(spec: str):
-    """An nn.Module from 'file.py:Name' or 'package.module:Name' (Name called with no args)."""
+def import_model(spec: str, seed: int | None = None):
+    """An nn.Module from 'file.py:Name' or 'package.module:Name' (Name called with no args).
+
+    seed: torch's generator is seeded with it right before Name() builds the model (and before
+    the import, for a model the file builds itself), so the initialisation is the seed's
+    whatever importing the file drew."""
     import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
 
     if str(spec).startswith("hf:"):
         raise ConvseeError(
@@ -154,6 +161,8 @@ def import_model(spec: str):
         )
     if isinstance(obj, type) and not issubclass(obj, torch.nn.Module):
         raise ConvseeError(f"{where}:{name} is a class but not a torch.nn.Module")
+    if seed is not None:
+        torch.manual_seed(seed)
     try:
         model = obj()
     except Exception as e:  # noqa: BLE001
@@ -335,6 +344,7 @@ def load_network(
         labels = preprocess["labels"]
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             raise ConvseeError("preprocessing 'labels' must be a list of strings")
+    given = labels  # the caller's class names: their count must be the model's
     path = Path(checkpoint) if checkpoint is not None else None
     kind = sniff(path) if path is not None and path.is_file() else None
     if model is None and kind in ("torchscript", "export"):
@@ -345,7 +355,8 @@ def load_network(
         module = _load_trusted(path, kind, device)
         base, note = default_preprocess_trusted(module)
         meta = {"checkpoint": str(path), "model": f"{kind} program {path.name}", "trusted": True}
-        return _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+        net = _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+        return _labels_fit(net, given)
     if model is None:
         return _lenet_network(path, dataset, preprocess, labels, output)
     if str(model).startswith("hf:"):
@@ -356,7 +367,8 @@ def load_network(
                 f"model {str(model)[:200]}: an hf: model's folder holds its weights; a separate "
                 "checkpoint is not used with it"
             )
-        return load_hf(model, output=output, preprocess=preprocess, labels=labels, device=device)
+        net = load_hf(model, output=output, preprocess=preprocess, labels=labels, device=device)
+        return _labels_fit(net, given)
     module = import_model(model)
     meta = {"model": model}
     file_meta: dict = {}
@@ -380,7 +392,27 @@ def load_network(
     if labels is None and isinstance(file_meta.get("classes"), list):
         labels = [str(x) for x in file_meta["classes"]]
     del dataset_spec
-    return _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+    net = _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+    return _labels_fit(net, given)
+
+
+def _refuse_labels(labels: list, k: int) -> None:
+    """Refuse class names whose count is not the model's k classes."""
+    if labels and len(labels) != k:
+        raise ConvseeError(
+            f"{{param}} gives {len(labels)} class names (one a line) for a model with {k} classes",
+            "labels",
+        )
+
+
+def _labels_fit(net: Network, labels) -> Network:
+    """net, once the caller's class names are checked against its class scores: (K,) per
+    image, or (K, H, W) for dense ones (a model whose output is not scores is not checked)."""
+    if labels:
+        shape = tuple(net._scores_spec().shape)
+        if len(shape) in (1, 3):
+            _refuse_labels(labels, shape[0])
+    return net
 
 
 def _torch_network(module, path, meta, base, note, preprocess, labels, output, device):
@@ -418,9 +450,7 @@ def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
     explicit = {k: v for k, v in preprocess.items() if k != "labels" and v is not None}
     prep = base.merged(explicit, "preprocessing") if explicit else base
     classes = labels or meta.get("classes")
-    n = len(weights["fc3.bias"])
-    if labels and len(labels) != n:
-        raise ConvseeError(f"{len(labels)} labels (one a line) for a model with {n} classes")
+    _refuse_labels(labels, len(weights["fc3.bias"]))
     side = {
         "model": "LeNet-5 (convsee)",
         "checkpoint": meta.get("path"),

@@ -1,8 +1,9 @@
 """Fast, reproducible training on whole-dataset tensors (no DataLoader): LeNet-5, or any model
 that takes a 1x28x28 image (`--model`), on MNIST or Fashion-MNIST.
 
-Defaults (4 epochs, batch 128, SGD-Nesterov with a one-cycle schedule) reach >= 99.1% test
-accuracy in 8-12 s of training on 2 CPU cores; with augment, 14 epochs reach ~99.45%.
+Defaults (5 epochs, batch 128, SGD-Nesterov with a one-cycle schedule, label smoothing 0.1)
+reach >= 99.19% test accuracy for seeds 0-5 on one thread; with augment (14 epochs, no label
+smoothing) ~99.5%.
 After every epoch the checkpoint and a resume state are written atomically, so Ctrl-C or
 SIGTERM keeps the last finished epoch and resume=True continues.
 """
@@ -19,6 +20,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -41,12 +43,14 @@ MAX_SNAPSHOTS = 1000  # each one evaluates the test set and keeps the conv layer
 
 @dataclass
 class TrainConfig:
-    epochs: int | None = None  # passes over the 60,000 images; None: 4, or 14 with augment
+    epochs: int | None = None  # passes over the 60,000 images; None: 5, or 14 with augment
     batch_size: int = 128  # images per SGD step
     lr: float = 0.08  # peak learning rate of the one-cycle schedule
     momentum: float = 0.95  # Nesterov momentum at both ends of the cycle; 0.85 at the peak lr
     weight_decay: float = 5e-4  # L2 on all parameters
     warmup: float = 0.25  # fraction of steps spent rising to the peak lr
+    # weight of the uniform target mixed into the one-hot one; None: 0.1, or 0 with augment
+    label_smoothing: float | None = None
     seed: int = 0  # model init, batch order and augmentation
     augment: bool = False  # random shifts, rotations, scaling and shear of every batch
     threads: int = 1  # torch threads for the arithmetic: fixed, as the weights depend on it
@@ -54,7 +58,9 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.epochs is None:
-            self.epochs = 14 if self.augment else 4
+            self.epochs = 14 if self.augment else 5
+        if self.label_smoothing is None:
+            self.label_smoothing = 0.0 if self.augment else 0.1
 
 
 def augment_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -272,12 +278,20 @@ def train(
     metadata inside it, plus the .json copy) are written atomically, after a resume state;
     Ctrl-C and SIGTERM wait for that pair to be complete and raise Interrupted.
     """
+    job = SimpleNamespace(**locals())  # the arguments as given, for _train
     out = Path(out)
     if out.suffix != ".safetensors":
         raise ConvseeError(f"{{param}} must end in .safetensors, got {str(out)!r}", "out")
     c = config or TrainConfig()
-    if c.epochs < 1 or c.batch_size < 1 or not c.lr > 0:
-        raise ConvseeError(f"epochs, batch size and lr must be positive, got {c}")
+    for name in ("epochs", "batch_size"):
+        n = getattr(c, name)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConvseeError(f"{{param}} must be a whole number of at least 1, got {n!r}", name)
+    if isinstance(c.lr, bool) or not isinstance(c.lr, (int, float)) or not 0 < c.lr < math.inf:
+        raise ConvseeError(f"{{param}} must be a positive number, got {c.lr!r}", "lr")
+    ls = c.label_smoothing
+    if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0 <= ls < 1:
+        raise ConvseeError(f"{{param}} must be in [0, 1), got {ls!r}", "label_smoothing")
     if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed <= MAX_SEED:
         raise ConvseeError(
             f"{{param}} must be a whole number in 0..{MAX_SEED}, got {c.seed!r}", "seed"
@@ -286,9 +300,11 @@ def train(
         raise ConvseeError(f"{{param}} must be in 1..{MAX_THREADS}, got {c.threads}", "threads")
     if resume and snapshots:
         raise ConvseeError("{param} cannot be combined with resume", "snapshots")
-    if snapshots > MAX_SNAPSHOTS:
+    bad = isinstance(snapshots, bool) or not isinstance(snapshots, int)
+    if bad or not 0 <= snapshots <= MAX_SNAPSHOTS:
         raise ConvseeError(
-            f"{{param}} must be at most {MAX_SNAPSHOTS}, got {snapshots}", "snapshots"
+            f"{{param}} must be a whole number in 0..{MAX_SNAPSHOTS}, got {snapshots!r}",
+            "snapshots",
         )
     for path in _outputs(out):
         check_writable(path, need_bytes=1 << 20 if path == out else 0)
@@ -301,20 +317,7 @@ def train(
     # a second run on this out is refused; the thread count is held for the whole run
     with output_lock(out), _Signals() as signals, pinned(c.threads):
         try:
-            return _train(
-                c,
-                data_dir,
-                out,
-                resume,
-                progress,
-                splits,
-                classes,
-                dataset,
-                on_epoch,
-                snapshots,
-                signals,
-                model,
-            )
+            return _train(c, out, resume, signals, job)
         except KeyboardInterrupt:
             raise _stopped("interrupted", out, c.epochs) from None
         except _WriteFailed as e:
@@ -324,15 +327,14 @@ def train(
 def _build(spec_text: str | None, seed: int):
     """The model to train, built with the seed: LeNet-5, or a --model SPEC that must take
     (1, 28, 28) images (checked now, before any data is read)."""
-    torch.manual_seed(seed)
     if spec_text is None:
+        torch.manual_seed(seed)
         return LeNet5(ModelConfig()), "LeNet-5 (ReLU, max pooling, no ReLU on the logits)"
     from ..models.load import import_model
     from ..spec import describe
 
-    model = import_model(spec_text)
-    torch.manual_seed(seed)  # the same initialisation whatever importing the file drew
-    model = import_model(spec_text)
+    # imported once; seeded right before it is built, whatever importing the file drew
+    model = import_model(spec_text, seed=seed)
     described = describe(model, (1, 28, 28))
     out = described.outputs[0]
     if len(out.shape) != 1 or out.shape[0] < 2:
@@ -347,25 +349,15 @@ def _build(spec_text: str | None, seed: int):
     return model, f"{type(model).__name__} from {spec_text}"
 
 
-def _train(
-    c,
-    data_dir,
-    out,
-    resume,
-    progress,
-    splits,
-    classes,
-    dataset,
-    on_epoch,
-    snapshots,
-    signals,
-    model_spec=None,
-):
+def _train(c, out, resume, signals, job):
+    """train()'s work, its arguments checked; job: its other arguments (a SimpleNamespace)."""
     from tqdm import tqdm
 
+    splits, classes, dataset, on_epoch = job.splits, job.classes, job.dataset, job.on_epoch
+    snapshots, model_spec = job.snapshots, job.model
     model, architecture = _build(model_spec, c.seed)
     torch.manual_seed(c.seed)
-    train_split, test_split = splits or load_mnist(data_dir, verify=True, dataset=dataset)
+    train_split, test_split = splits or load_mnist(job.data_dir, verify=True, dataset=dataset)
     ds = spec(dataset)
     mean, std = ds["mean"][0], ds["std"][0]  # each dataset its own statistics
     x_train = normalize(train_split.images, mean, std).to(c.device)
@@ -464,7 +456,7 @@ def _train(
             total=c.epochs * len(x_train),
             unit="img",
             unit_scale=True,
-            disable=not progress,
+            disable=not job.progress,
             mininterval=0.5,
         )
         bar.update(start_epoch * len(x_train))
@@ -478,7 +470,7 @@ def _train(
                 if c.augment:
                     xb = augment_batch(xb, gen)
                 step = epoch * steps_per_epoch + i // c.batch_size  # 0-based
-                loss = F.cross_entropy(forward(xb), y_train[idx])
+                loss = F.cross_entropy(forward(xb), y_train[idx], label_smoothing=c.label_smoothing)
                 opt.zero_grad()
                 loss.backward()
                 opt.step(*one_cycle(step, total_steps, c.lr, c.warmup, c.momentum))
