@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConvseeError
+from .units import one_input
 
 __all__ = [
     "ConvParams",
@@ -135,12 +136,7 @@ def layer_input(net, layer, x: np.ndarray) -> np.ndarray:
         if seen["calls"] == layer.call and args and isinstance(args[0], torch.Tensor):
             got["x"] = args[0].detach().clone()
 
-    try:
-        p = next(model.parameters())
-        device, dtype = p.device, p.dtype
-    except StopIteration:
-        device, dtype = torch.device("cpu"), torch.float32
-    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(device, dtype)
+    xt = one_input(model, x)
     handles = [model.register_forward_pre_hook(start), module.register_forward_pre_hook(pre)]
     try:
         with eval_mode(model), torch.no_grad():
