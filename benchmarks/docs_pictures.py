@@ -67,7 +67,7 @@ LENET = [
     (["evolution", "--layers", "conv1"], {"evolution_conv1.gif": "evolution_conv1.gif"}),
     (["sweep", "--kind", "rotate"], {"sweep_rotate_conv1.gif": "sweep_rotate.gif"}),
     (
-        ["attribution", "sample:7", "--layer", "conv2"],
+        ["attribution", "sample:7", "--layers", "conv2"],
         {"attribution_sample_7_7.png": "attribution_7.png"},
     ),
 ]
@@ -91,7 +91,7 @@ RGB = [
     ),
     (["animate", "triangle.png", *SHAPES], {"animate_conv1_ch2.gif": "shapes_animate_conv1.gif"}),
     (
-        ["sweep", "triangle.png", "--kind", "occlude", "--layer", "block", *SHAPES],
+        ["sweep", "triangle.png", "--kind", "occlude", "--layers", "block", *SHAPES],
         {"sweep_occlude_block.gif": "shapes_occlude_block.gif"},
     ),
 ]

@@ -184,6 +184,24 @@ def _png_body(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def test_files_of_many_blocks(server):
+    """Small files that take seconds to walk (PNG chunks, JPEG segments, GIF sub-blocks by
+    the hundred thousand) are refused, with the page answered meanwhile."""
+    from test_decode_budget import chunk, gif, jpeg, png
+
+    n = 150_000
+    bombs = [png(8, 8, chunk(b"zzZz", b"") * (n // 3)), jpeg(n), gif(n)]
+    results = _all_at_once(
+        [lambda b=b: server.post({"png": _png_body(b)}) for b in bombs]
+        + [lambda: server.post(NORMAL)]
+    )
+    for status, reply in results[:-1]:
+        assert status == 422 and "before its picture" in reply["error"], reply
+        assert _short(reply["error"])
+    status, reply = results[-1]
+    assert status == 200 and reply["prediction"] == 1
+
+
 def test_large_allowed_images_one_at_a_time(server):
     big = {"png": _png(_stroke(2000))}  # 4 MP, at the limit
     assert len(json.dumps(big)) < 256 * 1024

@@ -336,6 +336,11 @@ def test_foreign_rgb_model(browser, tmp_path):
         settled(page)
         assert "file photo.png" in page.inner_text("#input-name")
         assert page.evaluate("window.convsee.data.input_shape") == [64, 64, 3]
+        # "how to read" speaks of this model: a 64x64 colour photo, its batch norms, 10 scores
+        how = page.evaluate("document.querySelector('#how .how-body').textContent")
+        assert "64×64 pixels in three channels (red, green, blue)" in how
+        assert "normalisation layers" in how and "draw a digit" not in how
+        assert f"the {len(info['classes'])} scores (logits)" in how
         # further updates name the kept upload instead of sending it again
         assert page.evaluate("window.convsee.input.id").startswith("upload:")
         for name in shown:

@@ -75,6 +75,9 @@ def test_panels_add_up(url, browser):  # noqa: F811
     page.click("#how summary")
     page.wait_for_function("document.querySelector('#how').open")
     assert page.is_visible("#how .how-body")
+    how = page.inner_text("#how .how-body")
+    assert "draw a digit" in how and "28×28 numbers" in how and "mean (0.1307)" in how
+    assert "max pooling" in how and "average pooling" not in how  # LeNet-5 has max pools only
     page.screenshot(path="/tmp/page-1280-how.png")
     page.click("#how summary")
     page.wait_for_function("!document.querySelector('#how').open")

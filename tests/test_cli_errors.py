@@ -283,7 +283,9 @@ def test_a_value_starting_with_a_dash_is_one_line(capsys):
     with pytest.raises(SystemExit) as e:
         main(["layers", "--input-size", "-1,28,28"])
     assert e.value.code == 2
-    assert "--input-size=VALUE" in error(capsys)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("convsee layers: error: --input-size needs a value") and "\n" not in err
+    assert "--input-size=VALUE" in err
     assert main(["layers", "--input-size=-1,28,28"]) == 2
     assert "out of range" in error(capsys)
 

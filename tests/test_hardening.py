@@ -389,7 +389,7 @@ def test_too_many_requests_at_once_get_503(client, monkeypatch):
 
 
 def test_range_cache_is_bounded():
-    from convsee.web.server import RANGE_CACHE_SIZE, global_ranges, serve_model
+    from convsee.web.served import RANGE_CACHE_SIZE, global_ranges, serve_model
 
     served = serve_model()
     cache: dict = {}
@@ -401,9 +401,9 @@ def test_range_cache_is_bounded():
 
 
 def _busy_check(client, monkeypatch, target, request):
-    """Block `target` (a name in convsee.web.server) while `request` runs in a thread; the
+    """Block `target` (a name in convsee.web.schema) while `request` runs in a thread; the
     event loop must answer /api/info meanwhile."""
-    import convsee.web.server as server
+    import convsee.web.schema as server
 
     started, release, finished = threading.Event(), threading.Event(), threading.Event()
     real = getattr(server, target)
@@ -475,7 +475,7 @@ def test_image_decoding_does_not_freeze_the_loop(client, monkeypatch):
 
 
 def test_large_images_do_not_delay_small_ones(client, monkeypatch):
-    import convsee.web.server as server
+    import convsee.web.schema as server
 
     started, release, finished = threading.Event(), threading.Event(), threading.Event()
     real = server.fit

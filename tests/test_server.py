@@ -441,7 +441,7 @@ def test_views_on_request(mnist_dir, monkeypatch):
         assert v["exemplars"]["whole"] is True and v["optimized"]["whole"] is True
         assert c.get("/api/views?layer=conv2&unit=16").status_code == 404
         assert c.get("/api/views?layer=nope&unit=1").status_code == 404
-        assert c.get("/api/views?layer=conv2&unit=-1").status_code == 404
+        assert c.get("/api/views?layer=conv2&unit=-1").status_code == 400  # malformed
         assert c.get("/api/views").status_code == 400
 
 
@@ -521,9 +521,9 @@ def test_large_maps_become_block_means():
 
 
 def test_long_vectors_send_their_top_units(resnet_client, resnet, monkeypatch):
-    import convsee.web.server as server
+    import convsee.web.activations as activations
 
-    monkeypatch.setattr(server, "VECTOR_MAX", 100)
+    monkeypatch.setattr(activations, "VECTOR_MAX", 100)
     x = resnet.inputs(["sample:5"])[0].x
     acts, _ = resnet.run(x[None], resnet.select("fc"))
     fc = acts["fc"][0]
@@ -542,7 +542,7 @@ def test_long_vectors_send_their_top_units(resnet_client, resnet, monkeypatch):
 def test_uploads_kept_by_name(resnet_client, monkeypatch):
     """An image sent with "keep" is named upload:ID; further updates name it instead of
     sending it again, and get the same input."""
-    import convsee.web.server as server
+    import convsee.web.served as served
 
     img = Image.new("RGB", (500, 400), (200, 40, 90))
     ImageDraw.Draw(img).rectangle([100, 100, 300, 300], fill=(10, 220, 30))
@@ -556,7 +556,7 @@ def test_uploads_kept_by_name(resnet_client, monkeypatch):
     r = resnet_client.post("/api/activations", json={"input": "upload:0123456789abcdef"})
     assert r.status_code == 404 and "send the image again" in r.json()["error"]
     # bounded: the oldest is dropped
-    monkeypatch.setattr(server, "UPLOADS", 2)
+    monkeypatch.setattr(served, "UPLOADS", 2)
     for colour in ((1, 2, 3), (4, 5, 6)):
         other = {"png": png_url(Image.new("RGB", (50, 50), colour)), "keep": True, "layers": []}
         assert resnet_client.post("/api/activations", json=other).status_code == 200
@@ -1009,7 +1009,7 @@ def _jpeg_scans(side: int, extra_scans: int) -> bytes:
 def test_a_jpeg_of_many_scans_goes_to_the_heavy_lane():
     """A progressive JPEG's decoder passes over all coefficients at every scan: a small one
     of thousands of scans is seconds of a core, so it waits on the one-at-a-time lane."""
-    from convsee.web.server import HEAVY_SCANS, WORK_PIXELS, heavy_request
+    from convsee.web.schema import HEAVY_SCANS, WORK_PIXELS, heavy_request
 
     def body(data):
         return {"png": "data:image/jpeg;base64," + base64.b64encode(data).decode()}

@@ -385,7 +385,7 @@ def test_conv_steps_equal_conv2d(stride, padding, dilation, groups, mode):
     w = conv.weight.detach().numpy()
     b = conv.bias.detach().numpy()
     if padding == "same":
-        from convsee.run.animate import _same_padding
+        from convsee.models.params import _same_padding
 
         pad = _same_padding((3, 3), (dilation, dilation))
     else:

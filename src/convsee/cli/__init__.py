@@ -37,21 +37,30 @@ COMMANDS = (
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, except that an option given no value is one line, not a usage dump; its
-    usual cause is a value starting with '-' (`--input-size -1,28,28`), which argparse
-    takes for an option. (Subparsers are of the parent's class.)"""
+    """argparse, except that its errors are one line naming the flag ("convsee render: error:
+    --scale: invalid choice: ..."), exit 2, never the usage block. An option given no value
+    says how to write one starting with '-' (`--input-size -1,28,28`), which argparse takes
+    for an option. (Subparsers are of the parent's class.)"""
+
+    commands: dict[str, argparse.ArgumentParser] | None = None
+
+    def parse_args(self, args=None, namespace=None):
+        args, extra = self.parse_known_args(args, namespace)
+        if extra:  # by the command's parser, so that the line names the command
+            where = (self.commands or {}).get(getattr(args, "command", None), self)
+            where.error(f"unrecognized arguments: {' '.join(extra)}")
+        return args
 
     def error(self, message):
         m = re.fullmatch(r"argument ((?:-\S+?/)*)(-\S+): expected one argument", message)
         if m:
             flag = m.group(2)
-            print(
-                f"convsee: error: {flag} needs a value (one starting with '-' is written "
-                f"{flag}=VALUE)",
-                file=sys.stderr,
-            )
-            sys.exit(2)
-        super().error(message)
+            message = f"{flag} needs a value (one starting with '-' is written {flag}=VALUE)"
+        else:  # "argument -o/--out: ..." -> "--out: ..."
+            message = re.sub(r"^argument (?:\S+/)*(\S+): ", r"\1: ", message)
+        hint = f" (`{self.prog} --help` lists them)" if "arguments" in message else ""
+        print(f"{self.prog}: error: {message}{hint}", file=sys.stderr)
+        sys.exit(2)
 
 
 class _Stdout:
@@ -105,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f".{name}", __name__).add(sub)
+    p.commands = dict(sub.choices)
     return p
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 from .options import (
     Formatter,
     add_data,
@@ -29,23 +27,10 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    import numpy as np
+    from ..views.activations import activations_npz
 
     out_file_ok(a.out, "-o", ".npz")  # before the work, and creating nothing
-    net = network(a)
-    layers = net.select(a.layers)
-    inputs = net.inputs(a.inputs, a.data, a.dataset)
-    acts, probs = net.run(net.batch(inputs), layers)
-    arrays = dict(acts)
-    arrays["input"] = net.batch(inputs)
-    if probs is not None:
-        arrays["probabilities"] = probs
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_file(a.out, buf.getvalue())
-    shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in acts.items())
-    print(
-        f"wrote {a.out}: {shapes} (batch axis first; 'input' is the model's input; inputs: "
-        f"{', '.join(i.name for i in inputs)})"
-    )
+    saved = activations_npz(network(a), a.inputs, a.layers, a.data, a.dataset)
+    write_file(a.out, saved.npz())
+    print(f"wrote {a.out}: {saved.describe()}")
     return 0

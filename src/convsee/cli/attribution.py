@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import time
 
-from ..draw.render import finish
 from ..errors import ConvseeError
-from ..views.network import with_views
-from .options import Formatter, add_data, add_inputs, add_model, add_out
+from .options import (
+    Formatter,
+    add_data,
+    add_inputs,
+    add_layer,
+    add_model,
+    add_out,
+    check_ranges,
+    finish,
+    network,
+    out_dir_ok,
+)
 
 HELP = "which pixels decide a class: Grad-CAM and eight other attribution methods"
 DESCRIPTION = """which pixels decide a class: a CAM at a map layer (gradcam, gradcam++,
@@ -28,10 +36,9 @@ def add(sub) -> None:
     add_model(at)
     add_data(at, help_data="folder with the dataset's IDX files (for test:N, train:N)")
     at.add_argument("--method", choices=METHODS, default="gradcam", help="attribution method")
-    at.add_argument(
-        "--layer",
-        metavar="L",
-        help="CAM layer: a map layer (C,H,W) or a token layer (T,C) with a square grid, from "
+    add_layer(
+        at,
+        "CAM layer: a map layer (C,H,W) or a token layer (T,C) with a square grid, from "
         "`convsee layers` (default: the last one with a non-negligible gradient)",
     )
     at.add_argument("--target", type=int, help="class index (default: the prediction)")
@@ -63,14 +70,9 @@ def add(sub) -> None:
     at.set_defaults(func=run)
 
 
-def stem_of(inp) -> str:
-    from ..draw.attribution import stem_of as stem
-
-    return stem(inp)
-
-
 def run(a) -> int:
-    from .options import network, out_dir_ok
+    from ..draw.figure import Figures
+    from ..views.attribution import attribution
 
     t0 = time.perf_counter()
     out_dir_ok(a.out)
@@ -82,31 +84,17 @@ def run(a) -> int:
         except ValueError:
             raise ConvseeError(f"--position must be ROW,COL, got {a.position!r}") from None
         position = (r, c)
-    if a.steps < 1:
-        raise ConvseeError(f"--steps must be >= 1, got {a.steps}")
+    check_ranges(("--steps", a.steps, 1, None))
     if a.noise < 0 or a.noise_sigma <= 0:
         raise ConvseeError("--noise must be >= 0 and --noise-sigma > 0")
-    out = next(
-        (o for o in net.spec.outputs if o.name == (net.output or net.spec.outputs[0].name)),
-        net.spec.outputs[0],
-    )
-    if len(out.shape) not in (1, 3):
-        shape = "x".join(map(str, out.shape)) or "a scalar"
-        raise ConvseeError(
-            f"attribution needs one score per class; the model's output is {shape} per input"
-            + (" (choose another with --output)" if len(net.spec.outputs) > 1 else "")
-        )
-    k = out.shape[0]
-    if a.target is not None and not 0 <= a.target < k:
-        raise ConvseeError(f"--target must be 0..{k - 1}, got {a.target}")
-    if a.layer:
-        net.spec.layer(a.layer)  # unknown names: one line listing the layers
-    inputs = net.inputs(a.inputs or ["sample:3", "sample:7"], a.data, a.dataset)
-    res = with_views(net).attribution(
-        inputs,
-        layer=a.layer,
-        method=a.method,
-        target=a.target,
+    res = attribution(
+        net,
+        a.inputs,
+        a.layer,
+        a.method,
+        a.target,
+        data=a.data,
+        dataset=a.dataset,
         quantity=a.quantity,
         placement=a.placement,
         position=position,
@@ -115,8 +103,4 @@ def run(a) -> int:
         noise=a.noise,
         noise_sigma=a.noise_sigma,
     )
-    files = {}
-    for fig in res.figures:
-        files[fig.name] = fig.png
-        files[fig.name[:-4] + ".json"] = (json.dumps(fig.sidecar, indent=2) + "\n").encode()
-    return finish(files, a.out, t0)
+    return finish(Figures(res.figures).files(), a.out, t0)

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 
-from ..draw.render import finish
 from ..errors import ConvseeError
 from ..views.evolution import evolution
-from .options import Formatter, add_data, add_device, add_out, device, out_dir_ok
+from .options import (
+    Formatter,
+    add_data,
+    add_device,
+    add_frame_ms,
+    add_layers,
+    add_out,
+    device,
+    finish,
+    out_dir_ok,
+)
 
 HELP = "GIFs of the filters forming during training"
 
 
+class _Once(argparse.Action):
+    """--checkpoint FILE, or the older positional CHECKPOINT (hidden); given twice, refused."""
+
+    def __call__(self, parser, ns, values, option_string=None):
+        if values is None:  # the positional, absent
+            return
+        if getattr(ns, "checkpoint", None) not in (None, values):
+            parser.error("give the checkpoint once, as --checkpoint FILE")
+        ns.checkpoint = values
+
+
 def add(sub) -> None:
     ev = sub.add_parser("evolution", help=HELP, description=HELP, formatter_class=Formatter)
-    ev.add_argument("checkpoint", nargs="?", help="trained with --snapshots (default: shipped)")
+    ev.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        action=_Once,
+        help="a checkpoint `convsee train --snapshots N` wrote (default: the shipped LeNet-5's)",
+    )
+    ev.add_argument("old_checkpoint", nargs="?", action=_Once, help=argparse.SUPPRESS)
     ev.add_argument(
         "--model",
         metavar="SPEC",
@@ -22,14 +49,14 @@ def add(sub) -> None:
     )
     add_device(ev)
     add_data(ev)
-    ev.add_argument(
-        "--layers",
-        metavar="L1,L2,...",
-        help="map layers to show forming (default: conv1,conv2 for LeNet-5, else the first "
-        "and the last conv)",
+    add_layers(
+        ev,
+        None,
+        "map layers to show forming (default: conv1,conv2 for LeNet-5, else the first and the "
+        "last conv)",
     )
     ev.add_argument("--input", default="sample:3", help="whose maps to show forming")
-    ev.add_argument("--frame-ms", type=int, default=400, help="milliseconds per GIF frame")
+    add_frame_ms(ev, 400)
     add_out(ev, "media")
     ev.set_defaults(func=run)
 
@@ -38,7 +65,9 @@ def run(a) -> int:
     t0 = time.perf_counter()
     out_dir_ok(a.out)  # before the work, not after every frame is drawn
     if a.model and not a.checkpoint:
-        raise ConvseeError("evolution --model needs the checkpoint `convsee train` wrote")
+        raise ConvseeError(
+            "evolution --model needs the checkpoint `convsee train` wrote (--checkpoint FILE)"
+        )
     figs = evolution(
         a.checkpoint,
         a.model,

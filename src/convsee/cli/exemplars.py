@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
-from ..draw.render import finish
 from ..views.exemplars import exemplars
 from .options import (
     Formatter,
@@ -13,8 +10,8 @@ from .options import (
     add_layers,
     add_model,
     add_out,
-    network,
-    out_dir_ok,
+    add_quiet,
+    write_view,
 )
 
 HELP = "for every channel, the dataset patches that excite it most"
@@ -35,26 +32,24 @@ def add(sub) -> None:
         None,
         "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2 for "
         "LeNet-5, else the first and the last conv layer)",
+        alias=True,
     )
-    e.add_argument("--layer", dest="layers", metavar="L", help="the same as --layers")
     add_channels(e)
     e.add_argument("-k", type=int, default=9, help="inputs per channel (1..64)")
     e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     e.add_argument("--limit", type=int, metavar="N", help="rank only the first N images")
-    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(e)
     add_out(e, "media")
     e.set_defaults(func=run)
 
 
 def run(a) -> int:
-    t0 = time.perf_counter()
-    out_dir_ok(a.out)
-    net = network(a)
-    figs = exemplars(
-        net,
-        a.layers,
-        a.k,
-        a.channels,
+    return write_view(
+        a,
+        exemplars,
+        layers=a.layers,
+        k=a.k,
+        channels=a.channels,
         data=a.data,
         dataset=a.dataset,
         batch_size=a.batch_size,
@@ -63,4 +58,3 @@ def run(a) -> int:
         device=getattr(a, "device", None),
         say=print,
     )
-    return finish(figs.files(), a.out, t0)

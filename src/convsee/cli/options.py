@@ -21,7 +21,15 @@ __all__ = [
     "add_data",
     "add_out",
     "add_layers",
+    "add_layer",
     "add_channels",
+    "add_frame_ms",
+    "add_input",
+    "write_view",
+    "finish",
+    "wrote",
+    "add_quiet",
+    "check_ranges",
     "add_inputs",
     "network",
     "parse_blur",
@@ -133,8 +141,48 @@ def add_out(p, default: str, *, kind: str = "DIR", help: str | None = None) -> N
     )
 
 
-def add_layers(p, default: str | None, help: str) -> None:
+def add_layers(p, default: str | None, help: str, *, alias: bool = False) -> None:
+    """--layers L1,L2,...; alias: also --layer, hidden (the older spelling of some commands)."""
     p.add_argument("--layers", default=default, metavar="L1,L2,...", help=help)
+    if alias:
+        p.add_argument("--layer", dest="layers", help=argparse.SUPPRESS)
+
+
+def _one_layer(value: str) -> str:
+    if "," in value:
+        raise argparse.ArgumentTypeError(f"this command draws one layer, got {value[:80]!r}")
+    return value
+
+
+def add_layer(p, help: str) -> None:
+    """--layers L for a command that shows one layer (spelt as the commands taking several
+    are), into a.layer; --layer, its older spelling, still works but is not listed."""
+    p.add_argument("--layers", dest="layer", metavar="L", type=_one_layer, help=help)
+    p.add_argument("--layer", dest="layer", type=_one_layer, help=argparse.SUPPRESS)
+
+
+def add_input(p, help: str, default: str = "sample:3") -> None:
+    """The one INPUT of a command that shows one input."""
+    p.add_argument("input", nargs="?", default=default, metavar="INPUT", help=help)
+
+
+def add_frame_ms(p, default: int, help: str = "milliseconds per GIF frame") -> None:
+    p.add_argument("--frame-ms", type=int, default=default, help=help)
+
+
+def add_quiet(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_ranges(*checks) -> None:
+    """Each (flag, value, lo, hi) in range, else one line naming the flag (hi None: no top)."""
+    for flag, v, lo, hi in checks:
+        if v is None:
+            continue
+        if hi is None and not v >= lo:
+            raise ConvseeError(f"{flag} must be >= {lo}, got {v}")
+        if hi is not None and not lo <= v <= hi:
+            raise ConvseeError(f"{flag} must be {lo}..{hi}, got {v}")
 
 
 def add_channels(p) -> None:
@@ -155,6 +203,36 @@ def add_inputs(p, nargs: str = "*", default_help: str = "the bundled samples") -
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def wrote(n: int, out_dir, seconds: float) -> str:
+    """The last line of a command that writes pictures."""
+    what = "picture" if n == 1 else "pictures"
+    return f"wrote {n} {what} (+ JSON sidecars) to {out_dir}/ in {seconds:.2f} s"
+
+
+def finish(files: dict, out_dir, t0: float) -> int:
+    """Write the files (all or nothing), say how many pictures went where and how long it
+    all took (since t0)."""
+    import time
+
+    from ..files import write_outputs
+
+    pictures = [p for p in write_outputs(files, out_dir) if p.suffix in (".png", ".gif")]
+    print(wrote(len(pictures), out_dir, time.perf_counter() - t0))
+    return 0
+
+
+def write_view(a, view, **kwargs) -> int:
+    """The whole of a view command: --out checked before the work, the Network of the flags,
+    view(net, **kwargs) (a view function returning Figures) and its files written to --out
+    with one line saying how many pictures went where and how long it took."""
+    import time
+
+    t0 = time.perf_counter()
+    out_dir_ok(a.out)
+    net = network(a)
+    return finish(view(net, **kwargs).files(), a.out, t0)
 
 
 def device(name: str) -> str:
@@ -206,7 +284,7 @@ def network(a, *, need_torch: bool = False):
         labels=getattr(a, "labels", None),
         device=dev,
     )
-    if need_torch and net.kind == "lenet":
+    if need_torch:
         net.torch_model(dev)
     import sys
 

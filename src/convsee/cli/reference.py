@@ -101,8 +101,8 @@ def markdown() -> str:
     for n in partial:
         groups.setdefault(tuple(takes[n]), []).append(n)
     for flags, names in groups.items():
-        whose = "their" if len(names) > 1 else "its"
-        text += f"; {_names(names)} take only {_names(flags)} (see {whose} own table)"
+        whose, take = ("their", "take") if len(names) > 1 else ("its", "takes")
+        text += f"; {_names(names)} {take} only {_names(flags)} (see {whose} own table)"
     text += ". `--device` (where torch runs) is taken by " + (
         "all of them" if device == list(takes) else _names(device)
     )
@@ -126,6 +126,7 @@ def markdown() -> str:
             _row(a)
             for a in cmd._actions
             if not isinstance(a, argparse._HelpAction)
+            and a.help is not argparse.SUPPRESS  # older spellings, still taken, not listed
             and not (name in full and a.option_strings and a.option_strings[-1] in MODEL_FLAGS)
         ]
         if name in full:

@@ -10,7 +10,9 @@ from .options import (
     add_layers,
     add_model,
     add_out,
+    finish,
     network,
+    out_dir_ok,
     parse_blur,
 )
 
@@ -59,34 +61,27 @@ def add(sub) -> None:
 def run(a) -> int:
     import time
 
-    from ..draw.render import RenderOptions, finish, render_set
-    from ..views.render import diff, kernels
-    from .options import out_dir_ok
+    from ..views.render import check_request, render_outputs
 
     t0 = time.perf_counter()
+    blur = parse_blur(a.blur)
+    check_request(a.inputs, a.kernels, a.diff)  # before the work, and creating nothing
     out_dir_ok(a.out)
-    opts = RenderOptions(
+    net = network(a)  # LeNet-5 without --model: NumPy, no torch import
+    files, lines = render_outputs(
+        net,
+        a.inputs,
+        kernels_only=a.kernels,
+        diff_of=a.diff,
+        data=a.data,
+        dataset=a.dataset,
         layers=a.layers,
         scale=a.scale,
         cmap=a.cmap,
-        blur=parse_blur(a.blur),
+        blur=blur,
         with_kernels=a.with_kernels,
         channels=a.channels,
     )
-    net = network(a)  # LeNet-5 without --model: NumPy, no torch import
-    if a.kernels:
-        files = kernels(net, a.cmap).files()
-    elif a.diff:
-        x, y = a.diff
-        files = diff(
-            net, x, y, a.layers, a.cmap, a.channels, data=a.data, dataset=a.dataset
-        ).files()
-    else:
-        inputs = net.inputs(a.inputs, a.data, a.dataset)
-        files, probs, _ = render_set(net, inputs, opts)
-        if probs is not None:
-            classes = net.class_names(probs.shape[1])
-            for inp, p in zip(inputs, probs, strict=True):
-                true = "" if inp.label is None else f" (true {classes[inp.label]})"
-                print(f"{inp.name}: predicted {classes[int(p.argmax())]} {p.max():.1%}{true}")
+    for line in lines:
+        print(line)
     return finish(files, a.out, t0)

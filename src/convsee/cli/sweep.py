@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
-from ..draw.render import finish
 from ..views.sweep import sweep
-from .options import Formatter, add_channels, add_data, add_model, add_out, network, out_dir_ok
+from .options import (
+    Formatter,
+    add_channels,
+    add_data,
+    add_frame_ms,
+    add_input,
+    add_layer,
+    add_model,
+    add_out,
+    write_view,
+)
 
 HELP = "a layer's maps as the input is blurred, shifted, rotated, noised or occluded"
 DESCRIPTION = """a layer's maps as the input is blurred, shifted, rotated, noised or occluded
@@ -17,9 +24,7 @@ to the unperturbed maps."""
 
 def add(sub) -> None:
     sw = sub.add_parser("sweep", help=HELP, description=DESCRIPTION, formatter_class=Formatter)
-    sw.add_argument(
-        "input", nargs="?", default="sample:3", metavar="INPUT", help="the input to perturb"
-    )
+    add_input(sw, "the input to perturb")
     add_model(sw)
     add_data(sw, help_data="folder with the dataset's IDX files (for test:N, train:N)")
     sw.add_argument(
@@ -28,22 +33,22 @@ def add(sub) -> None:
         choices=["all", "blur", "shift", "rotate", "noise", "occlude"],
         help="which perturbation",
     )
-    sw.add_argument(
-        "--layer",
-        metavar="L",
-        help="a map layer from `convsee layers` (default: the first convolution; LeNet-5: conv1)",
-    )
+    add_layer(sw, "a map layer from `convsee layers` (default: the first conv; LeNet-5: conv1)")
     add_channels(sw)
-    sw.add_argument("--frame-ms", type=int, default=500, help="milliseconds per GIF frame")
+    add_frame_ms(sw, 500)
     add_out(sw, "media")
     sw.set_defaults(func=run)
 
 
 def run(a) -> int:
-    t0 = time.perf_counter()
-    out_dir_ok(a.out)
-    net = network(a)
-    figs = sweep(
-        net, a.input, a.layer, a.kind, a.channels, a.frame_ms, data=a.data, dataset=a.dataset
+    where = {"data": a.data, "dataset": a.dataset}
+    return write_view(
+        a,
+        sweep,
+        input=a.input,
+        layer=a.layer,
+        kind=a.kind,
+        channels=a.channels,
+        frame_ms=a.frame_ms,
+        **where,
     )
-    return finish(figs.files(), a.out, t0)

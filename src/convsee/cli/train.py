@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import Formatter, add_data, device
+from .options import Formatter, add_data, add_device, add_quiet, check_ranges, device
 
 HELP = "train LeNet-5 on MNIST (or Fashion-MNIST)"
 
@@ -18,9 +18,7 @@ def add(sub) -> None:
         "1x28x28 images (the checkpoint records SPEC, preprocessing and classes)",
     )
     add_data(t)
-    t.add_argument(
-        "--device", default="cpu", choices=["cpu", "cuda", "mps"], help="where torch runs"
-    )
+    add_device(t)
     t.add_argument(
         "--epochs", type=int, help="passes over the training set (default: 4, or 14 with --augment)"
     )
@@ -45,7 +43,7 @@ def add(sub) -> None:
         help="the checkpoint (a .json copy of its metadata is written beside it)",
     )
     t.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(t)
     t.add_argument(
         "--snapshots",
         type=int,
@@ -60,6 +58,9 @@ def run(a) -> int:
     from ..errors import ConvseeError
     from ..run.train import Interrupted, TrainConfig, train
 
+    check_ranges(("--epochs", a.epochs, 1, None), ("--batch-size", a.batch_size, 1, None))
+    if a.lr is not None and not a.lr > 0:
+        raise ConvseeError(f"--lr must be > 0, got {a.lr}")
     cfg = TrainConfig(augment=a.augment, device=device(a.device))
     for field in ("epochs", "batch_size", "lr", "seed", "threads"):
         if getattr(a, field) is not None:

@@ -38,7 +38,6 @@ from .figures import (
 
 __all__ = [
     "RenderOptions",
-    "DEFAULT_BLUR",
     "layer_ranges",
     "default_layers",
     "drawable",
@@ -54,7 +53,6 @@ __all__ = [
     "stems",
 ]
 
-DEFAULT_BLUR = {"conv1": (5, 3.0), "conv2": (3, 3.0)}  # the original project's, LeNet-5 only
 SCALES = ("map", "layer", "global")
 TOP_DEFAULT = 64  # wider layers draw their top 64 channels unless told otherwise
 
@@ -238,8 +236,8 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
         if layer.kind == "map":
             if opts.blur is not None:
                 blurs.append(opts.blur)
-            elif opts.default_blur and net.kind == "lenet" and layer.name in DEFAULT_BLUR:
-                blurs.append(DEFAULT_BLUR[layer.name])
+            elif opts.default_blur and net.default_blur(layer) is not None:
+                blurs.append(net.default_blur(layer))
         for blur in blurs:
             a = acts[layer.name] if blur is None else blur_maps(acts[layer.name], *blur)
             files.update(
@@ -441,10 +439,10 @@ def render_kernels(net, cmap: str | None = None) -> dict:
     lut_name = cmap or "RdBu_r"
     lut = colormap(lut_name)
     files = {}
-    if net.kind == "lenet":
-        img = kernel_sheet(net.weights["conv1.weight"], net.weights["conv2.weight"], lut)
+    if net.kernel_sheet is not None:
+        img = kernel_sheet(*(net.kernel(name) for name in net.kernel_sheet), lut)
         files["kernels.png"] = png_bytes(img, (lut_name,))
-        files["kernels.json"] = sidecar(net.meta, picture="kernels", layers=["conv1", "conv2"])
+        files["kernels.json"] = sidecar(net.meta, picture="kernels", layers=list(net.kernel_sheet))
         return files
     convs = [x for x in net.spec.layers if x.kernel is not None and x.call == 1]
     drawn = []

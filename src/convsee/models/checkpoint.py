@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConvseeError, no_file
-from .lenet_layers import state_shapes
+from .lenet_layers import smallest_side, state_shapes
 
 __all__ = [
     "default_checkpoint",
@@ -404,8 +404,9 @@ def _check_meta(where, meta) -> dict:
         v = config[k]
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096:
             raise ConvseeError(f"{where}: config '{k}' must be a positive whole number")
-    if config.get("image_size", 28) < 16:
-        raise ConvseeError(f"{where}: config 'image_size' must be at least 16 for LeNet-5")
+    smallest = smallest_side(1)  # 16: one pixel out of the last pool
+    if config.get("image_size", 28) < smallest:
+        raise ConvseeError(f"{where}: config 'image_size' must be at least {smallest} for LeNet-5")
     if "name" in config and config["name"] != "lenet5":
         raise ConvseeError(f"{where}: config 'name' must be 'lenet5'")
     n = config.get("num_classes", 10)

@@ -14,11 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lenet_numpy import OPS
+from .lenet_layers import LAYERS, LENET5, Row, trace
 
-__all__ = ["LAYERS", "ModelConfig", "LeNet5"]
-
-LAYERS = tuple(name for name, _ in OPS)  # the module names, in order
+__all__ = ["LAYERS", "ModelConfig", "LeNet5", "module_of"]
 
 
 @dataclass(frozen=True)
@@ -34,43 +32,62 @@ class ModelConfig:
         return asdict(self)
 
 
+def module_of(r: Row, wshape: tuple[int, ...] | None) -> nn.Module:
+    """The torch module of a table row (wshape: its traced weight shape)."""
+    if r.op == "Conv2d":
+        out, cin, k, _ = wshape
+        return nn.Conv2d(cin, out, k, stride=r.stride, padding=r.padding)
+    if r.op == "Linear":
+        return nn.Linear(wshape[1], wshape[0])
+    if r.op == "ReLU":
+        return nn.ReLU()
+    if r.op == "MaxPool2d":
+        return nn.MaxPool2d(r.kernel, r.stride)
+    if r.op == "Flatten":
+        return nn.Flatten()
+    raise ValueError(f"LeNet table: unknown op {r.op!r} in row {r.name}")
+
+
 class LeNet5(nn.Sequential):
-    """conv1 (1->6, 5x5) relu1 pool1 conv2 (6->16, 5x5) relu2 pool2 flatten fc1 relu3 fc2 relu4 fc3.
+    """conv1 (1->6, 5x5) relu1 pool1 conv2 (6->16, 5x5) relu2 pool2 flatten fc1 relu3 fc2 relu4 fc3,
+    built from the table models/lenet_layers.LENET5.
 
     Input: (N, 1, 28, 28) MNIST-normalised; output: (N, 10) logits.
     """
 
-    def __init__(self, config: ModelConfig = ModelConfig()):
+    def __init__(self, config: ModelConfig = ModelConfig(), rows: tuple[Row, ...] = LENET5):
         c = config
-        feat = ((c.image_size - 4) // 2 - 4) // 2  # 28 -> 24 -> 12 -> 8 -> 4
-        super().__init__(
-            OrderedDict(
-                conv1=nn.Conv2d(c.in_channels, 6, 5),
-                relu1=nn.ReLU(),
-                pool1=nn.MaxPool2d(2),
-                conv2=nn.Conv2d(6, 16, 5),
-                relu2=nn.ReLU(),
-                pool2=nn.MaxPool2d(2),
-                flatten=nn.Flatten(),
-                fc1=nn.Linear(16 * feat * feat, 120),
-                relu3=nn.ReLU(),
-                fc2=nn.Linear(120, 84),
-                relu4=nn.ReLU(),
-                fc3=nn.Linear(84, c.num_classes),
-            )
-        )
+        size = (c.in_channels, c.image_size, c.image_size)
+        traced = trace(size, c.num_classes, None, rows)
+        super().__init__(OrderedDict((r.name, module_of(r, ws)) for r, _, ws in traced))
         self.config = config
+        self.rows = rows
 
     def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The same logits as self(x), for training: pools before each conv ReLU.
+        """The same logits as self(x), for training: pools before each ReLU that a pool follows.
 
         max and ReLU commute exactly, so the values are identical, but the ReLU then runs on
-        a quarter of the pixels (~15% faster training here). No module hooks fire.
+        a quarter of the pixels (~15% faster training here). Only the conv and linear
+        modules' hooks fire.
         """
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
-        x = F.relu(F.max_pool2d(self.conv2(x), 2))
-        x = F.relu(self.fc1(x.flatten(1)))
-        return self.fc3(F.relu(self.fc2(x)))
+        rows, i = self.rows, 0
+        while i < len(rows):
+            r = rows[i]
+            if r.op == "ReLU" and i + 1 < len(rows) and rows[i + 1].op == "MaxPool2d":
+                p = rows[i + 1]
+                x = F.relu(F.max_pool2d(x, p.kernel, p.stride))
+                i += 2
+                continue
+            if r.op == "ReLU":
+                x = F.relu(x)
+            elif r.op == "MaxPool2d":
+                x = F.max_pool2d(x, r.kernel, r.stride)
+            elif r.op == "Flatten":
+                x = x.flatten(1)
+            else:
+                x = self[i](x)
+            i += 1
+        return x
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,99 +6,101 @@ and check that `lenet_spec` equals what `spec.describe` derives from the torch m
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..spec import PIXEL, Layer, ModelSpec, Output, conv_field, pool_field
+from .lenet_layers import LENET5, Row, trace
 
-__all__ = ["OPS", "conv2d", "max_pool2", "forward_all", "lenet_spec"]
+__all__ = ["OPS", "conv2d", "max_pool", "max_pool2", "forward_all", "lenet_spec"]
 
 # the layers in order: name, module type (the torch model's children have these names)
-OPS = (
-    ("conv1", "Conv2d"),
-    ("relu1", "ReLU"),
-    ("pool1", "MaxPool2d"),
-    ("conv2", "Conv2d"),
-    ("relu2", "ReLU"),
-    ("pool2", "MaxPool2d"),
-    ("flatten", "Flatten"),
-    ("fc1", "Linear"),
-    ("relu3", "ReLU"),
-    ("fc2", "Linear"),
-    ("relu4", "ReLU"),
-    ("fc3", "Linear"),
-)
+OPS = tuple((r.name, r.op) for r in LENET5)
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Valid cross-correlation, as torch's conv2d: (N, Cin, H, W) * (Cout, Cin, k, k)."""
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int = 1, padding: int = 0):
+    """Cross-correlation, as torch's conv2d: (N, Cin, H, W) * (Cout, Cin, k, k), zero padding."""
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     k = w.shape[-1]
     win = sliding_window_view(x, (k, k), axis=(2, 3))  # (N, Cin, H', W', k, k)
+    if stride != 1:
+        win = win[:, :, ::stride, ::stride]
     return np.einsum("nchwij,ocij->nohw", win, w, optimize=True) + b[None, :, None, None]
+
+
+def max_pool(x: np.ndarray, k: int = 2, stride: int | None = None) -> np.ndarray:
+    """k x k max pooling (stride: k unless given), odd edges dropped as torch does."""
+    s = k if stride is None else stride
+    n, c, h, w = x.shape
+    if s == k:  # non-overlapping windows: one reshape
+        x = x[:, :, : h // k * k, : w // k * k]
+        return x.reshape(n, c, h // k, k, w // k, k).max(axis=(3, 5))
+    return sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s].max(axis=(4, 5))
 
 
 def max_pool2(x: np.ndarray) -> np.ndarray:
     """2x2 max pooling with stride 2 (odd edges dropped, as torch does)."""
-    n, c, h, w = x.shape
-    x = x[:, :, : h // 2 * 2, : w // 2 * 2]
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+    return max_pool(x, 2, 2)
 
 
-def forward_all(weights: dict, x) -> tuple[dict, np.ndarray]:
-    """x: normalised (N, C, H, W). ({layer: output, batch first} for every layer, logits)."""
+def apply(r: Row, h: np.ndarray, w: dict) -> np.ndarray:
+    """One table row on a batch h, with the state dict w (float32 arrays)."""
+    if r.op == "Conv2d":
+        return conv2d(h, w[f"{r.name}.weight"], w[f"{r.name}.bias"], r.stride, r.padding)
+    if r.op == "Linear":
+        return h @ w[f"{r.name}.weight"].T + w[f"{r.name}.bias"]
+    if r.op == "ReLU":
+        return np.maximum(h, 0)
+    if r.op == "MaxPool2d":
+        return max_pool(h, r.kernel, r.stride)
+    if r.op == "Flatten":
+        return h.reshape(h.shape[0], -1)
+    raise ValueError(f"LeNet table: unknown op {r.op!r} in row {r.name}")
+
+
+def forward_all(weights: dict, x, rows: tuple[Row, ...] = LENET5) -> tuple[dict, np.ndarray]:
+    """x: normalised (N, C, H, W). ({layer: output, batch first} for every row, the last
+    row's output: the logits). rows: the table, or the part of it to run (its start)."""
     w = {k: np.asarray(v, np.float32) for k, v in weights.items()}
     out = {}
     h = np.asarray(x, np.float32)
-    for name, kind in OPS:
-        if kind == "Conv2d":
-            h = conv2d(h, w[f"{name}.weight"], w[f"{name}.bias"])
-        elif kind == "Linear":
-            h = h @ w[f"{name}.weight"].T + w[f"{name}.bias"]
-        elif kind == "ReLU":
-            h = np.maximum(h, 0)
-        elif kind == "MaxPool2d":
-            h = max_pool2(h)
-        else:  # Flatten
-            h = h.reshape(h.shape[0], -1)
-        out[name] = h.astype(np.float32)
-    return out, out["fc3"]
+    for r in rows:
+        h = apply(r, h, w)
+        out[r.name] = h.astype(np.float32)
+    return out, out[rows[-1].name]
 
 
-def lenet_spec(weights: dict, input_size=(1, 28, 28)) -> ModelSpec:
+def lenet_spec(weights: dict, input_size=(1, 28, 28), rows: tuple[Row, ...] = LENET5):
     """The same description spec.describe derives from the torch LeNet5, without torch."""
-    c, h, w = input_size
-    shape: tuple[int, ...] = (c, h, w)
     fld, nonneg, conv = PIXEL, False, None
     layers = []
-    for name, kind in OPS:
+    shape: tuple[int, ...] = tuple(input_size)
+    for r, shape, wshape in trace(input_size, 0, weights, rows):
         kernel = None
         params = 0
-        if kind == "Conv2d":
-            wt = weights[f"{name}.weight"]
-            kernel = tuple(int(v) for v in wt.shape)
-            k = kernel[-1]
-            shape = (kernel[0], shape[1] - k + 1, shape[2] - k + 1)
-            fld, nonneg, conv = conv_field(fld, k), False, name
-            params = int(wt.size + weights[f"{name}.bias"].size)
-        elif kind == "MaxPool2d":
-            shape = (shape[0], shape[1] // 2, shape[2] // 2)
-            fld = pool_field(fld, 2)
-        elif kind == "ReLU":
+        if r.op == "Conv2d":
+            kernel = wshape
+            fld = conv_field(fld, kernel[-1], r.stride, r.padding)
+            nonneg, conv = False, r.name
+        elif r.op == "MaxPool2d":
+            fld = pool_field(fld, r.kernel, r.stride)
+        elif r.op == "ReLU":
             nonneg = True
-        elif kind == "Flatten":
-            shape = (int(np.prod(shape)),)
-        else:  # Linear
-            wt = weights[f"{name}.weight"]
-            shape, nonneg = (int(wt.shape[0]),), False
-            params = int(wt.size + weights[f"{name}.bias"].size)
+        elif r.op == "Linear":
+            nonneg = False
+        if r.params:
+            params = math.prod(wshape) + int(np.asarray(weights[f"{r.name}.bias"]).size)
         is_map = len(shape) == 3
         layers.append(
             Layer(
-                name=name,
-                module=name,
+                name=r.name,
+                module=r.name,
                 call=1,
                 element="",
-                type=kind,
+                type=r.op,
                 shape=shape,
                 params=params,
                 calls=1,

@@ -25,6 +25,8 @@ from ..datasets.inputs import Input, resolve_inputs
 from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError
 from ..spec import Layer, ModelSpec
+from .lenet_layers import LENET5, Row, row, smallest_side, snapshot_rows, trace
+from .params import ConvParams, PoolParams
 
 __all__ = [
     "Network",
@@ -110,7 +112,7 @@ class Network:
     dataset: str | None = None  # chosen by the caller; None: the checkpoint's, else MNIST
 
     def __repr__(self) -> str:
-        name = "LeNet-5" if self.kind == "lenet" else self.meta.get("model", "model")
+        name = self.display_name
         size = "x".join(map(str, self.prep.input_size))
         out = self.spec.outputs[0].shape if self.spec.outputs else ()
         k = f", {out[0]} classes" if len(out) == 1 else ""
@@ -216,64 +218,163 @@ class Network:
         """The weights (out, in/groups, kh, kw) of conv layer `name` as a NumPy array, or None."""
         raise NotImplementedError
 
+    def conv_params(self, layer: Layer) -> ConvParams:
+        """The weights, bias, stride, padding... of conv layer `layer` (animate, explain)."""
+        raise NotImplementedError
+
+    def pool_params(self, layer: Layer) -> PoolParams:
+        """The window of max-pooling layer `layer` (animate, explain)."""
+        raise NotImplementedError
+
+    def layer_input(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        """(C, H, W): what the layer's module receives for the model input x (C, H, W)."""
+        raise NotImplementedError
+
+    # -- what the views do with this model when not told ---------------------------------------
+    # Each answers one question for any model; LeNet-5's answers come from its table
+    # (models/lenet_layers.py), another model's are the generic ones below.
+
+    @property
+    def display_name(self) -> str:
+        """How pictures, sidecars and repr name the model."""
+        return self.meta.get("model", "model")
+
+    @property
+    def torch_free(self) -> bool:
+        """Whether run() works without importing torch (a server may import it later, in
+        the background, for the views that need gradients)."""
+        return False
+
+    @property
+    def thread_safe(self) -> bool:
+        """Whether run() may be called from several threads at once: no hooks on a shared
+        torch module, so no lock is needed."""
+        return False
+
+    @property
+    def plain_chain(self) -> bool:
+        """Whether every layer receives the previous layer's output (the first the input),
+        each a Conv2d, ReLU, MaxPool2d, Flatten or Linear answered by conv_params, pool_params
+        and linear_params: explain then redoes it without hooks."""
+        return False
+
+    def linear_params(self, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+        """(weight (out, in), bias (out,)) of Linear layer `layer` of a plain chain."""
+        raise NotImplementedError
+
+    @property
+    def logits_layer(self) -> str | None:
+        """The layer whose output is the class scores softmax turns into probabilities, when
+        known without running the model (None: watch a forward pass to find out)."""
+        return None
+
+    def default_blur(self, layer: Layer) -> tuple[int, float] | None:
+        """(size, sigma) of the blurred copy `render` adds to map layer `layer` by default,
+        or None: no blurred copy unless asked."""
+        return None
+
+    def preferred_channel(self, layer: Layer) -> int | None:
+        """The channel of `layer` a one-channel view (animate) shows unless asked, or None:
+        the view picks (the strongest response)."""
+        return None
+
+    @property
+    def default_layer(self) -> str | None:
+        """The layer one-layer views (optimize) start from unless asked, or None: theirs."""
+        return None
+
+    @property
+    def kernel_sheet(self) -> tuple[str, str] | None:
+        """The two conv layers whose kernels are drawn together on one sheet (kernels.png),
+        or None: one picture per conv layer (kernels/NAME.png)."""
+        return None
+
+    @property
+    def snapshot_convs(self) -> tuple[str, ...]:
+        """The conv layers whose weights alone replay their maps at a training snapshot (a
+        chain of convs, ReLUs and pools from the input: `train --snapshots` records only
+        them), or (): snapshots hold the whole state dict and are replayed by the model."""
+        return ()
+
+    @property
+    def also_shown(self) -> tuple[str, ...]:
+        """Layers the web page shows beside its default ones (LeNet-5: the ReLUs that turn
+        conv's signed maps non-negative)."""
+        return ()
+
+    @property
+    def ranges_from_samples(self) -> bool:
+        """Whether a layer without a reference range in the checkpoint gets one from the
+        bundled samples (a fixed colour range on the page), rather than none."""
+        return False
+
+    def layer_settings(self) -> dict | None:
+        """{layer name: {"in": input shape, "type", and for Conv2d / MaxPool2d kernel, stride,
+        pad, dilation (, groups, cin, bias)}} known without running the model, or None: read
+        them off the modules with hooks."""
+        return None
+
     def describe(self) -> str:
         return f"{self.spec.model_type} ({self.prep.describe()})"
 
 
-def check_lenet_size(weights: dict, input_size) -> None:
+def check_lenet_size(weights: dict, input_size, rows: tuple[Row, ...] = LENET5) -> None:
     """Raise ConvseeError, in one line naming the size it takes, when LeNet-5 with these
     weights cannot take inputs of input_size (C, H, W): conv1 reads a fixed number of
     channels and fc1 a fixed number of values (16x4x4 = 256 for 28x28 inputs)."""
     c, h, w = input_size
-    w1, w2, f1 = weights["conv1.weight"], weights["conv2.weight"], weights["fc1.weight"]
-    k1, k2, maps, values = w1.shape[-1], w2.shape[-1], w2.shape[0], f1.shape[1]
-
-    def side(n: int) -> int:  # conv k1, 2x2 pool, conv k2, 2x2 pool (valid, floor)
-        return max(0, (max(0, n - k1 + 1) // 2 - k2 + 1) // 2)
-
-    oh, ow = side(h), side(w)
-    if c == w1.shape[1] and maps * oh * ow == values:
+    convs = [r for r in rows if r.op == "Conv2d"]
+    fc = next(r for r in rows if r.op == "Linear")
+    first, values = convs[0], weights[f"{fc.name}.weight"].shape[1]
+    cin = weights[f"{first.name}.weight"].shape[1]
+    maps = weights[f"{convs[-1].name}.weight"].shape[0]
+    before = rows[: rows.index(fc)]
+    _, oh, ow = [s for _, s, _ in trace((cin, h, w), 0, weights, before) if len(s) == 3][-1]
+    if c == cin and maps * oh * ow == values:
         return
     g = math.isqrt(values // maps)
     if maps * g * g == values:  # square inputs: the smallest side that gives g x g
-        n = (2 * g + k2 - 1) * 2 + k1 - 1
-        takes, reads = f"{w1.shape[1]}x{n}x{n}", f"{maps}x{g}x{g} = {values}"
-        hint = f": give {{param}} {w1.shape[1]},{n},{n} or leave it out"
+        kernels = {r.name: weights[f"{r.name}.weight"].shape[-1] for r in convs}
+        n = smallest_side(g, kernels, before)
+        takes, reads = f"{cin}x{n}x{n}", f"{maps}x{g}x{g} = {values}"
+        hint = f": give {{param}} {cin},{n},{n} or leave it out"
     else:
-        takes, reads, hint = f"{w1.shape[1]}-channel", f"{values}", ""
-    if c != w1.shape[1]:
-        why = f"{c} channel{'' if c == 1 else 's'}; conv1 reads {w1.shape[1]}"
+        takes, reads, hint = f"{cin}-channel", f"{values}", ""
+    if c != cin:
+        why = f"{c} channel{'' if c == 1 else 's'}; {first.name} reads {cin}"
     else:
         why = f"that gives {maps}x{oh}x{ow} = {maps * oh * ow}" if oh and ow else "too small"
     raise ConvseeError(
-        f"LeNet-5 takes {takes} inputs (its fc1 reads {reads} values), not {c}x{h}x{w} "
+        f"LeNet-5 takes {takes} inputs (its {fc.name} reads {reads} values), not {c}x{h}x{w} "
         f"({why}){hint}",
         param="input_size",
     )
 
 
 class LeNetNetwork(Network):
-    """LeNet-5 from a NumPy state dict: forward in NumPy, torch only when asked."""
+    """LeNet-5 from a NumPy state dict: forward in NumPy, torch only when asked. Every
+    answer about its layers comes from its table, `rows` (models/lenet_layers.py)."""
 
     kind = "lenet"
+    rows: tuple[Row, ...] = LENET5
 
     def __init__(self, weights: dict, meta: dict, prep: Preprocess, classes=None):
         from .lenet_numpy import lenet_spec
 
         self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
-        check_lenet_size(self.weights, prep.input_size)
+        check_lenet_size(self.weights, prep.input_size, self.rows)
         self.meta = meta
         self.prep = prep
         self.classes = classes
         self.output = None
         self.notes = []
-        self.spec = lenet_spec(self.weights, prep.input_size)
+        self.spec = lenet_spec(self.weights, prep.input_size, self.rows)
         self._torch = None
 
     def run(self, x, layers=()):
         from .lenet_numpy import forward_all
 
-        acts, logits = forward_all(self.weights, x)
+        acts, logits = forward_all(self.weights, x, self.rows)
         names = [layer.name for layer in layers]
         return {n: acts[n] for n in names}, softmax(logits)
 
@@ -290,19 +391,122 @@ class LeNetNetwork(Network):
         w = self.weights.get(f"{name}.weight")
         return None if w is None or w.ndim != 4 else w
 
-    def torch_model(self, device: str = "cpu"):
+    def torch_model(self, device: str | None = None):
         if self._torch is None:
             import torch
 
             from .lenet import LeNet5, ModelConfig
 
             c, h, _ = self.prep.input_size
-            model = LeNet5(
-                ModelConfig(in_channels=c, image_size=h, num_classes=self.spec.outputs[0].shape[0])
-            )
+            k = self.spec.outputs[0].shape[0]
+            model = LeNet5(ModelConfig(in_channels=c, image_size=h, num_classes=k), self.rows)
             model.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights.items()})
-            self._torch = model.to(device).eval()
+            self._torch = model.to(device or "cpu").eval()
         return self._torch
+
+    # -- the layers, from the table ------------------------------------------------------------
+    def _row(self, layer: Layer, op: str | None = None) -> Row:
+        r = row(layer.module, self.rows)
+        if r is None or (op is not None and r.op != op):
+            want = f"a {op} layer" if op else "a layer"
+            raise ConvseeError(f"{layer.name} is not {want} of LeNet-5")
+        return r
+
+    def conv_params(self, layer):
+        r = self._row(layer, "Conv2d")
+        w = self.weights[f"{r.name}.weight"]
+        b = self.weights[f"{r.name}.bias"]
+        p = r.padding
+        return ConvParams(
+            np.asarray(w, np.float32), np.asarray(b, np.float32), (r.stride,) * 2, (p, p, p, p)
+        )
+
+    def pool_params(self, layer):
+        r = self._row(layer, "MaxPool2d")
+        return PoolParams((r.kernel, r.kernel), (r.stride, r.stride), (0, 0))
+
+    def linear_params(self, layer):
+        r = self._row(layer, "Linear")
+        return self.weights[f"{r.name}.weight"], self.weights[f"{r.name}.bias"]
+
+    def layer_input(self, layer, x):
+        names = self.spec.names()
+        i = names.index(layer.name)
+        if i == 0:
+            return np.asarray(x, np.float32)
+        prev = names[i - 1]
+        acts, _ = self.run(np.asarray(x, np.float32)[None], [self.spec.layer(prev)])
+        return acts[prev][0]
+
+    @property
+    def display_name(self) -> str:
+        return "LeNet-5"
+
+    @property
+    def torch_free(self) -> bool:
+        return True
+
+    @property
+    def thread_safe(self) -> bool:
+        return True
+
+    @property
+    def plain_chain(self) -> bool:
+        return True
+
+    @property
+    def logits_layer(self) -> str:
+        return self.rows[-1].name
+
+    def default_blur(self, layer):
+        r = row(layer.module, self.rows)
+        return None if r is None else r.blur
+
+    def preferred_channel(self, layer):
+        r = row(layer.module, self.rows)
+        c = None if r is None else r.channel
+        return c if c is not None and c < layer.channels else None
+
+    @property
+    def default_layer(self) -> str:
+        return next(r.name for r in self.rows if r.op == "Conv2d")
+
+    @property
+    def kernel_sheet(self):
+        convs = tuple(r.name for r in self.rows if r.op == "Conv2d")
+        return convs if len(convs) == 2 else None
+
+    @property
+    def snapshot_convs(self):
+        return tuple(r.name for r in snapshot_rows(self.rows) if r.op == "Conv2d")
+
+    @property
+    def also_shown(self):
+        return tuple(r.name for r in self.rows if r.on_page)
+
+    @property
+    def ranges_from_samples(self) -> bool:
+        return True
+
+    def layer_settings(self):
+        out, prev = {}, tuple(self.spec.input_shape)
+        for layer in self.spec.layers:
+            r = self._row(layer)
+            s = {"in": prev, "type": layer.type}
+            if r.op == "Conv2d":
+                s.update(
+                    kernel=tuple(layer.kernel[2:]),
+                    stride=(r.stride, r.stride),
+                    pad=(r.padding, r.padding),
+                    dilation=(1, 1),
+                )
+                s.update(groups=1, cin=layer.kernel[1], bias=True)
+            elif r.op == "MaxPool2d":
+                s.update(kernel=(r.kernel,) * 2, stride=(r.stride,) * 2, pad=(0, 0))
+                s.update(dilation=(1, 1))
+            out[layer.name] = s
+            prev = tuple(layer.shape)
+        return out
 
 
 class TorchNetwork(Network):
@@ -408,6 +612,54 @@ class TorchNetwork(Network):
         if w is None or w.dim() != 4:
             return None
         return w.detach().float().cpu().numpy()
+
+    def conv_params(self, layer):
+        from .params import torch_conv_params
+
+        return torch_conv_params(self._module(layer))
+
+    def pool_params(self, layer):
+        from .params import torch_pool_params
+
+        return torch_pool_params(self._module(layer), layer.name)
+
+    def _module(self, layer):
+        return dict(self.torch_model().named_modules())[layer.module]
+
+    def layer_input(self, layer, x):
+        import torch
+
+        from ..capture import eval_mode
+
+        model = self.torch_model()
+        module = dict(model.named_modules())[layer.module]
+        seen = {"calls": 0}
+        got = {}
+
+        def start(_m, _args):
+            seen["calls"] = 0
+
+        def pre(_m, args):
+            seen["calls"] += 1
+            if seen["calls"] == layer.call and args and isinstance(args[0], torch.Tensor):
+                got["x"] = args[0].detach().clone()
+
+        try:
+            p = next(model.parameters())
+            device, dtype = p.device, p.dtype
+        except StopIteration:
+            device, dtype = torch.device("cpu"), torch.float32
+        xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(device, dtype)
+        handles = [model.register_forward_pre_hook(start), module.register_forward_pre_hook(pre)]
+        try:
+            with eval_mode(model), torch.no_grad():
+                model(xt)
+        finally:
+            for h in handles:
+                h.remove()
+        if "x" not in got:
+            raise ConvseeError(f"layer {layer.name} did not run in the forward pass")
+        return got["x"][0].float().cpu().numpy()
 
 
 def dense_predictions(inputs, probs: np.ndarray, classes: list[str]) -> list:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConvseeError
-from .units import one_input
+from ..models.params import ConvParams, PoolParams
 
 __all__ = [
     "ConvParams",
@@ -43,110 +43,18 @@ def _pair(v) -> tuple[int, int]:
     return int(v), int(v)
 
 
-@dataclass(frozen=True)
-class ConvParams:
-    weight: np.ndarray  # (out, in/groups, kh, kw)
-    bias: np.ndarray  # (out,), zeros when the conv has none
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, bottom, left, right
-    dilation: tuple[int, int] = (1, 1)
-    groups: int = 1
-    padding_mode: str = "zeros"  # zeros | reflect | replicate | circular
-    has_bias: bool = True
-
-    def group_of(self, channel: int) -> tuple[int, int]:
-        """(first, last + 1) input channel the output channel's kernel reads."""
-        per_in = self.weight.shape[1]
-        per_out = self.weight.shape[0] // self.groups
-        g = channel // per_out
-        return g * per_in, (g + 1) * per_in
-
-
-@dataclass(frozen=True)
-class PoolParams:
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]  # rows, cols on each side (-inf padding, as torch)
-
-
-def _same_padding(k, d) -> tuple[int, int, int, int]:
-    out = []
-    for kk, dd in zip(k, d, strict=True):
-        total = dd * (kk - 1)
-        out += [total // 2, total - total // 2]
-    return out[0], out[1], out[2], out[3]
-
-
 def conv_params(net, layer) -> ConvParams:
     """The parameters of conv layer `layer` of a Network (LeNet-5 or any torch model)."""
-    if net.kind == "lenet":
-        w = net.weights[f"{layer.module}.weight"]
-        b = net.weights[f"{layer.module}.bias"]
-        return ConvParams(np.asarray(w, np.float32), np.asarray(b, np.float32))
-    m = dict(net.torch_model().named_modules())[layer.module]
-    w = m.weight.detach().float().cpu().numpy()
-    has_bias = m.bias is not None
-    b = m.bias.detach().float().cpu().numpy() if has_bias else np.zeros(w.shape[0], np.float32)
-    k, d = _pair(m.kernel_size), _pair(m.dilation)
-    if isinstance(m.padding, str):
-        pad = (0, 0, 0, 0) if m.padding == "valid" else _same_padding(k, d)
-    else:
-        ph, pw = _pair(m.padding)
-        pad = (ph, ph, pw, pw)
-    return ConvParams(w, b, _pair(m.stride), pad, d, int(m.groups), str(m.padding_mode), has_bias)
+    return net.conv_params(layer)
 
 
 def pool_params(net, layer) -> PoolParams:
-    if net.kind == "lenet":
-        return PoolParams((2, 2), (2, 2), (0, 0))
-    m = dict(net.torch_model().named_modules())[layer.module]
-    if _pair(m.dilation) != (1, 1) or m.ceil_mode:
-        raise ConvseeError(
-            f"animate shows max pooling without dilation or ceil_mode; {layer.name} uses them"
-        )
-    k = _pair(m.kernel_size)
-    s = k if m.stride in (None, (), []) else _pair(m.stride)
-    return PoolParams(k, s, _pair(m.padding))
+    return net.pool_params(layer)
 
 
 def layer_input(net, layer, x: np.ndarray) -> np.ndarray:
     """(C, H, W): what the layer's module receives for the model input x (C, H, W)."""
-    if net.kind == "lenet":
-        names = net.spec.names()
-        i = names.index(layer.name)
-        if i == 0:
-            return np.asarray(x, np.float32)
-        prev = names[i - 1]
-        acts, _ = net.run(np.asarray(x, np.float32)[None], [net.spec.layer(prev)])
-        return acts[prev][0]
-    import torch
-
-    from ..capture import eval_mode
-
-    model = net.torch_model()
-    module = dict(model.named_modules())[layer.module]
-    seen = {"calls": 0}
-    got = {}
-
-    def start(_m, _args):
-        seen["calls"] = 0
-
-    def pre(_m, args):
-        seen["calls"] += 1
-        if seen["calls"] == layer.call and args and isinstance(args[0], torch.Tensor):
-            got["x"] = args[0].detach().clone()
-
-    xt = one_input(model, x)
-    handles = [model.register_forward_pre_hook(start), module.register_forward_pre_hook(pre)]
-    try:
-        with eval_mode(model), torch.no_grad():
-            model(xt)
-    finally:
-        for h in handles:
-            h.remove()
-    if "x" not in got:
-        raise ConvseeError(f"layer {layer.name} did not run in the forward pass")
-    return got["x"][0].float().cpu().numpy()
+    return net.layer_input(layer, x)
 
 
 def pad_input(x: np.ndarray, padding, mode: str = "zeros") -> np.ndarray:

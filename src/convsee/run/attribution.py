@@ -22,7 +22,7 @@ from dataclasses import field as dc_field
 import numpy as np
 
 from ..errors import ConvseeError
-from ..spec import Field, Layer, conv_field, pool_field
+from ..spec import Field, Layer
 from . import cams
 from .cams import CAM_METHODS, GRADIENT_CAMS, frozen, grab
 from .units import device_dtype, one_input
@@ -191,10 +191,12 @@ def attribute(
 
 
 def _lenet_conv2() -> Layer:
-    from ..spec import PIXEL
+    """LeNet-5's last conv layer (conv2: 14x14 fields, stride 2, start 6.5), from its table."""
+    from ..models.lenet_layers import state_shapes
+    from ..models.lenet_numpy import lenet_spec
 
-    fld = conv_field(pool_field(conv_field(PIXEL, 5), 2), 5)  # 14x14, stride 2, start 6.5
-    return Layer("conv2", "conv2", 1, "", "Conv2d", (16, 8, 8), 0, 1, 0, True, False, fld, "conv2")
+    spec = lenet_spec({k: np.zeros(s, np.float32) for k, s in state_shapes().items()})
+    return [x for x in spec.layers if x.type == "Conv2d"][-1]
 
 
 def _lenet_x(image):

@@ -1,9 +1,10 @@
 """How the filters form: snapshots of the conv layers during training, and GIFs of them.
 
-`convsee train --snapshots N` records conv1 and conv2 (weights and biases) N times, evenly
-spaced in steps from initialisation to the end, with the test accuracy at that moment,
-into FILE.snapshots.npz beside the checkpoint. conv maps depend only on those layers, so
-any input's conv1 and conv2 maps can be recomputed for every snapshot.
+`convsee train --snapshots N` records LeNet-5's conv1 and conv2 (weights and biases; the
+convs of models/lenet_layers.snapshot_rows) N times, evenly spaced in steps from
+initialisation to the end, with the test accuracy at that moment, into FILE.snapshots.npz
+beside the checkpoint. conv maps depend only on those layers, so any input's conv1 and
+conv2 maps can be recomputed for every snapshot.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import numpy as np
 
 from ..errors import ConvseeError
 from ..models.checkpoint import atomic_write
-from ..models.lenet_numpy import conv2d, max_pool2
+from ..models.lenet_layers import snapshot_rows
+from ..models.lenet_numpy import forward_all
 
 __all__ = ["snapshot_steps", "Recorder", "load_snapshots", "snapshot_maps", "snapshots_path"]
 
-KEYS = ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias")
+_ROWS = snapshot_rows()  # the rows the snapshots replay, up to the last conv they record
+CONVS = tuple(r.name for r in _ROWS if r.op == "Conv2d")
+KEYS = tuple(f"{n}.{p}" for n in CONVS for p in ("weight", "bias"))
 
 
 def snapshots_path(checkpoint: Path) -> Path:
@@ -124,14 +128,13 @@ def replay(net, snaps: dict, x: np.ndarray, layers) -> tuple[list[dict], dict]:
     return out, params
 
 
-def snapshot_maps(snaps: dict, x: np.ndarray):
-    """(conv1 maps (S, 6, 24, 24), conv2 maps (S, 16, 8, 8)) of one normalised input
-    (1, 28, 28) at every snapshot."""
+def snapshot_maps(snaps: dict, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The maps of each recorded conv (CONVS: conv1 (S, 6, 24, 24), conv2 (S, 16, 8, 8)) of
+    one normalised input (1, 28, 28) at every snapshot."""
     x = np.asarray(x, np.float32)[None]
-    c1, c2 = [], []
+    maps: list[list] = [[] for _ in CONVS]
     for i in range(len(snaps["step"])):
-        a = conv2d(x, snaps["conv1.weight"][i], snaps["conv1.bias"][i])
-        b = conv2d(max_pool2(np.maximum(a, 0)), snaps["conv2.weight"][i], snaps["conv2.bias"][i])
-        c1.append(a[0])
-        c2.append(b[0])
-    return np.stack(c1), np.stack(c2)
+        acts, _ = forward_all({k: snaps[k][i] for k in KEYS}, x, _ROWS)
+        for j, name in enumerate(CONVS):
+            maps[j].append(acts[name][0])
+    return tuple(np.stack(m) for m in maps)

@@ -191,22 +191,24 @@ def _cannot(layer: Layer, why: str = "") -> ConvseeError:
     )
 
 
-def _lenet_op(net, layer: Layer, top: int):
-    """The op function (x, unit, source) -> Part of a LeNet-5 layer (models/lenet.py)."""
-    from .animate import conv_params
-
-    t, name = layer.type, layer.module
+def _chain_op(net, layer: Layer, top: int):
+    """The op function (x, unit, source) -> Part of a layer of a plain chain (LeNet-5)."""
+    t = layer.type
     if t == "Conv2d":
-        p = conv_params(net, layer)
+        p = net.conv_params(layer)
         return lambda x, u, s: conv_unit(x, p, u)
     if t == "ReLU":
         return lambda x, u, s: activation_unit(x, "relu", {}, u)
     if t == "MaxPool2d":
-        return lambda x, u, s: pool_unit(x, Pool("max"), u)
+        pp = net.pool_params(layer)
+        pool = Pool("max", pp.kernel, pp.stride, pp.padding)
+        return lambda x, u, s: pool_unit(x, pool, u)
     if t == "Flatten":
         return lambda x, u, s: flatten_unit(x, layer.shape, u, s)
-    w, b = net.weights[f"{name}.weight"], net.weights[f"{name}.bias"]
-    return lambda x, u, s: linear_unit(x, w, b, u, top)
+    if t == "Linear":
+        w, b = net.linear_params(layer)
+        return lambda x, u, s: linear_unit(x, w, b, u, top)
+    raise _cannot(layer)
 
 
 def _activation_of(m) -> tuple[str, dict] | None:
@@ -287,10 +289,8 @@ def _module_op(net, m, layer: Layer, top: int):
     """The op function (x, unit, source) -> Part of torch module m."""
     from torch import nn
 
-    from .animate import conv_params
-
     if isinstance(m, nn.Conv2d):
-        p = conv_params(net, layer)
+        p = net.conv_params(layer)
         return lambda x, u, s: conv_unit(x, p, u)
     if isinstance(m, nn.Linear):
         w, b = _np(m.weight), _np(m.bias)
@@ -557,9 +557,10 @@ def _softmax(net, x: np.ndarray, unit, top: int) -> Explanation:
     c = _index(unit[0] if many else unit, "class")
     if not 0 <= c < k:
         raise ConvseeError(f"class {c} is out of range: softmax has classes 0..{k - 1}")
-    if net.kind == "lenet":
-        acts, probs = net.run(x[None], [net.spec.layers[-1]])
-        z, source, note = acts[net.spec.layers[-1].name][0], net.spec.layers[-1].name, ""
+    if net.logits_layer is not None:
+        source = net.logits_layer
+        acts, probs = net.run(x[None], [net.spec.layer(source)])
+        z, note = acts[source][0], ""
     else:
         seen = _watch(net, x, None)
         _, probs = net.run(x[None])
@@ -611,19 +612,20 @@ def explain_prepared(net, x, layer: str, unit, *, top: int = 10) -> Explanation:
         return _softmax(net, x, unit, top)
     target = net.spec.layer(name)
     unit = check_unit(target, unit)
-    if net.kind == "lenet":
-        return _explain_lenet(net, x, target, unit, top)
+    if net.plain_chain:
+        return _explain_chain(net, x, target, unit, top)
     return _explain_torch(net, x, target, unit, top)
 
 
-def _explain_lenet(net, x, target: Layer, unit, top: int) -> Explanation:
-    """LeNet-5 in NumPy: a chain, each layer receiving the one before (the first the input)."""
+def _explain_chain(net, x, target: Layer, unit, top: int) -> Explanation:
+    """A plain chain (LeNet-5 in NumPy): each layer receiving the one before (the first the
+    input), its ops from the Network's conv_params, pool_params and linear_params."""
     names = net.spec.names()
     i = names.index(target.name)
     acts, _ = net.run(x[None], net.spec.layers[: i + 1])
     xin = x if i == 0 else acts[names[i - 1]][0]
     source = "input" if i == 0 else names[i - 1]
-    part = _lenet_op(net, target, top)(np.asarray(xin, np.float64), unit, source)
+    part = _chain_op(net, target, top)(np.asarray(xin, np.float64), unit, source)
     captured = acts[target.name][0][unit]
     return _finish(target.name, target.type, part, unit, captured, source, target.name, "")
 

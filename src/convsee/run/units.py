@@ -40,9 +40,7 @@ class _Stop(Exception):
 
 def torch_model(net, device: str | None = None):
     """The torch module of a Network (LeNet-5's torch copy is built on first use)."""
-    if net.kind == "lenet":
-        return net.torch_model(device or "cpu")
-    return net.torch_model()
+    return net.torch_model(device)
 
 
 def model_device(model):

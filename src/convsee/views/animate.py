@@ -111,8 +111,8 @@ def animate(
 
         if channel is not None:
             c = channel
-        elif net.kind == "lenet" and n_ch > 2:
-            c = 2  # the original project's choice: a clear stroke detector on conv1
+        elif net.preferred_channel(layer) is not None:
+            c = net.preferred_channel(layer)  # LeNet-5: a clear stroke detector on conv1
         else:
             outs = [np.abs(steps_of(ch)[2]).max() for ch in range(n_ch)]
             c = int(np.argmax(outs))

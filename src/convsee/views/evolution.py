@@ -36,7 +36,7 @@ def evolution(
     from ..models.checkpoint import default_checkpoint
 
     frame_ms = check_frame_ms(frame_ms)
-    lenet = model is None and (net is None or net.kind == "lenet")
+    lenet = model is None and (net is None or bool(net.snapshot_convs))
     if checkpoint is None and not lenet:
         raise ConvseeError(
             "{param} is needed for a model other than LeNet-5: the one `train` wrote", "checkpoint"
@@ -61,15 +61,15 @@ def _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device) -> Figures
     inp = one_input(net, input, data, dataset)
     spe = int(snaps.get("steps_per_epoch", 1))
     lut = colormap("RdBu_r")
-    lim = float(max(np.abs(snaps["conv1.weight"]).max(), np.abs(snaps["conv2.weight"]).max()))
+    sheet = [f"{name}.weight" for name in net.kernel_sheet or net.snapshot_convs[:2]]
+    lim = float(max(np.abs(snaps[k]).max() for k in sheet))
     labels = [
         f"step {s} (epoch {s / spe:.2f}) · test accuracy {acc:.2%}"
         for s, acc in zip(snaps["step"], snaps["accuracy"], strict=True)
     ]
     kframes = [
         kernel_sheet(
-            snaps["conv1.weight"][i],
-            snaps["conv2.weight"][i],
+            *(snaps[k][i] for k in sheet),
             lut,
             lim,
             f"kernels forming · {labels[i]}",
@@ -80,18 +80,18 @@ def _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device) -> Figures
         "evolution_kernels.gif": gif_bytes(kframes, ("RdBu_r",), frame_ms),
         "evolution_kernels_final.png": png_bytes(kframes[-1], ("RdBu_r",)),
     }
-    recorded = ("conv1", "conv2")  # the layers the snapshots can replay
+    recorded = net.snapshot_convs  # the layers the snapshots can replay
     wanted = recorded
     if layers:
         wanted = tuple(x.name for x in net.select(layers))  # unknown names: one line
         other = [n for n in wanted if n not in recorded]
         if other:
             raise ConvseeError(
-                f"{{param}}: LeNet-5's snapshots replay conv1 and conv2, not {', '.join(other)}",
+                f"{{param}}: LeNet-5's snapshots replay {' and '.join(recorded)}, "
+                f"not {', '.join(other)}",
                 "layers",
             )
-    c1, c2 = snapshot_maps(snaps, inp.x)
-    for layer, maps in (("conv1", c1), ("conv2", c2)):
+    for layer, maps in zip(recorded, snapshot_maps(snaps, inp.x), strict=True):
         if layer not in wanted:
             continue
         m = float(np.abs(maps).max()) or 1.0

@@ -98,34 +98,26 @@ class Views:
         "stretch"; position: (row, col) or "sum" for a dense output; options: steps,
         baseline, window, stride, noise, noise_sigma, seed, batch_size."""
         from ..errors import ConvseeError
-        from ..run.attribution import attribute_batch
+        from ..run.network_attribution import attribute_network
 
         inputs = self.inputs() if inputs is None else self._as_inputs(inputs)
         if not self.spec.layers:
             raise ConvseeError("attribution needs the model's layers; this program has none")
-        want = getattr(self, "output", None)
-        outs = self.spec.outputs
-        ospec = next((o for o in outs if o.name == want), outs[0] if outs else None)
-        res = attribute_batch(
-            self.torch_model(),
+        res = attribute_network(
+            self,
             self.batch(inputs),
-            self.spec,
             method=method,
             layer=layer,
             target=target,
             quantity=quantity,
             position=position,
-            output=want,
-            output_spec=ospec,
-            std=self.prep.channel_std(),
-            mean=self.prep.channel_mean(),
             placement=placement,
             **options,
         )
         if figures:
             from ..draw.attribution import attribution_figures
 
-            res.figures = attribution_figures(self, inputs, res, want)
+            res.figures = attribution_figures(self, inputs, res, getattr(self, "output", None))
         return res
 
     def optimize(
@@ -152,7 +144,7 @@ class Views:
         from ..errors import ConvseeError
         from ..run.optimize import OptimizeConfig, optimize
 
-        picked = self.select(layers, "conv1" if self.kind == "lenet" else None)
+        picked = self.select(layers, self.default_layer)
         cfg = OptimizeConfig(steps=steps, rounds=rounds, seed=seed, **config)
         if channels is None:
             choice = {x.name: ("all", None) if x.channels <= 16 else ("top", 16) for x in picked}

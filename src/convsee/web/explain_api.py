@@ -24,7 +24,8 @@ from starlette.routing import Route
 from ..errors import ConvseeError
 from ..run.explain import SOFTMAX, explain_prepared
 from ..run.playground import conv_output_size
-from .requests import BadRequest, describe, parse_json, read_body
+from .keys import INPUT_KEYS, said
+from .requests import BadRequest, describe, parse_json, query, read_body
 
 __all__ = ["explain_payload", "layer_words", "teach_info", "explain_route", "PLAYGROUND"]
 
@@ -75,21 +76,6 @@ def _pair(v) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # what each layer's module receives, and its settings
 # ---------------------------------------------------------------------------------------------
-
-
-def _lenet_ops(net) -> dict:
-    """LeNet-5 (models/lenet.py): every layer's settings, its input shape."""
-    out, prev = {}, tuple(net.spec.input_shape)
-    for layer in net.spec.layers:
-        s = {"in": prev, "type": layer.type}
-        if layer.type == "Conv2d":
-            s.update(kernel=tuple(layer.kernel[2:]), stride=(1, 1), pad=(0, 0), dilation=(1, 1))
-            s.update(groups=1, cin=layer.kernel[1], bias=True)
-        elif layer.type == "MaxPool2d":
-            s.update(kernel=(2, 2), stride=(2, 2), pad=(0, 0), dilation=(1, 1))
-        out[layer.name] = s
-        prev = tuple(layer.shape)
-    return out
 
 
 def _torch_ops(net, lock) -> dict:
@@ -149,8 +135,9 @@ def _torch_ops(net, lock) -> dict:
 
 
 def _ops(net, lock) -> dict:
-    if net.kind == "lenet":
-        return _lenet_ops(net)
+    known = net.layer_settings()  # LeNet-5: from its table
+    if known is not None:
+        return known
     try:
         return _torch_ops(net, lock)
     except Exception:  # noqa: BLE001 - no sentences beats no page
@@ -328,11 +315,8 @@ def teach_info(served, lock) -> dict:
             }
             break
     shown = list(served.defaults)
-    if net.kind == "lenet":  # the ReLUs visible: what turns conv's signed maps non-negative
-        names = net.spec.names()
-        shown = [
-            n for n in names if n in shown or (n.startswith("relu") and n in ("relu1", "relu2"))
-        ]
+    if net.also_shown:  # LeNet-5's ReLUs: what turns conv's signed maps non-negative
+        shown = [n for n in net.spec.names() if n in shown or n in net.also_shown]
     return {
         "layer_words": words,
         "page_layers": shown,
@@ -344,6 +328,10 @@ def teach_info(served, lock) -> dict:
 # ---------------------------------------------------------------------------------------------
 # POST /api/explain
 # ---------------------------------------------------------------------------------------------
+
+
+# the keys of POST /api/explain's body
+EXPLAIN_KEYS = ("layer", "channel", "row", "col", "index", *INPUT_KEYS)
 
 
 def _whole(body: dict, key: str, lo: int, hi: int, what: str) -> int:
@@ -383,15 +371,13 @@ def _unit(body: dict, served, name: str):
     raise BadRequest(f"'layer': {name} is neither a map nor a vector; explain takes those", 422)
 
 
-def explain_payload(served, body, lock, parsers) -> dict:
-    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad).
-
-    parsers: the server's (parse_image, parse_png, parse_named), which read an input as
-    /api/activations does (passed in: this module sits below server.py)."""
+def explain_payload(served, body, lock) -> dict:
+    """The answer to POST /api/explain for the parsed JSON body (BadRequest when it is bad);
+    its input is read as /api/activations reads it (schema.py)."""
     from ..datasets.inputs import Input
     from ..datasets.transforms import normalize
+    from .schema import parse_image, parse_named, parse_png
 
-    _parse_image, _parse_png, _parse_named = parsers
     if not isinstance(body, dict):
         raise BadRequest(f"the body must be a JSON object, got {describe(body)}")
     name = body.get("layer")
@@ -402,21 +388,21 @@ def explain_payload(served, body, lock, parsers) -> dict:
     if len(given) != 1:
         raise BadRequest("give exactly one of 'input', 'png' or 'image' (as /api/activations)")
     if "image" in body:
-        img = _parse_image(body["image"], served.prep)
+        img = parse_image(body["image"], served.prep)
         inp = Input("image", img, x=normalize(img, served.prep))
     elif "png" in body:
-        inp = _parse_png(body["png"], served.prep)
+        inp = parse_png(body["png"], served.prep)
     else:
-        inp = _parse_named(body["input"], served)
+        inp = parse_named(body["input"], served)
     net = served.net
     try:
-        if net.kind == "lenet":
+        if net.thread_safe:  # no hooks on a shared torch module
             e = explain_prepared(net, inp.x, layer, unit)
         else:
             with lock:
                 e = explain_prepared(net, inp.x, layer, unit)
     except ConvseeError as err:
-        raise BadRequest(" ".join(str(err).split())[:300], 422) from None
+        raise BadRequest(said(err, EXPLAIN_KEYS, body), 422) from None
     out = e.to_dict()
     out["input_name"] = inp.name
     return out
@@ -435,14 +421,19 @@ def _clean(v):
     return v
 
 
-def explain_route(served, lock, limit: int, limiter, parsers) -> Route:
-    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter; parsers:
-    as explain_payload takes them."""
+def explain_route(served, lock, limit: int, limiter) -> Route:
+    """The route POST /api/explain; limiter(): the server's worker CapacityLimiter."""
 
     def compute(raw: bytes) -> Response:
         import json
 
-        out = _clean(explain_payload(served, parse_json(raw), lock, parsers))
+        body = parse_json(raw)
+        try:
+            out = _clean(explain_payload(served, body, lock))
+        except ConvseeError as e:  # a library error on the way: named as the request names it
+            raise BadRequest(
+                said(e, EXPLAIN_KEYS, body if isinstance(body, dict) else ()), 422
+            ) from None
         return Response(
             json.dumps(out, separators=(",", ":"), allow_nan=False).encode(),
             media_type="application/json",
@@ -451,6 +442,7 @@ def explain_route(served, lock, limit: int, limiter, parsers) -> Route:
     async def api_explain(request: Request) -> Response:
         try:
             raw = await read_body(request, limit)
+            query(request.query_params)  # after the body: the connection stays usable
             return await anyio.to_thread.run_sync(compute, raw, limiter=limiter())
         except BadRequest as e:
             headers = {"connection": "close"} if e.close else None

@@ -11,7 +11,16 @@ import json
 import logging
 import math
 
-__all__ = ["BadRequest", "read_body", "parse_json", "describe", "MAX_DEPTH", "MAX_NUMBER_CHARS"]
+__all__ = [
+    "BadRequest",
+    "read_body",
+    "parse_json",
+    "query",
+    "whole",
+    "describe",
+    "MAX_DEPTH",
+    "MAX_NUMBER_CHARS",
+]
 
 log = logging.getLogger("convsee.web")
 MAX_DEPTH = 32  # nested lists/objects; the activations request needs 3
@@ -42,6 +51,28 @@ def describe(value) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def query(params, keys: tuple[str, ...] = ()) -> dict[str, str]:
+    """The query string's values by key (a Starlette QueryParams or a list of (key, value)):
+    each of `keys` at most once, no other key (400: a typo is said, never ignored)."""
+    items = params.multi_items() if hasattr(params, "multi_items") else list(params)
+    out: dict[str, str] = {}
+    for key, value in items:
+        if key not in keys:
+            takes = ", ".join(f"'{k}'" for k in keys) if keys else "no query parameters"
+            raise BadRequest(f"unknown query parameter: this address takes {takes}")
+        if key in out:
+            raise BadRequest(f"'{key}' is given more than once in the query")
+        out[key] = value
+    return out
+
+
+def whole(text: str, key: str, what: str = "a whole number") -> int:
+    """A query value that must be a whole number (0 or more, at most 9 digits): 400 else."""
+    if not (len(text) <= 9 and text.isascii() and text.isdigit()):
+        raise BadRequest(f"'{key}' must be {what}, got {describe(text)}")
+    return int(text)
 
 
 async def read_body(request, limit: int) -> bytes:

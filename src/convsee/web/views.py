@@ -2,22 +2,21 @@
 (patches cut to its receptive field) and the input it responds to most.
 
 Nothing is computed up front. `Views.status(layer, unit)` answers at once: the view when it
-is ready, else "computing" (and the job is queued). One background thread runs the jobs, the
-most recently asked for first, on its own copy of the torch model, so the page's updates (which
-use the model's hooks under TORCH_LOCK) never wait for a view. Each job is bounded in time:
-the dataset scan of a layer ranks as many images as fit in `SCAN_SECONDS` (all 10,000 MNIST
-test images for LeNet-5; about a hundred for a ResNet-18 at 224x224), the optimisation runs as
-many steps as fit in `OPTIMIZE_SECONDS` (between `MIN_STEPS` and `MAX_STEPS`), and the answer
-says how many. Results, the per-layer rankings and the queue are bounded.
+is ready, else "computing" (and the job is queued). One background thread (jobs.py) runs the
+jobs, the most recently asked for first, on its own copy of the torch model, so the page's
+updates (which use the model's hooks under TORCH_LOCK) never wait for a view. Each job is
+bounded in time: the dataset scan of a layer ranks as many images as fit in `SCAN_SECONDS`
+(all 10,000 MNIST test images for LeNet-5; about a hundred for a ResNet-18 at 224x224), the
+optimisation runs as many steps as fit in `OPTIMIZE_SECONDS` (between `MIN_STEPS` and
+`MAX_STEPS`), and the answer says how many. Results, the per-layer rankings and the queue
+are bounded.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import ctypes
 import logging
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +24,8 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import ConvseeError
+from .jobs import QUEUE, RESULTS, Jobs
+from .keys import said
 
 __all__ = ["Views", "tile", "K", "SCAN_SECONDS", "OPTIMIZE_SECONDS", "QUEUE", "RESULTS"]
 
@@ -35,8 +36,6 @@ MIN_STEPS, MAX_STEPS = 16, 100  # optimisation steps (LeNet-5: 100, as `maximize
 TILE = 64  # px: patches and optimised inputs are sent at most this large
 PROBE = 16  # images a scan ranks at least
 BATCH_VALUES = 1_500_000  # input values in one scan batch (a 3x224x224 image is 150,528)
-QUEUE = 16  # jobs waiting; a new one beyond this drops the one asked for longest ago
-RESULTS = 256  # finished views kept (each a few KB)
 RANKINGS = 8  # layers whose dataset ranking (top-k per channel) is kept
 log = logging.getLogger("convsee.web")
 
@@ -55,32 +54,26 @@ def tile(image: np.ndarray) -> tuple[str, list[int]]:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode(), list(a.shape)
 
 
-def _release_memory() -> None:
-    """Give freed heap memory back to the system (glibc keeps it after a large job)."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass  # not glibc
-
-
 class Views:
-    """Per (layer, unit): its exemplars and its optimised input, computed on request."""
+    """Per (layer, unit): its exemplars and its optimised input, computed on request (as jobs
+    of jobs.py: one at a time in a background thread, the last asked for first)."""
 
     def __init__(self, served, lock: threading.Lock):
         self.served = served
         self.lock = lock  # guards the served torch model (copied once, under it)
-        self._cond = threading.Condition()
-        self._jobs: OrderedDict = OrderedDict()  # key -> None, the last asked for last
-        self._running = None
-        self._done: OrderedDict = OrderedDict()  # key -> answer
+        self.jobs = Jobs(self._job, name="views")
         self._rankings: OrderedDict = OrderedDict()  # layer name -> TopK
         self._steps: dict = {}  # layer name -> optimisation steps that fit the budget
         self._model = None
         self._shared = False  # the model could not be copied: jobs hold the lock
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self.computed = 0  # jobs run (for tests)
+
+    @property
+    def _thread(self):
+        return self.jobs._thread
+
+    @property
+    def computed(self) -> int:
+        return self.jobs.computed
 
     # -- asking ------------------------------------------------------------------------------
     def status(self, layer, unit: int) -> dict:
@@ -98,62 +91,24 @@ class Views:
                 }
                 continue
             want.append((kind, layer.name, unit))
-        with self._cond:
-            for key in want:
-                if key in self._done:
-                    self._done.move_to_end(key)
-                    out[key[0]] = self._done[key]
-                    continue
-                out[key[0]] = {"status": "computing"}
-                if key == self._running:
-                    continue
-                self._jobs.pop(key, None)
-                self._jobs[key] = None  # most recent last
-                while len(self._jobs) > QUEUE:
-                    self._jobs.popitem(last=False)
-            if self._jobs and not self._stopping:
-                self._cond.notify()
-                self._start()
+        for key, answer in self.jobs.ask(want).items():
+            out[key[0]] = answer
         return out
 
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="views", daemon=True)
-            self._thread.start()
-
     def stop(self, timeout: float = 10.0) -> None:
-        """Drop the queue and wait (up to timeout) for the running job: a process that exits
-        while torch computes in another thread can abort."""
-        with self._cond:
-            self._stopping = True
-            self._jobs.clear()
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Drop the queue and wait (up to timeout) for the running view (see Jobs.stop)."""
+        self.jobs.stop(timeout)
 
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._jobs and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                key, _ = self._jobs.popitem(last=True)
-                self._running = key
-            try:
-                answer = self._compute(key)
-            except ConvseeError as e:
-                answer = {"status": "failed", "why": str(e)[:200]}
-            except Exception:  # noqa: BLE001 - any model can fail; the page says so
-                log.exception("computing the %s view of %s failed", key[0], key[1])
-                answer = {"status": "failed", "why": "it could not be computed (see the log)"}
-            with self._cond:
-                self._done[key] = answer
-                while len(self._done) > RESULTS:
-                    self._done.popitem(last=False)
-                self._running = None
-                self.computed += 1
-            _release_memory()
+    def _job(self, key) -> dict:
+        """One view's answer; a ConvseeError is its "failed" answer, its parameter named as
+        /api/views' query names it."""
+        try:
+            return self._compute(key)
+        except ConvseeError as e:
+            return {"status": "failed", "why": said(e, ("layer", "unit"))[:200]}
+        except Exception:  # noqa: BLE001 - any model can fail; the page says so
+            log.exception("computing the %s view of %s failed", key[0], key[1])
+            return {"status": "failed", "why": "it could not be computed (see the log)"}
 
     # -- computing ---------------------------------------------------------------------------
     def _torch(self):

@@ -28,7 +28,6 @@ initPad(markDirty);
 initInputs();
 initTooltip();
 initDownload();
-initWords();
 initExplain();
 initSoftmax();
 
@@ -40,6 +39,7 @@ async function init() {
   $("model-info").textContent = `${info.model}${info.checkpoint ? ` · ${info.checkpoint}` : ""}${acc} · input ${info.preprocess_text} · convsee ${info.convsee_version}`;
   const [dw, dh] = seenSize(info.spec.input_shape);
   $("seen-wrap").style.width = `${dw}px`; $("seen-wrap").style.height = `${dh}px`;
+  initWords(info);
   buildControls(info);
   buildInputs(info);
   arrange(info);

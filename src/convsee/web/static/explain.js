@@ -49,6 +49,7 @@ function grid(values, cls, padded, marks) {  // values [h][w]: a table of cells
     row.forEach((v, j) => {
       const td = el("td", { "data-v": String(v), title: v === null ? "padding" : String(v) });
       td.style.background = colour(v, scale);
+      if (v !== null && scale && Math.abs(v) > 0.6 * scale) td.style.color = "#fff";  // dark cell: light digits
       if (words) td.textContent = v === null ? "pad" : short(v);
       if (padded && padded[i][j]) td.classList.add("pad");
       if (marks && marks[0] === i && marks[1] === j) td.classList.add("win");

@@ -8,6 +8,9 @@ import { $, el } from "./dom.js";
 export function arrange(info) {
   const seen = $("seen").closest(".card");
   seen.classList.add("seen-card");
+  // a large picture of the input (an RGB model's 224 px) leaves no room beside it: the
+  // prediction goes under it (on a phone the picture is small and stays beside it)
+  seen.classList.toggle("stacked", parseInt($("seen-wrap").style.width, 10) > 180);
   if (!info.inputs.draw) return;
   const more = el("div", { class: "card more-inputs", id: "more-inputs" }, el("h2", { text: "Or start from an image" }));
   for (const node of [$("drop"), $("samples"), $("random").closest(".row")]) more.append(node);

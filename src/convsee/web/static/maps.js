@@ -58,7 +58,7 @@ function buildCard(name) {
     c.addEventListener("pointermove", (e) => hoverStrip(e, card));
     c.addEventListener("pointerdown", (e) => hoverStrip(e, card));
     c.addEventListener("mouseleave", hideTip);
-    c.addEventListener("click", (e) => clickStrip(e, card));
+    c.addEventListener("click", (e) => { hideTip(); clickStrip(e, card); });  // the panel, not the tooltip, over it
     maps.append(c);
     card.canvases.push(c);
   }
@@ -83,7 +83,7 @@ export function ensureMaps(card, d) {  // one canvas per map sent (their count a
       const m = el("div", { class: "map" }, el("span", { class: "label" }), c);
       for (const type of ["pointermove", "pointerdown"]) c.addEventListener(type, (e) => hoverMap(e, card, i));
       c.addEventListener("mouseleave", hideTip);
-      c.addEventListener("click", (e) => clickMap(e, card, i));
+      c.addEventListener("click", (e) => { hideTip(); clickMap(e, card, i); });
       card.maps.append(m);
       card.canvases.push(c);
     }
