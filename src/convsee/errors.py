@@ -15,7 +15,7 @@ words with one table (cli/errors.py: flags; web: JSON keys), as click's param_hi
 
 import os
 
-__all__ = ["ConvseeError", "no_file"]
+__all__ = ["ConvseeError", "first_line", "no_file"]
 
 
 class ConvseeError(Exception):
@@ -46,3 +46,10 @@ def no_file(path, missing: str = ": no such file") -> str:
     """Why path is not a file to read, for a message that starts with its name: a folder
     ("is a folder, not a file") or nothing there (missing)."""
     return " is a folder, not a file" if os.path.isdir(path) else missing
+
+
+def first_line(e: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), cut to
+    limit characters: what a one-line error says of a failure in the user's code."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:limit]

@@ -99,38 +99,46 @@ def trained_on(meta: dict | None, default: str = "mnist") -> str:
     return found if found in DATASETS else default
 
 
+# what spec() says of a dataset, in the order of its rows there
+_SPEC_KEYS = ("name", "files", "mirrors", "env", "tv", "system", "classes", "mean", "std", "resize")
+
+
 def spec(dataset: str = "mnist") -> dict:
-    """What differs between the datasets: files and checksums, mirrors, classes, where to look.
+    """What differs between the datasets: files and checksums, mirrors, classes, where to look,
+    the training-set pixel mean and std ([0, 1] scale), and how an image becomes one of its
+    items ("resize", see transforms.py).
 
     Read at call time, so tests can point the mirrors somewhere harmless.
     """
-    if dataset == "mnist":
-        return {
-            "name": "MNIST",
-            "files": FILES,
-            "mirrors": MIRRORS,
-            "env": "CONVSEE_DATA",
-            "tv": "MNIST",
-            "system": (),
-            "classes": [str(i) for i in range(10)],
-            "mean": (MEAN,),  # training-set pixel mean and std, [0, 1] scale
-            "std": (STD,),
-            "resize": "mnist",  # how an image becomes one of its items (see transforms.py)
-        }
-    if dataset == "fashion-mnist":
-        return {
-            "name": "Fashion-MNIST",
-            "files": FASHION_FILES,
-            "mirrors": FASHION_MIRRORS,
-            "env": "CONVSEE_FASHION_MNIST_DATA",
-            "tv": "FashionMNIST",
-            "system": FASHION_SYSTEM_DIRS,
-            "classes": FASHION_CLASSES,
-            "mean": (FASHION_MEAN,),
-            "std": (FASHION_STD,),
-            "resize": "fashion",
-        }
-    raise ConvseeError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    rows = {
+        "mnist": (
+            "MNIST",
+            FILES,
+            MIRRORS,
+            "CONVSEE_DATA",
+            "MNIST",
+            (),
+            [str(i) for i in range(10)],
+            (MEAN,),
+            (STD,),
+            "mnist",
+        ),
+        "fashion-mnist": (
+            "Fashion-MNIST",
+            FASHION_FILES,
+            FASHION_MIRRORS,
+            "CONVSEE_FASHION_MNIST_DATA",
+            "FashionMNIST",
+            FASHION_SYSTEM_DIRS,
+            FASHION_CLASSES,
+            (FASHION_MEAN,),
+            (FASHION_STD,),
+            "fashion",
+        ),
+    }
+    if dataset not in rows:
+        raise ConvseeError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    return dict(zip(_SPEC_KEYS, rows[dataset], strict=True))
 
 
 def search_dirs(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> list[Path]:

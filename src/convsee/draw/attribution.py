@@ -46,14 +46,49 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a
 
 
-def overlay(image: np.ndarray, heat: np.ndarray, lut, vmax: float, alpha: float = 0.6):
-    """heat coloured on [0, vmax] at `alpha` opacity over the input in gray (a colour input
-    by its luminance, so the heat colours stay readable)."""
+def _over_gray(image: np.ndarray, coloured: np.ndarray, alpha: float) -> np.ndarray:
+    """coloured (H, W, 3) at `alpha` opacity over the input in gray (a colour input by its
+    luminance, so the colours stay readable)."""
     g = np.asarray(image, np.float32)
     if g.ndim == 3:
         g = g[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-    h = apply_cmap(heat, 0, vmax or 1.0, lut).astype(np.float32)
+    h = coloured.astype(np.float32)
     return np.round(_rgb(g) * (1 - alpha) + h * alpha).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, lut, vmax: float, alpha: float = 0.6):
+    """heat coloured on [0, vmax] at `alpha` opacity over the input in gray (a colour input
+    by its luminance, so the heat colours stay readable)."""
+    return _over_gray(image, apply_cmap(heat, 0, vmax or 1.0, lut), alpha)
+
+
+def _panel_row(title, lines, panels, lut, footer: str, min_width: int = 0) -> Image.Image:
+    """The title, its lines, then the panels in a row, each (label, picture, bar): bar is
+    (low, high, name) for a colour bar of lut after the panel, or None; footer at the foot."""
+    top = 96 + 18 * len(lines)
+    x = 20
+    xs = []
+    for _, pic, bar in panels:
+        xs.append(x)
+        x += pic.width + 22 + (BAR_W if bar else 0)
+    width = max(x + 10, min_width)
+    height = top + max(p.height for _, p, _ in panels) + 56
+    img = Image.new("RGB", (width, height), BG)
+    d = ImageDraw.Draw(img)
+    d.text((20, 14), title, fill=FG, font=font(20))
+    for i, line in enumerate(lines):
+        d.text((20, 44 + 18 * i), line, fill=MUTED, font=font(13))
+    for xx, (label, pic, bar) in zip(xs, panels, strict=True):
+        d.text((xx, top - 8), label, fill=FG, font=font(12), anchor="ls")
+        img.paste(pic, (xx, top))
+        d.rectangle([xx - 1, top - 1, xx + pic.width, top + pic.height], outline=(200, 200, 205))
+        if bar:
+            vlo, vhi, name = bar
+            bx = xx + pic.width + 14
+            colorbar(d, img, (bx, top), pic.height, vlo, vhi, lut)
+            d.text((bx - 4, top + pic.height + 16), name, fill=MUTED, font=font(11), anchor="ls")
+    d.text((20, height - 22), footer, fill=MUTED, font=font(11))
+    return img
 
 
 def attribution_image(
@@ -76,7 +111,11 @@ def attribution_image(
     panels = [
         ("input", fit_panel(_rgb(image).astype(np.uint8)), None),
         ("saliency", fit_panel(apply_cmap(sal, 0, smax, lut), smooth=False), None),
-        ("saliency over the input", fit_panel(overlay(image, sal, lut, smax)), (smax, sal_label)),
+        (
+            "saliency over the input",
+            fit_panel(overlay(image, sal, lut, smax)),
+            (0.0, smax, sal_label),
+        ),
         (
             f"Grad-CAM, its own {cam.shape[0]}x{cam.shape[1]} grid",
             fit_panel(apply_cmap(cam, 0, cmax, lut), smooth=False),
@@ -85,38 +124,17 @@ def attribution_image(
         (
             f"Grad-CAM placed on the {h}x{w} input",
             fit_panel(overlay(image, placed, lut, cmax)),
-            (cmax, cam_label),
+            (0.0, cmax, cam_label),
         ),
     ]
-    top = 96 + 18 * len(lines)
-    x = 20
-    xs = []
-    for _, pic, bar in panels:
-        xs.append(x)
-        x += pic.width + 22 + (BAR_W if bar else 0)
-    height = top + max(p.height for _, p, _ in panels) + 56
-    img = Image.new("RGB", (x + 10, height), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), title, fill=FG, font=font(20))
-    for i, line in enumerate(lines):
-        d.text((20, 44 + 18 * i), line, fill=MUTED, font=font(13))
-    for xx, (label, pic, bar) in zip(xs, panels, strict=True):
-        d.text((xx, top - 8), label, fill=FG, font=font(12), anchor="ls")
-        img.paste(pic, (xx, top))
-        d.rectangle([xx - 1, top - 1, xx + pic.width, top + pic.height], outline=(200, 200, 205))
-        if bar:
-            vmax, name = bar
-            bx = xx + pic.width + 14
-            colorbar(d, img, (bx, top), pic.height, 0.0, vmax, lut)
-            d.text((bx - 4, top + pic.height + 16), name, fill=MUTED, font=font(11), anchor="ls")
-    d.text(
-        (20, height - 22),
+    return _panel_row(
+        title,
+        lines,
+        panels,
+        lut,
         "overlays: the colour scale at 60% opacity over the input in gray; "
         "each colour bar gives the range of the two panels before it",
-        fill=MUTED,
-        font=font(11),
     )
-    return img
 
 
 # -------------------------------------------------------------------------------------------
@@ -137,12 +155,7 @@ METHOD_NAMES = {
 
 
 def _signed_overlay(image, m, vmax, alpha=0.6):
-    lut = colormap("RdBu_r")
-    g = np.asarray(image, np.float32)
-    if g.ndim == 3:
-        g = g[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
-    h = apply_cmap(m, -vmax, vmax, lut).astype(np.float32)
-    return np.round(_rgb(g) * (1 - alpha) + h * alpha).astype(np.uint8)
+    return _over_gray(image, apply_cmap(m, -vmax, vmax, colormap("RdBu_r")), alpha)
 
 
 def method_image(
@@ -181,35 +194,14 @@ def method_image(
             )
         )
     panels.append((f"{name} on the {h}x{w} input", fit_panel(over), (lo, vmax, label)))
-    top = 96 + 18 * len(lines)
-    x = 20
-    xs = []
-    for _, pic, bar in panels:
-        xs.append(x)
-        x += pic.width + 22 + (BAR_W if bar else 0)
-    width = max(x + 10, 20 + max((len(t) for t in lines), default=0) * 7)
-    height = top + max(p.height for _, p, _ in panels) + 56
-    img = Image.new("RGB", (width, height), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), title, fill=FG, font=font(20))
-    for i, line in enumerate(lines):
-        d.text((20, 44 + 18 * i), line, fill=MUTED, font=font(13))
-    for xx, (lab, pic, bar) in zip(xs, panels, strict=True):
-        d.text((xx, top - 8), lab, fill=FG, font=font(12), anchor="ls")
-        img.paste(pic, (xx, top))
-        d.rectangle([xx - 1, top - 1, xx + pic.width, top + pic.height], outline=(200, 200, 205))
-        if bar:
-            vlo, vhi, what = bar
-            bx = xx + pic.width + 14
-            colorbar(d, img, (bx, top), pic.height, vlo, vhi, lut)
-            d.text((bx - 4, top + pic.height + 16), what, fill=MUTED, font=font(11), anchor="ls")
-    d.text(
-        (20, height - 22),
+    return _panel_row(
+        title,
+        lines,
+        panels,
+        lut,
         "overlay: the colour scale at 60% opacity over the input in gray",
-        fill=MUTED,
-        font=font(11),
+        20 + max((len(t) for t in lines), default=0) * 7,
     )
-    return img
 
 
 def stem_of(inp) -> str:

@@ -48,6 +48,22 @@ def _text_width(title: str, lines: list[str]) -> int:
     return max(640, 40 + max(widths))
 
 
+def _tile_shape(t: int, h: int, w: int) -> tuple[int, int]:
+    """(rows, cols) in px of the tile of an h x w patch at side t, as tile() makes it."""
+    return max(1, round(t * h / max(h, w))), max(1, round(t * w / max(h, w)))
+
+
+def _page(width: int, height: int, title: str, lines: list[str]):
+    """A blank picture at least as wide as its text, with the title and the note lines
+    drawn: (image, its ImageDraw)."""
+    img = Image.new("RGB", (max(width, _text_width(title, lines)), height), BG)
+    d = ImageDraw.Draw(img)
+    d.text((20, 14), title, fill=FG, font=font(20))
+    for i, line in enumerate(lines):
+        d.text((20, 42 + 18 * i), line, fill=MUTED, font=font(13))
+    return img, d
+
+
 def _patch_side(h: int, w: int) -> int:
     """Tile side for patches of h x w px: about 56 px, enlarged by whole pixels."""
     m = max(h, w)
@@ -66,8 +82,7 @@ def exemplar_image(
     c, k = ex.patches.shape[:2]
     h, w = ex.patches.shape[2:4]
     t = _patch_side(h, w)
-    th = max(1, round(t * h / max(h, w)))
-    tw = max(1, round(t * w / max(h, w)))
+    th, tw = _tile_shape(t, h, w)
     left, gap, row_h = 70, 6, th + 22
     blocks = max(1, math.ceil(c / ROWS_PER_BLOCK))
     rows = min(c, ROWS_PER_BLOCK)
@@ -77,12 +92,7 @@ def exemplar_image(
         *(notes or []),
     ]
     top = 48 + 18 * len(lines)
-    width = max(20 + blocks * block_w, _text_width(title, lines))
-    img = Image.new("RGB", (width, top + rows * row_h + 10), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), title, fill=FG, font=font(20))
-    for i, line in enumerate(lines):
-        d.text((20, 42 + 18 * i), line, fill=MUTED, font=font(13))
+    img, d = _page(20 + blocks * block_w, top + rows * row_h + 10, title, lines)
     for row, ch in enumerate(ex.channels):
         bx = 20 + (row // ROWS_PER_BLOCK) * block_w - 20
         y = top + (row % ROWS_PER_BLOCK) * row_h
@@ -118,17 +128,11 @@ def optimize_image(
     rows = math.ceil(n / cols) if n else 0
     m = max(h, w)
     t = m * max(1, round(112 / m)) if m <= 112 else 112  # about 112 px, whole pixels when small
-    th = max(1, round(t * h / m))  # the tile's size, as tile() makes it
-    tw = max(1, round(t * w / m))
+    th, tw = _tile_shape(t, h, w)
     lines = list(notes or [])
     top = 52 + 18 * len(lines)
     cell_w, cell_h = max(tw, 126) + 16, th + 48
-    width = max(20 + cols * cell_w, _text_width(title, lines))
-    img = Image.new("RGB", (width, top + rows * cell_h + 10), BG)
-    d = ImageDraw.Draw(img)
-    d.text((20, 14), title, fill=FG, font=font(20))
-    for i, line in enumerate(lines):
-        d.text((20, 42 + 18 * i), line, fill=MUTED, font=font(13))
+    img, d = _page(20 + cols * cell_w, top + rows * cell_h + 10, title, lines)
     for i in range(n):
         x, y = 20 + (i % cols) * cell_w, top + (i // cols) * cell_h
         _framed(img, d, tile(patches[i], t), x, y)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.transforms import Preprocess, fit
-from ..errors import ConvseeError
+from ..errors import ConvseeError, first_line
 from .network import TorchNetwork
 
 __all__ = [
@@ -63,11 +63,6 @@ TORCH_RESIZE = (
     "bicubic, under 0.5 on average"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
 def _transformers():
@@ -459,11 +454,11 @@ def load_hf(
             if folder is None:
                 raise ConvseeError(
                     f"hf:{text[:200]}: no such folder here, and the hub did not give a model of "
-                    f"that ID ({type(e).__name__}: {_first_line(e)})"
+                    f"that ID ({type(e).__name__}: {first_line(e)})"
                 ) from None
             raise ConvseeError(
                 f"hf:{text[:200]}: config.json is not a transformers config "
-                f"({type(e).__name__}: {_first_line(e)})"
+                f"({type(e).__name__}: {first_line(e)})"
             ) from None
         from transformers.models.auto.modeling_auto import (
             MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
@@ -480,7 +475,7 @@ def load_hf(
         except Exception as e:  # noqa: BLE001
             raise ConvseeError(
                 f"hf:{text[:200]}: transformers could not load the model "
-                f"({type(e).__name__}: {_first_line(e)})"
+                f"({type(e).__name__}: {first_line(e)})"
             ) from None
         bad = {k: sorted(map(_key, v)) for k, v in (info or {}).items() if k != "error_msgs" and v}
         if bad:
@@ -501,7 +496,7 @@ def load_hf(
                 if folder is not None:
                     raise ConvseeError(
                         f"hf:{text[:200]}: {PROCESSOR_FILE} does not load as an image processor "
-                        f"({type(e).__name__}: {_first_line(e)})"
+                        f"({type(e).__name__}: {first_line(e)})"
                     ) from None
                 why = "the hub gives no image processor for it"
         else:
@@ -574,7 +569,7 @@ def wrap_hf(
             diff = check_processor(processor, prep)
         except Exception as e:  # noqa: BLE001 - a processor may refuse a plain RGB image
             diff = None
-            frm["checked"] = f"not checked: the processor failed on a test image ({_first_line(e)})"
+            frm["checked"] = f"not checked: the processor failed on a test image ({first_line(e)})"
         if diff is not None:
             explicit = isinstance(preprocess, Preprocess) or bool(preprocess)
             if backend == "pil" and diff > CHECK_ATOL and not explicit:

@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 from ..datasets.transforms import Preprocess
-from ..errors import ConvseeError, no_file
+from ..errors import ConvseeError, first_line, no_file
 from .network import LeNetNetwork, Network, TorchNetwork
 from .preprocess import default_preprocess, default_preprocess_trusted
 
@@ -40,11 +40,6 @@ __all__ = [
 ]
 
 PREFIXES = ("module.", "_orig_mod.")  # nn.DataParallel / DistributedDataParallel, torch.compile
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
 def _a(word: str) -> str:
@@ -125,7 +120,7 @@ def import_model(spec: str, seed: int | None = None):
         except Exception as e:  # noqa: BLE001 - the user's file may raise anything
             sys.modules.pop(modname, None)
             raise ConvseeError(
-                f"importing {where} failed: {type(e).__name__}: {_first_line(e)}"
+                f"importing {where} failed: {type(e).__name__}: {first_line(e)}"
             ) from None
     else:
         where = target
@@ -142,11 +137,11 @@ def import_model(spec: str, seed: int | None = None):
                     "(expected FILE.py:Name or package.module:Name)"
                 ) from None
             raise ConvseeError(
-                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}"
+                f"importing {target} failed: {type(e).__name__}: {first_line(e)}"
             ) from None
         except Exception as e:  # noqa: BLE001
             raise ConvseeError(
-                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}"
+                f"importing {target} failed: {type(e).__name__}: {first_line(e)}"
             ) from None
     obj = module
     for part in name.split("."):
@@ -167,7 +162,7 @@ def import_model(spec: str, seed: int | None = None):
         model = obj()
     except Exception as e:  # noqa: BLE001
         raise ConvseeError(
-            f"{where}:{name}() raised {type(e).__name__}: {_first_line(e)} "
+            f"{where}:{name}() raised {type(e).__name__}: {first_line(e)} "
             "(Name is called with no arguments: wrap it in a function that builds the model)"
         ) from None
     if not isinstance(model, torch.nn.Module):
@@ -314,7 +309,7 @@ def _load_trusted(path: Path, kind: str, device: str):
         return torch.export.unflatten(ep)
     except Exception as e:  # noqa: BLE001
         raise ConvseeError(
-            f"{path}: could not load it ({type(e).__name__}: {_first_line(e)})"
+            f"{path}: could not load it ({type(e).__name__}: {first_line(e)})"
         ) from None
 
 

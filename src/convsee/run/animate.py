@@ -21,6 +21,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ConvseeError
 from ..models.params import ConvParams, PoolParams
+from ..spec.field import pair
 
 __all__ = [
     "ConvParams",
@@ -35,12 +36,6 @@ __all__ = [
 ]
 
 _PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
-def _pair(v) -> tuple[int, int]:
-    if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[-1])
-    return int(v), int(v)
 
 
 def conv_params(net, layer) -> ConvParams:
@@ -74,12 +69,12 @@ def conv_steps(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros"):
     padding: one number, (rows, cols) or (top, bottom, left, right)."""
     x = np.asarray(x, np.float32)
     w = np.asarray(w, np.float32)
-    sh, sw = _pair(stride)
-    dh, dw = _pair(dilation)
+    sh, sw = pair(stride)
+    dh, dw = pair(dilation)
     if isinstance(padding, (tuple, list)) and len(padding) == 4:
         pad = tuple(int(v) for v in padding)
     else:
-        ph, pw = _pair(padding)
+        ph, pw = pair(padding)
         pad = (ph, ph, pw, pw)
     xp = pad_input(x, pad, padding_mode)
     kh, kw = w.shape[-2:]
@@ -96,9 +91,9 @@ def conv_steps(x, w, b, stride=1, padding=0, dilation=1, padding_mode="zeros"):
 def pool_steps(x, kernel=2, stride=None, padding=0):
     """x (H, W): (windows (H', W', kh, kw), out (H', W')) for max pooling (-inf padding)."""
     x = np.asarray(x, np.float32)
-    kh, kw = _pair(kernel)
-    sh, sw = (kh, kw) if stride is None else _pair(stride)
-    ph, pw = _pair(padding)
+    kh, kw = pair(kernel)
+    sh, sw = (kh, kw) if stride is None else pair(stride)
+    ph, pw = pair(padding)
     if ph or pw:
         x = np.pad(x, ((ph, ph), (pw, pw)), constant_values=-np.inf)
     win = sliding_window_view(x, (kh, kw))[::sh, ::sw]

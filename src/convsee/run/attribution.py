@@ -25,6 +25,7 @@ from ..errors import ConvseeError
 from ..spec import Field, Layer
 from . import cams
 from .cams import CAM_METHODS, GRADIENT_CAMS, frozen, grab
+from .units import device_dtype, one_input
 
 __all__ = [
     "METHODS",
@@ -134,12 +135,7 @@ def attribute(
         raise ConvseeError(
             f"Grad-CAM needs a map layer (C,H,W); {layer.name} outputs {shape} per input"
         )
-    try:
-        p = next(model.parameters())
-        device, dtype = p.device, p.dtype
-    except StopIteration:
-        device, dtype = torch.device("cpu"), torch.float32
-    xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(device, dtype)
+    xt = one_input(model, x)
     xt.requires_grad_(True)
     with eval_mode(model), torch.enable_grad(), capture(model, [layer], grad=True) as acts:
         out = model(xt)
@@ -343,16 +339,6 @@ def _rows_per_pass(shape) -> int:
     return max(1, PASS_VALUES // max(1, per))
 
 
-def _device_dtype(model):
-    import torch
-
-    try:
-        p = next(model.parameters())
-        return p.device, p.dtype
-    except StopIteration:
-        return torch.device("cpu"), torch.float32
-
-
 def _noisy(xt, noise: int, sigma: float, std, seed: int):
     """(rows, inputs): each input repeated `noise` times with Gaussian noise of std sigma on
     the [0, 1] pixel scale (sigma / std in normalised units), as captum's NoiseTunnel draws
@@ -426,7 +412,7 @@ def attribute_batch(
         raise ConvseeError("no inputs to attribute")
     std = np.ones(c) if std is None else np.resize(np.asarray(std, np.float64), c)
     mean = np.zeros(c) if mean is None else np.resize(np.asarray(mean, np.float64), c)
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
     xt_all = torch.from_numpy(np.ascontiguousarray(x)).to(device, dtype)
     scorer = Scorer(target, quantity, position, output_spec, n=n)
     notes: list[str] = []

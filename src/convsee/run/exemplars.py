@@ -23,7 +23,16 @@ from ..datasets.inputs import Input, prepare
 from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError
 from ..spec import Layer, select_channels
-from .units import check_layers, crop, field_box, model_device, runner, torch_model, whole_image
+from .units import (
+    check_layers,
+    crop,
+    device_dtype,
+    field_box,
+    model_device,
+    runner,
+    torch_model,
+    whole_image,
+)
 
 __all__ = [
     "Exemplars",
@@ -173,10 +182,7 @@ def scan(
     import torch
 
     dev = model_device(model)
-    try:
-        dtype = next(model.parameters()).dtype
-    except StopIteration:
-        dtype = torch.float32
+    dtype = device_dtype(model)[1]
     tops = {layer.name: TopK(layer.channels, k) for layer in layers}
     with runner(model, layers) as run:
         for start, x in _batches(source, prep, batch_size, limit):

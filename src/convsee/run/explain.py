@@ -44,6 +44,7 @@ import numpy as np
 
 from ..errors import ConvseeError
 from ..spec import Layer
+from ..spec.field import pair
 from .arithmetic import (
     SELU,
     Part,
@@ -171,12 +172,6 @@ def _error(value: float, captured: float, scale: float) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _pair(v) -> tuple[int, int]:
-    if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[-1])
-    return int(v), int(v)
-
-
 def _np(t):
     return None if t is None else t.detach().double().cpu().numpy()
 
@@ -296,13 +291,13 @@ def _module_op(net, m, layer: Layer, top: int):
         w, b = _np(m.weight), _np(m.bias)
         return lambda x, u, s: linear_unit(x, w, b, u, top)
     if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-        k = _pair(m.kernel_size)
+        k = pair(m.kernel_size)
         pool = Pool(
             "max" if isinstance(m, nn.MaxPool2d) else "avg",
             k,
-            k if m.stride in (None, (), []) else _pair(m.stride),
-            _pair(m.padding),
-            _pair(getattr(m, "dilation", 1)),
+            k if m.stride in (None, (), []) else pair(m.stride),
+            pair(m.padding),
+            pair(getattr(m, "dilation", 1)),
             bool(getattr(m, "count_include_pad", True)),
             getattr(m, "divisor_override", None),
         )

@@ -657,27 +657,17 @@ def baselines(
 
 
 def optimize(
-    net,
-    layers: list[Layer],
-    cfg: OptimizeConfig | None = None,
-    channels=None,
-    *,
-    data_x: np.ndarray | None = None,
-    n_random: int = 200,
-    device: str | None = None,
-    budget: float | None = None,
+    net, layers: list[Layer], cfg: OptimizeConfig | None = None, channels=None, **options
 ) -> list[tuple[Optimized, Baselines]]:
     """For each layer: the optimised input of its channels, and the baselines it is judged by.
 
     channels: None (all), a list, ('top', K) (the K with the highest mean over the dataset
-    sample, else over the random inputs), or {layer name: one of those}. budget: seconds for
-    all layers (steps cut to fit; at the end, what is done is returned)."""
+    sample, else over the random inputs), or {layer name: one of those}. options: data_x,
+    n_random, device, progress as optimize_each takes them, and budget: seconds for all
+    layers (steps cut to fit; at the end, what is done is returned)."""
+    budget = options.pop("budget", None)
     stop = Stop(None if not budget else time.perf_counter() + budget)
-    return list(
-        optimize_each(
-            net, layers, cfg, channels, data_x=data_x, n_random=n_random, device=device, stop=stop
-        )
-    )
+    return list(optimize_each(net, layers, cfg, channels, stop=stop, **options))
 
 
 def optimize_each(

@@ -50,6 +50,25 @@ def model_device(model):
         return "cpu"
 
 
+def device_dtype(model):
+    """The device and type of a model's parameters: (cpu, float32) when it has none."""
+    import torch
+
+    try:
+        p = next(model.parameters())
+        return p.device, p.dtype
+    except StopIteration:
+        return torch.device("cpu"), torch.float32
+
+
+def one_input(model, x):
+    """x (C, H, W) as a batch of one, on the model's device in its parameters' type."""
+    import torch
+
+    device, dtype = device_dtype(model)
+    return torch.from_numpy(np.ascontiguousarray(x, np.float32))[None].to(device, dtype)
+
+
 @contextlib.contextmanager
 def runner(model, layers: list[Layer], *, grad: bool = False):
     """A function x -> {layer name: output tensor} for many batches, each run only until the
