@@ -130,7 +130,7 @@ def spec(dataset: str = "mnist") -> dict:
             "std": (FASHION_STD,),
             "resize": "fashion",
         }
-    raise ConvseeError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+    raise ConvseeError(f"unknown {{param}} {dataset!r}; valid: {', '.join(DATASETS)}", "dataset")
 
 
 def search_dirs(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> list[Path]:
@@ -316,7 +316,7 @@ def load_split(
     (a few milliseconds; verify=False skips it, for data that is knowingly not the canonical
     set, as in tests)."""
     if split not in SPLITS:
-        raise ConvseeError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        raise ConvseeError(f"unknown {{param}} {split!r}; valid: {', '.join(SPLITS)}", "split")
     files = spec(dataset)["files"]
     paths = find_data_dir(
         data_dir, allow_download=allow_download, dataset=dataset, names=SPLITS[split]

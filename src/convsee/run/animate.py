@@ -101,7 +101,8 @@ def pool_params(net, layer) -> PoolParams:
     m = dict(net.torch_model().named_modules())[layer.module]
     if _pair(m.dilation) != (1, 1) or m.ceil_mode:
         raise ConvseeError(
-            f"animate shows max pooling without dilation or ceil_mode; {layer.name} uses them"
+            f"animate shows max pooling without dilation or ceil_mode; {layer.name} uses them",
+            "layer",
         )
     k = _pair(m.kernel_size)
     s = k if m.stride in (None, (), []) else _pair(m.stride)

@@ -99,8 +99,12 @@ class Views:
         baseline, window, stride, noise, noise_sigma, seed, batch_size."""
         from ..errors import ConvseeError
         from ..run.attribution import attribute_batch
+        from .common import check_options
 
+        check_options(options, ATTRIBUTION_OPTIONS, "attribution")
         inputs = self.inputs() if inputs is None else self._as_inputs(inputs)
+        if not inputs:
+            raise ConvseeError("{param} is empty: give at least one input", "inputs")
         if not self.spec.layers:
             raise ConvseeError("attribution needs the model's layers; this program has none")
         want = getattr(self, "output", None)
@@ -146,12 +150,22 @@ class Views:
         time_budget: seconds; steps are cut to fit and the layers done by then are returned.
         config: more OptimizeConfig fields (restarts, param, objective, batch, redirect...)."""
         import json
+        from dataclasses import fields
 
         from ..draw.channel_views import optimize_files
         from ..draw.figure import Figure, Figures
         from ..errors import ConvseeError
         from ..run.optimize import OptimizeConfig, optimize
+        from .common import check_options
 
+        # OptimizeConfig's fields but those optimize() takes by name
+        valid = {f.name for f in fields(OptimizeConfig)} - {"steps", "rounds", "seed"}
+        check_options(config, valid, "optimize")
+        if time_budget is not None and not _positive(time_budget):
+            raise ConvseeError(
+                f"{{param}} must be a number of seconds > 0 (None: no budget), got {time_budget!r}",
+                "time_budget",
+            )
         picked = self.select(layers, "conv1" if self.kind == "lenet" else None)
         cfg = OptimizeConfig(steps=steps, rounds=rounds, seed=seed, **config)
         if channels is None:
@@ -159,10 +173,17 @@ class Views:
         elif isinstance(channels, str) and channels.startswith("top:") and channels[4:].isdigit():
             choice = ("top", int(channels[4:]))
         elif isinstance(channels, str):
-            raise ConvseeError(f"channels takes None, 'top:K' or a list, got {channels[:40]!r}")
+            raise ConvseeError(
+                f"{{param}} takes None, 'top:K' or a list, got {channels[:40]!r}", "channels"
+            )
         else:
             choice = [int(c) for c in channels]
         done = optimize(self, picked, cfg, choice, n_random=n_random, budget=time_budget)
+        if not any(res.units for res, _ in done):
+            raise ConvseeError(
+                f"nothing finished within {{param}} {time_budget:g} s: give it more time",
+                "time_budget",
+            )
         figs = []
         for layer, (res, base) in zip(picked, done, strict=False):
             files = optimize_files(self, layer, res, base, cfg)
@@ -170,6 +191,19 @@ class Views:
             name = next(k for k in files if k.endswith(".png"))
             figs.append(Figure(name, png, json.loads(side)))
         return Figures(figs)
+
+
+# the keyword arguments attribution(**options) passes on
+ATTRIBUTION_OPTIONS = frozenset(
+    ("steps", "baseline", "window", "stride", "noise", "noise_sigma", "seed", "batch_size")
+)
+
+
+def _positive(v) -> bool:
+    import math
+
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return ok and math.isfinite(v) and v > 0
 
 
 _CLASSES: dict[type, type] = {}
