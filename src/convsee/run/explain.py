@@ -187,7 +187,8 @@ def _cannot(layer: Layer, why: str = "") -> ConvseeError:
         "element-wise activations and Softmax"
     )
     return ConvseeError(
-        f"layer {layer.name} ({layer.type}) cannot be explained{why}: explain takes {kinds}"
+        f"layer {layer.name} ({layer.type}) cannot be explained{why}: explain takes {kinds}",
+        "layer",
     )
 
 
@@ -480,17 +481,16 @@ def _watch(net, x: np.ndarray, target: Layer | None) -> _Seen:
 # ---------------------------------------------------------------------------------------------
 
 
-def _index(v, what: str) -> int:
+def _index(v, what: str, param: str = "unit") -> int:
+    name = f"a unit's {what}" if param == "unit" else "{param}"
     if isinstance(v, (bool, np.bool_)):
-        raise ConvseeError(f"a unit's {what} must be a whole number, not {v!r}", "unit")
+        raise ConvseeError(f"{name} must be a whole number, not {v!r}", param)
     try:
         return operator.index(v)
     except TypeError:
         if isinstance(v, float) and v.is_integer():
             return int(v)
-        raise ConvseeError(
-            f"a unit's {what} must be a whole number, not {str(v)[:20]!r}", "unit"
-        ) from None
+        raise ConvseeError(f"{name} must be a whole number, not {str(v)[:20]!r}", param) from None
 
 
 def check_unit(layer: Layer, unit) -> tuple[int, ...]:
@@ -609,9 +609,9 @@ def explain(net, input, layer: str, unit, *, top: int = 10) -> Explanation:
 
 def explain_prepared(net, x, layer: str, unit, *, top: int = 10) -> Explanation:
     """explain for x (C, H, W) float32 exactly as the model takes it (normalised)."""
-    top = _index(top, "top")
+    top = _index(top, "top", "top")
     if top < 1:
-        raise ConvseeError(f"top must be at least 1, not {top}")
+        raise ConvseeError(f"{{param}} must be at least 1, not {top}", "top")
     x = np.asarray(x, np.float32)
     if tuple(x.shape) != tuple(net.spec.input_shape):
         want = "×".join(map(str, net.spec.input_shape))

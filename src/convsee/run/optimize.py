@@ -106,19 +106,21 @@ class OptimizeConfig:
 
     def check(self) -> None:
         if not 1 <= self.steps <= 100000:
-            raise ConvseeError(f"steps must be 1..100000, got {self.steps}")
+            raise ConvseeError(f"{{param}} must be 1..100000, got {self.steps}", "steps")
         if not 1 <= self.restarts <= 64:
-            raise ConvseeError(f"restarts must be 1..64, got {self.restarts}")
+            raise ConvseeError(f"{{param}} must be 1..64, got {self.restarts}", "restarts")
         if not 1 <= self.rounds <= 10:
-            raise ConvseeError(f"rounds must be 1..10, got {self.rounds}")
+            raise ConvseeError(f"{{param}} must be 1..10, got {self.rounds}", "rounds")
         if self.param not in PARAMS:
-            raise ConvseeError(f"unknown parameterisation {self.param!r}; valid: {PARAMS}")
+            raise ConvseeError(f"unknown parameterisation {self.param!r}; valid: {PARAMS}", "param")
         if self.objective not in OBJECTIVES:
-            raise ConvseeError(f"unknown objective {self.objective!r}; valid: {OBJECTIVES}")
+            raise ConvseeError(
+                f"unknown {{param}} {self.objective!r}; valid: {OBJECTIVES}", "objective"
+            )
         if self.batch is not None and not 1 <= self.batch <= 4096:
-            raise ConvseeError(f"batch must be 1..4096, got {self.batch}")
+            raise ConvseeError(f"{{param}} must be 1..4096, got {self.batch}", "batch")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConvseeError(f"lr must be a positive number, got {self.lr}")
+            raise ConvseeError(f"{{param}} must be a positive number, got {self.lr}", "lr")
 
 
 @dataclass
