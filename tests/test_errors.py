@@ -421,3 +421,19 @@ def test_the_cli_names_the_flag_of_each_parameter(capsys, tmp_path):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err and err.count("\n") == 1, (argv, err)
+
+
+def test_every_view_method_refuses_an_argument_it_does_not_take(lenet):
+    """animate, sweep, diff, exemplars and evolution passed **where on: a TypeError from deep
+    inside ("got an unexpected keyword argument")."""
+    for method, args, kw, among in (
+        ("animate", (), {"frame": 100}, "frame_ms"),
+        ("sweep", (), {"kinds": "blur"}, "kind"),
+        ("diff", ("sample:1", "sample:2"), {"colormap": "gray"}, "cmap"),
+        ("exemplars", (), {"limits": 5}, "limit"),
+        ("evolution", (), {"model": "x.py:Net"}, "checkpoint"),
+    ):
+        e = _raises(getattr(lenet, method), *args, **kw)
+        (bad,) = kw
+        assert e.param == bad and str(e).startswith(f"{method} takes no argument {bad}; ")
+        assert among in str(e).split("its options: ")[1].split(", "), str(e)

@@ -113,23 +113,25 @@ def import_model(spec: str):
                 sys.path.remove(str(path.parent.resolve()))
         except SystemExit as e:  # sys.exit() or exit() at the top of the file
             sys.modules.pop(modname, None)
-            raise ConvseeError(_exited(where, e)) from None
+            raise ConvseeError(_exited(where, e), "model") from None
         except SyntaxError as e:
             sys.modules.pop(modname, None)
-            raise ConvseeError(f"{where} line {e.lineno}: syntax error: {e.msg}") from None
+            raise ConvseeError(f"{where} line {e.lineno}: syntax error: {e.msg}", "model") from None
         except Exception as e:  # noqa: BLE001 - the user's file may raise anything
             sys.modules.pop(modname, None)
             raise ConvseeError(
-                f"importing {where} failed: {type(e).__name__}: {_first_line(e)}"
+                f"importing {where} failed: {type(e).__name__}: {_first_line(e)}", "model"
             ) from None
     else:
         where = target
         try:
             module = importlib.import_module(target)
         except SystemExit as e:
-            raise ConvseeError(_exited(target, e)) from None
+            raise ConvseeError(_exited(target, e), "model") from None
         except SyntaxError as e:
-            raise ConvseeError(f"{target} line {e.lineno}: syntax error: {e.msg}") from None
+            raise ConvseeError(
+                f"{target} line {e.lineno}: syntax error: {e.msg}", "model"
+            ) from None
         except ModuleNotFoundError as e:
             if e.name == target.split(".")[0] and Path(target).is_dir():
                 raise ConvseeError(
@@ -138,11 +140,11 @@ def import_model(spec: str):
                     "model",
                 ) from None
             raise ConvseeError(
-                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}"
+                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}", "model"
             ) from None
         except Exception as e:  # noqa: BLE001
             raise ConvseeError(
-                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}"
+                f"importing {target} failed: {type(e).__name__}: {_first_line(e)}", "model"
             ) from None
     obj = module
     for part in name.split("."):
@@ -321,7 +323,7 @@ def _load_trusted(path: Path, kind: str, device: str):
         return torch.export.unflatten(ep)
     except Exception as e:  # noqa: BLE001
         raise ConvseeError(
-            f"{path}: could not load it ({type(e).__name__}: {_first_line(e)})"
+            f"{path}: could not load it ({type(e).__name__}: {_first_line(e)})", "checkpoint"
         ) from None
 
 

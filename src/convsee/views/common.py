@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import ConvseeError
 
-__all__ = ["one_input", "check_frame_ms", "check_options"]
+__all__ = ["one_input", "check_frame_ms", "check_options", "arguments"]
 
 
 def one_input(net, given, data=None, dataset=None, param: str = "input"):
@@ -34,3 +34,17 @@ def check_options(given, valid, where: str) -> None:
             f"{where} takes no argument {{param}}; its options: {', '.join(sorted(valid))}",
             unknown[0],
         )
+
+
+def arguments(*fns, but=("self", "net")) -> set:
+    """The names of the arguments fns take by keyword (a view method and the function it
+    passes **where on to), but those in `but`."""
+    import inspect
+
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {
+        p.name
+        for fn in fns
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in kinds and p.name not in but
+    }

@@ -35,27 +35,35 @@ class Views:
 
     def diff(self, a, b, layers=None, cmap=None, channels=None, **where):
         """Two inputs' maps and their difference per map layer, with cosine similarities."""
+        from .common import arguments, check_options
         from .render import diff
 
+        check_options(where, arguments(Views.diff, diff), "diff")
         return diff(self, a, b, layers, cmap, channels, **where)
 
     def animate(self, input="sample:3", layer=None, channel=None, frame_ms: int = 150, **where):
         """One channel of a conv (or max pooling) computed frame by frame: a GIF Figure."""
         from .animate import animate
+        from .common import arguments, check_options
 
+        check_options(where, arguments(Views.animate, animate), "animate")
         return animate(self, input, layer, channel, frame_ms, **where)
 
     def sweep(self, input="sample:3", layer=None, kind="all", channels=None, frame_ms=500, **where):
         """A layer's maps as the input is blurred, shifted, rotated, noised or occluded."""
+        from .common import arguments, check_options
         from .sweep import sweep
 
+        check_options(where, arguments(Views.sweep, sweep), "sweep")
         return sweep(self, input, layer, kind, channels, frame_ms, **where)
 
     def exemplars(self, layers=None, k: int = 9, channels=None, **options):
         """Per channel, the k dataset inputs that excite it most (options: data, dataset,
         batch_size, limit, device)."""
+        from .common import arguments, check_options
         from .exemplars import exemplars
 
+        check_options(options, arguments(Views.exemplars, exemplars), "exemplars")
         return exemplars(self, layers, k, channels, **options)
 
     def evolution(
@@ -63,8 +71,12 @@ class Views:
     ):
         """The kernels and maps forming during training, from the snapshots recorded beside
         this network's checkpoint (`train(..., snapshots=N)`)."""
+        from .common import arguments, check_options
         from .evolution import evolution
 
+        check_options(
+            where, arguments(Views.evolution, evolution, but=("self", "net", "model")), "evolution"
+        )
         ckpt = checkpoint or self.meta.get("checkpoint", self.meta.get("path"))
         return evolution(ckpt, None, layers, input, frame_ms, net=self, **where)
 
