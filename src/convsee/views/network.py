@@ -191,7 +191,7 @@ class Views:
         else:
             choice = [int(c) for c in channels]
         done = optimize(self, picked, cfg, choice, n_random=n_random, budget=time_budget)
-        if not any(res.units for res, _ in done):
+        if time_budget is not None and not any(res.units for res, _ in done):
             raise ConvseeError(
                 f"nothing finished within {{param}} {time_budget:g} s: give it more time",
                 "time_budget",
