@@ -158,9 +158,13 @@ def test_a_stop_keeps_the_units_started_and_says_why(lenet):
     np.testing.assert_allclose(
         replay(model, layer.module, res.x, res.units), res.values, rtol=1e-5, atol=1e-5
     )
-    # a deadline already past: nothing started, nothing returned
-    res = optimize_units(model, net.prep, layer, range(3), cfg, stop=Stop(deadline=0.0))
-    assert res.units == [] and res.stopped == "time budget reached"
+    # a deadline already past: the first chunk still runs its few steps (it returned nothing)
+    res = optimize_units(model, net.prep, layer, range(6), cfg, stop=Stop(deadline=0.0))
+    assert res.units == [0, 1, 2, 3] and res.stopped == "time budget reached"
+    assert res.steps.tolist() == [3] * 4
+    np.testing.assert_allclose(
+        replay(model, layer.module, res.x, res.units), res.values, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_a_deadline_cuts_the_steps_to_fit(lenet):

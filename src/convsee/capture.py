@@ -176,7 +176,7 @@ def select_output(out, which: str | int | None = None):
     if hasattr(out, "_fields") and key in out._fields:
         return getattr(out, key)
     names = ", ".join(p for p, _ in items)
-    raise ConvseeError(f"the model has no output {key!r}; its outputs: {names}")
+    raise ConvseeError(f"the model has no output {key!r}; its outputs: {names}", "output")
 
 
 def activations(model, x, layers, *, output=None):

@@ -217,7 +217,7 @@ def write_outputs(files: dict, out_dir) -> list[Path]:
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConvseeError(f"cannot write into {out_dir}: it is a file, not a folder")
+        raise ConvseeError(f"cannot write into {out_dir}: it is a file, not a folder", "out")
     made: list[Path] = []  # folders this call created, to remove on failure
     placed: list[tuple[Path, Path | None]] = []  # (file now in place, its predecessor aside)
     stage = None
@@ -293,14 +293,16 @@ def _make_dirs(folder: Path) -> list[Path]:
         missing.append(folder)
         folder = folder.parent
     if not folder.is_dir():
-        raise ConvseeError(f"cannot write into {folder}: it is a file, not a folder")
+        raise ConvseeError(f"cannot write into {folder}: it is a file, not a folder", "out")
     made = []
     for d in reversed(missing):
         try:
             d.mkdir()
         except FileExistsError:
             if not d.is_dir():
-                raise ConvseeError(f"cannot write into {d}: it is a file, not a folder") from None
+                raise ConvseeError(
+                    f"cannot write into {d}: it is a file, not a folder", "out"
+                ) from None
             continue
         made.append(d)
     return made

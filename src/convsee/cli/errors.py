@@ -13,6 +13,11 @@ FLAGS = {
     "inputs": "INPUT",
     "input": "INPUT",
     "k": "-k",
+    "budget": "--time-budget",
+    # Preprocess fields without a flag of their own: set in the --preprocess file
+    "crop_pct": "--preprocess crop_pct",
+    "interpolation": "--preprocess interpolation",
+    "resize_size": "--preprocess resize_size",
 }
 
 

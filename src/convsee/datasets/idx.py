@@ -137,7 +137,9 @@ def spec(dataset: str = "mnist") -> dict:
         ),
     }
     if dataset not in rows:
-        raise ConvseeError(f"unknown dataset {dataset!r}; valid: {', '.join(DATASETS)}")
+        raise ConvseeError(
+            f"unknown {{param}} {dataset!r}; valid: {', '.join(DATASETS)}", "dataset"
+        )
     return dict(zip(_SPEC_KEYS, rows[dataset], strict=True))
 
 
@@ -324,7 +326,7 @@ def load_split(
     (a few milliseconds; verify=False skips it, for data that is knowingly not the canonical
     set, as in tests)."""
     if split not in SPLITS:
-        raise ConvseeError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        raise ConvseeError(f"unknown {{param}} {split!r}; valid: {', '.join(SPLITS)}", "split")
     files = spec(dataset)["files"]
     paths = find_data_dir(
         data_dir, allow_download=allow_download, dataset=dataset, names=SPLITS[split]

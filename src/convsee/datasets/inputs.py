@@ -60,7 +60,7 @@ def samples(dataset: str = "mnist") -> list[Input]:
     try:
         f = resources.files("convsee").joinpath(f"assets/{name}").open("rb")
     except FileNotFoundError:
-        raise ConvseeError(f"no bundled samples for dataset {dataset!r}") from None
+        raise ConvseeError(f"no bundled samples for dataset {dataset!r}", "dataset") from None
     with f:
         z = np.load(f)
         images, labels, indices = z["images"], z["labels"], z["indices"]
@@ -139,19 +139,21 @@ def resolve_input(spec, prep: Preprocess | None = None, data_dir=None, dataset="
     kind, n = m.group(1), m.group(2)
     if not (n.isascii() and n.isdigit() and len(n) <= MAX_INDEX_DIGITS):
         what = "D (0..9)" if kind == "sample" else "N (a non-negative integer)"
-        raise ConvseeError(f"bad input {spec[:40]!r}: expected {kind}:{what}")
+        raise ConvseeError(f"bad input {spec[:40]!r}: expected {kind}:{what}", "inputs")
     n = int(n)
     if kind == "sample":
         items = samples(dataset)
         if not 0 <= n < len(items):
-            raise ConvseeError(f"bad input {spec!r}: sample classes are 0..{len(items) - 1}")
+            raise ConvseeError(
+                f"bad input {spec!r}: sample classes are 0..{len(items) - 1}", "inputs"
+            )
         return prepare(items[n], prep)
     from .idx import load_split
 
     split = load_split(kind, data_dir, dataset=dataset)
     if not 0 <= n < len(split.images):
         raise ConvseeError(
-            f"bad input {spec!r}: {kind} index out of range 0..{len(split.images) - 1}"
+            f"bad input {spec!r}: {kind} index out of range 0..{len(split.images) - 1}", "inputs"
         )
     img = split.images[n].numpy().astype(np.float32) / 255
     return prepare(Input(spec, img, int(split.labels[n]), spec), prep)

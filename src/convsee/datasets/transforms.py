@@ -90,49 +90,61 @@ class Preprocess:
     def __post_init__(self):
         c, h, w = self.input_size
         if c < 1 or h < 1 or w < 1:
-            raise ConvseeError(f"input size must be positive C,H,W, got {self.input_size}")
+            raise ConvseeError(
+                f"{{param}} must be positive C,H,W, got {self.input_size}", "input_size"
+            )
         if c * h * w > MAX_INPUT_VALUES:
             raise ConvseeError(
                 f"input size {c}x{h}x{w} is {_millions(c * h * w)} million values; one input "
-                f"may hold at most {_millions(MAX_INPUT_VALUES)} million (64 MB as float32)"
+                f"may hold at most {_millions(MAX_INPUT_VALUES)} million (64 MB as float32)",
+                "input_size",
             )
         for what, v in (("mean", self.mean), ("std", self.std)):
             if len(v) not in (1, c):
                 raise ConvseeError(
                     f"{what} has {len(v)} values; the model takes {c} "
-                    f"channel{'' if c == 1 else 's'}"
+                    f"channel{'' if c == 1 else 's'}",
+                    what,
                 )
             if not all(math.isfinite(x) for x in v):
-                raise ConvseeError(f"{what} must be finite numbers, got {list(v)}")
+                raise ConvseeError(f"{what} must be finite numbers, got {list(v)}", what)
             if any(abs(x) > 1.5 for x in v):
                 raise ConvseeError(
                     f"{what} {list(v)} looks like 0-255 units; give it on the [0, 1] pixel scale "
-                    f"(e.g. {[round(x / 255, 4) for x in v]})"
+                    f"(e.g. {[round(x / 255, 4) for x in v]})",
+                    what,
                 )
         if any(x <= 0 for x in self.std):
-            raise ConvseeError(f"std must be > 0, got {list(self.std)}")
+            raise ConvseeError(f"{{param}} must be > 0, got {list(self.std)}", "std")
         if self.resize not in RESIZE_MODES:
-            raise ConvseeError(f"unknown resize {self.resize!r}; valid: {', '.join(RESIZE_MODES)}")
+            raise ConvseeError(
+                f"unknown {{param}} {self.resize!r}; valid: {', '.join(RESIZE_MODES)}", "resize"
+            )
         if self.resize in ("mnist", "fashion") and c != 1 and c != 3:
-            raise ConvseeError(f"resize {self.resize!r} needs a 1- or 3-channel model")
+            raise ConvseeError(f"{{param}} {self.resize!r} needs a 1- or 3-channel model", "resize")
         if not 0.1 <= self.crop_pct <= 1.0:
-            raise ConvseeError(f"crop_pct must be in [0.1, 1], got {self.crop_pct}")
+            raise ConvseeError(f"{{param}} must be in [0.1, 1], got {self.crop_pct}", "crop_pct")
         if self.interpolation not in _INTERP:
             raise ConvseeError(
-                f"unknown interpolation {self.interpolation!r}; valid: {', '.join(_INTERP)}"
+                f"unknown {{param}} {self.interpolation!r}; valid: {', '.join(_INTERP)}",
+                "interpolation",
             )
         r = self.resize_size
         if len(r) not in (0, 1, 2) or any(int(v) != v or v < 1 for v in r):
-            raise ConvseeError(f"resize_size must be S or H,W in pixels, got {list(r)}")
+            raise ConvseeError(
+                f"{{param}} must be S or H,W in pixels, got {list(r)}", "resize_size"
+            )
         if r and (r[0] ** 2 if len(r) == 1 else r[0] * r[1]) > MAX_WORK_PIXELS:
             raise ConvseeError(
                 f"resize_size {'x'.join(map(str, r))} would scale images to over "
-                f"{_millions(MAX_WORK_PIXELS)} million pixels"
+                f"{_millions(MAX_WORK_PIXELS)} million pixels",
+                "resize_size",
             )
         if r and (r[0] < max(h, w) if len(r) == 1 else (r[0] < h or r[1] < w)):
             raise ConvseeError(
                 f"resize_size {'x'.join(map(str, r))} is smaller than the input size {h}x{w}: "
-                "the centre cut would leave the image"
+                "the centre cut would leave the image",
+                "resize_size",
             )
 
     @property
@@ -380,7 +392,8 @@ def fit(image, prep: Preprocess) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if c not in (1, 3):
         raise ConvseeError(
             f"the model takes {c} channels: give it a .npy file holding its input "
-            f"tensor ({c},{h},{w})"
+            f"tensor ({c},{h},{w})",
+            "inputs",
         )
     iw, ih = img.size
     interp = _INTERP[prep.interpolation]

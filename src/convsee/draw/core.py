@@ -63,7 +63,8 @@ def colormap(name: str) -> np.ndarray:
     except KeyError:
         common = "viridis, magma, inferno, gray, RdBu_r, coolwarm, seismic, PuOr_r"
         raise ConvseeError(
-            f"unknown colormap {name!r}; try one of: {common} (any matplotlib colormap name)"
+            f"unknown colormap {name!r}; try one of: {common} (any matplotlib colormap name)",
+            "cmap",
         ) from None
     lut = cmap(np.linspace(0, 1, 256))[:, :3]
     return np.round(lut * 255).astype(np.uint8)

@@ -80,7 +80,8 @@ def drawable(layers: list[Layer]) -> list[Layer]:
             shape = "x".join(map(str, layer.shape)) or "a scalar"
             raise ConvseeError(
                 f"layer {layer.name} outputs {shape} per input, a sequence or volume, not maps "
-                "(C,H,W) or a vector: convsee cannot draw it"
+                "(C,H,W) or a vector: convsee cannot draw it",
+                "layers",
             )
     return layers
 
@@ -206,7 +207,7 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
     """
     layers = drawable(net.select(opts.layers or default_layers(net)))
     if opts.scale is not None and opts.scale not in SCALES:
-        raise ConvseeError(f"unknown scale {opts.scale!r}; valid: {', '.join(SCALES)}")
+        raise ConvseeError(f"unknown {{param}} {opts.scale!r}; valid: {', '.join(SCALES)}", "scale")
     for layer in layers:
         colormap(_lut_name(layer, opts.cmap))  # fail on a bad colormap before any work
         if layer.kind == "map":

@@ -266,7 +266,7 @@ def load_state_dict_file(path: Path, as_numpy: bool = False) -> dict:
 
 def _read_state_dict(path: Path, as_numpy: bool) -> tuple[dict, bytes]:
     if not path.is_file():
-        raise ConvseeError(f"checkpoint {path}{no_file(path, ' does not exist')}")
+        raise ConvseeError(f"{{param}} {path}{no_file(path, ' does not exist')}", "checkpoint")
     try:
         data = path.read_bytes()
     except OSError as e:

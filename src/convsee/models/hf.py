@@ -116,22 +116,24 @@ def _locate(source: str) -> tuple[str, Path | None]:
     if not text.strip():
         raise ConvseeError(
             "hf: needs the model's folder or hub ID after it, e.g. hf:./my_model or "
-            "hf:microsoft/resnet-50"
+            "hf:microsoft/resnet-50",
+            "model",
         )
     path = Path(text).expanduser()
     if path.exists():
         if not path.is_dir():
             raise ConvseeError(
-                f"hf:{text[:200]} is a file; give the model's folder (with config.json)"
+                f"hf:{text[:200]} is a file; give the model's folder (with config.json)", "model"
             )
         if not (path / "config.json").is_file():
             raise ConvseeError(
                 f"hf:{text[:200]} has no config.json: not a Hugging Face model folder (one "
-                "holds config.json, the weights and preprocessor_config.json)"
+                "holds config.json, the weights and preprocessor_config.json)",
+                "model",
             )
         return str(path), path
     if not _HUB_ID.fullmatch(text) or text.startswith("."):
-        raise ConvseeError(f"hf:{text[:200]}: no such folder")
+        raise ConvseeError(f"hf:{text[:200]}: no such folder", "model")
     return text, None
 
 
@@ -538,10 +540,12 @@ def wrap_hf(
     from config.id2label, the preprocessing from the processor, checked on a test image.
 
     preprocess: a Preprocess (used as is) or fields overriding the processor's."""
-    from .preprocess import default_preprocess
+    from .preprocess import default_preprocess, first_conv_channels
 
     config = getattr(model, "config", None)
-    channels = int(getattr(config, "num_channels", 3) or 3)
+    # a config without a channel count: what the model's first convolution reads, else RGB
+    channels = getattr(config, "num_channels", None) or first_conv_channels(model) or 3
+    channels = int(channels)
     frm: dict = {}
     notes: list[str] = []
     where = PROCESSOR_FILE if given is not None else "the image processor"

@@ -87,18 +87,20 @@ def import_model(spec: str, seed: int | None = None):
         raise ConvseeError(
             f"model {str(spec)[:200]}: an hf: model is loaded with its weights and preprocessing "
             "(load_network), not built from a class: it cannot be trained or rebuilt here "
-            "(training takes FILE.py:Name or package.module:Name)"
+            "(training takes FILE.py:Name or package.module:Name)",
+            "model",
         )
     target, sep, name = str(spec).rpartition(":")
     if not sep or not target or not name:
         raise ConvseeError(
             f"model {spec!r}: expected FILE.py:Name or package.module:Name "
-            "(Name: an nn.Module class or a function returning one)"
+            "(Name: an nn.Module class or a function returning one)",
+            "model",
         )
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = Path(target).expanduser()
         if not path.is_file():
-            raise ConvseeError(f"model file {target}{no_file(path)}")
+            raise ConvseeError(f"model file {target}{no_file(path)}", "model")
         digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
         modname = f"convsee_user_{path.stem}_{digest}"
         where = str(path)
@@ -113,49 +115,55 @@ def import_model(spec: str, seed: int | None = None):
                 sys.path.remove(str(path.parent.resolve()))
         except SystemExit as e:  # sys.exit() or exit() at the top of the file
             sys.modules.pop(modname, None)
-            raise ConvseeError(_exited(where, e)) from None
+            raise ConvseeError(_exited(where, e), "model") from None
         except SyntaxError as e:
             sys.modules.pop(modname, None)
-            raise ConvseeError(f"{where} line {e.lineno}: syntax error: {e.msg}") from None
+            raise ConvseeError(f"{where} line {e.lineno}: syntax error: {e.msg}", "model") from None
         except Exception as e:  # noqa: BLE001 - the user's file may raise anything
             sys.modules.pop(modname, None)
             raise ConvseeError(
-                f"importing {where} failed: {type(e).__name__}: {first_line(e)}"
+                f"importing {where} failed: {type(e).__name__}: {first_line(e)}", "model"
             ) from None
     else:
         where = target
         try:
             module = importlib.import_module(target)
         except SystemExit as e:
-            raise ConvseeError(_exited(target, e)) from None
+            raise ConvseeError(_exited(target, e), "model") from None
         except SyntaxError as e:
-            raise ConvseeError(f"{target} line {e.lineno}: syntax error: {e.msg}") from None
+            raise ConvseeError(
+                f"{target} line {e.lineno}: syntax error: {e.msg}", "model"
+            ) from None
         except ModuleNotFoundError as e:
             if e.name == target.split(".")[0] and Path(target).is_dir():
                 raise ConvseeError(
                     f"model {target}:{name}: {target} is a folder, not a Python file "
-                    "(expected FILE.py:Name or package.module:Name)"
+                    "(expected FILE.py:Name or package.module:Name)",
+                    "model",
                 ) from None
             raise ConvseeError(
-                f"importing {target} failed: {type(e).__name__}: {first_line(e)}"
+                f"importing {target} failed: {type(e).__name__}: {first_line(e)}", "model"
             ) from None
         except Exception as e:  # noqa: BLE001
             raise ConvseeError(
-                f"importing {target} failed: {type(e).__name__}: {first_line(e)}"
+                f"importing {target} failed: {type(e).__name__}: {first_line(e)}", "model"
             ) from None
     obj = module
     for part in name.split("."):
         if not hasattr(obj, part):
-            raise ConvseeError(f"{where} has no {name!r}{_defines(module, torch.nn.Module)}")
+            raise ConvseeError(
+                f"{where} has no {name!r}{_defines(module, torch.nn.Module)}", "model"
+            )
         obj = getattr(obj, part)
     if isinstance(obj, torch.nn.Module):
         return obj
     if not callable(obj):
         raise ConvseeError(
-            f"{where}:{name} is {_a(type(obj).__name__)}, not an nn.Module class or a function"
+            f"{where}:{name} is {_a(type(obj).__name__)}, not an nn.Module class or a function",
+            "model",
         )
     if isinstance(obj, type) and not issubclass(obj, torch.nn.Module):
-        raise ConvseeError(f"{where}:{name} is a class but not a torch.nn.Module")
+        raise ConvseeError(f"{where}:{name} is a class but not a torch.nn.Module", "model")
     if seed is not None:
         torch.manual_seed(seed)
     try:
@@ -163,11 +171,12 @@ def import_model(spec: str, seed: int | None = None):
     except Exception as e:  # noqa: BLE001
         raise ConvseeError(
             f"{where}:{name}() raised {type(e).__name__}: {first_line(e)} "
-            "(Name is called with no arguments: wrap it in a function that builds the model)"
+            "(Name is called with no arguments: wrap it in a function that builds the model)",
+            "model",
         ) from None
     if not isinstance(model, torch.nn.Module):
         raise ConvseeError(
-            f"{where}:{name}() returned {_a(type(model).__name__)}, not an nn.Module"
+            f"{where}:{name}() returned {_a(type(model).__name__)}, not an nn.Module", "model"
         )
     return model
 
@@ -199,7 +208,7 @@ def read_state_dict(path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise ConvseeError(f"checkpoint {path}{no_file(path, ' does not exist')}")
+        raise ConvseeError(f"{{param}} {path}{no_file(path, ' does not exist')}", "checkpoint")
     kind = sniff(path)
     if kind in ("torchscript", "export"):
         what = "TorchScript" if kind == "torchscript" else "torch.export"
@@ -255,10 +264,14 @@ def fit_state_dict(model, sd: dict, path) -> None:
     if clash:
         problems.append(f"{len(clash)} of another shape (file vs model: {few(clash)})")
     if problems:
-        raise ConvseeError(f"{path} does not fit {type(model).__name__}: " + "; ".join(problems))
+        raise ConvseeError(
+            f"{path} does not fit {type(model).__name__}: " + "; ".join(problems), "checkpoint"
+        )
     for k, v in sd.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
-            raise ConvseeError(f"{path}: {k} holds NaN or infinite values; refusing the weights")
+            raise ConvseeError(
+                f"{path}: {k} holds NaN or infinite values; refusing the weights", "checkpoint"
+            )
     with torch.no_grad():
         model.load_state_dict({k: v.to(want[k].dtype) for k, v in sd.items()}, strict=True)
 
@@ -270,25 +283,30 @@ def read_labels(path) -> list[str]:
     """Class names, one a line (blank lines at the end ignored)."""
     p = Path(path)
     if not p.is_file():
-        raise ConvseeError(f"labels file {p}{no_file(p)}")
+        raise ConvseeError(f"{{param}} file {p}{no_file(p)}", "labels")
     try:
         size = p.stat().st_size
     except OSError as e:
-        raise ConvseeError(f"labels file {p}: cannot read it ({e.strerror or e})") from None
+        raise ConvseeError(
+            f"{{param}} file {p}: cannot read it ({e.strerror or e})", "labels"
+        ) from None
     if size > MAX_LABELS_BYTES:
         raise ConvseeError(
-            f"labels file {p} is {size:,} bytes; class names take at most "
-            f"{MAX_LABELS_BYTES:,} (one name a line)"
+            f"{{param}} file {p} is {size:,} bytes; class names take at most "
+            f"{MAX_LABELS_BYTES:,} (one name a line)",
+            "labels",
         )
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise ConvseeError(f"labels file {p}: not readable text ({type(e).__name__})") from None
+        raise ConvseeError(
+            f"{{param}} file {p}: not readable text ({type(e).__name__})", "labels"
+        ) from None
     labels = [line.strip() for line in text.splitlines()]
     while labels and not labels[-1]:
         labels.pop()
     if not labels:
-        raise ConvseeError(f"labels file {p} is empty")
+        raise ConvseeError(f"{{param}} file {p} is empty", "labels")
     return labels
 
 
@@ -309,7 +327,7 @@ def _load_trusted(path: Path, kind: str, device: str):
         return torch.export.unflatten(ep)
     except Exception as e:  # noqa: BLE001
         raise ConvseeError(
-            f"{path}: could not load it ({type(e).__name__}: {first_line(e)})"
+            f"{path}: could not load it ({type(e).__name__}: {first_line(e)})", "checkpoint"
         ) from None
 
 
@@ -332,6 +350,7 @@ def load_network(
     """
     from ..datasets.idx import spec as dataset_spec
 
+    dataset_spec(dataset)  # an unknown name: refused now, with the valid ones
     preprocess = dict(preprocess or {})
     if isinstance(labels, (str, Path)):
         labels = read_labels(labels)
@@ -360,7 +379,8 @@ def load_network(
         if path is not None:
             raise ConvseeError(
                 f"model {str(model)[:200]}: an hf: model's folder holds its weights; a separate "
-                "checkpoint is not used with it"
+                "checkpoint is not used with it",
+                "checkpoint",
             )
         net = load_hf(model, output=output, preprocess=preprocess, labels=labels, device=device)
         return _labels_fit(net, given)
@@ -524,7 +544,8 @@ def wrap(
     if not callable(model):
         raise ConvseeError(
             f"wrap() takes a torch model (an nn.Module), not {type(model).__name__}; for "
-            "LeNet-5 with the shipped weights use convsee.load()"
+            "LeNet-5 with the shipped weights use convsee.load()",
+            "model",
         )
     from .hf import is_hf_model, wrap_hf
 

@@ -215,7 +215,8 @@ class Network:
         raise NotImplementedError
 
     def kernel(self, name: str):
-        """The weights (out, in/groups, kh, kw) of conv layer `name` as a NumPy array, or None."""
+        """The weights (out, in/groups, kh, kw) of conv layer `name` as a NumPy array (None
+        where its module holds no 4-D weight); a layer without a kernel is refused."""
         raise NotImplementedError
 
     def conv_params(self, layer: Layer) -> ConvParams:
@@ -314,6 +315,22 @@ class Network:
         them off the modules with hooks."""
         return None
 
+    def _kernel_layer(self, name: str) -> Layer:
+        """The layer `name`, which the spec says has a kernel, else a ConvseeError naming the
+        layers that have one."""
+        try:
+            layer = self.spec.layer(name)
+        except ConvseeError as e:
+            e.param = e.param or "name"
+            raise
+        if layer.kernel is None:
+            some = ", ".join(x.name for x in self.spec.layers if x.kernel is not None)
+            raise ConvseeError(
+                f"layer {layer.name} has no kernel; layers with kernels: {some or 'none'}",
+                "name",
+            )
+        return layer
+
     def describe(self) -> str:
         return f"{self.spec.model_type} ({self.prep.describe()})"
 
@@ -388,6 +405,7 @@ class LeNetNetwork(Network):
         return softmax(logits.numpy())
 
     def kernel(self, name: str):
+        name = self._kernel_layer(name).module or name
         w = self.weights.get(f"{name}.weight")
         return None if w is None or w.ndim != 4 else w
 
@@ -540,10 +558,12 @@ class TorchNetwork(Network):
             if names == [""]:  # a plain tensor: the outputs of a tuple or dict are 0, 1, ...
                 raise ConvseeError(
                     f"the model has no output {str(output)[:40]!r}: its one output is the "
-                    "model's return value (an output is chosen only from a tuple or dict)"
+                    "model's return value (an output is chosen only from a tuple or dict)",
+                    "output",
                 )
             raise ConvseeError(
-                f"the model has no output {str(output)[:40]!r}; its outputs: {', '.join(names)}"
+                f"the model has no output {str(output)[:40]!r}; its outputs: {', '.join(names)}",
+                "output",
             )
         self.output = None if output in (None, "") else str(output)
         from ..spec import output_warning
@@ -606,7 +626,7 @@ class TorchNetwork(Network):
         return self.model
 
     def kernel(self, name: str):
-        layer = self.spec.layer(name)
+        layer = self._kernel_layer(name)
         m = dict(self.model.named_modules()).get(layer.module)
         w = getattr(m, "weight", None)
         if w is None or w.dim() != 4:

@@ -133,7 +133,8 @@ def attribute(
     if layer.kind != "map":
         shape = "x".join(map(str, layer.shape)) or "a scalar"
         raise ConvseeError(
-            f"Grad-CAM needs a map layer (C,H,W); {layer.name} outputs {shape} per input"
+            f"Grad-CAM needs a map layer (C,H,W); {layer.name} outputs {shape} per input",
+            "layer",
         )
     xt = one_input(model, x)
     xt.requires_grad_(True)
@@ -150,7 +151,7 @@ def attribute(
         k = scores.shape[1]
         t = int(scores[0].argmax()) if target is None else int(target)
         if not 0 <= t < k:
-            raise ConvseeError(f"target class {t} is out of range: classes 0..{k - 1}")
+            raise ConvseeError(f"target class {t} is out of range: classes 0..{k - 1}", "target")
         if layer.name not in acts:
             raise ConvseeError(f"layer {layer.name} did not run in the forward pass")
         a = acts[layer.name]
@@ -316,7 +317,8 @@ def _check_cam_layer(spec, layer: Layer) -> None:
         why = "not maps (C,H,W) or tokens (T,C)"
     raise ConvseeError(
         f"layer {layer.name} outputs {shape} per input: {why}; layers a CAM can use "
-        f"(the last few): {names}"
+        f"(the last few): {names}",
+        "layer",
     )
 
 
@@ -352,6 +354,18 @@ def _noisy(xt, noise: int, sigma: float, std, seed: int):
     scale = torch.broadcast_to(s, rep.shape[1:]).expand(rep.shape).contiguous()
     g = torch.Generator(device=xt.device).manual_seed(seed)
     return rows, rep + torch.normal(torch.zeros_like(rep), scale, generator=g)
+
+
+def _positive(v) -> bool:
+    return (
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and v > 0
+    )
+
+
+def _count(v, name: str, least: int) -> None:
+    """A whole number >= least, else a ConvseeError naming the parameter."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+        raise ConvseeError(f"{{param}} must be a whole number >= {least}, got {v!r}", name)
 
 
 def attribute_batch(
@@ -399,17 +413,25 @@ def attribute_batch(
     from .targets import Scorer, softmax_inputs
 
     if method not in METHODS:
-        raise ConvseeError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
+        raise ConvseeError(f"unknown method {method!r}; methods: {', '.join(METHODS)}", "method")
     if placement not in PLACEMENTS:
-        raise ConvseeError(f"placement must be 'field' or 'stretch', got {placement!r}")
-    if noise < 0 or (noise and not noise_sigma > 0):
-        raise ConvseeError("noise must be a count >= 0 with a sigma > 0")
+        raise ConvseeError(
+            f"{{param}} must be 'field' or 'stretch', got {placement!r}", "placement"
+        )
+    _count(noise, "noise", 0)
+    if noise and not _positive(noise_sigma):
+        raise ConvseeError(f"{{param}} must be a number > 0, got {noise_sigma!r}", "noise_sigma")
+    _count(steps, "steps", 1)
+    _count(batch_size, "batch_size", 1)
+    for v, name in ((window, "window"), (stride, "stride")):
+        if v is not None:
+            _count(v, name, 1)
     x = np.asarray(x, np.float32)
     if x.ndim != 4:
-        raise ConvseeError(f"x must be a batch (N, C, H, W), got shape {x.shape}")
+        raise ConvseeError(f"{{param}} must be a batch (N, C, H, W), got shape {x.shape}", "x")
     n, c, hh, ww = x.shape
     if n == 0:
-        raise ConvseeError("no inputs to attribute")
+        raise ConvseeError("no inputs to attribute: give at least one", "inputs")
     std = np.ones(c) if std is None else np.resize(np.asarray(std, np.float64), c)
     mean = np.zeros(c) if mean is None else np.resize(np.asarray(mean, np.float64), c)
     device, dtype = device_dtype(model)
@@ -679,10 +701,10 @@ def _occlusion(forward, xin, rows, base, window, stride, batch_size):
     import torch
 
     b, c, hh, ww = xin.shape
-    k = window or max(2, min(hh, ww) // 8)
-    st = stride or max(1, k // 2)
-    if not (1 <= k <= min(hh, ww)) or st < 1:
-        raise ConvseeError(f"occlusion window must be 1..{min(hh, ww)} px and stride >= 1")
+    k = max(2, min(hh, ww) // 8) if window is None else window
+    st = max(1, k // 2) if stride is None else stride
+    if not 1 <= k <= min(hh, ww):
+        raise ConvseeError(f"{{param}} must be 1..{min(hh, ww)} px, got {k}", "window")
     s0, _, _ = forward(xin, rows)  # the reference score of each row (noise copies too)
     ys = range(0, hh - k + 1, st)
     xs = range(0, ww - k + 1, st)

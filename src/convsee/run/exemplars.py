@@ -273,10 +273,10 @@ def exemplars(
     """
     check_layers(layers, "exemplars")
     if not 1 <= k:
-        raise ConvseeError(f"k must be at least 1, got {k}")
+        raise ConvseeError(f"{{param}} must be at least 1, got {k}", "k")
     n = len(source) if limit is None else min(limit, len(source))
     if n == 0:
-        raise ConvseeError("the dataset holds no images")
+        raise ConvseeError("the dataset holds no images", "data")
     k = min(k, n)
     model = torch_model(net, device)
     tops = scan(

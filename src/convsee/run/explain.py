@@ -126,17 +126,17 @@ class Explanation:
             "type": self.type,
             "op": self.op,
             "unit": list(self.unit),
-            "value": _json(self.value),
-            "captured": _json(self.captured),
-            "error": _json(self.error),
+            "value": self.value,
+            "captured": self.captured,
+            "error": self.error,
             "exact": self.exact,
             "formula": self.formula,
             "source": self.source,
             "op_layer": self.op_layer,
             "note": self.note,
         }
-        out.update({k: _json(v) for k, v in self.data.items()})
-        return out
+        out.update(self.data)
+        return {k: _json(v) for k, v in out.items()}  # plain JSON values, NumPy's too
 
     def __repr__(self) -> str:
         at = ", ".join(map(str, self.unit))
@@ -182,7 +182,8 @@ def _cannot(layer: Layer, why: str = "") -> ConvseeError:
         "element-wise activations and Softmax"
     )
     return ConvseeError(
-        f"layer {layer.name} ({layer.type}) cannot be explained{why}: explain takes {kinds}"
+        f"layer {layer.name} ({layer.type}) cannot be explained{why}: explain takes {kinds}",
+        "layer",
     )
 
 
@@ -475,15 +476,16 @@ def _watch(net, x: np.ndarray, target: Layer | None) -> _Seen:
 # ---------------------------------------------------------------------------------------------
 
 
-def _index(v, what: str) -> int:
+def _index(v, what: str, param: str = "unit") -> int:
+    name = f"a unit's {what}" if param == "unit" else "{param}"
     if isinstance(v, (bool, np.bool_)):
-        raise ConvseeError(f"a unit's {what} must be a whole number, not {v!r}")
+        raise ConvseeError(f"{name} must be a whole number, not {v!r}", param)
     try:
         return operator.index(v)
     except TypeError:
         if isinstance(v, float) and v.is_integer():
             return int(v)
-        raise ConvseeError(f"a unit's {what} must be a whole number, not {str(v)[:20]!r}") from None
+        raise ConvseeError(f"{name} must be a whole number, not {str(v)[:20]!r}", param) from None
 
 
 def check_unit(layer: Layer, unit) -> tuple[int, ...]:
@@ -495,31 +497,37 @@ def check_unit(layer: Layer, unit) -> tuple[int, ...]:
         c, h, w = shape
         if not many or len(unit) != 3:
             raise ConvseeError(
-                f"{name} is a map of {c}×{h}×{w}: give the unit as (channel, row, col)"
+                f"{name} is a map of {c}×{h}×{w}: give the unit as (channel, row, col)", "unit"
             )
         ch, r, q = (
             _index(v, what) for v, what in zip(unit, ("channel", "row", "col"), strict=True)
         )
         if not 0 <= ch < c:
-            raise ConvseeError(f"channel {ch} does not exist: {name} has channels 0..{c - 1}")
+            raise ConvseeError(
+                f"channel {ch} does not exist: {name} has channels 0..{c - 1}", "unit"
+            )
         if not (0 <= r < h and 0 <= q < w):
             raise ConvseeError(
                 f"position ({r}, {q}) is outside {name}'s {h}×{w} map: "
-                f"rows 0..{h - 1}, cols 0..{w - 1}"
+                f"rows 0..{h - 1}, cols 0..{w - 1}",
+                "unit",
             )
         return ch, r, q
     if layer.kind == "vector":
         if many and len(unit) != 1:
             raise ConvseeError(
-                f"{name} is a vector of {shape[0]} units: give the unit as one index"
+                f"{name} is a vector of {shape[0]} units: give the unit as one index", "unit"
             )
         k = _index(unit[0] if many else unit, "index")
         if not 0 <= k < shape[0]:
-            raise ConvseeError(f"unit {k} is out of range: {name} has units 0..{shape[0] - 1}")
+            raise ConvseeError(
+                f"unit {k} is out of range: {name} has units 0..{shape[0] - 1}", "unit"
+            )
         return (k,)
     dims = "×".join(map(str, shape)) or "a scalar"
     raise ConvseeError(
-        f"{name} outputs {dims} per input: explain takes maps (channel, row, col) and vectors"
+        f"{name} outputs {dims} per input: explain takes maps (channel, row, col) and vectors",
+        "layer",
     )
 
 
@@ -548,10 +556,12 @@ def _softmax(net, x: np.ndarray, unit, top: int) -> Explanation:
     k = out.shape[0]
     many = isinstance(unit, (tuple, list, np.ndarray))
     if many and len(unit) != 1:
-        raise ConvseeError(f"softmax is a vector of {k} classes: give the unit as one class index")
+        raise ConvseeError(
+            f"softmax is a vector of {k} classes: give the unit as one class index", "unit"
+        )
     c = _index(unit[0] if many else unit, "class")
     if not 0 <= c < k:
-        raise ConvseeError(f"class {c} is out of range: softmax has classes 0..{k - 1}")
+        raise ConvseeError(f"class {c} is out of range: softmax has classes 0..{k - 1}", "unit")
     if net.logits_layer is not None:
         source = net.logits_layer
         acts, probs = net.run(x[None], [net.spec.layer(source)])
@@ -589,19 +599,19 @@ def explain(net, input, layer: str, unit, *, top: int = 10) -> Explanation:
     top: how many of a Linear unit's largest terms w·x are listed (the rest are summed)."""
     inputs = net._as_inputs(input)  # noqa: SLF001 - the one rule for what an input may be
     if len(inputs) != 1:
-        raise ConvseeError(f"explain takes one input, not {len(inputs)}")
+        raise ConvseeError(f"explain takes one input, not {len(inputs)}", "input")
     return explain_prepared(net, inputs[0].x, layer, unit, top=top)
 
 
 def explain_prepared(net, x, layer: str, unit, *, top: int = 10) -> Explanation:
     """explain for x (C, H, W) float32 exactly as the model takes it (normalised)."""
-    top = _index(top, "top")
+    top = _index(top, "top", "top")
     if top < 1:
-        raise ConvseeError(f"top must be at least 1, not {top}")
+        raise ConvseeError(f"{{param}} must be at least 1, not {top}", "top")
     x = np.asarray(x, np.float32)
     if tuple(x.shape) != tuple(net.spec.input_shape):
         want = "×".join(map(str, net.spec.input_shape))
-        raise ConvseeError(f"the input has shape {tuple(x.shape)}; the model takes {want}")
+        raise ConvseeError(f"the input has shape {tuple(x.shape)}; the model takes {want}", "input")
     name = str(layer).strip()
     if name == SOFTMAX and SOFTMAX not in net.spec.names():
         return _softmax(net, x, unit, top)
@@ -634,7 +644,8 @@ def _explain_torch(net, x, target: Layer, unit, top: int) -> Explanation:
             raise ConvseeError(
                 f"layer {target.name} ({target.type}) holds other modules and its output is "
                 "not the output of one of them (an op outside any module makes it): explain "
-                "the layers inside it"
+                "the layers inside it",
+                "layer",
             )
         shown = net.spec.layer(seen.inner)
         notes.append(

@@ -31,7 +31,8 @@ def gaussian_kernel1d(size: int, sigma: float) -> np.ndarray:
     if not (ok_size and ok_sigma):
         raise ConvseeError(
             f"blur kernel must be odd, 1 to {MAX_KERNEL}, and sigma a finite number > 0; "
-            f"got {_show(size)}, {_show(sigma)}"
+            f"got {_show(size)}, {_show(sigma)}",
+            "blur",
         )
     half = (size - 1) / 2
     g = np.exp(-0.5 * (np.linspace(-half, half, size) / sigma) ** 2)

@@ -68,6 +68,10 @@ __all__ = [
 ]
 
 PARAMS = ("auto", "pixel", "fft")
+BUDGET = "time budget reached"  # Stop.why() once its deadline is due
+# with a time budget, the first chunk of units still runs this many steps (else a budget too
+# short for anything would give an empty result)
+MIN_STEPS = 3
 
 # Lucid's colour decorrelation: the square root of ImageNet's colour correlation (from its
 # SVD), columns scaled to unit norm at most
@@ -102,19 +106,21 @@ class OptimizeConfig:
 
     def check(self) -> None:
         if not 1 <= self.steps <= 100000:
-            raise ConvseeError(f"steps must be 1..100000, got {self.steps}")
+            raise ConvseeError(f"{{param}} must be 1..100000, got {self.steps}", "steps")
         if not 1 <= self.restarts <= 64:
-            raise ConvseeError(f"restarts must be 1..64, got {self.restarts}")
+            raise ConvseeError(f"{{param}} must be 1..64, got {self.restarts}", "restarts")
         if not 1 <= self.rounds <= 10:
-            raise ConvseeError(f"rounds must be 1..10, got {self.rounds}")
+            raise ConvseeError(f"{{param}} must be 1..10, got {self.rounds}", "rounds")
         if self.param not in PARAMS:
-            raise ConvseeError(f"unknown parameterisation {self.param!r}; valid: {PARAMS}")
+            raise ConvseeError(f"unknown parameterisation {self.param!r}; valid: {PARAMS}", "param")
         if self.objective not in OBJECTIVES:
-            raise ConvseeError(f"unknown objective {self.objective!r}; valid: {OBJECTIVES}")
+            raise ConvseeError(
+                f"unknown {{param}} {self.objective!r}; valid: {OBJECTIVES}", "objective"
+            )
         if self.batch is not None and not 1 <= self.batch <= 4096:
-            raise ConvseeError(f"batch must be 1..4096, got {self.batch}")
+            raise ConvseeError(f"{{param}} must be 1..4096, got {self.batch}", "batch")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConvseeError(f"lr must be a positive number, got {self.lr}")
+            raise ConvseeError(f"{{param}} must be a positive number, got {self.lr}", "lr")
 
 
 @dataclass
@@ -264,8 +270,14 @@ class Stop:
         if self.requested:
             return self.requested
         if self.deadline is not None and time.perf_counter() >= self.deadline:
-            return "time budget reached"
+            return BUDGET
         return None
+
+    def cut(self, floor: bool = False) -> str | None:
+        """why(), but None for a due deadline while floor (work that runs whatever the
+        budget); a request (a signal) stops it all the same."""
+        why = self.why()
+        return None if floor and why == BUDGET else why
 
 
 def _redirect_mode():
@@ -487,7 +499,8 @@ def optimize_units(
     bad = [u for u in units if not 0 <= u < layer.channels]
     if bad:
         raise ConvseeError(
-            f"channel {bad[0]} is out of range: {layer.name} has 0..{layer.channels - 1}"
+            f"channel {bad[0]} is out of range: {layer.name} has 0..{layer.channels - 1}",
+            "channels",
         )
     c, h, w = prep.input_size
     param = cfg.param if cfg.param != "auto" else ("fft" if c == 3 else "pixel")
@@ -522,7 +535,9 @@ def optimize_units(
                 steps = min(steps, fit)
                 lr = _lr(kind, cfg, steps)
             for ci, idx in enumerate(chunks):
-                if stop is not None and stop.why():
+                # the first chunk runs whatever the budget (MIN_STEPS steps at least)
+                first = rnd == 0 and ci == 0
+                if stop is not None and stop.cut(first):
                     stopped = stop.why()
                     break
                 sub = [units[i] for i in idx]
@@ -539,9 +554,9 @@ def optimize_units(
                             left = stop.deadline - time.perf_counter()
                             fit = int(left * 0.9 / (per_step * (len(chunks) - ci))) + 2
                             if fit < steps:
-                                steps = ch.steps = max(fit, 3)
+                                steps = ch.steps = max(fit, MIN_STEPS)
                                 lr = ch.lr = ch.opt.lr = _lr(kind, cfg, steps)
-                    if stop is not None and stop.why():
+                    if stop is not None and stop.cut(first and ch.done < MIN_STEPS):
                         stopped = stop.why()
                         break
                 imgs, vals = ch.result()
@@ -666,7 +681,12 @@ def optimize(
     n_random, device, progress as optimize_each takes them, and budget: seconds for all
     layers (steps cut to fit; at the end, what is done is returned)."""
     budget = options.pop("budget", None)
-    stop = Stop(None if not budget else time.perf_counter() + budget)
+    if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
+        raise ConvseeError(
+            f"{{param}} must be a number of seconds > 0 (None: no budget), got {budget!r}",
+            "budget",
+        )
+    stop = Stop(None if budget is None else time.perf_counter() + budget)
     return list(optimize_each(net, layers, cfg, channels, stop=stop, **options))
 
 
@@ -696,7 +716,7 @@ def optimize_each(
 
 def _each(net, model, layers, cfg, channels, data_x, n_random, stop, progress):
     for k, layer in enumerate(layers):
-        if stop is not None and stop.why():
+        if stop is not None and stop.cut(k == 0):  # the first layer runs whatever the budget
             return
         choice = channels.get(layer.name) if isinstance(channels, dict) else channels
         # one pass over the random inputs for every channel: the ranking and the baseline

@@ -126,7 +126,7 @@ def perturb(image: np.ndarray, kind: str, frames: int = 13, seed: int = 0, fill=
             imgs.append(im)
             labels.append(f"grey {side}x{side} patch at row {r}, col {c}")
     else:
-        raise ConvseeError(f"unknown sweep kind {kind!r}; valid: {', '.join(KINDS)}")
+        raise ConvseeError(f"unknown sweep {{param}} {kind!r}; valid: {', '.join(KINDS)}", "kind")
     return [np.clip(i, 0, 1).astype(np.float32) for i in imgs], labels
 
 

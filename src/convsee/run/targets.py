@@ -57,13 +57,15 @@ class Scorer:
 
     def __init__(self, target=None, quantity=None, position=None, output_spec=None, n=None):
         if quantity not in (None, *QUANTITIES):
-            raise ConvseeError(f"quantity must be 'logit' or 'probability', got {quantity!r}")
+            raise ConvseeError(
+                f"{{param}} must be 'logit' or 'probability', got {quantity!r}", "quantity"
+            )
         if position is not None and position != "sum":
             try:
                 r, c = (int(v) for v in position)
             except (TypeError, ValueError):
                 raise ConvseeError(
-                    f"position must be (row, col) or 'sum', got {position!r}"
+                    f"{{param}} must be (row, col) or 'sum', got {position!r}", "position"
                 ) from None
             position = (r, c)
         self.target = target
@@ -75,7 +77,9 @@ class Scorer:
         if not callable(target) and target is not None and n is not None:
             t = np.atleast_1d(np.asarray(target))
             if t.size not in (1, n):
-                raise ConvseeError(f"{t.size} targets for {n} inputs: give one, or one each")
+                raise ConvseeError(
+                    f"{t.size} targets for {n} inputs: give one, or one each", "target"
+                )
         self.classes: np.ndarray | None = None  # per input, -1 until known
         self.quantity: str | None = None  # what was differentiated
 
@@ -89,7 +93,8 @@ class Scorer:
             if self.asked == "logit":
                 raise ConvseeError(
                     f"the logit cannot be reached: the output is a {made} made by a functional "
-                    "softmax, not an nn.Softmax module (use quantity 'probability')"
+                    "softmax, not an nn.Softmax module (use quantity 'probability')",
+                    "quantity",
                 )
             return made
         return "probability"
@@ -107,7 +112,8 @@ class Scorer:
             if not isinstance(s, torch.Tensor) or s.shape != (n,):
                 raise ConvseeError(
                     f"a custom target must return one score per input, a tensor of shape "
-                    f"({n},); it returned {type(s).__name__} {tuple(getattr(s, 'shape', ()))}"
+                    f"({n},); it returned {type(s).__name__} {tuple(getattr(s, 'shape', ()))}",
+                    "target",
                 )
             self.quantity = "custom"
             return s
@@ -115,7 +121,8 @@ class Scorer:
             shape = "x".join(map(str, scores.shape[1:])) or "a scalar"
             raise ConvseeError(
                 f"attribution needs class scores (K) or a dense map of them (K, h, w); the "
-                f"output is {shape} per input (choose another output, or pass a callable target)"
+                f"output is {shape} per input (choose another output, or pass a callable target)",
+                "output",
             )
         logits = next((i for o, i in seen if o is scores), None)
         q = self._quantity(logits is not None)
@@ -134,10 +141,11 @@ class Scorer:
                 if not (0 <= r < h and 0 <= c < w):
                     raise ConvseeError(
                         f"position ({r}, {c}) is outside the {h}x{w} output (rows 0..{h - 1}, "
-                        f"columns 0..{w - 1})"
+                        f"columns 0..{w - 1})",
+                        "position",
                     )
         elif self.position not in (None, "sum"):
-            raise ConvseeError("a position applies to a dense (K, h, w) output only")
+            raise ConvseeError("{param} applies to a dense (K, h, w) output only", "position")
         k = scores.shape[1]
         rows = np.arange(n) if rows is None else np.asarray(rows)
         if self.classes is None:
@@ -162,14 +170,20 @@ class Scorer:
         else:
             t = np.atleast_1d(np.asarray(self.target))
             if t.dtype.kind not in "iu":
-                raise ConvseeError(f"target must be class indices, got {self.target!r}")
+                raise ConvseeError(
+                    f"{{param}} must be class indices, got {self.target!r}", "target"
+                )
             bad = [int(v) for v in t if not 0 <= v < k]
             if bad:
-                raise ConvseeError(f"target class {bad[0]} is out of range: classes 0..{k - 1}")
+                raise ConvseeError(
+                    f"target class {bad[0]} is out of range: classes 0..{k - 1}", "target"
+                )
             if t.size == 1:
                 self.classes[rows] = t[0]
             elif self.n is not None and t.size != self.n:
-                raise ConvseeError(f"{t.size} targets for {self.n} inputs: give one, or one each")
+                raise ConvseeError(
+                    f"{t.size} targets for {self.n} inputs: give one, or one each", "target"
+                )
             else:
                 self.classes[rows] = t[rows]
         idx = torch.as_tensor(self.classes[rows], device=z.device)

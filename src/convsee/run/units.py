@@ -120,7 +120,8 @@ def check_layers(layers: list[Layer], what: str) -> list[Layer]:
             shape = "x".join(map(str, layer.shape)) or "a scalar"
             raise ConvseeError(
                 f"layer {layer.name} outputs {shape} per input, not maps (C,H,W) or a vector: "
-                f"{what} needs channels"
+                f"{what} needs channels",
+                "layers",
             )
     return layers
 

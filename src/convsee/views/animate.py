@@ -33,14 +33,17 @@ def pick_layer(spec, name):
     layer = spec.layer(name)
     if layer.kind == "map" and (layer.type == "Conv2d" or layer.type == "MaxPool2d"):
         if layer.element:
-            raise ConvseeError(f"animate needs a layer's whole output; {layer.name} is a part")
+            raise ConvseeError(
+                f"animate needs a layer's whole output; {layer.name} is a part", "layer"
+            )
         return layer
     what = (
         f"a {layer.type}" if layer.kind == "map" else f"a {layer.type} with {layer.shape} outputs"
     )
     raise ConvseeError(
         f"animate shows a convolution or max pooling; {layer.name} is {what}; "
-        f"conv layers: {_names(convs)}" + (f"; pooling layers: {_names(pools)}" if pools else "")
+        f"conv layers: {_names(convs)}" + (f"; pooling layers: {_names(pools)}" if pools else ""),
+        "layer",
     )
 
 

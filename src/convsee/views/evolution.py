@@ -43,7 +43,7 @@ def evolution(
         )
     ckpt = Path(checkpoint) if checkpoint else default_checkpoint(dataset or "mnist")
     if not ckpt.is_file():
-        raise ConvseeError(f"checkpoint {ckpt}{no_file(ckpt, ' does not exist')}")
+        raise ConvseeError(f"{{param}} {ckpt}{no_file(ckpt, ' does not exist')}", "checkpoint")
     if lenet:
         return _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device)
     return _model(net, model, ckpt, layers, input, frame_ms, data, dataset, device)
@@ -134,7 +134,7 @@ def _model(net, model, ckpt, layers, input, frame_ms, data, dataset, device) -> 
         layers = [x for x in net.select(layers)]
         bad = [x.name for x in layers if x.kind != "map"]
         if bad:
-            raise ConvseeError(f"evolution shows maps; {bad[0]} is not a map layer")
+            raise ConvseeError(f"evolution shows maps; {bad[0]} is not a map layer", "layers")
     else:
         layers = [convs[0]] if len(convs) == 1 else [convs[0], convs[-1]]
     inp = one_input(net, input, data, dataset)

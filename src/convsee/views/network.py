@@ -35,27 +35,35 @@ class Views:
 
     def diff(self, a, b, layers=None, cmap=None, channels=None, **where):
         """Two inputs' maps and their difference per map layer, with cosine similarities."""
+        from .common import arguments, check_options
         from .render import diff
 
+        check_options(where, arguments(Views.diff, diff), "diff")
         return diff(self, a, b, layers, cmap, channels, **where)
 
     def animate(self, input="sample:3", layer=None, channel=None, frame_ms: int = 150, **where):
         """One channel of a conv (or max pooling) computed frame by frame: a GIF Figure."""
         from .animate import animate
+        from .common import arguments, check_options
 
+        check_options(where, arguments(Views.animate, animate), "animate")
         return animate(self, input, layer, channel, frame_ms, **where)
 
     def sweep(self, input="sample:3", layer=None, kind="all", channels=None, frame_ms=500, **where):
         """A layer's maps as the input is blurred, shifted, rotated, noised or occluded."""
+        from .common import arguments, check_options
         from .sweep import sweep
 
+        check_options(where, arguments(Views.sweep, sweep), "sweep")
         return sweep(self, input, layer, kind, channels, frame_ms, **where)
 
     def exemplars(self, layers=None, k: int = 9, channels=None, **options):
         """Per channel, the k dataset inputs that excite it most (options: data, dataset,
         batch_size, limit, device)."""
+        from .common import arguments, check_options
         from .exemplars import exemplars
 
+        check_options(options, arguments(Views.exemplars, exemplars), "exemplars")
         return exemplars(self, layers, k, channels, **options)
 
     def evolution(
@@ -63,8 +71,12 @@ class Views:
     ):
         """The kernels and maps forming during training, from the snapshots recorded beside
         this network's checkpoint (`train(..., snapshots=N)`)."""
+        from .common import arguments, check_options
         from .evolution import evolution
 
+        check_options(
+            where, arguments(Views.evolution, evolution, but=("self", "net", "model")), "evolution"
+        )
         ckpt = checkpoint or self.meta.get("checkpoint", self.meta.get("path"))
         return evolution(ckpt, None, layers, input, frame_ms, net=self, **where)
 
@@ -99,8 +111,12 @@ class Views:
         baseline, window, stride, noise, noise_sigma, seed, batch_size."""
         from ..errors import ConvseeError
         from ..run.network_attribution import attribute_network
+        from .common import check_options
 
+        check_options(options, ATTRIBUTION_OPTIONS, "attribution")
         inputs = self.inputs() if inputs is None else self._as_inputs(inputs)
+        if not inputs:
+            raise ConvseeError("{param} is empty: give at least one input", "inputs")
         if not self.spec.layers:
             raise ConvseeError("attribution needs the model's layers; this program has none")
         res = attribute_network(
@@ -138,12 +154,22 @@ class Views:
         time_budget: seconds; steps are cut to fit and the layers done by then are returned.
         config: more OptimizeConfig fields (restarts, param, objective, batch, redirect...)."""
         import json
+        from dataclasses import fields
 
         from ..draw.channel_views import optimize_files
         from ..draw.figure import Figure, Figures
         from ..errors import ConvseeError
         from ..run.optimize import OptimizeConfig, optimize
+        from .common import check_options
 
+        # OptimizeConfig's fields but those optimize() takes by name
+        valid = {f.name for f in fields(OptimizeConfig)} - {"steps", "rounds", "seed"}
+        check_options(config, valid, "optimize")
+        if time_budget is not None and not _positive(time_budget):
+            raise ConvseeError(
+                f"{{param}} must be a number of seconds > 0 (None: no budget), got {time_budget!r}",
+                "time_budget",
+            )
         picked = self.select(layers, self.default_layer)
         cfg = OptimizeConfig(steps=steps, rounds=rounds, seed=seed, **config)
         if channels is None:
@@ -151,10 +177,17 @@ class Views:
         elif isinstance(channels, str) and channels.startswith("top:") and channels[4:].isdigit():
             choice = ("top", int(channels[4:]))
         elif isinstance(channels, str):
-            raise ConvseeError(f"channels takes None, 'top:K' or a list, got {channels[:40]!r}")
+            raise ConvseeError(
+                f"{{param}} takes None, 'top:K' or a list, got {channels[:40]!r}", "channels"
+            )
         else:
             choice = [int(c) for c in channels]
         done = optimize(self, picked, cfg, choice, n_random=n_random, budget=time_budget)
+        if time_budget is not None and not any(res.units for res, _ in done):
+            raise ConvseeError(
+                f"nothing finished within {{param}} {time_budget:g} s: give it more time",
+                "time_budget",
+            )
         figs = []
         for layer, (res, base) in zip(picked, done, strict=False):
             files = optimize_files(self, layer, res, base, cfg)
@@ -162,6 +195,19 @@ class Views:
             name = next(k for k in files if k.endswith(".png"))
             figs.append(Figure(name, png, json.loads(side)))
         return Figures(figs)
+
+
+# the keyword arguments attribution(**options) passes on
+ATTRIBUTION_OPTIONS = frozenset(
+    ("steps", "baseline", "window", "stride", "noise", "noise_sigma", "seed", "batch_size")
+)
+
+
+def _positive(v) -> bool:
+    import math
+
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return ok and math.isfinite(v) and v > 0
 
 
 _CLASSES: dict[type, type] = {}

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from ..draw.figure import Figures, from_files
 from ..draw.render import RenderOptions, render_diff, render_kernels, render_set
-from .common import one_input
+from .common import check_options, one_input
 
 __all__ = ["render", "kernels", "diff", "check_request", "render_outputs"]
+
+# what render(**options) takes: RenderOptions' fields but layers (an argument) and gifs
+RENDER_OPTIONS = frozenset(f.name for f in fields(RenderOptions)) - {"layers", "gifs"}
 
 
 def render(net, inputs=None, layers=None, **options) -> Figures:
@@ -16,6 +21,7 @@ def render(net, inputs=None, layers=None, **options) -> Figures:
     (None: the default layers); blur=(kernel, sigma) adds each map layer's blurred maps
     (the CLI adds LeNet-5's by default, this function only when asked). options: scale, cmap,
     blur, with_kernels, channels."""
+    check_options(options, RENDER_OPTIONS, "render")
     inputs = net.inputs() if inputs is None else net._as_inputs(inputs)
     options = {"default_blur": False, **options, "gifs": False}
     files, _, _ = render_set(net, inputs, RenderOptions(layers=layers, **options))

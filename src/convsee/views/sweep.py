@@ -24,7 +24,8 @@ def pick_layer(spec, name):
             some = ", ".join(x.name for x in maps[:8]) + (", ..." if len(maps) > 8 else "")
             raise ConvseeError(
                 f"sweep shows maps (C,H,W); {layer.name} outputs {shape} per input; "
-                f"map layers: {some or 'none'}"
+                f"map layers: {some or 'none'}",
+                "layer",
             )
         return layer
     convs = [x for x in maps if x.kernel is not None]
