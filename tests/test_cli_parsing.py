@@ -103,9 +103,9 @@ def test_evolution_with_checkpoint_flag_draws(tmp_path):
             "--diff A B compares A and B; it takes no INPUT (got sample:3)",
         ),
         (["render", "--kernels", "--diff", "sample:1", "sample:2"], "--kernels and a diff are"),
-        (["train", "--epochs", "0"], "--epochs must be >= 1, got 0"),
-        (["train", "--batch-size", "-3"], "--batch-size must be >= 1, got -3"),
-        (["train", "--lr", "0"], "--lr must be > 0, got 0.0"),
+        (["train", "--epochs", "0"], "--epochs must be a whole number of at least 1, got 0"),
+        (["train", "--batch-size", "-3"], "--batch-size must be a whole number of at least 1"),
+        (["train", "--lr", "0"], "--lr must be a positive number, got 0.0"),
     ],
 )
 def test_refused_in_one_line_writing_nothing(tmp_path, capsys, argv, line):

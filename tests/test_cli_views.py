@@ -104,7 +104,7 @@ def test_optimize_job_yields_each_layer_with_its_files(net):
     from convsee.views.optimize import OptimizeJob
 
     job = OptimizeJob(net, "conv1", [0, 1], OptimizeConfig(steps=3, rounds=1), sample=0)
-    assert job.data_x is None and job.data_note == "no dataset baseline (--sample 0)"
+    assert job.data_x is None and job.data_note == "no dataset baseline (a sample of 0 images)"
     (done,) = list(job)
     assert sorted(done.files) == ["optimize_conv1.json", "optimize_conv1.png"]
     assert list(done.result.units) == [0, 1] and job.done == 1

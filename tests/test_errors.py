@@ -247,7 +247,7 @@ def _api_cases(lenet, tiny, tmp_path):
         (r(convsee.load, "hf:"), "model", "hf: needs the model's folder"),
         (r(convsee.load, "nomodule"), "model", "expected FILE.py:Name"),
         (r(convsee.load, labels=tmp_path / "none.txt"), "labels", "labels file"),
-        (r(convsee.load, labels=["a", "b"]), "labels", "2 labels (one a line)"),
+        (r(convsee.load, labels=["a", "b"]), "labels", "2 class names (one a line)"),
         (r(convsee.wrap, "net.py"), "model", "wrap() takes a torch model"),
         (r(lenet.kernel, "fc3"), "name", "layers with kernels: conv1, conv2"),
         (r(tiny.kernel, "4"), "name", "layers with kernels: 0"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import Formatter, add_data, add_device, add_quiet, check_ranges, device
+from .options import Formatter, add_data, add_device, add_quiet, device
 
 HELP = "train LeNet-5 on MNIST (or Fashion-MNIST)"
 
@@ -65,9 +65,6 @@ def run(a) -> int:
     from ..errors import ConvseeError
     from ..run.train import Interrupted, TrainConfig, train
 
-    check_ranges(("--epochs", a.epochs, 1, None), ("--batch-size", a.batch_size, 1, None))
-    if a.lr is not None and not a.lr > 0:
-        raise ConvseeError(f"--lr must be > 0, got {a.lr}")
     cfg = TrainConfig(augment=a.augment, device=device(a.device))
     for field in ("epochs", "batch_size", "lr", "label_smoothing", "seed", "threads"):
         if getattr(a, field) is not None:

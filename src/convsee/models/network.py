@@ -321,7 +321,7 @@ class Network:
         try:
             layer = self.spec.layer(name)
         except ConvseeError as e:
-            e.param = e.param or "name"
+            e.param = "name"  # the argument of kernel(name)
             raise
         if layer.kernel is None:
             some = ", ".join(x.name for x in self.spec.layers if x.kernel is not None)

@@ -33,17 +33,23 @@ def dataset_baseline(net, n: int, data=None, dataset: str | None = None):
     from ..run.exemplars import sample_inputs
 
     if n <= 0:
-        return None, "no dataset baseline (--sample 0)"
+        return None, "no dataset baseline (a sample of 0 images)"
     if data is None:
         if not net.takes(dataset):
-            return None, "no dataset baseline: give --data DIR (IDX files or an image folder)"
+            return None, (
+                "no dataset baseline: give IDX files or an image folder (--data DIR; in "
+                "Python data=DIR)"
+            )
         from ..datasets.idx import load_split, spec
         from ..run.exemplars import ArraySource
 
         try:  # the model's dataset, only when it is already on disk: never download for this
             split = load_split("test", None, allow_download=False, dataset=dataset)
         except ConvseeError:
-            return None, f"no dataset baseline: the {dataset} test set is not on disk (--data)"
+            return None, (
+                f"no dataset baseline: the {dataset} test set is not on disk (--data DIR; in "
+                "Python data=DIR)"
+            )
         source = ArraySource(split.images.numpy(), f"{spec(dataset)['name']} test")
     else:
         source = open_source(data, dataset=dataset)
