@@ -229,6 +229,8 @@ PLACEMENTS = ("field", "stretch")
 PROBE = 8  # map layers tried at a time, from the end, when the CAM layer is not given
 SCORE_MASKS = 32  # Score-CAM's masked inputs per pass (torchcam's default batch)
 PASS_VALUES = 16 * 3 * 224 * 224  # input values per forward pass (_rows_per_pass)
+CHANNELS_LAST_PIXELS = 128 * 128  # from this input size, passes whose gradient stops at a layer
+# run channels-last (_layout)
 NEGLIGIBLE = 1e-3  # of the largest first-order contribution sum |A * dS/dA| among them
 
 
@@ -341,6 +343,22 @@ def _rows_per_pass(shape) -> int:
     return max(1, PASS_VALUES // max(1, per))
 
 
+def _layout(xt, grads_to):
+    """xt in the memory layout its pass runs fastest in. On a CPU, a 224x224 batch through
+    ResNet-18, ConvNeXt or MobileNetV2 runs 4-16% faster channels-last (the model is left as
+    it is); at 64x64 it is slower, so only inputs of CHANNELS_LAST_PIXELS or more change.
+    Gradients to the input stay in the plain layout: channels-last changes their summation
+    order enough to differ from the peers' by a few percent of their maximum
+    (benchmarks/README.md)."""
+    import torch
+
+    if grads_to == "input" or xt.ndim != 4 or xt.device.type != "cpu":
+        return xt
+    if xt.shape[2] * xt.shape[3] < CHANNELS_LAST_PIXELS:
+        return xt
+    return xt.contiguous(memory_format=torch.channels_last)
+
+
 def _noisy(xt, noise: int, sigma: float, std, seed: int):
     """(rows, inputs): each input repeated `noise` times with Gaussian noise of std sigma on
     the [0, 1] pixel scale (sigma / std in normalised units), as captum's NoiseTunnel draws
@@ -447,7 +465,7 @@ def attribute_batch(
             grab(model, layers, grad=need) as acts,
             torch.enable_grad() if need else torch.no_grad(),
         ):
-            out = model(xt)
+            out = model(_layout(xt, grads_to))
             s = scorer(select_output(out, output), seen, rows, plain)
             missing = [x.name for x in layers if x.name not in acts]
             if missing:
