@@ -408,3 +408,49 @@ def test_the_page_overlay_offers_the_costly_methods_within_a_budget(monkeypatch)
         assert r.status_code == 422 and "'attribution_layer'" in r.text, r.text
         assert "16" in r.text and "at most 8" in r.text
     assert not schema.heavy_request({"input": "sample:3", "attribution": "gradcam"})
+
+
+class Viewing(nn.Module):
+    """Features flattened with .view, which refuses a channels-last map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 5, 4, 2)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(4 * 32 * 32, 3)
+
+    def forward(self, x):
+        y = self.act(self.conv(x))
+        return self.fc(y.view(y.size(0), -1))
+
+
+def test_large_inputs_channels_last_same_maps_and_view_models_fall_back():
+    """From CHANNELS_LAST_PIXELS, passes whose gradient stops at the layer run channels-last:
+    the maps still equal captum's (plain layout); a model whose .view refuses that layout runs
+    in the plain one instead of failing."""
+    from captum.attr import LayerGradCam
+
+    import convsee.run.attribution as attribution
+
+    assert 128 * 128 >= attribution.CHANNELS_LAST_PIXELS
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    for m, layer in ((SmallResNet().eval(), "layer3"), (Viewing().eval(), "act")):
+        spec = describe(m, (3, 128, 128), "cpu")
+        layouts = []
+        h = m.get_submodule(layer).register_forward_hook(
+            lambda _m, _i, o, seen=layouts: seen.append(
+                o.is_contiguous(memory_format=torch.channels_last)
+            )
+        )
+        try:
+            r = attribute_batch(m, x.numpy(), spec, layer=layer, target=[0, 1])
+        finally:
+            h.remove()
+        ref = LayerGradCam(m, m.get_submodule(layer)).attribute(
+            x, target=torch.tensor([0, 1]), relu_attributions=True
+        )
+        assert rel(r.layer_maps, ref[:, 0].detach().numpy()) <= 1e-4
+        assert layouts[0] is True  # the first pass ran channels-last
+        if isinstance(m, Viewing):
+            assert layouts[-1] is False  # ... and was run again plain

@@ -458,14 +458,27 @@ def attribute_batch(
     notes: list[str] = []
     scores = np.zeros(n)
 
+    fast = [True]  # channels-last passes allowed (until the model refuses one)
+
     def one_pass(xt, rows, plain, layers, grads_to):
+        xl = _layout(xt, grads_to) if fast[0] else xt
+        if xl is xt:
+            return model_pass(xt, xt, rows, plain, layers, grads_to)
+        try:
+            return model_pass(xl, xt, rows, plain, layers, grads_to)
+        except RuntimeError:  # e.g. x.view(n, -1) on a channels-last map: the plain layout
+            fast[0] = False
+            return model_pass(xt, xt, rows, plain, layers, grads_to)
+
+    def model_pass(xl, xt, rows, plain, layers, grads_to):
+        """One pass of xl (xt in the layout chosen for the pass)."""
         need = grads_to is not None
         with (
             softmax_inputs(model) as seen,
             grab(model, layers, grad=need) as acts,
             torch.enable_grad() if need else torch.no_grad(),
         ):
-            out = model(_layout(xt, grads_to))
+            out = model(xl)
             s = scorer(select_output(out, output), seen, rows, plain)
             missing = [x.name for x in layers if x.name not in acts]
             if missing:
