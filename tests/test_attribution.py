@@ -428,11 +428,11 @@ def test_large_inputs_channels_last_same_maps_and_view_models_fall_back():
     """From CHANNELS_LAST_PIXELS, passes whose gradient stops at the layer run channels-last:
     the maps still equal captum's (plain layout); a model whose .view refuses that layout runs
     in the plain one instead of failing."""
-    from captum.attr import LayerGradCam
+    from captum.attr import LayerGradCam, Occlusion
 
     import convsee.run.attribution as attribution
 
-    assert 128 * 128 >= attribution.CHANNELS_LAST_PIXELS
+    assert 128 * 128 >= max(attribution.CHANNELS_LAST_PIXELS.values())
     torch.manual_seed(0)
     x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(3))
     for m, layer in ((SmallResNet().eval(), "layer3"), (Viewing().eval(), "act")):
@@ -454,3 +454,9 @@ def test_large_inputs_channels_last_same_maps_and_view_models_fall_back():
         assert layouts[0] is True  # the first pass ran channels-last
         if isinstance(m, Viewing):
             assert layouts[-1] is False  # ... and was run again plain
+        # forward passes only (occlusion) too
+        r = attribute_batch(m, x.numpy(), spec, method="occlusion", target=[0, 1], window=32)
+        ref = Occlusion(m).attribute(
+            x, (3, 32, 32), strides=(3, 16, 16), target=torch.tensor([0, 1])
+        )
+        assert rel(r.channels, ref.numpy()) <= 1e-4
