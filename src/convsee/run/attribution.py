@@ -228,7 +228,7 @@ METHODS = (*CAM_METHODS, *INPUT_METHODS)
 PLACEMENTS = ("field", "stretch")
 PROBE = 8  # map layers tried at a time, from the end, when the CAM layer is not given
 SCORE_MASKS = 32  # Score-CAM's masked inputs per pass (torchcam's default batch)
-PASS_VALUES = 16 * 3 * 224 * 224  # input values per forward pass (_rows_per_pass)
+PASS_VALUES = 16 * 3 * 224 * 224  # input values per forward pass (rows_per_pass)
 # input pixels from which a pass runs channels-last (_layout), by where its gradient goes:
 # forward-only passes (Score-CAM, occlusion) and passes whose gradient stops at a layer (CAMs)
 CHANNELS_LAST_PIXELS = {None: 96 * 96, "layers": 128 * 128}
@@ -335,7 +335,7 @@ def _place_batch(maps, fld: Field, hw):
     return ry @ maps.double().cpu() @ rx.T
 
 
-def _rows_per_pass(shape) -> int:
+def rows_per_pass(shape) -> int:
     """Rows of inputs shaped `shape` (N, ...) per forward pass: PASS_VALUES input values at
     most (16 images of 3x224x224). On a CPU a ResNet-18 takes about a third more time per
     image in one pass of 48 images than in passes of 8-16 (its activations no longer fit the
@@ -497,9 +497,9 @@ def attribute_batch(
     def forward(xt, rows, *, plain=False, layers=(), grads_to=None):
         """(scores (rows,), captured layers, gradients) of a pass over xt; grads_to:
         None (no gradient), "input" (d scores / d xt) or "layers". Large batches run in
-        slices of _rows_per_pass rows (faster on a CPU than one large pass), the results
+        slices of rows_per_pass rows (faster on a CPU than one large pass), the results
         concatenated."""
-        step = _rows_per_pass(xt.shape)
+        step = rows_per_pass(xt.shape)
         if len(xt) <= step:
             return one_pass(xt, rows, plain, layers, grads_to)
         rows = np.asarray(rows)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["scores_output", "attribute_network"]
+__all__ = ["scores_output", "attribute_network", "faithfulness_network"]
 
 
 def scores_output(net):
@@ -34,3 +34,20 @@ def attribute_network(net, x: np.ndarray, **options):
         mean=net.prep.channel_mean(),
         **options,
     )
+
+
+def faithfulness_network(net, x: np.ndarray, maps, metric: str = "road", **options):
+    """run/faithfulness.py's road or infidelity of maps (N, H, W) on a Network's inputs x
+    (N, C, H, W, as net.batch makes them), with its model, chosen output and scores.
+    Infidelity's perturbations are on the [0, 1] pixel scale of the maps (divided by the
+    normalisation's std before they reach the model)."""
+    from ..errors import ConvseeError
+    from .faithfulness import infidelity, road
+
+    common = dict(output_spec=scores_output(net), output=getattr(net, "output", None))
+    if metric == "road":
+        return road(net.torch_model(), x, maps, **common, **options)
+    if metric == "infidelity":
+        std = net.prep.channel_std()
+        return infidelity(net.torch_model(), x, maps, **common, std=std, **options)
+    raise ConvseeError(f"{{param}} must be 'road' or 'infidelity', got {metric!r}", "metric")

@@ -136,6 +136,24 @@ class Views:
             res.figures = attribution_figures(self, inputs, res, getattr(self, "output", None))
         return res
 
+    def faithfulness(self, inputs, maps, metric: str = "road", target=None, **options):
+        """How faithful attribution maps (N, H, W) of inputs are (run/faithfulness.py):
+        metric "road" gives (N, fractions) score changes when the most (order="most") or least
+        ("least") relevant pixels are removed and imputed, or "combined"; "infidelity" gives
+        (N,) mean squared errors over Gaussian pixel perturbations. maps: e.g.
+        net.attribution(inputs).maps; target: as attribution's (None: each prediction).
+        options: order, fractions, noise, seed (road); samples, sigma, normalize, seed
+        (infidelity)."""
+        from ..errors import ConvseeError
+        from ..run.network_attribution import faithfulness_network
+
+        inputs = self._as_inputs(inputs)
+        if not inputs:
+            raise ConvseeError("{param} is empty: give at least one input", "inputs")
+        return faithfulness_network(
+            self, self.batch(inputs), maps, metric, target=target, **options
+        )
+
     def optimize(
         self,
         layers=None,
