@@ -57,28 +57,29 @@ class IdxSource(ImageSource):
     """A split of MNIST or Fashion-MNIST (28x28 gray, labels 0..9)."""
 
     def __init__(self, split: str, data_dir=None, dataset: str = "mnist"):
-        from .idx import load_split, spec
+        from .idx import load_split
+        from .registry import lookup
 
         self.split_name = split
         s = load_split(split, data_dir, dataset=dataset)
         self.images = s.images.numpy()
         self._labels = s.labels.numpy()
         self.md5 = s.md5
-        super().__init__(f"{spec(dataset)['name']} {split}", list(spec(dataset)["classes"]))
+        ds = lookup(dataset)
+        super().__init__(f"{ds.title} {split}", list(ds.classes))
 
     @classmethod
     def from_split(cls, split_name: str, split, dataset: str = "mnist") -> IdxSource:
         """A source over a split already in memory (training has it)."""
-        from .idx import spec
+        from .registry import lookup
 
+        ds = lookup(dataset)
         self = cls.__new__(cls)
         self.split_name = split_name
         self.images = split.images.numpy()
         self._labels = split.labels.numpy()
         self.md5 = split.md5
-        ImageSource.__init__(
-            self, f"{spec(dataset)['name']} {split_name}", list(spec(dataset)["classes"])
-        )
+        ImageSource.__init__(self, f"{ds.title} {split_name}", list(ds.classes))
         return self
 
     def __len__(self):

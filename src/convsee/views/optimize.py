@@ -40,7 +40,8 @@ def dataset_baseline(net, n: int, data=None, dataset: str | None = None):
                 "no dataset baseline: give IDX files or an image folder (--data DIR; in "
                 "Python data=DIR)"
             )
-        from ..datasets.idx import load_split, spec
+        from ..datasets.idx import load_split
+        from ..datasets.registry import lookup
         from ..run.exemplars import ArraySource
 
         try:  # the model's dataset, only when it is already on disk: never download for this
@@ -50,7 +51,7 @@ def dataset_baseline(net, n: int, data=None, dataset: str | None = None):
                 f"no dataset baseline: the {dataset} test set is not on disk (--data DIR; in "
                 "Python data=DIR)"
             )
-        source = ArraySource(split.images.numpy(), f"{spec(dataset)['name']} test")
+        source = ArraySource(split.images.numpy(), f"{lookup(dataset).title} test")
     else:
         source = open_source(data, dataset=dataset)
     _, x = sample_inputs(source, net.prep, n)
