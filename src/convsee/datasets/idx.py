@@ -1,8 +1,9 @@
 """MNIST and Fashion-MNIST on disk and in memory: find, download, validate and load the four
 IDX files of a dataset described in registry.py.
 
-Each split is read once into a uint8 tensor (N, 28, 28) plus int64 labels; training and
-evaluation index those tensors directly (no per-sample DataLoader).
+Each split is read once into a uint8 array (N, 28, 28) plus int64 labels (read_split, NumPy
+only), or into tensors (load_split); training and evaluation index those tensors directly
+(no per-sample DataLoader).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ __all__ = [
     "DATASETS",
     "SPLITS",
     "Split",
+    "SplitArrays",
     "search_dirs",
     "find_data_dir",
     "download",
     "read_idx",
     "parse_idx",
+    "read_split",
     "load_split",
     "load_mnist",
     "normalize",
@@ -49,12 +52,25 @@ _MAGIC = {"images": 2051, "labels": 2049}  # IDX magic: 0x0000 08 03 (uint8, 3 d
 
 
 @dataclass(frozen=True)
+class SplitArrays:
+    """One split as NumPy arrays, read without torch."""
+
+    images: np.ndarray  # (N, 28, 28) uint8, white ink on black
+    labels: np.ndarray  # (N,) int64 in 0..9
+    md5: dict[str, str]  # file name -> md5 of its uncompressed bytes (empty when not verified)
+
+
+@dataclass(frozen=True)
 class Split:
     """One MNIST split held in memory."""
 
     images: torch.Tensor  # (N, 28, 28) uint8, white ink on black
     labels: torch.Tensor  # (N,) int64 in 0..9
     md5: dict[str, str]  # file name -> md5 of its uncompressed bytes
+
+    def numpy(self) -> SplitArrays:
+        """The same split as NumPy arrays (sharing the tensors' memory)."""
+        return SplitArrays(self.images.numpy(), self.labels.numpy(), self.md5)
 
 
 def search_dirs(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> list[Path]:
@@ -233,12 +249,12 @@ def read_idx(path: str | os.PathLike, kind: str | None = None, count: int | None
     return parse_idx(_read_bytes(path), path, kind, count)
 
 
-def load_split(
+def read_split(
     split: str, data_dir=None, *, allow_download: bool = True, verify=True, dataset: str = "mnist"
-) -> Split:
-    """Load 'train' or 'test' into memory, checking each file's md5 against the published one
-    (a few milliseconds; verify=False skips it, for data that is knowingly not the canonical
-    set, as in tests)."""
+) -> SplitArrays:
+    """Read 'train' or 'test' into NumPy arrays (no torch), checking each file's md5 against
+    the published one (a few milliseconds; verify=False skips it, for data that is knowingly
+    not the canonical set, as in tests). allow_download=False: only files already on disk."""
     if split not in SPLITS:
         raise ConvseeError(f"unknown {{param}} {split!r}; valid: {', '.join(SPLITS)}", "split")
     ds = lookup(dataset)
@@ -259,10 +275,18 @@ def load_split(
                     f"{paths[name]}: md5 {md5[name]}, expected {want} "
                     f"(corrupt, or not {ds.title} as published)"
                 )
+    images, labels = arrays
+    return SplitArrays(images.copy(), labels.astype(np.int64), md5)  # writable, owned
+
+
+def load_split(
+    split: str, data_dir=None, *, allow_download: bool = True, verify=True, dataset: str = "mnist"
+) -> Split:
+    """read_split() as torch tensors (the same checks)."""
     import torch
 
-    images, labels = arrays
-    return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), md5)
+    a = read_split(split, data_dir, allow_download=allow_download, verify=verify, dataset=dataset)
+    return Split(torch.from_numpy(a.images), torch.from_numpy(a.labels), a.md5)
 
 
 def load_mnist(data_dir=None, *, allow_download: bool = True, verify=True, dataset="mnist"):

@@ -233,7 +233,7 @@ def _reference(model, preprocess, test_split, dataset, device) -> dict:
 
     model = model.to(memory_format=torch.contiguous_format)
     net = TorchNetwork(model, Preprocess().merged(preprocess), device=device)
-    source = IdxSource.from_split("test", test_split, dataset)
+    source = IdxSource("test", test_split.numpy(), dataset)
     r = reference_ranges(net, source, limit=2000, batch=500)
     model.to(memory_format=torch.channels_last)
     return {"reference_ranges": r["ranges"], "reference_ranges_from": r["from"]}
