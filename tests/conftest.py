@@ -22,13 +22,15 @@ SHARED_MNIST = Path(
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch, tmp_path):
-    """Tests never download: every mirror points at an empty local folder."""
-    import convsee.datasets.idx
+    """Tests never download: every dataset's mirror is an empty local folder."""
+    from dataclasses import replace
+
+    from convsee.datasets.registry import DATASETS
 
     empty = tmp_path / "no-mirror"
     empty.mkdir()
-    monkeypatch.setattr(convsee.datasets.idx, "MIRRORS", (empty.as_uri() + "/",))
-    monkeypatch.setattr(convsee.datasets.idx, "FASHION_MIRRORS", (empty.as_uri() + "/",))
+    for name, ds in list(DATASETS.items()):
+        monkeypatch.setitem(DATASETS, name, replace(ds, mirrors=(empty.as_uri() + "/",)))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("CONVSEE_DATA", raising=False)
 

@@ -115,3 +115,19 @@ def test_refused_in_one_line_writing_nothing(tmp_path, capsys, argv, line):
     assert err.startswith(f"convsee: error: {line}") and err.count("\n") == 1
     assert "TrainConfig" not in err
     assert not out.exists()
+
+
+def test_dataset_choices_are_the_registrys(monkeypatch, capsys):
+    """Every --dataset takes exactly the registered datasets: one more registered, one more
+    taken; an unknown one is refused with the registry's names."""
+    from dataclasses import replace
+
+    from convsee.datasets.registry import DATASETS
+
+    line = "convsee evaluate: error: --dataset: invalid choice: 'kmnist' (choose from 'mnist', "
+    assert parse_error(capsys, ["evaluate", "--dataset", "kmnist"]) == line + "'fashion-mnist')"
+    kmnist = replace(DATASETS["mnist"], name="kmnist", title="Kuzushiji-MNIST")
+    monkeypatch.setitem(DATASETS, "kmnist", kmnist)
+    parser = build_parser()
+    for command in ("layers", "evaluate", "predict", "train", "serve"):
+        assert parser.parse_args([command, "--dataset", "kmnist"]).dataset == "kmnist"

@@ -135,3 +135,52 @@ def test_test_split_alone_is_enough(tmp_path):
     assert data.load_split("test", root, verify=False).images.shape == (10000, 28, 28)
     with pytest.raises(ConvseeError, match="train-images-idx3-ubyte.gz"):
         data.load_split("train", root)
+
+
+def _decoded(path, header: int) -> np.ndarray:
+    """An IDX file's items, decoded here without convsee's reader."""
+    return np.frombuffer(gzip.decompress(path.read_bytes())[header:], np.uint8)
+
+
+def test_read_split_is_the_published_files_as_arrays(mnist_dir):
+    a = data.read_split("test", mnist_dir, allow_download=False)
+    images = _decoded(mnist_dir / "t10k-images-idx3-ubyte.gz", 16).reshape(10000, 28, 28)
+    labels = _decoded(mnist_dir / "t10k-labels-idx1-ubyte.gz", 8)
+    assert a.images.dtype == np.uint8 and a.images.flags.writeable
+    assert np.array_equal(a.images, images)
+    assert a.labels.dtype == np.int64 and np.array_equal(a.labels, labels)
+    assert a.md5 == {
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    }
+    t = data.load_split("test", mnist_dir, allow_download=False)  # the same, as tensors
+    assert np.array_equal(t.images.numpy(), images) and t.labels.dtype == torch.int64
+    assert np.array_equal(t.numpy().labels, labels) and t.md5 == a.md5
+
+
+def test_read_split_never_downloads_when_told(tmp_path, monkeypatch):
+    """allow_download=False: a mirror holding the files is not asked."""
+    from dataclasses import replace
+
+    from convsee.datasets.registry import DATASETS
+
+    mirror = make_tiny_mnist(tmp_path / "mirror", 10, 5)
+    raw = {n: gzip.decompress((mirror / (n + ".gz")).read_bytes()) for n in data.FILES}
+    count = {"train": 10, "t10k": 5}
+    files = {
+        n: (k, count[n.split("-")[0]], hashlib.md5(raw[n]).hexdigest())
+        for n, (k, _, _) in data.FILES.items()
+    }
+    ds = replace(DATASETS["mnist"], files=files, mirrors=(mirror.as_uri() + "/",))
+    monkeypatch.setitem(DATASETS, "mnist", ds)
+    target = tmp_path / "target"
+    with pytest.raises(ConvseeError, match="downloading was not allowed"):
+        data.read_split("test", target, allow_download=False)
+    assert not target.exists()
+    got = data.read_split("test", target)  # allowed: taken from the mirror, md5 checked
+    assert np.array_equal(got.labels, _decoded(mirror / "t10k-labels-idx1-ubyte.gz", 8))
+    assert got.md5 == {n: files[n][2] for n in data.SPLITS["test"]}
+    assert sorted(p.name for p in target.iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]

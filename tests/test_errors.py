@@ -214,8 +214,8 @@ def tiny():
 def _api_cases(lenet, tiny, tmp_path):
     """(error, parameter, words of its message): one or more per library module."""
     from convsee.capture import select_output
-    from convsee.datasets.idx import spec as dataset_spec
     from convsee.datasets.inputs import samples
+    from convsee.datasets.registry import lookup
     from convsee.datasets.transforms import Preprocess
     from convsee.draw.core import colormap
     from convsee.files import write_outputs
@@ -232,7 +232,7 @@ def _api_cases(lenet, tiny, tmp_path):
     conv1 = lenet.spec.layer("conv1")
     return [
         (r(select_output, (torch.zeros(1), torch.zeros(1)), "9"), "output", "no output '9'"),
-        (r(dataset_spec, "cifar"), "dataset", "unknown dataset 'cifar'; valid: mnist"),
+        (r(lookup, "cifar"), "dataset", "unknown dataset 'cifar'; valid: mnist"),
         (r(samples, "cifar"), "dataset", "no bundled samples for dataset 'cifar'"),
         (r(lenet.predict, "sample:12"), "inputs", "sample classes are 0..9"),
         (r(Preprocess, input_size=(0, 28, 28)), "input_size", "input_size must be positive"),

@@ -1,6 +1,7 @@
 """The second dataset: Fashion-MNIST through the same code, its own checkpoint and classes."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 from convsee.cli import main
 from convsee.datasets import idx as data
 from convsee.datasets.inputs import samples
+from convsee.datasets.registry import DATASETS, lookup
 from convsee.errors import ConvseeError
 
 DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -33,7 +35,7 @@ def test_search_dirs_are_per_dataset(tmp_path, monkeypatch):
     found = data.find_data_dir(tmp_path / "tv", dataset="fashion-mnist")
     assert found["t10k-images-idx3-ubyte"].parent == root
     with pytest.raises(ConvseeError, match="unknown dataset 'cifar'"):
-        data.spec("cifar")
+        lookup("cifar")
 
 
 def test_mnist_files_are_not_taken_for_fashion(tmp_path, mnist_dir):
@@ -42,7 +44,8 @@ def test_mnist_files_are_not_taken_for_fashion(tmp_path, mnist_dir):
 
 
 def test_missing_fashion_names_the_debian_package(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_SYSTEM_DIRS", (tmp_path / "no-debian",))
+    fashion = replace(DATASETS["fashion-mnist"], system=(tmp_path / "no-debian",))
+    monkeypatch.setitem(DATASETS, "fashion-mnist", fashion)
     with pytest.raises(ConvseeError, match="apt-get install dataset-fashion-mnist"):
         data.find_data_dir(tmp_path / "none", dataset="fashion-mnist")
 

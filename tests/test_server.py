@@ -145,6 +145,30 @@ def test_test_images_by_name(mnist_dir):
         assert c.get("/api/info").json()["inputs"]["random"]["available"] is True
 
 
+def test_the_lenet_page_starts_without_torch(mnist_dir):
+    """LeNet-5's page with the test set from --data, built in a process that never imports
+    torch; its random inputs are the published test files' images and labels."""
+    import gzip
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from convsee.web.server import create_app\n"
+        "from convsee.web.served import serve_model\n"
+        f"create_app(data_dir={str(mnist_dir)!r})\n"
+        f"src = serve_model(None, {str(mnist_dir)!r}).source\n"
+        "print('torch' in sys.modules, src.name, len(src), src.labels()[:20].tolist(), "
+        "int(src.images[7].sum()))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    images = gzip.decompress((mnist_dir / "t10k-images-idx3-ubyte.gz").read_bytes())[16:]
+    labels = gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())[8:]
+    want = f"False MNIST test 10000 {list(labels[:20])} {sum(images[7 * 784 : 8 * 784])}"
+    assert r.stdout.strip() == want
+
+
 def test_no_test_set_is_said(client):
     info = client.get("/api/info").json()
     assert info["inputs"]["random"] == {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..datasets.registry import DATASETS
 from .options import Formatter, add_model, network
 
 HELP = "list the model's layers: names to use with --layers, shapes, receptive fields"
@@ -15,7 +16,7 @@ def add(sub) -> None:
     ly.add_argument(
         "--dataset",
         default="mnist",
-        choices=["mnist", "fashion-mnist"],
+        choices=list(DATASETS),
         help="picks LeNet's shipped checkpoint when no --model is given",
     )
     ly.add_argument("--json", action="store_true", help="a JSON list of layer objects")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..datasets.registry import DATASETS, trained_on
 from ..errors import ConvseeError
 from ..files import out_dir_ok, out_file_ok, write_file
 from ..values import MAX_BLUR_KERNEL, parse_blur, parse_channels, parse_floats, parse_size
@@ -125,7 +126,7 @@ def add_data(p, *, help_data: str = "folder with the dataset's IDX files") -> No
     p.add_argument(
         "--dataset",
         default=None,
-        choices=["mnist", "fashion-mnist"],
+        choices=list(DATASETS),
         help="picks the data, the samples and LeNet's shipped checkpoint (default: the "
         "dataset a given checkpoint records, else mnist)",
     )
@@ -251,7 +252,6 @@ def resolve_dataset(a) -> None:
     """a.dataset when --dataset was not given: the one the checkpoint records, else mnist."""
     if getattr(a, "dataset", "mnist") is not None:
         return
-    from ..datasets.idx import trained_on
     from ..models.checkpoint import peek_meta
 
     ckpt = getattr(a, "checkpoint", None)

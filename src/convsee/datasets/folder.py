@@ -10,18 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConvseeError
 from .inputs import Input, prepare
+from .registry import DATASETS, lookup
 from .transforms import Preprocess, fit
+
+if TYPE_CHECKING:
+    from .idx import SplitArrays
 
 __all__ = [
     "ImageSource",
     "IdxSource",
     "FolderSource",
     "open_source",
+    "is_image_folder",
     "IMAGE_SUFFIXES",
     "match_classes",
     "read_class_map",
@@ -54,32 +60,26 @@ class ImageSource:
 
 
 class IdxSource(ImageSource):
-    """A split of MNIST or Fashion-MNIST (28x28 gray, labels 0..9)."""
+    """A split of MNIST or Fashion-MNIST (28x28 gray, labels 0..9), held as NumPy arrays."""
 
-    def __init__(self, split: str, data_dir=None, dataset: str = "mnist"):
-        from .idx import load_split, spec
-
-        self.split_name = split
-        s = load_split(split, data_dir, dataset=dataset)
-        self.images = s.images.numpy()
-        self._labels = s.labels.numpy()
-        self.md5 = s.md5
-        super().__init__(f"{spec(dataset)['name']} {split}", list(spec(dataset)["classes"]))
+    def __init__(self, split_name: str, arrays: SplitArrays, dataset: str = "mnist"):
+        ds = lookup(dataset)
+        self.split_name = split_name
+        self.images = arrays.images
+        self._labels = arrays.labels
+        self.md5 = dict(arrays.md5)
+        super().__init__(f"{ds.title} {split_name}", list(ds.classes))
 
     @classmethod
-    def from_split(cls, split_name: str, split, dataset: str = "mnist") -> IdxSource:
-        """A source over a split already in memory (training has it)."""
-        from .idx import spec
+    def read(
+        cls, split: str, data_dir=None, dataset: str = "mnist", *, allow_download: bool = True
+    ) -> IdxSource:
+        """The split as read_split() reads it (md5 checked; allow_download=False: only files
+        already on disk)."""
+        from .idx import read_split
 
-        self = cls.__new__(cls)
-        self.split_name = split_name
-        self.images = split.images.numpy()
-        self._labels = split.labels.numpy()
-        self.md5 = split.md5
-        ImageSource.__init__(
-            self, f"{spec(dataset)['name']} {split_name}", list(spec(dataset)["classes"])
-        )
-        return self
+        arrays = read_split(split, data_dir, allow_download=allow_download, dataset=dataset)
+        return cls(split, arrays, dataset)
 
     def __len__(self):
         return len(self.images)
@@ -135,15 +135,19 @@ class FolderSource(ImageSource):
 def open_source(data_dir=None, *, dataset: str = "mnist", split: str = "test") -> ImageSource:
     """--data DIR as a dataset: IDX files (MNIST layout) if they are there, else an image
     folder; no DIR: the dataset's IDX split from the usual places."""
-    if data_dir is not None:
-        d = Path(data_dir)
-        if d.is_dir() and not _has_idx(d) and _has_images(d):
-            return FolderSource(d)
-    return IdxSource(split, data_dir, dataset)
+    if data_dir is not None and is_image_folder(Path(data_dir)):
+        return FolderSource(Path(data_dir))
+    return IdxSource.read(split, data_dir, dataset)
+
+
+def is_image_folder(d: Path) -> bool:
+    """Whether --data DIR is read as a folder of images: it holds images and no IDX files."""
+    return d.is_dir() and not _has_idx(d) and _has_images(d)
 
 
 def _has_idx(d: Path) -> bool:
-    for sub in (d, d / "raw", d / "MNIST" / "raw", d / "FashionMNIST" / "raw"):
+    tv = (d / ds.tv / "raw" for ds in DATASETS.values())
+    for sub in (d, d / "raw", *tv):
         if any(sub.glob("*-idx?-ubyte*")):
             return True
     return False

@@ -1,7 +1,9 @@
-"""MNIST on disk and in memory: find, download, validate and load the four IDX files.
+"""MNIST and Fashion-MNIST on disk and in memory: find, download, validate and load the four
+IDX files of a dataset described in registry.py.
 
-Each split is read once into a uint8 tensor (N, 28, 28) plus int64 labels; training and
-evaluation index those tensors directly (no per-sample DataLoader).
+Each split is read once into a uint8 array (N, 28, 28) plus int64 labels (read_split, NumPy
+only), or into tensors (load_split); training and evaluation index those tensors directly
+(no per-sample DataLoader).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import ConvseeError
+from .registry import DATASETS, FILES, MEAN, STD, lookup
 
 if TYPE_CHECKING:
     import torch
@@ -26,61 +29,35 @@ __all__ = [
     "MEAN",
     "STD",
     "FILES",
-    "MIRRORS",
     "DATASETS",
-    "spec",
+    "SPLITS",
     "Split",
+    "SplitArrays",
     "search_dirs",
     "find_data_dir",
     "download",
     "read_idx",
     "parse_idx",
+    "read_split",
     "load_split",
     "load_mnist",
     "normalize",
 ]
 
-MEAN, STD = 0.1307, 0.3081  # MNIST training-set pixel mean and std, on the [0, 1] scale
-
-# name -> (kind, count, md5 of the uncompressed file)
-FILES = {
-    "train-images-idx3-ubyte": ("images", 60000, "6bbc9ace898e44ae57da46a324031adb"),
-    "train-labels-idx1-ubyte": ("labels", 60000, "a25bea736e30d166cdddb491f175f624"),
-    "t10k-images-idx3-ubyte": ("images", 10000, "2646ac647ad5339dbf082846283269ea"),
-    "t10k-labels-idx1-ubyte": ("labels", 10000, "27ae3e4e09519cfbb04c329615203637"),
-}
 SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-)
-# Fashion-MNIST (Xiao et al. 2017): same file names and format, other content
-FASHION_FILES = {
-    "train-images-idx3-ubyte": ("images", 60000, "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-    "train-labels-idx1-ubyte": ("labels", 60000, "9018921c3c673c538a1fc5bad174d6f9"),
-    "t10k-images-idx3-ubyte": ("images", 10000, "8181f5470baa50b63fa0f6fddb340f0a"),
-    "t10k-labels-idx1-ubyte": ("labels", 10000, "15d484375f8d13e6eb1aabb0c3f46965"),
-}
-FASHION_MEAN, FASHION_STD = 0.2860, 0.3530  # Fashion-MNIST training-set mean and std
-FASHION_MIRRORS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
-FASHION_SYSTEM_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)  # Debian's package
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
-DATASETS = ("mnist", "fashion-mnist")
 _MAGIC = {"images": 2051, "labels": 2049}  # IDX magic: 0x0000 08 03 (uint8, 3 dims) / 08 01
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One split as NumPy arrays, read without torch."""
+
+    images: np.ndarray  # (N, 28, 28) uint8, white ink on black
+    labels: np.ndarray  # (N,) int64 in 0..9
+    md5: dict[str, str]  # file name -> md5 of its uncompressed bytes (empty when not verified)
 
 
 @dataclass(frozen=True)
@@ -91,69 +68,22 @@ class Split:
     labels: torch.Tensor  # (N,) int64 in 0..9
     md5: dict[str, str]  # file name -> md5 of its uncompressed bytes
 
-
-def trained_on(meta: dict | None, default: str = "mnist") -> str:
-    """The dataset a checkpoint's metadata says it was trained on, if convsee knows it; else
-    default."""
-    found = (meta or {}).get("dataset")
-    return found if found in DATASETS else default
-
-
-# what spec() says of a dataset, in the order of its rows there
-_SPEC_KEYS = ("name", "files", "mirrors", "env", "tv", "system", "classes", "mean", "std", "resize")
-
-
-def spec(dataset: str = "mnist") -> dict:
-    """What differs between the datasets: files and checksums, mirrors, classes, where to look,
-    the training-set pixel mean and std ([0, 1] scale), and how an image becomes one of its
-    items ("resize", see transforms.py).
-
-    Read at call time, so tests can point the mirrors somewhere harmless.
-    """
-    rows = {
-        "mnist": (
-            "MNIST",
-            FILES,
-            MIRRORS,
-            "CONVSEE_DATA",
-            "MNIST",
-            (),
-            [str(i) for i in range(10)],
-            (MEAN,),
-            (STD,),
-            "mnist",
-        ),
-        "fashion-mnist": (
-            "Fashion-MNIST",
-            FASHION_FILES,
-            FASHION_MIRRORS,
-            "CONVSEE_FASHION_MNIST_DATA",
-            "FashionMNIST",
-            FASHION_SYSTEM_DIRS,
-            FASHION_CLASSES,
-            (FASHION_MEAN,),
-            (FASHION_STD,),
-            "fashion",
-        ),
-    }
-    if dataset not in rows:
-        raise ConvseeError(
-            f"unknown {{param}} {dataset!r}; valid: {', '.join(DATASETS)}", "dataset"
-        )
-    return dict(zip(_SPEC_KEYS, rows[dataset], strict=True))
+    def numpy(self) -> SplitArrays:
+        """The same split as NumPy arrays (sharing the tensors' memory)."""
+        return SplitArrays(self.images.numpy(), self.labels.numpy(), self.md5)
 
 
 def search_dirs(data_dir: str | os.PathLike | None = None, dataset: str = "mnist") -> list[Path]:
     """Where a dataset is looked for, in order: the argument, its environment variable
     ($CONVSEE_DATA for MNIST), the user cache, then system folders (Debian's package)."""
-    sp = spec(dataset)
+    ds = lookup(dataset)
     dirs = []
     if data_dir is not None:
         dirs.append(Path(data_dir).expanduser())
-    elif os.environ.get(sp["env"]):
-        dirs.append(Path(os.environ[sp["env"]]).expanduser())
+    elif os.environ.get(ds.env):
+        dirs.append(Path(os.environ[ds.env]).expanduser())
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "convsee" / dataset
-    for d in (cache, *sp["system"]):
+    for d in (cache, *ds.system):
         if d not in dirs:
             dirs.append(d)
     return dirs
@@ -178,31 +108,31 @@ def find_data_dir(
 ) -> dict:
     """Return {file name: path} for the named files (default: all four), downloading the
     missing ones into the first folder if needed."""
-    sp = spec(dataset)
-    names = list(sp["files"] if names is None else names)
+    ds = lookup(dataset)
+    names = list(ds.files if names is None else names)
     dirs = search_dirs(data_dir, dataset)
     for d in dirs:
-        found = {name: _file_in(d, name, sp["tv"]) for name in names}
+        found = {name: _file_in(d, name, ds.tv) for name in names}
         if all(found.values()):
             return found
     target = dirs[0]
     if allow_download:
-        wanted = {n: sp["files"][n] for n in names}
+        wanted = {n: ds.files[n] for n in names}
         errors = download(target, mirrors=mirrors, dataset=dataset, files=wanted)
         if not errors:
             return {name: _file_in(target, name) for name in names}
     else:
         errors = ["downloading was not allowed"]
     looked = "\n  ".join(str(d) for d in dirs)
-    if data_dir is None and not os.environ.get(sp["env"]):
-        looked = f"${sp['env']} (not set)\n  {looked}"
+    if data_dir is None and not os.environ.get(ds.env):
+        looked = f"${ds.env} (not set)\n  {looked}"
     listed = ", ".join(n + ".gz" for n in names)
-    hint = " (or `apt-get install dataset-fashion-mnist`)" if dataset == "fashion-mnist" else ""
+    hint = f" (or `apt-get install {ds.package}`)" if ds.package else ""
     raise ConvseeError(
-        f"{sp['name']} not found. Looked in:\n  {looked}\n"
+        f"{ds.title} not found. Looked in:\n  {looked}\n"
         f"and could not download it ({'; '.join(errors)}).\n"
         f"Place the files ({listed}) in one of those folders{hint}, "
-        f"or point {{param}} / {sp['env']} at the folder that holds them.",
+        f"or point {{param}} / {ds.env} at the folder that holds them.",
         "data",
     )
 
@@ -230,9 +160,9 @@ def download(
     """
     from tqdm import tqdm
 
-    sp = spec(dataset)
-    mirrors = sp["mirrors"] if mirrors is None else mirrors
-    files = sp["files"] if files is None else files
+    ds = lookup(dataset)
+    mirrors = ds.mirrors if mirrors is None else mirrors
+    files = ds.files if files is None else files
     target = Path(target)
     problems = []
     for name, (_, _, md5) in files.items():
@@ -319,36 +249,44 @@ def read_idx(path: str | os.PathLike, kind: str | None = None, count: int | None
     return parse_idx(_read_bytes(path), path, kind, count)
 
 
-def load_split(
+def read_split(
     split: str, data_dir=None, *, allow_download: bool = True, verify=True, dataset: str = "mnist"
-) -> Split:
-    """Load 'train' or 'test' into memory, checking each file's md5 against the published one
-    (a few milliseconds; verify=False skips it, for data that is knowingly not the canonical
-    set, as in tests)."""
+) -> SplitArrays:
+    """Read 'train' or 'test' into NumPy arrays (no torch), checking each file's md5 against
+    the published one (a few milliseconds; verify=False skips it, for data that is knowingly
+    not the canonical set, as in tests). allow_download=False: only files already on disk."""
     if split not in SPLITS:
         raise ConvseeError(f"unknown {{param}} {split!r}; valid: {', '.join(SPLITS)}", "split")
-    files = spec(dataset)["files"]
+    ds = lookup(dataset)
     paths = find_data_dir(
         data_dir, allow_download=allow_download, dataset=dataset, names=SPLITS[split]
     )
     arrays, raws, md5 = [], [], {}
     for name in SPLITS[split]:
-        kind, count, _ = files[name]
+        kind, count, _ = ds.files[name]
         raws.append(_read_bytes(paths[name]))
         arrays.append(parse_idx(raws[-1], paths[name], kind, count))
     if verify:  # after parsing, so a truncated file is named as such
         for name, raw in zip(SPLITS[split], raws, strict=True):
-            want = files[name][2]
+            want = ds.files[name][2]
             md5[name] = hashlib.md5(raw).hexdigest()
             if md5[name] != want:
                 raise ConvseeError(
                     f"{paths[name]}: md5 {md5[name]}, expected {want} "
-                    f"(corrupt, or not {spec(dataset)['name']} as published)"
+                    f"(corrupt, or not {ds.title} as published)"
                 )
+    images, labels = arrays
+    return SplitArrays(images.copy(), labels.astype(np.int64), md5)  # writable, owned
+
+
+def load_split(
+    split: str, data_dir=None, *, allow_download: bool = True, verify=True, dataset: str = "mnist"
+) -> Split:
+    """read_split() as torch tensors (the same checks)."""
     import torch
 
-    images, labels = arrays
-    return Split(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), md5)
+    a = read_split(split, data_dir, allow_download=allow_download, verify=verify, dataset=dataset)
+    return Split(torch.from_numpy(a.images), torch.from_numpy(a.labels), a.md5)
 
 
 def load_mnist(data_dir=None, *, allow_download: bool = True, verify=True, dataset="mnist"):

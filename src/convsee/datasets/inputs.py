@@ -148,14 +148,14 @@ def resolve_input(spec, prep: Preprocess | None = None, data_dir=None, dataset="
                 f"bad input {spec!r}: sample classes are 0..{len(items) - 1}", "inputs"
             )
         return prepare(items[n], prep)
-    from .idx import load_split
+    from .idx import read_split
 
-    split = load_split(kind, data_dir, dataset=dataset)
+    split = read_split(kind, data_dir, dataset=dataset)
     if not 0 <= n < len(split.images):
         raise ConvseeError(
             f"bad input {spec!r}: {kind} index out of range 0..{len(split.images) - 1}", "inputs"
         )
-    img = split.images[n].numpy().astype(np.float32) / 255
+    img = split.images[n].astype(np.float32) / 255
     return prepare(Input(spec, img, int(split.labels[n]), spec), prep)
 
 

@@ -348,9 +348,9 @@ def load_network(
     interpolation, labels), e.g. from --preprocess FILE.json and the flags.
     labels: class names (a list, or a path to a file with one a line).
     """
-    from ..datasets.idx import spec as dataset_spec
+    from ..datasets.registry import lookup
 
-    dataset_spec(dataset)  # an unknown name: refused now, with the valid ones
+    lookup(dataset)  # an unknown name: refused now, with the valid ones
     preprocess = dict(preprocess or {})
     if isinstance(labels, (str, Path)):
         labels = read_labels(labels)
@@ -406,7 +406,6 @@ def load_network(
         base, note = default_preprocess(module)
     if labels is None and isinstance(file_meta.get("classes"), list):
         labels = [str(x) for x in file_meta["classes"]]
-    del dataset_spec
     net = _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
     return _labels_fit(net, given)
 
@@ -449,19 +448,18 @@ def _sha256(path: Path) -> str:
 
 
 def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
-    from ..datasets.idx import spec as dataset_spec
-    from ..datasets.idx import trained_on
+    from ..datasets.registry import lookup, trained_on
     from .checkpoint import default_checkpoint, load_weights
 
     if output not in (None, ""):
         raise ConvseeError("LeNet-5 has one output; {param} is for models with several", "output")
     path = path if path is not None else default_checkpoint(dataset)
     weights, meta = load_weights(path)
-    ds = dataset_spec(trained_on(meta, dataset))
+    ds = lookup(trained_on(meta, dataset))
     if isinstance(meta.get("preprocess"), dict):
         base = Preprocess().merged(meta["preprocess"], f"{path} preprocessing")
     else:
-        base = Preprocess(mean=ds["mean"], std=ds["std"], resize=ds["resize"])
+        base = Preprocess(mean=ds.mean, std=ds.std, resize=ds.resize)
     explicit = {k: v for k, v in preprocess.items() if k != "labels" and v is not None}
     prep = base.merged(explicit, "preprocessing") if explicit else base
     classes = labels or meta.get("classes")

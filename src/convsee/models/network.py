@@ -122,11 +122,11 @@ class Network:
     def takes(self, dataset: str) -> bool:
         """Whether the dataset's images are what this model takes: it takes one channel (gray,
         as the datasets' images are) or its classes are the dataset's."""
-        from ..datasets.idx import spec as dataset_spec
+        from ..datasets.registry import lookup
 
         if self.prep.input_size[0] == 1:
             return True
-        return [str(c) for c in self.classes or []] == list(dataset_spec(dataset)["classes"])
+        return [str(c) for c in self.classes or []] == list(lookup(dataset).classes)
 
     def class_names(self, k: int) -> list[str]:
         if self.classes and len(self.classes) == k:
@@ -149,13 +149,12 @@ class Network:
         the dataset's classes are the model's."""
         from dataclasses import replace
 
-        from ..datasets.idx import spec as dataset_spec
-        from ..datasets.idx import trained_on
+        from ..datasets.registry import lookup, trained_on
 
         dataset = dataset or self.dataset or trained_on(self.meta)
 
         inputs = resolve_inputs(specs, self.prep, data_dir, dataset)
-        theirs = list(dataset_spec(dataset)["classes"])
+        theirs = list(lookup(dataset).classes)
         k = self.spec.outputs[0].shape[0] if self.spec.outputs[0].shape else 0
         ours = self.class_names(k) if len(self.spec.outputs[0].shape) == 1 else []
         if ours != theirs:

@@ -201,7 +201,7 @@ def _lenet_conv2() -> Layer:
 
 
 def _lenet_x(image):
-    from ..datasets.idx import MEAN, STD
+    from ..datasets.registry import MEAN, STD
 
     return ((np.asarray(image, np.float32) - MEAN) / STD)[None], (STD,)
 

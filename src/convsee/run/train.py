@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import __version__
-from ..datasets.idx import Split, load_mnist, normalize, spec
+from ..datasets.idx import Split, load_mnist, normalize
+from ..datasets.registry import lookup
 from ..errors import ConvseeError
 from ..models.checkpoint import atomic_write, check_writable, clean_stale_temps, save_checkpoint
 from ..models.lenet import LeNet5, ModelConfig
@@ -232,7 +233,7 @@ def _reference(model, preprocess, test_split, dataset, device) -> dict:
 
     model = model.to(memory_format=torch.contiguous_format)
     net = TorchNetwork(model, Preprocess().merged(preprocess), device=device)
-    source = IdxSource.from_split("test", test_split, dataset)
+    source = IdxSource("test", test_split.numpy(), dataset)
     r = reference_ranges(net, source, limit=2000, batch=500)
     model.to(memory_format=torch.channels_last)
     return {"reference_ranges": r["ranges"], "reference_ranges_from": r["from"]}
@@ -358,8 +359,8 @@ def _train(c, out, resume, signals, job):
     model, architecture = _build(model_spec, c.seed)
     torch.manual_seed(c.seed)
     train_split, test_split = splits or load_mnist(job.data_dir, verify=True, dataset=dataset)
-    ds = spec(dataset)
-    mean, std = ds["mean"][0], ds["std"][0]  # each dataset its own statistics
+    ds = lookup(dataset)
+    mean, std = ds.mean[0], ds.std[0]  # each dataset its own statistics
     x_train = normalize(train_split.images, mean, std).to(c.device)
     y_train = train_split.labels.to(c.device)
     x_test = normalize(test_split.images, mean, std).to(c.device)
@@ -370,7 +371,7 @@ def _train(c, out, resume, signals, job):
         "input_size": [1, 28, 28],
         "mean": [mean],
         "std": [std],
-        "resize": ds["resize"],
+        "resize": ds.resize,
         "crop_pct": 1.0,
         "interpolation": "bilinear",
     }
@@ -413,7 +414,7 @@ def _train(c, out, resume, signals, job):
             **({"model": model_spec} if model_spec else {}),
             "preprocess": preprocess,
             "dataset": dataset,
-            "classes": classes or spec(dataset)["classes"],
+            "classes": classes or list(ds.classes),
             "epochs_done": len(history),
             "complete": len(history) == c.epochs,
             "train_config": asdict(c),

@@ -53,7 +53,7 @@ def exemplars(
     images (default: the test set of dataset). say: called with one line per layer (the CLI
     prints it). Figures: exemplars_{layer}.png with sidecars."""
     from ..datasets.folder import open_source
-    from ..datasets.idx import trained_on
+    from ..datasets.registry import trained_on
     from ..draw.channel_views import exemplar_image, png_rgb
     from ..run.exemplars import exemplars as rank
     from ..run.units import check_layers

@@ -40,17 +40,18 @@ def dataset_baseline(net, n: int, data=None, dataset: str | None = None):
                 "no dataset baseline: give IDX files or an image folder (--data DIR; in "
                 "Python data=DIR)"
             )
-        from ..datasets.idx import load_split, spec
+        from ..datasets.idx import read_split
+        from ..datasets.registry import lookup
         from ..run.exemplars import ArraySource
 
         try:  # the model's dataset, only when it is already on disk: never download for this
-            split = load_split("test", None, allow_download=False, dataset=dataset)
+            split = read_split("test", None, allow_download=False, dataset=dataset)
         except ConvseeError:
             return None, (
                 f"no dataset baseline: the {dataset} test set is not on disk (--data DIR; in "
                 "Python data=DIR)"
             )
-        source = ArraySource(split.images.numpy(), f"{spec(dataset)['name']} test")
+        source = ArraySource(split.images, f"{lookup(dataset).title} test")
     else:
         source = open_source(data, dataset=dataset)
     _, x = sample_inputs(source, net.prep, n)

@@ -49,7 +49,7 @@ def _kernels(served: Served) -> dict:
 
 
 def page_info(served: Served) -> dict:
-    from ..datasets.idx import spec as dataset_spec
+    from ..datasets.registry import lookup
 
     net, spec, prep = served.net, served.spec, served.prep
     meta = net.meta or {}
@@ -70,7 +70,7 @@ def page_info(served: Served) -> dict:
     target, sep, name = model.rpartition(":")
     if sep and ("/" in target or "\\" in target):  # FILE.py:Name: the file's name is enough
         model = f"{Path(target).name}:{name}"
-    names = list(dataset_spec(served.dataset)["classes"])
+    names = list(lookup(served.dataset).classes)
     return {
         "convsee_version": __version__,
         "model": model,

@@ -10,8 +10,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..datasets.inputs import Input, prepare, samples
 from ..errors import ConvseeError
 from ..run.filters import blur_maps
@@ -178,67 +176,31 @@ def _cam_layers(spec) -> list[str]:
     return out
 
 
-class _IdxTest:
-    """The dataset's IDX test split, read with NumPy (no torch import at start-up), checked
-    against the published md5 as `load_split` checks it, and never downloaded (an
-    ImageSource)."""
-
-    def __init__(self, data_dir, dataset: str):
-        import hashlib
-
-        from ..datasets.folder import IdxSource
-        from ..datasets.idx import SPLITS, _read_bytes, find_data_dir, parse_idx
-        from ..datasets.idx import spec as dataset_spec
-
-        sp = dataset_spec(dataset)
-        names = SPLITS["test"]
-        paths = find_data_dir(data_dir, allow_download=False, dataset=dataset, names=names)
-        arrays = []
-        for name in names:
-            kind, count, want = sp["files"][name]
-            raw = _read_bytes(paths[name])
-            arrays.append(parse_idx(raw, paths[name], kind, count))
-            if hashlib.md5(raw).hexdigest() != want:
-                raise ConvseeError(
-                    f"{paths[name]}: md5 {hashlib.md5(raw).hexdigest()}, expected {want} "
-                    f"(corrupt, or not {sp['name']} as published)"
-                )
-        images, labels = arrays
-        src = IdxSource.__new__(IdxSource)  # IdxSource's own constructor may download
-        src.split_name = "test"
-        src.images = np.ascontiguousarray(images)
-        src._labels = labels.astype(np.int64)
-        src.md5 = {}
-        src.name = f"{sp['name']} test"
-        src.classes = list(sp["classes"])
-        self.source = src
-
-
 def _open_test_source(data_dir, dataset: str):
     """(source, why not): --data DIR (IDX files or a folder of images; an error when given
     but unusable), else the dataset's IDX test split where convsee looks (never downloaded)."""
-    from ..datasets.folder import FolderSource, _has_idx, _has_images
+    from ..datasets.folder import FolderSource, IdxSource, is_image_folder
 
     if data_dir is not None:
         d = Path(data_dir)
         if not d.is_dir():
             raise ConvseeError(f"--data {str(d)[:200]}: no such folder")
-        if not _has_idx(d) and _has_images(d):
+        if is_image_folder(d):
             return FolderSource(d), ""
         try:
-            return _IdxTest(d, dataset).source, ""
+            return IdxSource.read("test", d, dataset, allow_download=False), ""
         except ConvseeError as e:
             if "not found" not in str(e):  # a damaged file: its own message, one line
                 raise ConvseeError(" ".join(str(e).split())[:300]) from None
             from ..datasets.folder import IMAGE_SUFFIXES
-            from ..datasets.idx import spec as dataset_spec
+            from ..datasets.registry import lookup
 
             raise ConvseeError(
-                f"--data {str(d)[:200]}: neither the {dataset_spec(dataset)['name']} test files "
+                f"--data {str(d)[:200]}: neither the {lookup(dataset).title} test files "
                 f"(t10k-*-idx?-ubyte[.gz]) nor images ({', '.join(IMAGE_SUFFIXES)}) are there"
             ) from None
     try:
-        return _IdxTest(None, dataset).source, ""
+        return IdxSource.read("test", None, dataset, allow_download=False), ""
     except ConvseeError as e:
         if "not found" in str(e):
             return None, "no test set found: start convsee serve with --data DIR"
@@ -249,8 +211,7 @@ def serve_model(net=None, data_dir=None, dataset: str | None = None) -> Served:
     """Served for a Network (None: LeNet-5 with the shipped weights of the dataset; a path:
     a LeNet-5 checkpoint). dataset: where samples and the default test set come from
     (default: the one the checkpoint was trained on, else MNIST)."""
-    from ..datasets.idx import spec as dataset_spec
-    from ..datasets.idx import trained_on
+    from ..datasets.registry import lookup, trained_on
     from ..models.load import load_network
 
     if net is None or isinstance(net, (str, Path)):
@@ -259,7 +220,7 @@ def serve_model(net=None, data_dir=None, dataset: str | None = None) -> Served:
     source, why = _open_test_source(data_dir, dataset)
     if data_dir is None and source is not None and not net.takes(dataset):
         # MNIST's digits for a model of colour photos: neither random inputs nor exemplars
-        name = dataset_spec(dataset)["name"]
+        name = lookup(dataset).title
         source = None
         why = "no test images of this model's kind: start convsee serve with --data DIR (a "
         why += f"folder of its images; the {name} test set is not what it takes)"
