@@ -358,7 +358,7 @@ def _train(c, out, resume, signals, job):
     meta = {}
     t0 = time.perf_counter()
     bar = None
-    n = len(run.x_train)
+    n = len(run.data.x_train)
     try:
         bar = tqdm(
             total=c.epochs * n,
@@ -371,7 +371,7 @@ def _train(c, out, resume, signals, job):
         for epoch in range(run.start_epoch, c.epochs):
             meta = run.epoch(epoch, bar)
         if not meta:  # the resume state was of the last epoch: finish what was interrupted
-            meta = run.metadata(*run.evaluate())
+            meta = _metadata(run, *run.evaluate())
             with signals.saving():
                 _write(out, save_checkpoint, run.model, out, meta)
     finally:
@@ -387,6 +387,44 @@ def _train(c, out, resume, signals, job):
     return run.model.to(memory_format=torch.contiguous_format).eval(), meta
 
 
+@dataclass
+class _Data:
+    """The training and test sets, normalised on the device, and the preprocessing recorded."""
+
+    train_split: Split
+    test_split: Split
+    x_train: torch.Tensor  # (N, 1, 28, 28)
+    y_train: torch.Tensor  # (N,)
+    x_test: torch.Tensor  # (M, 1, 28, 28)
+    preprocess: dict  # what the checkpoint records
+
+
+def _load_data(c: TrainConfig, job) -> _Data:
+    """The splits given (job.splits) or read from job.data_dir, normalised by the dataset's
+    statistics."""
+    train_split, test_split = job.splits or load_mnist(
+        job.data_dir, verify=True, dataset=job.dataset
+    )
+    ds = spec(job.dataset)
+    mean, std = ds["mean"][0], ds["std"][0]  # each dataset its own statistics
+    preprocess = {
+        "input_size": [1, 28, 28],
+        "mean": [mean],
+        "std": [std],
+        "resize": ds["resize"],
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+    }
+    return _Data(
+        train_split,
+        test_split,
+        normalize(train_split.images, mean, std).to(c.device),
+        train_split.labels.to(c.device),
+        normalize(test_split.images, mean, std).to(c.device),
+        preprocess,
+    )
+
+
 class _Training:
     """One run of _train: the model, its data on the device, the optimiser, what is done."""
 
@@ -394,27 +432,13 @@ class _Training:
         self.c, self.out, self.signals, self.job = c, out, signals, job
         self.model, self.architecture = _build(job.model, c.seed)
         torch.manual_seed(c.seed)
-        splits = job.splits or load_mnist(job.data_dir, verify=True, dataset=job.dataset)
-        self.train_split, self.test_split = splits
-        ds = spec(job.dataset)
-        mean, std = ds["mean"][0], ds["std"][0]  # each dataset its own statistics
-        self.x_train = normalize(self.train_split.images, mean, std).to(c.device)  # (N, 1, 28, 28)
-        self.y_train = self.train_split.labels.to(c.device)  # (N,)
-        self.x_test = normalize(self.test_split.images, mean, std).to(c.device)
+        self.data = _load_data(c, job)
         # channels-last activations make pooling and ReLU ~30% faster here
         # (benchmarks/bench_train.py)
         self.model = self.model.to(c.device, memory_format=torch.channels_last)
         self.forward = getattr(self.model, "fast_forward", self.model)
-        self.preprocess = {
-            "input_size": [1, 28, 28],
-            "mean": [mean],
-            "std": [std],
-            "resize": ds["resize"],
-            "crop_pct": 1.0,
-            "interpolation": "bilinear",
-        }
         self.opt = NesterovSGD(self.model.parameters(), weight_decay=c.weight_decay)
-        self.steps_per_epoch = math.ceil(len(self.x_train) / c.batch_size)
+        self.steps_per_epoch = math.ceil(len(self.data.x_train) / c.batch_size)
         self.total_steps = c.epochs * self.steps_per_epoch
         self.gen = torch.Generator().manual_seed(c.seed)
         self.start_epoch, self.history = 0, []
@@ -423,7 +447,9 @@ class _Training:
 
     def evaluate(self):
         """(accuracy, per-class accuracy, confusion matrix) on the test set."""
-        return evaluate(self.model, self.test_split, device=self.c.device, inputs=self.x_test)
+        return evaluate(
+            self.model, self.data.test_split, device=self.c.device, inputs=self.data.x_test
+        )
 
     def start(self, resume: bool) -> None:
         """The snapshots' recorder (moment 0 recorded), or the resume state loaded."""
@@ -463,32 +489,32 @@ class _Training:
         self.history.append(
             {
                 "epoch": epoch + 1,
-                "loss": loss_sum.item() / len(self.x_train),
+                "loss": loss_sum.item() / len(self.data.x_train),
                 "test_accuracy": acc,
                 "seconds": time.perf_counter() - t_epoch,
             }
         )
         bar.set_postfix_str(f"test acc {acc:.2%}")
-        meta = self.metadata(acc, per_class, conf)
-        self.save(meta, epoch + 1)
+        meta = _metadata(self, acc, per_class, conf)
+        _save(self, meta, epoch + 1)
         if self.job.on_epoch:
             self.job.on_epoch(epoch + 1, self.model, acc)
         return meta
 
     def _steps(self, epoch: int, bar):
         """The epoch's SGD steps over a fresh permutation; the summed loss (a 0-d tensor)."""
-        c, n = self.c, len(self.x_train)
+        c, n = self.c, len(self.data.x_train)
         self.model.train()
         perm = torch.randperm(n, generator=self.gen).to(c.device)
         loss_sum = 0.0
         for i in range(0, n, c.batch_size):
             idx = perm[i : i + c.batch_size]
-            xb = self.x_train[idx]  # (B, 1, 28, 28)
+            xb = self.data.x_train[idx]  # (B, 1, 28, 28)
             if c.augment:
                 xb = augment_batch(xb, self.gen)
             step = epoch * self.steps_per_epoch + i // c.batch_size  # 0-based
             loss = F.cross_entropy(
-                self.forward(xb), self.y_train[idx], label_smoothing=c.label_smoothing
+                self.forward(xb), self.data.y_train[idx], label_smoothing=c.label_smoothing
             )
             self.opt.zero_grad()
             loss.backward()
@@ -502,49 +528,52 @@ class _Training:
                 bar.update(i + len(idx) - (bar.n - epoch * n))
         return loss_sum
 
-    def metadata(self, acc, per_class, conf) -> dict:
-        c, history, job = self.c, self.history, self.job
-        # the last epoch's checkpoint also carries the reference colour ranges (ranges.py)
-        ref = {}
-        if len(history) == c.epochs:
-            ref = _reference(self.model, self.preprocess, self.test_split, job.dataset, c.device)
-        return {
-            **ref,
-            "architecture": self.architecture,
-            **({"model": job.model} if job.model else {}),
-            "preprocess": self.preprocess,
-            "dataset": job.dataset,
-            "classes": job.classes or spec(job.dataset)["classes"],
-            "epochs_done": len(history),
-            "complete": len(history) == c.epochs,
-            "train_config": asdict(c),
-            "test_accuracy": acc,
-            "per_class_accuracy": per_class,
-            "confusion_matrix": conf,
-            "history": history,
-            "dataset_md5": {**self.train_split.md5, **self.test_split.md5},
-            "train_seconds": sum(h["seconds"] for h in history),
-            "torch_version": torch.__version__,
-            "convsee_version": __version__,
-            "machine": f"{platform.machine()}, {c.threads} thread{'s' if c.threads > 1 else ''}",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+
+def _metadata(run: _Training, acc, per_class, conf) -> dict:
+    """The checkpoint's metadata after an epoch with these test results."""
+    c, history, job, data = run.c, run.history, run.job, run.data
+    # the last epoch's checkpoint also carries the reference colour ranges (ranges.py)
+    ref = {}
+    if len(history) == c.epochs:
+        ref = _reference(run.model, data.preprocess, data.test_split, job.dataset, c.device)
+    return {
+        **ref,
+        "architecture": run.architecture,
+        **({"model": job.model} if job.model else {}),
+        "preprocess": data.preprocess,
+        "dataset": job.dataset,
+        "classes": job.classes or spec(job.dataset)["classes"],
+        "epochs_done": len(history),
+        "complete": len(history) == c.epochs,
+        "train_config": asdict(c),
+        "test_accuracy": acc,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": conf,
+        "history": history,
+        "dataset_md5": {**data.train_split.md5, **data.test_split.md5},
+        "train_seconds": sum(h["seconds"] for h in history),
+        "torch_version": torch.__version__,
+        "convsee_version": __version__,
+        "machine": f"{platform.machine()}, {c.threads} thread{'s' if c.threads > 1 else ''}",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _save(run: _Training, meta: dict, epoch: int) -> None:
+    """The state to resume from, then the checkpoint; an interruption waits for both.
+
+    In this order a kill between the two leaves a state one epoch ahead of the checkpoint,
+    which --resume continues from; never a checkpoint without its state."""
+    with run.signals.saving():
+        state = {
+            "config": asdict(run.c),
+            "epoch": epoch,
+            "history": run.history,
+            "model": run.model.state_dict(),
+            "opt": run.opt.state_dict(),
+            "gen": run.gen.get_state(),
         }
-
-    def save(self, meta: dict, epoch: int) -> None:
-        """The state to resume from, then the checkpoint; an interruption waits for both.
-
-        In this order a kill between the two leaves a state one epoch ahead of the checkpoint,
-        which --resume continues from; never a checkpoint without its state."""
-        with self.signals.saving():
-            state = {
-                "config": asdict(self.c),
-                "epoch": epoch,
-                "history": self.history,
-                "model": self.model.state_dict(),
-                "opt": self.opt.state_dict(),
-                "gen": self.gen.get_state(),
-            }
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            _write(self.sp, atomic_write, self.sp, buf.getvalue())
-            _write(self.out, save_checkpoint, self.model, self.out, meta)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        _write(run.sp, atomic_write, run.sp, buf.getvalue())
+        _write(run.out, save_checkpoint, run.model, run.out, meta)
