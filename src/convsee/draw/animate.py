@@ -81,10 +81,47 @@ class _Map:
         colorbar(d, img, (x0 + self.w + 14, y0), max(120, self.h), *self.rng, self.lut)
 
 
+class _Conv:
+    """The numbers every frame of a ConvAnimation draws, and their shared colour scales.
+
+    x (Cin_g, H, W) unpadded, xp (Cin_g, Hp, Wp) padded, w (Cin_g, kh, kw); win and products
+    (H', W', Cin_g, kh, kw): each position's window and window x kernel; out (H', W');
+    partials (H', W', Cin_g): each input channel's sum of products."""
+
+    def __init__(self, x, xp, w, b, steps, in_channels, pad, stride, dilation):
+        self.x, self.xp, self.w, self.b = x, xp, w, float(b)
+        self.win, self.products, self.out = steps
+        self.in_channels = list(in_channels)
+        self.stride, self.dilation = stride, dilation
+        self.cin, self.kh, self.kw = w.shape
+        self.partials = self.products.sum(axis=(3, 4))  # (H', W', Cin_g)
+        self.gray = colormap("gray")
+        self.signed = colormap("RdBu_r")
+        self.lo, self.hi = float(x.min()), float(x.max())
+        if self.hi <= self.lo:
+            self.hi = self.lo + 1.0
+        self.wl = float(np.abs(w).max()) or 1.0
+        self.plim = float(np.abs(self.products).max()) or 1.0
+        self.slim = float(np.abs(self.partials).max()) or 1.0
+        hp, wp = xp.shape[1:]
+        self.pad_mask = np.ones((hp, wp), bool)  # (Hp, Wp): True on the padding
+        t, _, left, _ = pad
+        self.pad_mask[t : t + x.shape[1], left : left + x.shape[2]] = False
+
+    def window_box(self, r, c):
+        """(row0, col0) of the window's top-left tap in padded coordinates, its extent."""
+        sh, sw = self.stride
+        dh, dw = self.dilation
+        return r * sh, c * sw, dh * (self.kh - 1) + 1, dw * (self.kw - 1) + 1
+
+
 class ConvAnimation:
     """x (Cin_g, H, W): the input channels the kernel reads (unpadded); xp: padded; w
     (Cin_g, kh, kw); steps from run.animate.conv_steps; in_channels: their numbers in the
-    layer's input; pad (top, bottom, left, right); stride, dilation (rows, cols)."""
+    layer's input; pad (top, bottom, left, right); stride, dilation (rows, cols).
+
+    A frame: a header, the input panels on the left, the window x kernel in the middle (as
+    grids of numbers for few small kernels, else as bars of partial sums), the output map."""
 
     def __init__(
         self,
@@ -103,89 +140,147 @@ class ConvAnimation:
         notes,
         background=None,
     ):
-        self.x, self.xp, self.w, self.b = x, xp, w, float(b)
-        self.win, self.products, self.out = steps
-        self.in_channels = list(in_channels)
-        self.pad, self.stride, self.dilation = pad, stride, dilation
+        self.conv = cv = _Conv(x, xp, w, b, steps, in_channels, pad, stride, dilation)
         self.padding_mode = padding_mode
         self.title, self.notes, self.background = title, notes, background
-        cin, kh, kw = w.shape
-        self.cin, self.kh, self.kw = cin, kh, kw
-        self.partials = self.products.sum(axis=(3, 4))  # (H', W', Cin_g)
-        self.gray = colormap("gray")
-        self.signed = colormap("RdBu_r")
-        self.lo, self.hi = float(x.min()), float(x.max())
-        if self.hi <= self.lo:
-            self.hi = self.lo + 1.0
-        self.wl = float(np.abs(w).max()) or 1.0
-        self.plim = float(np.abs(self.products).max()) or 1.0
-        self.slim = float(np.abs(self.partials).max()) or 1.0
-        m = float(np.abs(self.out).max()) or 1.0
+        m = float(np.abs(cv.out).max()) or 1.0
         self.map = _Map(
-            self.out, self.signed, (-m, m), f"output map {'x'.join(map(str, self.out.shape))}"
+            cv.out, cv.signed, (-m, m), f"output map {'x'.join(map(str, cv.out.shape))}"
         )
-        hp, wp = xp.shape[1:]
-        self.pad_mask = np.ones((hp, wp), bool)
-        t, _, left, _ = pad
-        self.pad_mask[t : t + x.shape[1], left : left + x.shape[2]] = False
-        self.view = (min(hp, MAX_VIEW), min(wp, MAX_VIEW))
-        self.grids = cin <= 3 and max(kh, kw) <= 7
-        self.n_panels = cin if cin <= 6 else 1
-        big = 240 if self.n_panels == 1 else 150 if self.n_panels <= 3 else 100
-        self.zin = max(1, big // max(self.view))
-        self.cell = 30 if max(kh, kw) <= 5 else 24
-        self._layout()
+        self.left = _InputPanels(cv)
+        grids = cv.cin <= 3 and max(cv.kh, cv.kw) <= 7
+        self.middle = _ProductGrids(cv) if grids else _PartialBars(cv, self.left.n == 1)
+        self.mid_x = 20 + self.left.width + 10
+        self.map_x = self.mid_x + self.middle.width + 20
+        width = self.map_x + self.map.w + 100
+        height = 150 + max(self.left.height, self.middle.height, self.map.h + 30, 150) + 40
+        self.size = (max(width, 900), height)
 
-    # -- layout ----------------------------------------------------------------------------
-    def _layout(self):
+    def frame(self, fr) -> Image.Image:
+        r, c = fr.pos
+        img = Image.new("RGB", self.size, BG)
+        d = ImageDraw.Draw(img)
+        self._header(d, fr)
+        self.left.draw(img, d, r, c)
+        self.middle.draw(img, d, (self.mid_x, 150), r, c)
+        self.map.draw(img, d, (self.map_x, 150), fr.filled, fr.pos)
+        return img
+
+    def _header(self, d, fr):
+        """The title, the sum at this position, the caption and up to three notes."""
+        cv = self.conv
+        r, c = fr.pos
+        d.text((20, 14), self.title, fill=FG, font=font(20))
+        total = float(cv.products[r, c].sum())
+        d.text(
+            (20, 44),
+            f"output ({r}, {c}) = sum of {cv.products[r, c].size} products {_fmt(total)} "
+            f"+ bias {_fmt(cv.b)} = {_fmt(float(cv.out[r, c]))}",
+            fill=FG,
+            font=font(14),
+        )
+        d.text((20, 66), self.caption(fr), fill=ACCENT if fr.reason else MUTED, font=font(13))
+        for i, line in enumerate(self.notes[:3]):
+            d.text((20, 86 + 16 * i), line, fill=MUTED, font=font(12))
+
+    def caption(self, fr) -> str:
+        """The sentence under frame fr: why this position is shown, with its numbers."""
+        return _conv_caption(self.conv, fr, self.background)
+
+
+def _conv_caption(cv: _Conv, fr, background) -> str:
+    r, c = fr.pos
+    v = float(cv.out[r, c])
+    if fr.reason == "empty":
+        vals = cv.win[r, c].reshape(cv.cin, -1)[:, 0]
+        if cv.cin == 1:
+            text = (
+                f"an empty window: every value is {vals[0]:.2f}, so the output is "
+                f"{vals[0]:.2f} x {float(cv.w.sum()):.3f} (the kernel's sum) + bias"
+                f" = {_fmt(v)}"
+            )
+        else:
+            text = f"an empty window: each channel holds one value, so the output is {_fmt(v)}"
+        if background:
+            text += ", not 0: " + background
+        return text
+    if fr.reason == "along":
+        return f"along the input's structure: {_fmt(v)}"
+    if fr.reason == "max":
+        return f"the strongest response of this channel: {_fmt(v)}"
+    if fr.reason == "min":
+        return f"the most negative response: {_fmt(v)} (a ReLU after it would make it 0)"
+    done = int(fr.filled.sum())
+    return f"the rest of the map, row by row: {done} of {fr.filled.size} pixels computed"
+
+
+class _InputPanels:
+    """The left of a frame: every input channel the kernel reads (up to 6; else the one with
+    the largest partial sum here), at most MAX_VIEW cells around the window, which is framed;
+    then the input's colour bar."""
+
+    def __init__(self, cv: _Conv):
+        self.cv = cv
+        hp, wp = cv.xp.shape[1:]
+        self.view = (min(hp, MAX_VIEW), min(wp, MAX_VIEW))
+        self.n = cv.cin if cv.cin <= 6 else 1  # panels drawn
+        big = 240 if self.n == 1 else 150 if self.n <= 3 else 100
+        self.zin = max(1, big // max(self.view))
+        self.panel = _WindowPanel(cv, self.view, self.zin)
         vh, vw = self.view
         pw, ph = vw * self.zin, vh * self.zin
-        cols = 1 if self.n_panels == 1 else min(3, self.n_panels)
-        rows = int(np.ceil(self.n_panels / cols))
-        self.panel_xy = [
-            (20 + (i % cols) * (pw + 12), 150 + (i // cols) * (ph + 24))
-            for i in range(self.n_panels)
+        cols = 1 if self.n == 1 else min(3, self.n)
+        rows = int(np.ceil(self.n / cols))
+        self.xy = [
+            (20 + (i % cols) * (pw + 12), 150 + (i // cols) * (ph + 24)) for i in range(self.n)
         ]
-        left_w = cols * (pw + 12) + 70  # + the input's colour bar
-        left_h = rows * (ph + 24)
-        self.in_bar = (20 + cols * (pw + 12), 150, max(100, min(left_h - 24, 200)))
-        self.mid_x = 20 + left_w + 10
-        if self.grids:
-            gw = self.kw * self.cell
-            mid_w = 3 * (gw + 18)
-            mid_h = self.cin * (self.kh * self.cell + 24) + 40
-        else:
-            n = min(self.cin, MAX_BARS)
-            self.bar_w = max(5, min(40, 420 // n))
-            mid_w = max(300, n * self.bar_w + 80)
-            mid_h = 260
-        self.map_x = self.mid_x + mid_w + 20
-        width = self.map_x + self.map.w + 100
-        height = 150 + max(left_h, mid_h, self.map.h + 30, 150) + 40
-        self.size = (max(width, 900), height)
-        self.pw, self.ph = pw, ph
+        self.width = cols * (pw + 12) + 70  # + the input's colour bar
+        self.height = rows * (ph + 24)
+        self.bar = (20 + cols * (pw + 12), 150, max(100, min(self.height - 24, 200)))
 
-    # -- parts -----------------------------------------------------------------------------
-    def _window_box(self, r, c):
-        """(row0, col0) of the window's top-left tap in padded coordinates, its extent."""
-        sh, sw = self.stride
-        dh, dw = self.dilation
-        return r * sh, c * sw, dh * (self.kh - 1) + 1, dw * (self.kw - 1) + 1
+    def draw(self, img, d, r, c):
+        cv = self.cv
+        if self.n == 1:
+            j = 0 if cv.cin == 1 else int(np.argmax(np.abs(cv.partials[r, c])))
+            label = (
+                "input"
+                if cv.cin == 1
+                else f"input channel {cv.in_channels[j]} (the largest sum here)"
+            )
+            if self.view != cv.xp.shape[1:]:
+                label += f", {self.view[0]}x{self.view[1]} around the window"
+            self.panel.draw(img, d, self.xy[0], j, r, c, label)
+        else:
+            for j, xy in enumerate(self.xy):
+                label = f"in {cv.in_channels[j]}: {_fmt(float(cv.partials[r, c, j]))}"
+                self.panel.draw(img, d, xy, j, r, c, label)
+        bx, by, bh = self.bar
+        colorbar(d, img, (bx, by), bh, cv.lo, cv.hi, cv.gray, label="input")
+
+
+class _WindowPanel:
+    """One input channel around the window: view (rows, cols) cells of zin pixels, padding
+    tinted, the window framed (and, when dilated, each tap it reads)."""
+
+    def __init__(self, cv: _Conv, view, zin):
+        self.cv, self.view, self.zin = cv, view, zin
 
     def _crop(self, r0, c0, eh, ew):
-        hp, wp = self.xp.shape[1:]
+        """(top, left) of the view around a window at (r0, c0) of extent (eh, ew)."""
+        hp, wp = self.cv.xp.shape[1:]
         vh, vw = self.view
         top = int(np.clip(r0 + eh // 2 - vh // 2, 0, hp - vh))
         left = int(np.clip(c0 + ew // 2 - vw // 2, 0, wp - vw))
         return top, left
 
-    def _input_panel(self, img, d, xy, j, r, c, label):
-        r0, c0, eh, ew = self._window_box(r, c)
+    def draw(self, img, d, xy, j, r, c, label):
+        cv = self.cv
+        r0, c0, eh, ew = cv.window_box(r, c)
         top, left = self._crop(r0, c0, eh, ew)
         vh, vw = self.view
-        part = self.xp[j, top : top + vh, left : left + vw]
-        tint = self.pad_mask[top : top + vh, left : left + vw]
-        pic = _cells(part, self.lo, self.hi, self.gray, self.zin, numbers=False, tint=tint)
+        part = cv.xp[j, top : top + vh, left : left + vw]
+        tint = cv.pad_mask[top : top + vh, left : left + vw]
+        pic = _cells(part, cv.lo, cv.hi, cv.gray, self.zin, numbers=False, tint=tint)
         x0, y0 = xy
         img.paste(pic, (x0, y0))
         d.rectangle([x0 - 1, y0 - 1, x0 + pic.width, y0 + pic.height], outline=(200, 200, 205))
@@ -196,180 +291,120 @@ class ConvAnimation:
             outline=ACCENT,
             width=2,
         )
-        dh, dw = self.dilation
+        dh, dw = cv.dilation
         if (dh, dw) != (1, 1) and z >= 4:  # mark the taps the dilated kernel reads
-            for i in range(self.kh):
-                for k in range(self.kw):
+            for i in range(cv.kh):
+                for k in range(cv.kw):
                     y, x = y0 + (rr + i * dh) * z, x0 + (cc + k * dw) * z
                     d.rectangle([x + 1, y + 1, x + z - 2, y + z - 2], outline=ACCENT)
         d.text((x0, y0 - 6), label, fill=FG, font=font(11), anchor="ls")
 
-    def _grids(self, img, d, r, c):
-        x0, y0 = self.mid_x, 150
-        win, prod = self.win[r, c], self.products[r, c]
-        r0, c0, _, _ = self._window_box(r, c)
-        dh, dw = self.dilation
-        taps = self.pad_mask[
-            r0 : r0 + dh * (self.kh - 1) + 1 : dh, c0 : c0 + dw * (self.kw - 1) + 1 : dw
-        ]
-        gw = self.kw * self.cell
-        for j in range(self.cin):
-            y = y0 + j * (self.kh * self.cell + 24)
+
+class _ProductGrids:
+    """The middle for few small kernels: per input channel, window x kernel = products, as
+    grids of numbers."""
+
+    def __init__(self, cv: _Conv):
+        self.cv = cv
+        self.cell = 30 if max(cv.kh, cv.kw) <= 5 else 24
+        self.width = 3 * (cv.kw * self.cell + 18)
+        self.height = cv.cin * (cv.kh * self.cell + 24) + 40
+
+    def draw(self, img, d, xy, r, c):
+        cv, cell = self.cv, self.cell
+        x0, y0 = xy
+        win, prod = cv.win[r, c], cv.products[r, c]  # (Cin_g, kh, kw) each
+        r0, c0, _, _ = cv.window_box(r, c)
+        dh, dw = cv.dilation
+        taps = cv.pad_mask[r0 : r0 + dh * (cv.kh - 1) + 1 : dh, c0 : c0 + dw * (cv.kw - 1) + 1 : dw]
+        gw = cv.kw * cell
+        for j in range(cv.cin):
+            y = y0 + j * (cv.kh * cell + 24)
             parts = [
-                ("window", win[j], self.lo, self.hi, self.gray, taps),
-                ("x kernel", self.w[j], -self.wl, self.wl, self.signed, None),
+                ("window", win[j], cv.lo, cv.hi, cv.gray, taps),
+                ("x kernel", cv.w[j], -cv.wl, cv.wl, cv.signed, None),
                 (
                     f"= products, sum {_fmt(float(prod[j].sum()))}",
                     prod[j],
-                    -self.plim,
-                    self.plim,
-                    self.signed,
+                    -cv.plim,
+                    cv.plim,
+                    cv.signed,
                     None,
                 ),
             ]
             for i, (label, arr, lo, hi, lut, tint) in enumerate(parts):
                 xx = x0 + i * (gw + 18)
-                if self.cin > 1 and i == 0:
-                    label = f"in {self.in_channels[j]}: window"
+                if cv.cin > 1 and i == 0:
+                    label = f"in {cv.in_channels[j]}: window"
                 d.text((xx, y - 5), label, fill=FG, font=font(11), anchor="ls")
-                img.paste(_cells(arr, lo, hi, lut, self.cell, tint=tint), (xx, y))
-        yb = y0 + self.cin * (self.kh * self.cell + 24)
+                img.paste(_cells(arr, lo, hi, lut, cell, tint=tint), (xx, y))
+        yb = y0 + cv.cin * (cv.kh * cell + 24)
         d.text(
             (x0, yb),
-            f"kernel and products: blue < 0 < red (|kernel| <= {self.wl:.3g}, "
-            f"|products| <= {self.plim:.3g})",
+            f"kernel and products: blue < 0 < red (|kernel| <= {cv.wl:.3g}, "
+            f"|products| <= {cv.plim:.3g})",
             fill=MUTED,
             font=font(11),
         )
-        if self.pad_mask.any():
+        if cv.pad_mask.any():
             d.text((x0, yb + 15), "tinted cells: padding", fill=MUTED, font=font(11))
 
-    def _bars(self, img, d, r, c):
-        x0, y0 = self.mid_x, 150
-        part = self.partials[r, c]
-        idx = np.arange(self.cin)
-        if self.cin > MAX_BARS:
+
+class _PartialBars:
+    """The middle for many input channels: each one's sum of window x kernel as a bar (the
+    MAX_BARS largest |sums| when there are more); one_panel: the left shows only the largest."""
+
+    def __init__(self, cv: _Conv, one_panel: bool):
+        self.cv, self.one_panel = cv, one_panel
+        n = min(cv.cin, MAX_BARS)
+        self.bar_w = max(5, min(40, 420 // n))
+        self.width = max(300, n * self.bar_w + 80)
+        self.height = 260
+
+    def draw(self, img, d, xy, r, c):
+        cv, bw = self.cv, self.bar_w
+        x0, y0 = xy
+        part = cv.partials[r, c]  # (Cin_g,)
+        idx = np.arange(cv.cin)
+        if cv.cin > MAX_BARS:
             idx = np.sort(np.argsort(-np.abs(part), kind="stable")[:MAX_BARS])
         n = len(idx)
         hh = 180
         zero = y0 + 18 + hh // 2
-        title = f"sum(window x kernel) for each of the {self.cin} input channels"
-        if n < self.cin:
+        title = f"sum(window x kernel) for each of the {cv.cin} input channels"
+        if n < cv.cin:
             title += f" ({n} largest |sums| here)"
         d.text((x0, y0 - 5), title, fill=FG, font=font(11), anchor="ls")
         axis_x = x0 + 50
-        d.line([axis_x, zero, axis_x + n * self.bar_w, zero], fill=MUTED)
+        d.line([axis_x, zero, axis_x + n * bw, zero], fill=MUTED)
         d.line([axis_x - 3, y0 + 18, axis_x - 3, y0 + 18 + hh], fill=MUTED)
-        for v, yy in ((self.slim, y0 + 18), (0.0, zero), (-self.slim, y0 + 18 + hh)):
+        for v, yy in ((cv.slim, y0 + 18), (0.0, zero), (-cv.slim, y0 + 18 + hh)):
             d.text((axis_x - 6, yy), f"{v:.3g}", fill=FG, font=font(10), anchor="rm")
         top_j = int(np.argmax(np.abs(part)))
         for i, j in enumerate(idx):
             v = float(part[j])
-            hgt = int(round(v / self.slim * (hh // 2)))
-            xx = axis_x + i * self.bar_w
+            xx = axis_x + i * bw
+            y_a, y_b = sorted((zero, zero - int(round(v / cv.slim * (hh // 2)))))
             col = (178, 24, 43) if v > 0 else (33, 102, 172)
-            y_a, y_b = sorted((zero, zero - hgt))
-            d.rectangle([xx + 1, y_a, xx + max(1, self.bar_w - 2), y_b], fill=col)
+            d.rectangle([xx + 1, y_a, xx + max(1, bw - 2), y_b], fill=col)
             if j == top_j:  # the channel drawn on the left
                 d.rectangle(
-                    [xx - 1, y_a - 2, xx + max(1, self.bar_w - 2) + 2, y_b + 2], outline=FG, width=2
+                    [xx - 1, y_a - 2, xx + max(1, bw - 2) + 2, y_b + 2], outline=FG, width=2
                 )
             if n <= 16 or i % 8 == 0:
-                d.text(
-                    (xx + self.bar_w // 2, y0 + 18 + hh + 12),
-                    f"{'in ' if n <= 8 else ''}{self.in_channels[j] if n <= 16 else j}",
-                    fill=FG,
-                    font=font(10),
-                    anchor="mm",
-                )
-                d.text(
-                    (xx + self.bar_w // 2, y_a - 8 if v > 0 else y_b + 8),
-                    _fmt(v),
-                    fill=FG,
-                    font=font(10),
-                    anchor="mm",
-                )
+                name = f"{'in ' if n <= 8 else ''}{cv.in_channels[j] if n <= 16 else j}"
+                xm = xx + bw // 2
+                d.text((xm, y0 + 18 + hh + 12), name, fill=FG, font=font(10), anchor="mm")
+                yv = y_a - 8 if v > 0 else y_b + 8
+                d.text((xm, yv), _fmt(v), fill=FG, font=font(10), anchor="mm")
         d.text(
             (x0, y0 + 18 + hh + 26),
-            f"sum {_fmt(float(part.sum()))} + bias {_fmt(self.b)} = {_fmt(float(self.out[r, c]))}"
-            f"   (framed, the largest here: in {self.in_channels[top_j]}"
-            + (", drawn on the left)" if self.n_panels == 1 else ")"),
+            f"sum {_fmt(float(part.sum()))} + bias {_fmt(cv.b)} = {_fmt(float(cv.out[r, c]))}"
+            f"   (framed, the largest here: in {cv.in_channels[top_j]}"
+            + (", drawn on the left)" if self.one_panel else ")"),
             fill=FG,
             font=font(12),
         )
-
-    # -- one frame -------------------------------------------------------------------------
-    def frame(self, fr) -> Image.Image:
-        r, c = fr.pos
-        img = Image.new("RGB", self.size, BG)
-        d = ImageDraw.Draw(img)
-        d.text((20, 14), self.title, fill=FG, font=font(20))
-        total = float(self.products[r, c].sum())
-        d.text(
-            (20, 44),
-            f"output ({r}, {c}) = sum of {self.products[r, c].size} products {_fmt(total)} "
-            f"+ bias {_fmt(self.b)} = {_fmt(float(self.out[r, c]))}",
-            fill=FG,
-            font=font(14),
-        )
-        d.text((20, 66), self.caption(fr), fill=ACCENT if fr.reason else MUTED, font=font(13))
-        for i, line in enumerate(self.notes[:3]):
-            d.text((20, 86 + 16 * i), line, fill=MUTED, font=font(12))
-        if self.n_panels == 1:
-            j = 0 if self.cin == 1 else int(np.argmax(np.abs(self.partials[r, c])))
-            label = (
-                "input"
-                if self.cin == 1
-                else f"input channel {self.in_channels[j]} (the largest sum here)"
-            )
-            if self.view != self.xp.shape[1:]:
-                label += f", {self.view[0]}x{self.view[1]} around the window"
-            self._input_panel(img, d, self.panel_xy[0], j, r, c, label)
-        else:
-            for j, xy in enumerate(self.panel_xy):
-                self._input_panel(
-                    img,
-                    d,
-                    xy,
-                    j,
-                    r,
-                    c,
-                    f"in {self.in_channels[j]}: {_fmt(float(self.partials[r, c, j]))}",
-                )
-        bx, by, bh = self.in_bar
-        colorbar(d, img, (bx, by), bh, self.lo, self.hi, self.gray, label="input")
-        if self.grids:
-            self._grids(img, d, r, c)
-        else:
-            self._bars(img, d, r, c)
-        self.map.draw(img, d, (self.map_x, 150), fr.filled, fr.pos)
-        return img
-
-    def caption(self, fr) -> str:
-        """The sentence under frame fr: why this position is shown, with its numbers."""
-        r, c = fr.pos
-        v = float(self.out[r, c])
-        if fr.reason == "empty":
-            vals = self.win[r, c].reshape(self.cin, -1)[:, 0]
-            if self.cin == 1:
-                text = (
-                    f"an empty window: every value is {vals[0]:.2f}, so the output is "
-                    f"{vals[0]:.2f} x {float(self.w.sum()):.3f} (the kernel's sum) + bias"
-                    f" = {_fmt(v)}"
-                )
-            else:
-                text = f"an empty window: each channel holds one value, so the output is {_fmt(v)}"
-            if self.background:
-                text += ", not 0: " + self.background
-            return text
-        if fr.reason == "along":
-            return f"along the input's structure: {_fmt(v)}"
-        if fr.reason == "max":
-            return f"the strongest response of this channel: {_fmt(v)}"
-        if fr.reason == "min":
-            return f"the most negative response: {_fmt(v)} (a ReLU after it would make it 0)"
-        done = int(fr.filled.sum())
-        return f"the rest of the map, row by row: {done} of {fr.filled.size} pixels computed"
 
 
 class PoolAnimation:

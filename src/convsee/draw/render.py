@@ -215,12 +215,13 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
     acts, probs = net.run(net.batch(inputs), layers)
     k = probs.shape[1] if probs is not None else 0
     classes = net.class_names(k) if k else []
-    names = stems(inputs)
-    caps = [
-        _caption(i, None if probs is None else p, classes)
-        for i, p in zip(inputs, probs if probs is not None else [None] * len(inputs), strict=True)
-    ]
-    sheet = sample_sheet([i.image for i in inputs], caps, "the inputs, as the model sees them")
+    gif = opts.gifs and len(inputs) > 1
+    batch = _Batch(net, inputs, probs, classes, stems(inputs), opts, gif, scores_layer(net, probs))
+    sheet = sample_sheet(
+        [i.image for i in inputs],
+        [batch.caption(n) for n in range(len(inputs))],
+        "the inputs, as the model sees them",
+    )
     files: dict[str, bytes] = {
         "samples.png": png_bytes(sheet, ("colour",) if _colour(inputs) else ()),
         "samples.json": sidecar(
@@ -230,8 +231,6 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
             preprocessing_notes={i.name: list(i.notes) for i in inputs if i.notes},
         ),
     }
-    gif = opts.gifs and len(inputs) > 1
-    score_name = scores_layer(net, probs)
     for layer in layers:
         blurs = [None]
         if layer.kind == "map":
@@ -241,139 +240,197 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
                 blurs.append(net.default_blur(layer))
         for blur in blurs:
             a = acts[layer.name] if blur is None else blur_maps(acts[layer.name], *blur)
-            files.update(
-                _render_layer(
-                    net, layer, a, inputs, probs, classes, names, blur, opts, gif, score_name
-                )
-            )
+            files.update(_render_layer(batch, _Look.of(batch, layer, a, blur), a))
     return files, probs, {k: acts[k] for k in acts}
 
 
-def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif, score_name):
-    files = {}
-    signed = layer.signed or (blur is not None and a.min() < 0)
-    scale = opts.scale or "global"
-    ref = reference_range(net, layer, blur)
-    g = ref or _value_range(a, signed)
-    g_note = (
-        f"the checkpoint's reference range: {net.meta.get('reference_ranges_from', 'stored')}"
-        if ref
-        else f"the range over the {len(inputs)} input(s) rendered together (no reference "
-        "range stored with this checkpoint)"
-    )
-    stem = layer.name + ("" if blur is None else "_blur")
-    suffix = "" if blur is None else "_blur"
-    lut_name = _lut_name(layer, opts.cmap)
-    lut = colormap(lut_name)
-    luts = (lut_name,) if not opts.with_kernels or lut_name == "RdBu_r" else (lut_name, "RdBu_r")
-    if _colour(inputs):
-        luts = (*luts, "colour")
-    relu = "non-negative" if layer.nonneg else "signed"
-    blur_txt = f" · Gaussian blur k={blur[0]} sigma={blur[1]:g}" if blur else ""
-    shape = "x".join(map(str, a.shape[1:]))
-    scale_txt = f"scale: {scale}" + (
-        (
-            " (the checkpoint's reference range; brighter values saturate)"
+@dataclass
+class _Batch:
+    """What every layer of one render_set shares: the inputs, their scores, the options."""
+
+    net: object
+    inputs: list[Input]
+    probs: np.ndarray | None  # (N, K) class probabilities, or None
+    classes: list[str]
+    names: list[str]  # file stems, one per input
+    opts: RenderOptions
+    gif: bool  # several inputs and GIFs wanted: one GIF per layer too
+    score_name: str | None  # the layer drawn as probabilities
+
+    def caption(self, n: int) -> str:
+        return _caption(self.inputs[n], None if self.probs is None else self.probs[n], self.classes)
+
+
+@dataclass
+class _Look:
+    """How one layer (blurred or not) is drawn: its colour range, palette and title."""
+
+    layer: Layer
+    blur: tuple[int, float] | None
+    signed: bool
+    scale: str  # map | layer | global
+    g: tuple[float, float]  # the global range: the checkpoint's reference, else these inputs'
+    g_note: str  # where g came from, for the sidecars
+    lut: np.ndarray
+    luts: tuple[str, ...]  # the palette's colormaps (and "colour" for colour inputs)
+    title: list[str]
+
+    @classmethod
+    def of(cls, batch: _Batch, layer: Layer, a: np.ndarray, blur) -> _Look:
+        """a: the layer's outputs for every input, (N, C, H, W) or (N, D)."""
+        net, opts = batch.net, batch.opts
+        signed = layer.signed or (blur is not None and a.min() < 0)
+        scale = opts.scale or "global"
+        ref = reference_range(net, layer, blur)
+        g = ref or _value_range(a, signed)
+        g_note = (
+            f"the checkpoint's reference range: {net.meta.get('reference_ranges_from', 'stored')}"
             if ref
-            else " (over these inputs)"
+            else f"the range over the {len(batch.inputs)} input(s) rendered together (no "
+            "reference range stored with this checkpoint)"
         )
-        if scale == "global"
-        else ""
-    )
-    title = [f"{layer.name} · {layer.type} · {relu} · {shape}", f"{scale_txt}{blur_txt}"]
-    frames = []
-    per_input = []
-    if layer.kind == "map":
-        mode = _channel_mode(opts.channels, a.shape[1], layer.name)
-        kernels, klim, knote = _kernels_for(net, layer, opts)
-        if knote:
-            title.append(knote)
-        fixed_labels = mode[0] != "top"
-        grids: dict = {}
+        lut_name = _lut_name(layer, opts.cmap)
+        luts = (
+            (lut_name,) if not opts.with_kernels or lut_name == "RdBu_r" else (lut_name, "RdBu_r")
+        )
+        if _colour(batch.inputs):
+            luts = (*luts, "colour")
+        relu = "non-negative" if layer.nonneg else "signed"
+        blur_txt = f" · Gaussian blur k={blur[0]} sigma={blur[1]:g}" if blur else ""
+        shape = "x".join(map(str, a.shape[1:]))
+        scale_txt = f"scale: {scale}" + (
+            (
+                " (the checkpoint's reference range; brighter values saturate)"
+                if ref
+                else " (over these inputs)"
+            )
+            if scale == "global"
+            else ""
+        )
+        title = [f"{layer.name} · {layer.type} · {relu} · {shape}", f"{scale_txt}{blur_txt}"]
+        return cls(layer, blur, signed, scale, g, g_note, colormap(lut_name), luts, title)
 
-        def grid_for(chans):
-            key = tuple(chans) if not fixed_labels else "fixed"
-            if key not in grids:
-                bar = g if scale == "global" else None
-                labs = [f"ch {c}" for c in chans]
-                t = list(title)
-                if len(chans) < a.shape[1]:
-                    how = "chosen" if mode[0] == "list" else "top by mean activation"
-                    t.append(
-                        f"{len(chans)} of {a.shape[1]} channels drawn ({how}); "
-                        "the colour range covers all"
-                    )
-                kern = None if kernels is None else kernels[chans]
-                grids[key] = MapGrid(
-                    (len(chans), *a.shape[2:]),
-                    lut,
-                    t,
-                    kern,
-                    bar,
-                    scale == "map",
-                    labs if fixed_labels else "per-input",
-                    klim,
+    def ranges(self, m: np.ndarray) -> list:
+        """(vmin, vmax) per channel of one input's (C, ...) outputs."""
+        return layer_ranges(m, self.scale, self.signed, self.g)
+
+
+def _render_layer(batch: _Batch, look: _Look, a: np.ndarray) -> dict:
+    """{path: bytes} of one layer: a picture and sidecar per input, a GIF of them all."""
+    if look.layer.kind == "map":
+        per_input, frames = _MapPictures(batch, look, a).draw(a)
+    else:
+        per_input, frames = _vector_pictures(batch, look, a), []
+    return _layer_files(batch, look, a, per_input, frames)
+
+
+class _MapPictures:
+    """Channel grids of a map layer, (N, C, H, W): one MapGrid per channel set drawn."""
+
+    def __init__(self, batch: _Batch, look: _Look, a: np.ndarray):
+        self.batch, self.look, self.c = batch, look, a.shape[1]
+        self.hw = a.shape[2:]
+        self.mode = _channel_mode(batch.opts.channels, self.c, look.layer.name)
+        self.kernels, self.klim, knote = _kernels_for(batch.net, look.layer, batch.opts)
+        self.title = [*look.title, knote] if knote else list(look.title)
+        self.fixed_labels = self.mode[0] != "top"
+        self.grids: dict = {}
+
+    def grid_for(self, chans: list[int]) -> MapGrid:
+        key = tuple(chans) if not self.fixed_labels else "fixed"
+        if key not in self.grids:
+            look = self.look
+            t = list(self.title)
+            if len(chans) < self.c:
+                how = "chosen" if self.mode[0] == "list" else "top by mean activation"
+                t.append(
+                    f"{len(chans)} of {self.c} channels drawn ({how}); the colour range covers all"
                 )
-            return grids[key]
+            self.grids[key] = MapGrid(
+                (len(chans), *self.hw),
+                look.lut,
+                t,
+                None if self.kernels is None else self.kernels[chans],
+                look.g if look.scale == "global" else None,
+                look.scale == "map",
+                [f"ch {c}" for c in chans] if self.fixed_labels else "per-input",
+                self.klim,
+            )
+        return self.grids[key]
 
-        for n, inp in enumerate(inputs):
-            m = a[n]
-            chans = choose_channels(m, mode)
-            grid = grid_for(chans)
-            ranges_all = layer_ranges(m, scale, signed, g)
-            ranges = [ranges_all[c] for c in chans]
-            sub = m[chans]
-            dead = ~sub.reshape(len(chans), -1).any(1)
-            bar = ranges[0] if scale == "layer" else None
-            cap = _caption(inp, None if probs is None else probs[n], classes)
-            img = grid.draw(inp.image, sub, ranges, cap, dead, bar, [f"ch {c}" for c in chans])
+    def picture(self, n: int, m: np.ndarray, chans: list[int]):
+        """(image, ranges of the channels drawn, dead mask) of input n's maps m (C, H, W)."""
+        ranges_all = self.look.ranges(m)
+        ranges = [ranges_all[c] for c in chans]
+        sub = m[chans]
+        dead = ~sub.reshape(len(chans), -1).any(1)
+        bar = ranges[0] if self.look.scale == "layer" else None
+        img = self.grid_for(chans).draw(
+            self.batch.inputs[n].image,
+            sub,
+            ranges,
+            self.batch.caption(n),
+            dead,
+            bar,
+            [f"ch {c}" for c in chans],
+        )
+        return img, ranges, dead
+
+    def draw(self, a: np.ndarray):
+        """([(image, sidecar fields)] per input, GIF frames or [] when each picture is one)."""
+        look, per_input, frames = self.look, [], []
+        for n in range(len(self.batch.inputs)):
+            chans = choose_channels(a[n], self.mode)
+            img, ranges, dead = self.picture(n, a[n], chans)
             info = {
-                "scale": scale,
-                "global_range": list(g) if scale == "global" else None,
-                "global_range_from": g_note if scale == "global" else None,
-                "display_range": None if scale == "map" else list(ranges[0]),
+                "scale": look.scale,
+                "global_range": list(look.g) if look.scale == "global" else None,
+                "global_range_from": look.g_note if look.scale == "global" else None,
+                "display_range": None if look.scale == "map" else list(ranges[0]),
                 "channels_drawn": chans,
                 "dead_channels": [int(chans[i]) for i in np.flatnonzero(dead)],
             }
             per_input.append((img, info))
-        if gif and mode[0] == "top":  # frames share one channel set: top by mean over inputs
-            chans = choose_channels(a.mean(0), mode)
-            grid = grid_for(chans)
-            for n, inp in enumerate(inputs):
-                ranges = [layer_ranges(a[n], scale, signed, g)[c] for c in chans]
-                sub = a[n][chans]
-                dead = ~sub.reshape(len(chans), -1).any(1)
-                bar = ranges[0] if scale == "layer" else None
-                cap = _caption(inp, None if probs is None else probs[n], classes)
-                frames.append(
-                    to_palette(
-                        grid.draw(
-                            inp.image, sub, ranges, cap, dead, bar, [f"ch {c}" for c in chans]
-                        ),
-                        luts,
-                    )
-                )
-    else:
-        for n, inp in enumerate(inputs):
-            cap = _caption(inp, None if probs is None else probs[n], classes)
-            v = a[n]
-            if layer.name == score_name:
-                t = [f"{layer.name} · class scores and probabilities · {v.shape[0]} classes", ""]
-                value = "probability" if layer.nonneg else "logit"
-                img = probability_bars(inp.image, probs[n], v, classes, t, cap, inp.label, value)
-            else:
-                vr = g if scale == "global" else _value_range(v, signed)
-                img = vector_strip(inp.image, v, vr, lut, title, cap)
-            per_input.append(
-                (img, {"scale": scale, "global_range": list(g) if scale == "global" else None})
+        if self.batch.gif and self.mode[0] == "top":
+            # frames share one channel set: top by mean over inputs
+            chans = choose_channels(a.mean(0), self.mode)
+            for n in range(len(self.batch.inputs)):
+                frames.append(to_palette(self.picture(n, a[n], chans)[0], look.luts))
+        return per_input, frames
+
+
+def _vector_pictures(batch: _Batch, look: _Look, a: np.ndarray) -> list:
+    """[(image, sidecar fields)] per input of a vector layer, a: (N, D)."""
+    layer, scale, per_input = look.layer, look.scale, []
+    for n, inp in enumerate(batch.inputs):
+        cap = batch.caption(n)
+        v = a[n]
+        if layer.name == batch.score_name:
+            t = [f"{layer.name} · class scores and probabilities · {v.shape[0]} classes", ""]
+            value = "probability" if layer.nonneg else "logit"
+            img = probability_bars(
+                inp.image, batch.probs[n], v, batch.classes, t, cap, inp.label, value
             )
-    shared_frames = bool(frames)  # map layers in top mode drew their GIF frames already
-    for n, (inp, (img, info)) in enumerate(zip(inputs, per_input, strict=True)):
-        pal = to_palette(img, luts)
-        files[f"{layer.name}/{names[n]}{suffix}.png"] = (
-            png_bytes(img, luts) if "colour" in luts else _encode(pal)
+        else:
+            vr = look.g if scale == "global" else _value_range(v, look.signed)
+            img = vector_strip(inp.image, v, vr, look.lut, look.title, cap)
+        per_input.append(
+            (img, {"scale": scale, "global_range": list(look.g) if scale == "global" else None})
         )
-        files[f"{layer.name}/{names[n]}{suffix}.json"] = sidecar(
+    return per_input
+
+
+def _layer_files(batch: _Batch, look: _Look, a: np.ndarray, per_input, frames) -> dict:
+    """The encoded pictures and sidecars; frames: the GIF's, or [] to use the pictures."""
+    net, layer, blur, luts = batch.net, look.layer, look.blur, look.luts
+    suffix = "" if blur is None else "_blur"
+    files = {}
+    shared_frames = bool(frames)  # map layers in top mode drew their GIF frames already
+    for n, (inp, (img, info)) in enumerate(zip(batch.inputs, per_input, strict=True)):
+        pal = to_palette(img, luts)
+        path = f"{layer.name}/{batch.names[n]}{suffix}"
+        files[f"{path}.png"] = png_bytes(img, luts) if "colour" in luts else _encode(pal)
+        files[f"{path}.json"] = sidecar(
             net.meta,
             picture="layer",
             layer=layer.name,
@@ -382,27 +439,28 @@ def _render_layer(net, layer, a, inputs, probs, classes, names, blur, opts, gif,
             input_source=inp.source,
             preprocessing_notes=list(inp.notes),
             label=inp.label,
-            prediction=None if probs is None else int(probs[n].argmax()),
+            prediction=None if batch.probs is None else int(batch.probs[n].argmax()),
             blur=list(blur) if blur else None,
             value_range=[float(a[n].min()), float(a[n].max())],
             shape=list(a.shape[1:]),
             nonneg=layer.nonneg,
             **info,
         )
-        if gif and not shared_frames:
+        if batch.gif and not shared_frames:
             frames.append(pal)
-    if gif:
+    if batch.gif:
+        stem = layer.name + suffix
         files[f"{stem}.gif"] = encode_gif(frames, 1000, luts)
         files[f"{stem}.gif.json"] = sidecar(
             net.meta,
             picture="gif",
             layer=layer.name,
-            inputs=[i.name for i in inputs],
+            inputs=[i.name for i in batch.inputs],
             frame_seconds=1.0,
-            scale=scale,
+            scale=look.scale,
             blur=list(blur) if blur else None,
-            value_range=list(g),
-            value_range_from=g_note,
+            value_range=list(look.g),
+            value_range_from=look.g_note,
         )
     return files
 

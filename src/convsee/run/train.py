@@ -354,19 +354,60 @@ def _train(c, out, resume, signals, job):
     """train()'s work, its arguments checked; job: its other arguments (a SimpleNamespace)."""
     from tqdm import tqdm
 
-    splits, classes, dataset, on_epoch = job.splits, job.classes, job.dataset, job.on_epoch
-    snapshots, model_spec = job.snapshots, job.model
-    model, architecture = _build(model_spec, c.seed)
-    torch.manual_seed(c.seed)
-    train_split, test_split = splits or load_mnist(job.data_dir, verify=True, dataset=dataset)
-    ds = lookup(dataset)
+    run = _Training(c, out, signals, job)
+    run.start(resume)
+    meta = {}
+    t0 = time.perf_counter()
+    bar = None
+    n = len(run.data.x_train)
+    try:
+        bar = tqdm(
+            total=c.epochs * n,
+            unit="img",
+            unit_scale=True,
+            disable=not job.progress,
+            mininterval=0.5,
+        )
+        bar.update(run.start_epoch * n)
+        for epoch in range(run.start_epoch, c.epochs):
+            meta = run.epoch(epoch, bar)
+        if not meta:  # the resume state was of the last epoch: finish what was interrupted
+            meta = _metadata(run, *run.evaluate())
+            with signals.saving():
+                _write(out, save_checkpoint, run.model, out, meta)
+    finally:
+        if bar is not None:
+            bar.close()  # ends the bar's line, so a message after it starts on its own
+    run.sp.unlink(missing_ok=True)
+    if run.recorder is not None:
+        from .evolution import snapshots_path
+
+        _write(snapshots_path(out), run.recorder.save, out)
+        meta["snapshots"] = str(snapshots_path(out))
+    meta["wall_seconds"] = time.perf_counter() - t0
+    return run.model.to(memory_format=torch.contiguous_format).eval(), meta
+
+
+@dataclass
+class _Data:
+    """The training and test sets, normalised on the device, and the preprocessing recorded."""
+
+    train_split: Split
+    test_split: Split
+    x_train: torch.Tensor  # (N, 1, 28, 28)
+    y_train: torch.Tensor  # (N,)
+    x_test: torch.Tensor  # (M, 1, 28, 28)
+    preprocess: dict  # what the checkpoint records
+
+
+def _load_data(c: TrainConfig, job) -> _Data:
+    """The splits given (job.splits) or read from job.data_dir, normalised by the dataset's
+    statistics."""
+    train_split, test_split = job.splits or load_mnist(
+        job.data_dir, verify=True, dataset=job.dataset
+    )
+    ds = lookup(job.dataset)
     mean, std = ds.mean[0], ds.std[0]  # each dataset its own statistics
-    x_train = normalize(train_split.images, mean, std).to(c.device)
-    y_train = train_split.labels.to(c.device)
-    x_test = normalize(test_split.images, mean, std).to(c.device)
-    # channels-last activations make pooling and ReLU ~30% faster here (benchmarks/bench_train.py)
-    model = model.to(c.device, memory_format=torch.channels_last)
-    forward = getattr(model, "fast_forward", model)
     preprocess = {
         "input_size": [1, 28, 28],
         "mean": [mean],
@@ -375,147 +416,165 @@ def _train(c, out, resume, signals, job):
         "crop_pct": 1.0,
         "interpolation": "bilinear",
     }
-    opt = NesterovSGD(model.parameters(), weight_decay=c.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / c.batch_size)
-    total_steps = c.epochs * steps_per_epoch
-    gen = torch.Generator().manual_seed(c.seed)
-    start_epoch, history = 0, []
-    recorder = None
-    sp = _state_path(out)
-    if snapshots > total_steps + 1:
-        raise ConvseeError(
-            f"{{param}} {snapshots} is more than the {total_steps + 1} moments training has "
-            f"(initialisation and {total_steps} steps)",
-            "snapshots",
+    return _Data(
+        train_split,
+        test_split,
+        normalize(train_split.images, mean, std).to(c.device),
+        train_split.labels.to(c.device),
+        normalize(test_split.images, mean, std).to(c.device),
+        preprocess,
+    )
+
+
+class _Training:
+    """One run of _train: the model, its data on the device, the optimiser, what is done."""
+
+    def __init__(self, c: TrainConfig, out: Path, signals: _Signals, job):
+        self.c, self.out, self.signals, self.job = c, out, signals, job
+        self.model, self.architecture = _build(job.model, c.seed)
+        torch.manual_seed(c.seed)
+        self.data = _load_data(c, job)
+        # channels-last activations make pooling and ReLU ~30% faster here
+        # (benchmarks/bench_train.py)
+        self.model = self.model.to(c.device, memory_format=torch.channels_last)
+        self.forward = getattr(self.model, "fast_forward", self.model)
+        self.opt = NesterovSGD(self.model.parameters(), weight_decay=c.weight_decay)
+        self.steps_per_epoch = math.ceil(len(self.data.x_train) / c.batch_size)
+        self.total_steps = c.epochs * self.steps_per_epoch
+        self.gen = torch.Generator().manual_seed(c.seed)
+        self.start_epoch, self.history = 0, []
+        self.recorder = None
+        self.sp = _state_path(out)
+
+    def evaluate(self):
+        """(accuracy, per-class accuracy, confusion matrix) on the test set."""
+        return evaluate(
+            self.model, self.data.test_split, device=self.c.device, inputs=self.data.x_test
         )
-    if snapshots:
-        from .evolution import Recorder
 
-        recorder = Recorder(snapshots, total_steps, steps_per_epoch, full=model_spec is not None)
-        if recorder.wants(0):
-            recorder.record(
-                0, model, evaluate(model, test_split, device=c.device, inputs=x_test)[0]
+    def start(self, resume: bool) -> None:
+        """The snapshots' recorder (moment 0 recorded), or the resume state loaded."""
+        snapshots, total = self.job.snapshots, self.total_steps
+        if snapshots > total + 1:
+            raise ConvseeError(
+                f"{{param}} {snapshots} is more than the {total + 1} moments training has "
+                f"(initialisation and {total} steps)",
+                "snapshots",
             )
-    if resume:
-        st = _load_state(sp, c)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        gen.set_state(st["gen"])
-        start_epoch, history = st["epoch"], st["history"]
+        if snapshots:
+            from .evolution import Recorder
 
-    def metadata(acc, per_class, conf):
-        # the last epoch's checkpoint also carries the reference colour ranges (ranges.py)
-        ref = {}
-        if len(history) == c.epochs:
-            ref = _reference(model, preprocess, test_split, dataset, c.device)
-        return {
-            **ref,
-            "architecture": architecture,
-            **({"model": model_spec} if model_spec else {}),
-            "preprocess": preprocess,
-            "dataset": dataset,
-            "classes": classes or list(ds.classes),
-            "epochs_done": len(history),
-            "complete": len(history) == c.epochs,
-            "train_config": asdict(c),
-            "test_accuracy": acc,
-            "per_class_accuracy": per_class,
-            "confusion_matrix": conf,
-            "history": history,
-            "dataset_md5": {**train_split.md5, **test_split.md5},
-            "train_seconds": sum(h["seconds"] for h in history),
-            "torch_version": torch.__version__,
-            "convsee_version": __version__,
-            "machine": f"{platform.machine()}, {c.threads} thread{'s' if c.threads > 1 else ''}",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }
+            full = self.job.model is not None
+            self.recorder = Recorder(snapshots, total, self.steps_per_epoch, full=full)
+            if self.recorder.wants(0):
+                self.recorder.record(0, self.model, self.evaluate()[0])
+        if resume:
+            st = _load_state(self.sp, self.c)
+            self.model.load_state_dict(st["model"])
+            self.opt.load_state_dict(st["opt"])
+            self.gen.set_state(st["gen"])
+            self.start_epoch, self.history = st["epoch"], st["history"]
 
-    def save(meta, epoch):
-        """The state to resume from, then the checkpoint; an interruption waits for both.
-
-        In this order a kill between the two leaves a state one epoch ahead of the checkpoint,
-        which --resume continues from; never a checkpoint without its state."""
-        with signals.saving():
-            state = {
-                "config": asdict(c),
-                "epoch": epoch,
-                "history": history,
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "gen": gen.get_state(),
+    def epoch(self, epoch: int, bar) -> dict:
+        """Train one epoch (0-based), evaluate, save; the checkpoint's metadata."""
+        c = self.c
+        t_epoch = time.perf_counter()
+        loss_sum = self._steps(epoch, bar)
+        if not _finite(self.model):
+            kept = f"{self.out} keeps epoch {epoch}" if epoch else "nothing was saved"
+            raise ConvseeError(
+                f"training diverged in epoch {epoch + 1} (the weights hold NaN or "
+                f"infinity); try a lower learning rate than {c.lr:g}; {kept}"
+            )
+        acc, per_class, conf = self.evaluate()
+        self.history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss_sum.item() / len(self.data.x_train),
+                "test_accuracy": acc,
+                "seconds": time.perf_counter() - t_epoch,
             }
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            _write(sp, atomic_write, sp, buf.getvalue())
-            _write(out, save_checkpoint, model, out, meta)
-
-    meta = {}
-    t0 = time.perf_counter()
-    bar = None
-    try:
-        bar = tqdm(
-            total=c.epochs * len(x_train),
-            unit="img",
-            unit_scale=True,
-            disable=not job.progress,
-            mininterval=0.5,
         )
-        bar.update(start_epoch * len(x_train))
-        for epoch in range(start_epoch, c.epochs):
-            model.train()
-            perm = torch.randperm(len(x_train), generator=gen).to(c.device)
-            t_epoch, loss_sum = time.perf_counter(), 0.0
-            for i in range(0, len(x_train), c.batch_size):
-                idx = perm[i : i + c.batch_size]
-                xb = x_train[idx]
-                if c.augment:
-                    xb = augment_batch(xb, gen)
-                step = epoch * steps_per_epoch + i // c.batch_size  # 0-based
-                loss = F.cross_entropy(forward(xb), y_train[idx], label_smoothing=c.label_smoothing)
-                opt.zero_grad()
-                loss.backward()
-                opt.step(*one_cycle(step, total_steps, c.lr, c.warmup, c.momentum))
-                step += 1  # steps done, as the recorder counts them
-                if recorder is not None and recorder.wants(step):
-                    recorder.record(
-                        step, model, evaluate(model, test_split, device=c.device, inputs=x_test)[0]
-                    )
-                loss_sum += loss.detach() * len(idx)
-                if (i // c.batch_size) % 50 == 49 or i + c.batch_size >= len(x_train):
-                    bar.set_description(f"epoch {epoch + 1}/{c.epochs} loss {loss.item():.3f}")
-                    bar.update(i + len(idx) - (bar.n - epoch * len(x_train)))
-            if not _finite(model):
-                kept = f"{out} keeps epoch {epoch}" if epoch else "nothing was saved"
-                raise ConvseeError(
-                    f"training diverged in epoch {epoch + 1} (the weights hold NaN or "
-                    f"infinity); try a lower learning rate than {c.lr:g}; {kept}"
-                )
-            acc, per_class, conf = evaluate(model, test_split, device=c.device, inputs=x_test)
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "loss": loss_sum.item() / len(x_train),
-                    "test_accuracy": acc,
-                    "seconds": time.perf_counter() - t_epoch,
-                }
-            )
-            bar.set_postfix_str(f"test acc {acc:.2%}")
-            meta = metadata(acc, per_class, conf)
-            save(meta, epoch + 1)
-            if on_epoch:
-                on_epoch(epoch + 1, model, acc)
-        if not meta:  # the resume state was of the last epoch: finish what was interrupted
-            meta = metadata(*evaluate(model, test_split, device=c.device, inputs=x_test))
-            with signals.saving():
-                _write(out, save_checkpoint, model, out, meta)
-    finally:
-        if bar is not None:
-            bar.close()  # ends the bar's line, so a message after it starts on its own
-    sp.unlink(missing_ok=True)
-    if recorder is not None:
-        from .evolution import snapshots_path
+        bar.set_postfix_str(f"test acc {acc:.2%}")
+        meta = _metadata(self, acc, per_class, conf)
+        _save(self, meta, epoch + 1)
+        if self.job.on_epoch:
+            self.job.on_epoch(epoch + 1, self.model, acc)
+        return meta
 
-        _write(snapshots_path(out), recorder.save, out)
-        meta["snapshots"] = str(snapshots_path(out))
-    meta["wall_seconds"] = time.perf_counter() - t0
-    return model.to(memory_format=torch.contiguous_format).eval(), meta
+    def _steps(self, epoch: int, bar):
+        """The epoch's SGD steps over a fresh permutation; the summed loss (a 0-d tensor)."""
+        c, n = self.c, len(self.data.x_train)
+        self.model.train()
+        perm = torch.randperm(n, generator=self.gen).to(c.device)
+        loss_sum = 0.0
+        for i in range(0, n, c.batch_size):
+            idx = perm[i : i + c.batch_size]
+            xb = self.data.x_train[idx]  # (B, 1, 28, 28)
+            if c.augment:
+                xb = augment_batch(xb, self.gen)
+            step = epoch * self.steps_per_epoch + i // c.batch_size  # 0-based
+            loss = F.cross_entropy(
+                self.forward(xb), self.data.y_train[idx], label_smoothing=c.label_smoothing
+            )
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step(*one_cycle(step, self.total_steps, c.lr, c.warmup, c.momentum))
+            step += 1  # steps done, as the recorder counts them
+            if self.recorder is not None and self.recorder.wants(step):
+                self.recorder.record(step, self.model, self.evaluate()[0])
+            loss_sum += loss.detach() * len(idx)
+            if (i // c.batch_size) % 50 == 49 or i + c.batch_size >= n:
+                bar.set_description(f"epoch {epoch + 1}/{c.epochs} loss {loss.item():.3f}")
+                bar.update(i + len(idx) - (bar.n - epoch * n))
+        return loss_sum
+
+
+def _metadata(run: _Training, acc, per_class, conf) -> dict:
+    """The checkpoint's metadata after an epoch with these test results."""
+    c, history, job, data = run.c, run.history, run.job, run.data
+    # the last epoch's checkpoint also carries the reference colour ranges (ranges.py)
+    ref = {}
+    if len(history) == c.epochs:
+        ref = _reference(run.model, data.preprocess, data.test_split, job.dataset, c.device)
+    return {
+        **ref,
+        "architecture": run.architecture,
+        **({"model": job.model} if job.model else {}),
+        "preprocess": data.preprocess,
+        "dataset": job.dataset,
+        "classes": job.classes or list(lookup(job.dataset).classes),
+        "epochs_done": len(history),
+        "complete": len(history) == c.epochs,
+        "train_config": asdict(c),
+        "test_accuracy": acc,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": conf,
+        "history": history,
+        "dataset_md5": {**data.train_split.md5, **data.test_split.md5},
+        "train_seconds": sum(h["seconds"] for h in history),
+        "torch_version": torch.__version__,
+        "convsee_version": __version__,
+        "machine": f"{platform.machine()}, {c.threads} thread{'s' if c.threads > 1 else ''}",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _save(run: _Training, meta: dict, epoch: int) -> None:
+    """The state to resume from, then the checkpoint; an interruption waits for both.
+
+    In this order a kill between the two leaves a state one epoch ahead of the checkpoint,
+    which --resume continues from; never a checkpoint without its state."""
+    with run.signals.saving():
+        state = {
+            "config": asdict(run.c),
+            "epoch": epoch,
+            "history": run.history,
+            "model": run.model.state_dict(),
+            "opt": run.opt.state_dict(),
+            "gen": run.gen.get_state(),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        _write(run.sp, atomic_write, run.sp, buf.getvalue())
+        _write(run.out, save_checkpoint, run.model, run.out, meta)
