@@ -7,9 +7,8 @@ import time
 
 from .options import (
     Formatter,
-    add_channels,
+    add_channel_layers,
     add_data,
-    add_layers,
     add_model,
     add_out,
     add_quiet,
@@ -36,14 +35,10 @@ def add(sub) -> None:
     o = sub.add_parser("optimize", help=HELP, description=DESCRIPTION, formatter_class=Formatter)
     add_model(o)
     add_data(o, help_data="IDX files or a folder of images, for the dataset baseline")
-    add_layers(
+    add_channel_layers(
         o,
-        None,
-        "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2,fc3 for "
-        "LeNet-5, else the first and the last conv layer and the class scores)",
-        alias=True,
+        "conv1,conv2,fc3 for LeNet-5, else the first and the last conv layer and the class scores",
     )
-    add_channels(o)
     o.add_argument(
         "--objective",
         choices=["centre", "mean"],
