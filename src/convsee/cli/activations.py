@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from .options import (
-    Formatter,
-    add_data,
-    add_inputs,
-    add_layers,
-    add_model,
-    network,
-    out_file_ok,
-    write_file,
-)
+from .options import Formatter, add_inputs_and_model, add_layers, network, out_file_ok, write_file
 
 HELP = "save layers' outputs as arrays (.npz keyed by layer name, batch axis first)"
 
 
 def add(sub) -> None:
     ac = sub.add_parser("activations", help=HELP, description=HELP, formatter_class=Formatter)
-    add_inputs(ac, nargs="+", default_help="none: give at least one")
-    add_model(ac)
-    add_data(ac, help_data="folder with the dataset's IDX files (for test:N, train:N)")
+    add_inputs_and_model(ac, nargs="+", default_help="none: give at least one")
     add_layers(ac, "all", "layers to save: names from `convsee layers`, NAME#k, globs, all")
     ac.add_argument("-o", "--out", required=True, metavar="OUT.npz", help="the .npz to write")
     ac.set_defaults(func=run)

@@ -7,15 +7,14 @@ import time
 from ..errors import ConvseeError
 from .options import (
     Formatter,
-    add_data,
-    add_inputs,
+    add_inputs_and_model,
     add_layer,
-    add_model,
     add_out,
     check_ranges,
     finish,
     network,
     out_dir_ok,
+    picked,
 )
 
 HELP = "which pixels decide a class: Grad-CAM and eight other attribution methods"
@@ -32,9 +31,7 @@ def add(sub) -> None:
     at = sub.add_parser(
         "attribution", help=HELP, description=DESCRIPTION, formatter_class=Formatter
     )
-    add_inputs(at, default_help="sample:3 sample:7")
-    add_model(at)
-    add_data(at, help_data="folder with the dataset's IDX files (for test:N, train:N)")
+    add_inputs_and_model(at, default_help="sample:3 sample:7")
     at.add_argument("--method", choices=METHODS, default="gradcam", help="attribution method")
     add_layer(
         at,
@@ -87,20 +84,9 @@ def run(a) -> int:
     check_ranges(("--steps", a.steps, 1, None))
     if a.noise < 0 or a.noise_sigma <= 0:
         raise ConvseeError("--noise must be >= 0 and --noise-sigma > 0")
+    options = picked(a, "quantity", "placement", "steps", "window", "noise", "noise_sigma")
+    where = picked(a, "data", "dataset")
     res = attribution(
-        net,
-        a.inputs,
-        a.layer,
-        a.method,
-        a.target,
-        data=a.data,
-        dataset=a.dataset,
-        quantity=a.quantity,
-        placement=a.placement,
-        position=position,
-        steps=a.steps,
-        window=a.window,
-        noise=a.noise,
-        noise_sigma=a.noise_sigma,
+        net, a.inputs, a.layer, a.method, a.target, position=position, **options, **where
     )
     return finish(Figures(res.figures).files(), a.out, t0)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from .options import Formatter, add_data, add_model, check_ranges, network, out_file_ok, write_file
+from .options import (
+    Formatter,
+    add_batch_size,
+    add_data,
+    add_model,
+    add_out,
+    check_ranges,
+    network,
+    out_file_ok,
+    write_file,
+)
 
 HELP = "test accuracy, per-class accuracy and confusion matrix"
 
@@ -17,10 +27,8 @@ def add(sub) -> None:
         help_data="the test set: a folder with MNIST-style IDX files, or a folder of images with "
         "one subfolder per class",
     )
-    e.add_argument(
-        "--out", default="confusion.png", metavar="FILE.png", help="confusion matrix picture"
-    )
-    e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    add_out(e, "confusion.png", kind="FILE.png", help="confusion matrix picture")
+    add_batch_size(e)
     e.add_argument(
         "--class-map",
         metavar="JSON_OR_FILE",

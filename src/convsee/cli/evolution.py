@@ -11,12 +11,12 @@ from .options import (
     Formatter,
     add_data,
     add_device,
-    add_frame_ms,
+    add_gif_out,
     add_layers,
-    add_out,
     device,
     finish,
     out_dir_ok,
+    picked,
 )
 
 HELP = "GIFs of the filters forming during training"
@@ -56,8 +56,7 @@ def add(sub) -> None:
         "last conv)",
     )
     ev.add_argument("--input", default="sample:3", help="whose maps to show forming")
-    add_frame_ms(ev, 400)
-    add_out(ev, "media")
+    add_gif_out(ev, 400)
     ev.set_defaults(func=run)
 
 
@@ -68,14 +67,8 @@ def run(a) -> int:
         raise ConvseeError(
             "evolution --model needs the checkpoint `convsee train` wrote (--checkpoint FILE)"
         )
+    where = picked(a, "data", "dataset")
     figs = evolution(
-        a.checkpoint,
-        a.model,
-        a.layers,
-        a.input,
-        a.frame_ms,
-        data=a.data,
-        dataset=a.dataset,
-        device=device(a.device),
+        a.checkpoint, a.model, a.layers, a.input, a.frame_ms, device=device(a.device), **where
     )
     return finish(figs.files(), a.out, t0)

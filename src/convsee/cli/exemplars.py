@@ -5,12 +5,13 @@ from __future__ import annotations
 from ..views.exemplars import exemplars
 from .options import (
     Formatter,
-    add_channels,
+    add_batch_size,
+    add_channel_layers,
     add_data,
-    add_layers,
     add_model,
     add_out,
     add_quiet,
+    picked,
     write_view,
 )
 
@@ -27,16 +28,9 @@ def add(sub) -> None:
     e = sub.add_parser("exemplars", help=HELP, description=DESCRIPTION, formatter_class=Formatter)
     add_model(e)
     add_data(e, help_data="IDX files or a folder of images (class subfolders optional)")
-    add_layers(
-        e,
-        None,
-        "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2 for "
-        "LeNet-5, else the first and the last conv layer)",
-        alias=True,
-    )
-    add_channels(e)
+    add_channel_layers(e, "conv1,conv2 for LeNet-5, else the first and the last conv layer")
     e.add_argument("-k", type=int, default=9, help="inputs per channel (1..64)")
-    e.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    add_batch_size(e)
     e.add_argument("--limit", type=int, metavar="N", help="rank only the first N images")
     add_quiet(e)
     add_out(e, "media")
@@ -44,17 +38,5 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    return write_view(
-        a,
-        exemplars,
-        layers=a.layers,
-        k=a.k,
-        channels=a.channels,
-        data=a.data,
-        dataset=a.dataset,
-        batch_size=a.batch_size,
-        limit=a.limit,
-        quiet=a.quiet,
-        device=getattr(a, "device", None),
-        say=print,
-    )
+    flags = picked(a, "layers", "k", "channels", "data", "dataset", "batch_size", "limit", "quiet")
+    return write_view(a, exemplars, **flags, device=a.device, say=print)

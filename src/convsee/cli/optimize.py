@@ -7,15 +7,15 @@ import time
 
 from .options import (
     Formatter,
-    add_channels,
+    add_channel_layers,
     add_data,
-    add_layers,
     add_model,
     add_out,
     add_quiet,
     check_ranges,
     network,
     out_dir_ok,
+    picked,
     wrote,
 )
 from .progress import Bar, stop_on_signals
@@ -36,14 +36,10 @@ def add(sub) -> None:
     o = sub.add_parser("optimize", help=HELP, description=DESCRIPTION, formatter_class=Formatter)
     add_model(o)
     add_data(o, help_data="IDX files or a folder of images, for the dataset baseline")
-    add_layers(
+    add_channel_layers(
         o,
-        None,
-        "layers: names from `convsee layers`, globs, type:Conv2d (default: conv1,conv2,fc3 for "
-        "LeNet-5, else the first and the last conv layer and the class scores)",
-        alias=True,
+        "conv1,conv2,fc3 for LeNet-5, else the first and the last conv layer and the class scores",
     )
-    add_channels(o)
     o.add_argument(
         "--objective",
         choices=["centre", "mean"],
@@ -87,53 +83,51 @@ def add(sub) -> None:
 
 
 def run(a) -> int:
-    from ..draw.render import write_outputs  # (tests patch it there)
     from ..run.optimize import OptimizeConfig, Stop
     from ..views.optimize import OptimizeJob
 
     t0 = time.perf_counter()
+    cfg = OptimizeConfig(**picked(a, "steps", "restarts", "rounds", "param", "objective", "seed"))
+    cfg.check()  # the library's ranges of --steps, --restarts, --rounds, before the model loads
     check_ranges(
-        ("--steps", a.steps, 1, 100000),
-        ("--restarts", a.restarts, 1, 64),
-        ("--rounds", a.rounds, 1, 10),
         ("--sample", a.sample, 0, 1000000),
         ("--random", a.random, 1, 100000),
         ("--time-budget", a.time_budget, 0, 1e7),
     )
     out_dir_ok(a.out)
-    net = network(a)
-    keys = ("steps", "restarts", "rounds", "param", "objective", "seed")
-    cfg = OptimizeConfig(**{k: getattr(a, k) for k in keys})
     stop = Stop(t0 + a.time_budget if a.time_budget else None)
     bar = Bar(a.quiet)
+    where = picked(a, "sample", "data", "dataset", "device")
+    net = network(a)
     job = OptimizeJob(
-        net,
-        a.layers,
-        a.channels,
-        cfg,
-        sample=a.sample,
-        data=a.data,
-        dataset=a.dataset,
-        n_random=a.random,
-        device=getattr(a, "device", None),
-        stop=stop,
-        progress=bar.update,
+        net, a.layers, a.channels, cfg, n_random=a.random, stop=stop, progress=bar.update, **where
     )
     if job.data_x is None:
         print(f"convsee: note: {job.data_note}", file=sys.stderr)
     with stop_on_signals(stop):
-        try:
-            for done in job:
-                bar.close()
-                print("\n".join(done.table))
-                write_outputs(done.files, a.out)  # at once: a stop later keeps this layer
-                print(f"  {done.summary}; wrote {', '.join(done.files)}")
-        finally:
-            bar.close()
+        _write_each(job, bar, a.out)
     seconds = time.perf_counter() - t0
     if stop.why():
-        left = len(job.layers) - job.done
-        more = f"; {left} layer{'s' if left != 1 else ''} not done" if left else ""
-        print(f"stopped early ({stop.why()}) after {seconds:.1f} s: kept what was done{more}")
+        print(_stopped(stop.why(), len(job.layers) - job.done, seconds))
     print(wrote(job.done, a.out, seconds))
     return 130 if stop.requested else 0
+
+
+def _write_each(job, bar, out) -> None:
+    """Each layer's table printed and its files written to out as soon as it is done, so that
+    a stop later keeps it."""
+    from ..draw.render import write_outputs  # (tests patch it there)
+
+    try:
+        for done in job:
+            bar.close()
+            print("\n".join(done.table))
+            write_outputs(done.files, out)
+            print(f"  {done.summary}; wrote {', '.join(done.files)}")
+    finally:
+        bar.close()
+
+
+def _stopped(why: str, left: int, seconds: float) -> str:
+    more = f"; {left} layer{'s' if left != 1 else ''} not done" if left else ""
+    return f"stopped early ({why}) after {seconds:.1f} s: kept what was done{more}"

@@ -24,14 +24,17 @@ __all__ = [
     "add_layers",
     "add_layer",
     "add_channels",
-    "add_frame_ms",
-    "add_input",
+    "add_channel_layers",
+    "add_batch_size",
+    "add_gif_out",
+    "add_input_and_model",
     "write_view",
+    "picked",
     "finish",
     "wrote",
     "add_quiet",
     "check_ranges",
-    "add_inputs",
+    "add_inputs_and_model",
     "network",
     "parse_blur",
     "parse_channels",
@@ -155,6 +158,18 @@ def _one_layer(value: str) -> str:
     return value
 
 
+def add_channel_layers(p, default: str) -> None:
+    """--layers (and the older --layer) and --channels of a command that shows every channel of
+    some layers; default: which layers it shows without --layers."""
+    add_layers(
+        p,
+        None,
+        f"layers: names from `convsee layers`, globs, type:Conv2d (default: {default})",
+        alias=True,
+    )
+    add_channels(p)
+
+
 def add_layer(p, help: str) -> None:
     """--layers L for a command that shows one layer (spelt as the commands taking several
     are), into a.layer; --layer, its older spelling, still works but is not listed."""
@@ -162,13 +177,21 @@ def add_layer(p, help: str) -> None:
     p.add_argument("--layer", dest="layer", type=_one_layer, help=argparse.SUPPRESS)
 
 
-def add_input(p, help: str, default: str = "sample:3") -> None:
-    """The one INPUT of a command that shows one input."""
+def add_input_and_model(p, help: str, default: str = "sample:3") -> None:
+    """The one INPUT of a command that shows one input, then the model options and --data
+    (_model_reading)."""
     p.add_argument("input", nargs="?", default=default, metavar="INPUT", help=help)
+    _model_reading(p)
 
 
-def add_frame_ms(p, default: int, help: str = "milliseconds per GIF frame") -> None:
-    p.add_argument("--frame-ms", type=int, default=default, help=help)
+def add_gif_out(p, frame_ms: int, help: str = "milliseconds per GIF frame") -> None:
+    """--frame-ms (default: frame_ms) and --out of a command writing GIFs."""
+    p.add_argument("--frame-ms", type=int, default=frame_ms, help=help)
+    add_out(p, "media")
+
+
+def add_batch_size(p) -> None:
+    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
 
 
 def add_quiet(p) -> None:
@@ -195,12 +218,22 @@ def add_channels(p) -> None:
     )
 
 
-def add_inputs(p, nargs: str = "*", default_help: str = "the bundled samples") -> None:
+def add_inputs_and_model(p, nargs: str = "*", default_help: str = "the bundled samples") -> None:
+    """The INPUTs of a command, then the model options and --data (_model_reading)."""
     from ..datasets.inputs import INPUT_FORMS
 
     p.add_argument(
         "inputs", nargs=nargs, metavar="INPUT", help=f"{INPUT_FORMS} (default: {default_help})"
     )
+    _model_reading(p)
+
+
+def _model_reading(p) -> None:
+    """The model that reads a command's INPUTs (add_model; --device is where a torch model
+    runs, LeNet-5 alone runs in NumPy) and --data/--dataset, where test:N and train:N come
+    from: the same for every command taking INPUTs."""
+    add_model(p)
+    add_data(p, help_data="folder with the dataset's IDX files (for test:N, train:N)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,6 +255,13 @@ def finish(files: dict, out_dir, t0: float) -> int:
     pictures = [p for p in write_outputs(files, out_dir) if p.suffix in (".png", ".gif")]
     print(wrote(len(pictures), out_dir, time.perf_counter() - t0))
     return 0
+
+
+def picked(a, *names: str) -> dict:
+    """{name: a.name} for each name: the parsed flags a command hands on as they are, each to
+    the library parameter of the same name (a flag reaching a parameter of another name, or
+    changed on the way, is written beside it as param=value)."""
+    return {name: getattr(a, name) for name in names}
 
 
 def write_view(a, view, **kwargs) -> int:

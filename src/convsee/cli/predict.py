@@ -7,24 +7,14 @@ import sys
 
 from ..errors import ConvseeError
 from .errors import said
-from .options import (
-    Formatter,
-    add_data,
-    add_inputs,
-    add_model,
-    check_ranges,
-    network,
-    out_dir_ok,
-)
+from .options import Formatter, add_inputs_and_model, check_ranges, network, out_dir_ok
 
 HELP = "classify images (default: the bundled samples)"
 
 
 def add(sub) -> None:
     pr = sub.add_parser("predict", help=HELP, description=HELP, formatter_class=Formatter)
-    add_inputs(pr)
-    add_model(pr)
-    add_data(pr, help_data="folder with the dataset's IDX files (for test:N, train:N)")
+    add_inputs_and_model(pr)
     pr.add_argument(
         "--show-input", metavar="DIR", help="save each input as the model sees it, as PNG, in DIR"
     )

@@ -5,15 +5,14 @@ from __future__ import annotations
 from .options import (
     Formatter,
     add_channels,
-    add_data,
-    add_inputs,
+    add_inputs_and_model,
     add_layers,
-    add_model,
     add_out,
     finish,
     network,
     out_dir_ok,
     parse_blur,
+    picked,
 )
 
 HELP = "pictures of what each layer sees"
@@ -24,9 +23,7 @@ each; with several inputs also OUT/{layer}.gif. With no arguments: the original 
 
 def add(sub) -> None:
     r = sub.add_parser("render", help=HELP, description=DESCRIPTION, formatter_class=Formatter)
-    add_inputs(r)
-    add_model(r)  # --device when a torch model runs; LeNet-5 alone runs in NumPy
-    add_data(r, help_data="folder with the dataset's IDX files (for test:N, train:N)")
+    add_inputs_and_model(r)
     add_out(r, "media")
     add_layers(
         r,
@@ -73,14 +70,8 @@ def run(a) -> int:
         a.inputs,
         kernels_only=a.kernels,
         diff_of=a.diff,
-        data=a.data,
-        dataset=a.dataset,
-        layers=a.layers,
-        scale=a.scale,
-        cmap=a.cmap,
         blur=blur,
-        with_kernels=a.with_kernels,
-        channels=a.channels,
+        **picked(a, "data", "dataset", "layers", "scale", "cmap", "with_kernels", "channels"),
     )
     for line in lines:
         print(line)

@@ -6,12 +6,10 @@ from ..views.sweep import sweep
 from .options import (
     Formatter,
     add_channels,
-    add_data,
-    add_frame_ms,
-    add_input,
+    add_gif_out,
+    add_input_and_model,
     add_layer,
-    add_model,
-    add_out,
+    picked,
     write_view,
 )
 
@@ -24,9 +22,7 @@ to the unperturbed maps."""
 
 def add(sub) -> None:
     sw = sub.add_parser("sweep", help=HELP, description=DESCRIPTION, formatter_class=Formatter)
-    add_input(sw, "the input to perturb")
-    add_model(sw)
-    add_data(sw, help_data="folder with the dataset's IDX files (for test:N, train:N)")
+    add_input_and_model(sw, "the input to perturb")
     sw.add_argument(
         "--kind",
         default="all",
@@ -35,20 +31,10 @@ def add(sub) -> None:
     )
     add_layer(sw, "a map layer from `convsee layers` (default: the first conv; LeNet-5: conv1)")
     add_channels(sw)
-    add_frame_ms(sw, 500)
-    add_out(sw, "media")
+    add_gif_out(sw, 500)
     sw.set_defaults(func=run)
 
 
 def run(a) -> int:
-    where = {"data": a.data, "dataset": a.dataset}
-    return write_view(
-        a,
-        sweep,
-        input=a.input,
-        layer=a.layer,
-        kind=a.kind,
-        channels=a.channels,
-        frame_ms=a.frame_ms,
-        **where,
-    )
+    flags = picked(a, "input", "layer", "kind", "channels", "frame_ms", "data", "dataset")
+    return write_view(a, sweep, **flags)

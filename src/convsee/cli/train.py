@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import Formatter, add_data, add_device, add_quiet, device
+from .options import Formatter, add_data, add_device, add_out, add_quiet, device
 
 HELP = "train LeNet-5 on MNIST (or Fashion-MNIST)"
 
@@ -43,10 +43,10 @@ def add(sub) -> None:
         "weights depend on it: the same seed and threads on the same machine give the same weights",
     )
     t.add_argument("--augment", action="store_true", help="random affine distortions")
-    t.add_argument(
-        "--out",
-        default="lenet5.safetensors",
-        metavar="FILE.safetensors",
+    add_out(
+        t,
+        "lenet5.safetensors",
+        kind="FILE.safetensors",
         help="the checkpoint (a .json copy of its metadata is written beside it)",
     )
     t.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -81,16 +81,11 @@ def _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device) -> Figures
         "evolution_kernels_final.png": png_bytes(kframes[-1], ("RdBu_r",)),
     }
     recorded = net.snapshot_convs  # the layers the snapshots can replay
-    wanted = recorded
-    if layers:
-        wanted = tuple(x.name for x in net.select(layers))  # unknown names: one line
-        other = [n for n in wanted if n not in recorded]
-        if other:
-            raise ConvseeError(
-                f"{{param}}: LeNet-5's snapshots replay {' and '.join(recorded)}, "
-                f"not {', '.join(other)}",
-                "layers",
-            )
+    wanted = tuple(x.name for x in net.select(layers)) if layers else recorded  # unknown: one line
+    other = ", ".join(n for n in wanted if n not in recorded)
+    if other:
+        replay = " and ".join(recorded)
+        raise ConvseeError(f"{{param}}: LeNet-5's snapshots replay {replay}, not {other}", "layers")
     for layer, maps in zip(recorded, snapshot_maps(snaps, inp.x), strict=True):
         if layer not in wanted:
             continue

@@ -119,17 +119,9 @@ class Views:
             raise ConvseeError("{param} is empty: give at least one input", "inputs")
         if not self.spec.layers:
             raise ConvseeError("attribution needs the model's layers; this program has none")
-        res = attribute_network(
-            self,
-            self.batch(inputs),
-            method=method,
-            layer=layer,
-            target=target,
-            quantity=quantity,
-            position=position,
-            placement=placement,
-            **options,
-        )
+        what = {"method": method, "layer": layer, "target": target, "quantity": quantity}
+        where = {"position": position, "placement": placement}
+        res = attribute_network(self, self.batch(inputs), **what, **where, **options)
         if figures:
             from ..draw.attribution import attribution_figures
 
