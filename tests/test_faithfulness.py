@@ -155,6 +155,7 @@ def test_bad_arguments_name_their_parameter(setup):
         (lambda: road(m, x.numpy(), maps[:, :5]), "maps"),
         (lambda: road(m, x.numpy()[0], maps), "x"),
         (lambda: infidelity(m, x.numpy(), maps, samples=0), "samples"),
+        (lambda: infidelity(m, x.numpy(), maps, order="most"), "order"),
         (
             lambda: infidelity(m, x.numpy(), maps, perturbations=np.zeros((1, 2, 3))),
             "perturbations",

@@ -94,19 +94,55 @@ def _kept(m, f: float, order: str):
     return keep.reshape(m.shape)
 
 
-def _scorer_pass(model, scorer, output):
-    """scores(x (B, C, H, W) tensor, rows, plain) -> (B,) float64 NumPy, no gradient."""
-    import torch
+SCORED = ("target", "quantity", "position", "output", "output_spec")  # as attribute_batch's
 
-    from .capture import select_output
-    from .targets import softmax_inputs
 
-    def scores(xt, rows, plain):
-        with softmax_inputs(model) as seen, torch.no_grad():
-            out = model(xt)
-            return scorer(select_output(out, output), seen, rows, plain).double().cpu().numpy()
+class _Scored:
+    """The scores of one model for the inputs x (N, C, H, W): the Scorer of `what` (SCORED
+    keys), `base` (N,) float64 of x itself (which also fixes each input's class), and
+    `of(batch (B, C, H, W) NumPy, rows)` for perturbed copies of inputs `rows`."""
 
-    return scores
+    def __init__(self, model, x, what: dict):
+        import torch
+
+        from .capture import eval_mode
+        from .targets import Scorer
+
+        bad = sorted(set(what) - set(SCORED))
+        if bad:
+            raise ConvseeError(f"unknown option {bad[0]!r}; options: {', '.join(SCORED)}", bad[0])
+        if x.ndim != 4 or not len(x):
+            raise ConvseeError(f"{{param}} must be a batch (N, C, H, W), got shape {x.shape}", "x")
+        self.model, self.output = model, what.get("output")
+        self.device, self.dtype = device_dtype(model)
+        self.scorer = Scorer(
+            what.get("target"),
+            what.get("quantity"),
+            what.get("position"),
+            what.get("output_spec"),
+            n=len(x),
+        )
+        with eval_mode(model):
+            self.base = self._pass(torch.from_numpy(x), np.arange(len(x)), True)
+
+    def _pass(self, xt, rows, plain):
+        import torch
+
+        from .capture import select_output
+        from .targets import softmax_inputs
+
+        with softmax_inputs(self.model) as seen, torch.no_grad():
+            out = self.model(xt.to(self.device, self.dtype))
+            s = self.scorer(select_output(out, self.output), seen, rows, plain)
+            return s.double().cpu().numpy()
+
+    def of(self, batch, rows):
+        import torch
+
+        from .capture import eval_mode
+
+        with eval_mode(self.model):
+            return self._pass(torch.from_numpy(np.asarray(batch, np.float32)), rows, False)
 
 
 def _check_maps(maps, x):
@@ -125,64 +161,40 @@ def road(
     model,
     x,
     maps,
-    output_spec=None,
     *,
-    target=None,
-    quantity=None,
-    position=None,
-    output=None,
     order: str = "most",
     fractions=FRACTIONS,
     noise: float = 0.0,
     seed: int = 0,
+    **what,
 ):
     """(N, len(fractions)) score(x with the fraction f of its pixels removed and imputed) -
     score(x), for maps (N, H, W) on the input grid (e.g. Attributions.maps); order "most" or
     "least" relevant first, or "combined" ((least - most) / 2, pytorch-grad-cam's ROADCombined;
     large is faithful). x: (N, C, H, W) model inputs (normalised as the model takes them);
-    target, quantity, position, output: as attribute_batch. noise: std of the imputation's
-    noise (the paper's 0.01 on its inputs; 0 makes the metric deterministic)."""
-    import torch
-
-    from .capture import eval_mode
-    from .targets import Scorer
-
+    what: target, quantity, position, output, output_spec as attribute_batch takes them.
+    noise: std of the imputation's noise (the paper's 0.01 on its inputs; 0 makes the metric
+    deterministic)."""
     if order not in ("most", "least", "combined"):
         raise ConvseeError(
             f"{{param}} must be 'most', 'least' or 'combined', got {order!r}", "order"
         )
     if order == "combined":
-        kw = dict(
-            target=target,
-            quantity=quantity,
-            position=position,
-            output=output,
-            fractions=fractions,
-            noise=noise,
-            seed=seed,
-        )
-        most = road(model, x, maps, output_spec, order="most", **kw)
-        return (road(model, x, maps, output_spec, order="least", **kw) - most) / 2
+        kw = dict(fractions=fractions, noise=noise, seed=seed, **what)
+        most = road(model, x, maps, order="most", **kw)
+        return (road(model, x, maps, order="least", **kw) - most) / 2
     x = np.asarray(x, np.float32)
-    if x.ndim != 4 or not len(x):
-        raise ConvseeError(f"{{param}} must be a batch (N, C, H, W), got shape {x.shape}", "x")
-    maps = _check_maps(maps, x)
-    maps = maps if maps.ndim == 3 else maps.sum(1)
     fr = [float(f) for f in fractions]
     if not fr or not all(0 < f < 1 for f in fr):
         raise ConvseeError(f"{{param}} must be fractions in (0, 1), got {fractions!r}", "fractions")
-    device, dtype = device_dtype(model)
-    scorer = Scorer(target, quantity, position, output_spec, n=len(x))
-    scores = _scorer_pass(model, scorer, output)
+    scored = _Scored(model, x, what)
+    maps = _check_maps(maps, x)
+    maps = maps if maps.ndim == 3 else maps.sum(1)
     rng = np.random.default_rng(seed)
-    with eval_mode(model):
-        base = scores(torch.from_numpy(x).to(device, dtype), np.arange(len(x)), True)
-        out = np.zeros((len(x), len(fr)))
-        for i, (img, m) in enumerate(zip(x, maps, strict=True)):
-            keeps = [_kept(m, f, order) for f in fr]
-            batch = np.stack([impute(img, k, noise, rng) for k in keeps]).astype(np.float32)
-            xt = torch.from_numpy(batch).to(device, dtype)
-            out[i] = scores(xt, np.full(len(fr), i), False) - base[i]
+    out = np.zeros((len(x), len(fr)))
+    for i, (img, m) in enumerate(zip(x, maps, strict=True)):
+        filled = [impute(img, _kept(m, f, order), noise, rng) for f in fr]
+        out[i] = scored.of(np.stack(filled), np.full(len(fr), i)) - scored.base[i]
     return out
 
 
@@ -190,33 +202,24 @@ def infidelity(
     model,
     x,
     maps,
-    output_spec=None,
     *,
-    target=None,
-    quantity=None,
-    position=None,
-    output=None,
     samples: int = 10,
     sigma: float = 0.1,
     normalize: bool = False,
     seed: int = 0,
     perturbations=None,
     std=None,
+    **what,
 ):
     """(N,) infidelity of maps (N, C, H, W), or (N, H, W) applied to every channel, for inputs
     x (N, C, H, W): the mean over `samples` perturbations I ~ N(0, sigma^2) per input of
     (sum(I * map) - (S(x) - S(x - I)))^2; normalize: the map first scaled by the factor that
     makes that mean least (captum's normalize). perturbations: (N, samples, C, H, W) to use
     instead of the seeded draws. std: per channel; when given, I is on the pixel scale of
-    the maps and reaches the model as I / std (x normalised as (pixel - mean) / std)."""
-    import torch
-
-    from .capture import eval_mode
-    from .targets import Scorer
-
+    the maps and reaches the model as I / std (x normalised as (pixel - mean) / std). what:
+    as road's."""
     x = np.asarray(x, np.float32)
-    if x.ndim != 4 or not len(x):
-        raise ConvseeError(f"{{param}} must be a batch (N, C, H, W), got shape {x.shape}", "x")
+    scored = _Scored(model, x, what)
     maps = _check_maps(maps, x)
     maps = np.broadcast_to(maps if maps.ndim == 4 else maps[:, None], x.shape)
     n = len(x)
@@ -231,22 +234,15 @@ def infidelity(
     if pert.ndim != 5 or pert.shape[0] != n or pert.shape[2:] != x.shape[1:]:
         raise ConvseeError(f"{{param}} must be (N, S, C, H, W), got {pert.shape}", "perturbations")
     s = pert.shape[1]
-    device, dtype = device_dtype(model)
-    scorer = Scorer(target, quantity, position, output_spec, n=n)
-    scores = _scorer_pass(model, scorer, output)
+    scale = 1.0 if std is None else np.resize(np.asarray(std, np.float32), x.shape[1])
+    scale = np.reshape(scale, (-1, 1, 1))
     after = np.zeros((n, s))
-    scale = (
-        1.0 if std is None else np.resize(np.asarray(std, np.float32), x.shape[1])[:, None, None]
-    )
-    with eval_mode(model):
-        base = scores(torch.from_numpy(x).to(device, dtype), np.arange(n), True)
-        step = rows_per_pass(x.shape)
-        for i in range(n):  # at most a pass's worth of perturbed inputs at a time
-            for k in range(0, s, step):
-                moved = (x[i] - pert[i, k : k + step] / scale).astype(np.float32)
-                xt = torch.from_numpy(moved).to(device, dtype)
-                after[i, k : k + step] = scores(xt, np.full(len(moved), i), False)
-    drop = base[:, None] - after.reshape(n, s)  # (N, S)
+    step = rows_per_pass(x.shape)
+    for i in range(n):  # at most a pass's worth of perturbed inputs at a time
+        for k in range(0, s, step):
+            moved = x[i] - pert[i, k : k + step] / scale
+            after[i, k : k + step] = scored.of(moved, np.full(len(moved), i))
+    drop = scored.base[:, None] - after  # (N, S)
     said = np.einsum("nschw,nchw->ns", pert, maps.astype(np.float32), dtype=np.float64)
     if normalize:
         beta = (said * drop).mean(1) / np.maximum((said * said).mean(1), 1e-300)
