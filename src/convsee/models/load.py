@@ -424,7 +424,7 @@ def _labels_fit(net: Network, labels) -> Network:
     """net, once the caller's class names are checked against its class scores: (K,) per
     image, or (K, H, W) for dense ones (a model whose output is not scores is not checked)."""
     if labels:
-        shape = tuple(net._scores_spec().shape)
+        shape = tuple(net.scores_output().shape)
         if len(shape) in (1, 3):
             _refuse_labels(labels, shape[0])
     return net

@@ -107,6 +107,7 @@ class Network:
     prep: Preprocess
     classes: list[str] | None
     meta: dict
+    output: str | None = None  # the output chosen to hold the class scores (None: the first)
     notes: list[str]  # what was assumed while loading (e.g. default preprocessing)
     warnings: tuple[str, ...] = ()  # what looks wrong (e.g. the first output is not scores)
     dataset: str | None = None  # chosen by the caller; None: the checkpoint's, else MNIST
@@ -205,6 +206,15 @@ class Network:
     def scores(self, x: np.ndarray) -> np.ndarray | None:
         """Class probabilities only (N, K), or None when the output is not class scores."""
         return self.run(x)[1]
+
+    def scores_output(self):
+        """The model output (a spec.Output) holding its class scores: the one chosen when the
+        network was made (`output`), else its first; None when the spec lists no outputs.
+        scores(), predict(), evaluate(), attribution and the class-name checks read this
+        output; its shape is (K,) for K classes per image, (K, H, W) for scores per position,
+        anything else for an output that is not class scores."""
+        outs = self.spec.outputs
+        return next((o for o in outs if o.name == self.output), outs[0] if outs else None)
 
     def dense_scores(self, x: np.ndarray) -> np.ndarray | None:
         """Class probabilities per position (N, K, H, W) when the scores output is dense (a
@@ -571,10 +581,6 @@ class TorchNetwork(Network):
         warn = output_warning(self.spec, self.output)
         self.warnings = (warn,) if warn else ()
 
-    def _scores_spec(self):
-        want = self.output if self.output is not None else self.spec.outputs[0].name
-        return next(o for o in self.spec.outputs if o.name == want)
-
     def run(self, x, layers=()):
         import torch
 
@@ -602,7 +608,7 @@ class TorchNetwork(Network):
 
     def _probabilities(self, s: np.ndarray) -> np.ndarray:
         """Scores (N, K, ...) as probabilities over axis 1 (softmaxed unless they are)."""
-        out = self._scores_spec()
+        out = self.scores_output()
         if out.probabilities:
             return s.astype(np.float32)
         if out.log_probabilities:
@@ -612,7 +618,7 @@ class TorchNetwork(Network):
     def dense_scores(self, x):
         from ..spec import score_kind
 
-        if score_kind(self._scores_spec()) != "dense":
+        if score_kind(self.scores_output()) != "dense":
             return None
         import torch
 
