@@ -1,7 +1,8 @@
 """A model as convsee runs it: the one object every command, the page and the Python API use.
 
 A `Network` holds a model's description (spec.ModelSpec), how inputs are prepared for it
-(datasets.transforms.Preprocess), its class names and the metadata that goes into sidecars.
+(datasets.transforms.Preprocess), its class names and where it came from (`provenance`, a
+models.provenance.Provenance: what goes into sidecars).
 `run(x, layers)` returns every requested layer's output as NumPy arrays (batch axis first)
 and the class probabilities. Two kinds:
 
@@ -27,6 +28,7 @@ from ..errors import ConvseeError
 from ..spec import Layer, ModelSpec
 from .lenet_layers import LENET5, Row, row, smallest_side, snapshot_rows, trace
 from .params import ConvParams, PoolParams
+from .provenance import Provenance
 
 __all__ = [
     "Network",
@@ -106,7 +108,8 @@ class Network:
     spec: ModelSpec
     prep: Preprocess
     classes: list[str] | None
-    meta: dict
+    meta: dict  # the rest of what loading found (a checkpoint's metadata, reference ranges)
+    provenance: Provenance  # the model, checkpoint and preprocessing, as sidecars record them
     output: str | None = None  # the output chosen to hold the class scores (None: the first)
     notes: list[str]  # what was assumed while loading (e.g. default preprocessing)
     warnings: tuple[str, ...] = ()  # what looks wrong (e.g. the first output is not scores)
@@ -117,7 +120,8 @@ class Network:
         size = "x".join(map(str, self.prep.input_size))
         out = self.spec.outputs[0].shape if self.spec.outputs else ()
         k = f", {out[0]} classes" if len(out) == 1 else ""
-        data = f", trained on {self.meta['dataset']}" if self.meta.get("dataset") else ""
+        trained = self.provenance.dataset
+        data = f", trained on {trained}" if trained else ""
         return f"<convsee {name}: input {size}{k}{data}, {len(self.spec.layers)} layers>"
 
     def takes(self, dataset: str) -> bool:
@@ -151,9 +155,8 @@ class Network:
         from dataclasses import replace
 
         from ..datasets.idx import spec as dataset_spec
-        from ..datasets.idx import trained_on
 
-        dataset = dataset or self.dataset or trained_on(self.meta)
+        dataset = dataset or self.dataset or self.provenance.trained_on()
 
         inputs = resolve_inputs(specs, self.prep, data_dir, dataset)
         theirs = list(dataset_spec(dataset)["classes"])
@@ -247,8 +250,8 @@ class Network:
 
     @property
     def display_name(self) -> str:
-        """How pictures, sidecars and repr name the model."""
-        return self.meta.get("model", "model")
+        """How pictures and repr name the model."""
+        return self.provenance.model or "model"
 
     @property
     def torch_free(self) -> bool:
@@ -385,12 +388,20 @@ class LeNetNetwork(Network):
     kind = "lenet"
     rows: tuple[Row, ...] = LENET5
 
-    def __init__(self, weights: dict, meta: dict, prep: Preprocess, classes=None):
+    def __init__(
+        self,
+        weights: dict,
+        meta: dict,
+        prep: Preprocess,
+        classes=None,
+        provenance: Provenance | None = None,
+    ):
         from .lenet_numpy import lenet_spec
 
         self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
         check_lenet_size(self.weights, prep.input_size, self.rows)
         self.meta = meta
+        self.provenance = provenance or Provenance(preprocess=prep.to_dict())
         self.prep = prep
         self.classes = classes
         self.output = None
@@ -551,12 +562,14 @@ class TorchNetwork(Network):
         output: str | None = None,
         device: str = "cpu",
         spec: ModelSpec | None = None,
+        provenance: Provenance | None = None,
     ):
         from ..spec import describe
 
         self.model = model
         self.prep = prep
         self.meta = dict(meta or {})
+        self.provenance = provenance or Provenance(preprocess=prep.to_dict())
         self.classes = classes
         self.device = device
         self.notes = []

@@ -214,7 +214,7 @@ def animate(
         for f in frames_plan
     ]
     files[f"{name}.json"] = sidecar(
-        net.meta,
+        net.provenance,
         picture="animate",
         layer=layer.name,
         layer_type=layer.type,
@@ -230,6 +230,11 @@ def animate(
     for i, f in enumerate(frames):
         files[f"{name}_frames/{i:03d}.png"] = png_bytes(f, luts)
     files[f"{name}_frames/frames.json"] = sidecar(
-        net.meta, picture="animate frames", layer=layer.name, channel=c, input=inp.name, shown=shown
+        net.provenance,
+        picture="animate frames",
+        layer=layer.name,
+        channel=c,
+        input=inp.name,
+        shown=shown,
     )
     return from_files(files, shown=lambda name: "_frames/" not in name)

@@ -129,7 +129,7 @@ def sweep(
             frames = [on_palette(f, pal) for f in frames]
         files[f"sweep_{kind}_{lname}.gif"] = gif_bytes(frames, (lut_name,), frame_ms)
         files[f"sweep_{kind}_{lname}.json"] = sidecar(
-            net.meta,
+            net.provenance,
             picture="sweep",
             kind=kind,
             layer=layer.name,
