@@ -355,7 +355,7 @@ def test_wrap_reads_id2label_and_the_processor(folders, photos):
     net = convsee.wrap(model, proc)
     loaded = convsee.load(f"hf:{d}")
     assert net.prep == loaded.prep and net.notes == []
-    assert net.meta["preprocess_from"]["mean"].startswith("the image processor: image_mean")
+    assert net.provenance.preprocess_from["mean"].startswith("the image processor: image_mean")
     img = Image.fromarray(photos["rocket"])
     [a], [b] = net.predict([img]), loaded.predict([img])
     assert a.label == b.label and np.allclose(a.probabilities, b.probabilities, atol=1e-6)

@@ -10,7 +10,7 @@ from foreign_models import make
 
 from convsee.models.load import wrap
 from convsee.run.attribution import attribute_batch
-from convsee.run.network_attribution import attribute_network, scores_output
+from convsee.run.network_attribution import attribute_network
 
 
 def _two_heads(output=None):
@@ -22,9 +22,9 @@ def _two_heads(output=None):
 def test_scores_output_is_the_one_chosen_else_the_first():
     net = _two_heads()
     first, second = net.spec.outputs
-    assert scores_output(net) is first and first.shape == (4,)
+    assert net.scores_output() is first and first.shape == (4,)
     net = _two_heads("1")
-    assert scores_output(net) is net.spec.outputs[1] and second.shape == (10,)
+    assert net.scores_output() is net.spec.outputs[1] and second.shape == (10,)
 
 
 def test_attribute_network_equals_attribute_batch_by_hand():

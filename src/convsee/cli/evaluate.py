@@ -53,7 +53,7 @@ def run(a) -> int:
     ev = evaluate(net, a.data, a.dataset, a.batch_size, explicit)
     if a.out:  # the picture first: a reader that stops early (`| head`) must not cost it
         write_file(a.out, ev.picture())
-    print(f"model {net.meta.get('model')} · checkpoint {net.meta.get('checkpoint')}")
+    print(f"model {net.provenance.model} · checkpoint {net.provenance.checkpoint}")
     print(f"data {ev.source}: {ev.n} images, classes matched {ev.how}")
     print(f"test accuracy {ev.accuracy:.2%}\n")
     print("\n".join(ev.table()))

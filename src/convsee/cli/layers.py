@@ -31,7 +31,7 @@ def run(a) -> int:
         print(f"[{rows}]" if spec.layers else "[]")
         return 0
     print(f"{spec.model_type}: input {net.prep.describe()}")
-    frm = net.meta.get("preprocess_from") or {}
+    frm = net.provenance.preprocess_from or {}
     if frm:
         width = max(len(k) for k in frm)
         print("preprocessing, where each value came from:")

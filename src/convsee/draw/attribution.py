@@ -321,7 +321,7 @@ def attribution_figures(net, inputs, res, output_name=None) -> list:
             }
         m = res.maps[i]
         side = sidecar(
-            net.meta,
+            net.provenance,
             picture="attribution",
             method=res.method,
             input=inp.name,

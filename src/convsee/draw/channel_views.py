@@ -227,7 +227,7 @@ def optimize_files(net, layer, res, base, cfg, data_note=None, scores=None) -> d
     )
     safe = _safe(layer.name)
     side = sidecar(
-        net.meta,
+        net.provenance,
         picture="optimize",
         layer=layer.name,
         objective=res.objective,

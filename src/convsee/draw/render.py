@@ -21,6 +21,7 @@ from .. import __version__
 from ..datasets.inputs import Input
 from ..errors import ConvseeError
 from ..files import write_outputs
+from ..models.provenance import Provenance
 from ..run.filters import blur_maps
 from ..spec import Layer, select_channels
 from ..values import parse_channels
@@ -157,18 +158,10 @@ def _caption(inp: Input, prob, classes) -> str:
     return f"{inp.name}\n{true}\npredicted {classes[p]} ({prob[p]:.1%})"
 
 
-def sidecar(meta: dict, **fields) -> bytes:
-    side = {
-        "convsee_version": __version__,
-        "model": meta.get("model"),
-        "checkpoint": meta.get("checkpoint", meta.get("path")),
-        "checkpoint_sha256": meta.get("checkpoint_sha256", meta.get("sha256")),
-        "checkpoint_test_accuracy": meta.get("checkpoint_test_accuracy", meta.get("test_accuracy")),
-        "preprocess": meta.get("preprocess"),
-        **({"preprocess_from": meta["preprocess_from"]} if meta.get("preprocess_from") else {}),
-        **fields,
-    }
-    return sidecar_bytes(side)
+def sidecar(provenance: Provenance, **fields) -> bytes:
+    """A picture's JSON sidecar: convsee's version, where the network came from (a
+    Network's provenance) and the picture's own fields."""
+    return sidecar_bytes({"convsee_version": __version__, **provenance.to_dict(), **fields})
 
 
 def png_bytes(img, luts=()) -> bytes:
@@ -225,7 +218,7 @@ def render_set(net, inputs: list[Input], opts: RenderOptions):
     files: dict[str, bytes] = {
         "samples.png": png_bytes(sheet, ("colour",) if _colour(inputs) else ()),
         "samples.json": sidecar(
-            net.meta,
+            net.provenance,
             picture="samples",
             inputs=[i.name for i in inputs],
             preprocessing_notes={i.name: list(i.notes) for i in inputs if i.notes},
@@ -431,7 +424,7 @@ def _layer_files(batch: _Batch, look: _Look, a: np.ndarray, per_input, frames) -
         path = f"{layer.name}/{batch.names[n]}{suffix}"
         files[f"{path}.png"] = png_bytes(img, luts) if "colour" in luts else _encode(pal)
         files[f"{path}.json"] = sidecar(
-            net.meta,
+            net.provenance,
             picture="layer",
             layer=layer.name,
             layer_type=layer.type,
@@ -452,7 +445,7 @@ def _layer_files(batch: _Batch, look: _Look, a: np.ndarray, per_input, frames) -
         stem = layer.name + suffix
         files[f"{stem}.gif"] = encode_gif(frames, 1000, luts)
         files[f"{stem}.gif.json"] = sidecar(
-            net.meta,
+            net.provenance,
             picture="gif",
             layer=layer.name,
             inputs=[i.name for i in batch.inputs],
@@ -501,7 +494,9 @@ def render_kernels(net, cmap: str | None = None) -> dict:
     if net.kernel_sheet is not None:
         img = kernel_sheet(*(net.kernel(name) for name in net.kernel_sheet), lut)
         files["kernels.png"] = png_bytes(img, (lut_name,))
-        files["kernels.json"] = sidecar(net.meta, picture="kernels", layers=list(net.kernel_sheet))
+        files["kernels.json"] = sidecar(
+            net.provenance, picture="kernels", layers=list(net.kernel_sheet)
+        )
         return files
     convs = [x for x in net.spec.layers if x.kernel is not None and x.call == 1]
     drawn = []
@@ -512,7 +507,7 @@ def render_kernels(net, cmap: str | None = None) -> dict:
         img = kernel_grid(layer.name, w, lut)
         files[f"kernels/{layer.name}.png"] = png_bytes(img, (lut_name,))
         files[f"kernels/{layer.name}.json"] = sidecar(
-            net.meta,
+            net.provenance,
             picture="kernels",
             layer=layer.name,
             shape=list(w.shape),
@@ -568,7 +563,7 @@ def render_diff(net, a: Input, b: Input, layers_text, cmap=None, channels=None) 
         stem = f"diff_{_safe(layer.name)}_{_safe(a.name)}_vs_{_safe(b.name)}"
         files[f"{stem}.png"] = png_bytes(img, (_lut_name(layer, cmap), "RdBu_r"))
         files[f"{stem}.json"] = sidecar(
-            net.meta,
+            net.provenance,
             picture="diff",
             layer=layer.name,
             inputs=[a.name, b.name],

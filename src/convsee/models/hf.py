@@ -4,7 +4,7 @@ A hub image classifier is a folder: config.json (the architecture and `id2label`
 weights, and preprocessor_config.json (its image processor: the resize rule, the resample
 filter, rescale_factor, image_mean, image_std). This module loads the model with transformers'
 `AutoModelForImageClassification` and turns the image processor's settings into a convsee
-`Preprocess`, each value with where it came from (`meta["preprocess_from"]`, shown in
+`Preprocess`, each value with where it came from (`provenance.preprocess_from`, shown in
 sidecars and `convsee layers`). The translation is checked against the processor itself on a
 test image before it is used: convsee's input tensor is the processor's `pixel_values`.
 
@@ -36,6 +36,7 @@ import numpy as np
 from ..datasets.transforms import Preprocess, fit
 from ..errors import ConvseeError, first_line
 from .network import TorchNetwork
+from .provenance import Provenance
 
 __all__ = [
     "PREFIX",
@@ -508,9 +509,7 @@ def load_hf(
                 given = set(json.loads((folder / PROCESSOR_FILE).read_text()))
             except (OSError, ValueError, TypeError):
                 given = None
-    meta = {"model": f"{PREFIX}{text}", "hf_model": type(model).__name__}
-    if folder is not None:
-        meta["hf_folder"] = str(folder.resolve())
+    meta = {"hf_folder": str(folder.resolve())} if folder is not None else {}
     return wrap_hf(
         model,
         processor,
@@ -518,6 +517,7 @@ def load_hf(
         classes=labels,
         output=output,
         device=device,
+        name=f"{PREFIX}{text}",
         meta=meta,
         given=given,
         no_processor=why,
@@ -532,6 +532,7 @@ def wrap_hf(
     classes=None,
     output: str | None = None,
     device: str = "cpu",
+    name: str | None = None,
     meta: dict | None = None,
     given: set | None = None,
     no_processor: str = "",
@@ -539,7 +540,8 @@ def wrap_hf(
     """A Network for a transformers model (and its image processor, if any): class names
     from config.id2label, the preprocessing from the processor, checked on a test image.
 
-    preprocess: a Preprocess (used as is) or fields overriding the processor's."""
+    preprocess: a Preprocess (used as is) or fields overriding the processor's.
+    name: how sidecars name the model (default: its class name); meta: more metadata."""
     from .preprocess import default_preprocess, first_conv_channels
 
     config = getattr(model, "config", None)
@@ -600,13 +602,19 @@ def wrap_hf(
     else:
         classes = list(classes)
         frm["classes"] = "given explicitly"
-    base = {"model": type(model).__name__, "hf_model": type(model).__name__}
+    prov = Provenance(
+        model=name or type(model).__name__, preprocess=prep.to_dict(), preprocess_from=frm
+    )
     net = TorchNetwork(
-        model.float().to(device).eval(), prep, {**base, **(meta or {})}, classes, output, device
+        model.float().to(device).eval(),
+        prep,
+        {"hf_model": type(model).__name__, **(meta or {})},
+        classes,
+        output,
+        device,
+        provenance=prov,
     )
     net.notes.extend(notes)
-    net.meta["preprocess"] = prep.to_dict()
-    net.meta["preprocess_from"] = frm
     tokens = _token_note(net)
     if tokens:
         net.notes.append(tokens)

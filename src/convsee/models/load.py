@@ -21,12 +21,14 @@ import importlib
 import importlib.util
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError, first_line, no_file
 from .network import LeNetNetwork, Network, TorchNetwork
 from .preprocess import default_preprocess, default_preprocess_trusted
+from .provenance import Provenance
 
 __all__ = [
     "load",
@@ -368,8 +370,10 @@ def load_network(
 
         module = _load_trusted(path, kind, device)
         base, note = default_preprocess_trusted(module)
-        meta = {"checkpoint": str(path), "model": f"{kind} program {path.name}", "trusted": True}
-        net = _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+        prov = Provenance(model=f"{kind} program {path.name}", checkpoint=str(path))
+        net = _torch_network(
+            module, prov, {"trusted": True}, base, note, preprocess, labels, output, device
+        )
         return _labels_fit(net, given)
     if model is None:
         return _lenet_network(path, dataset, preprocess, labels, output)
@@ -385,18 +389,15 @@ def load_network(
         net = load_hf(model, output=output, preprocess=preprocess, labels=labels, device=device)
         return _labels_fit(net, given)
     module = import_model(model)
-    meta = {"model": model}
+    meta: dict = {}
     file_meta: dict = {}
+    prov = Provenance(model=model)
     if path is not None:
         sd = read_state_dict(path)
         fit_state_dict(module, sd, path)
         file_meta = _sidecar_meta(path)
-        meta.update(
-            checkpoint=str(path),
-            checkpoint_sha256=_sha256(path),
-            checkpoint_test_accuracy=file_meta.get("test_accuracy"),
-        )
-        for key in ("reference_ranges", "reference_ranges_from", "dataset"):
+        prov = Provenance.of_checkpoint(path, _sha256(path), file_meta, model=model)
+        for key in ("reference_ranges", "reference_ranges_from"):
             if key in file_meta:
                 meta[key] = file_meta[key]
     module = module.to(device).eval()
@@ -406,7 +407,7 @@ def load_network(
         base, note = default_preprocess(module)
     if labels is None and isinstance(file_meta.get("classes"), list):
         labels = [str(x) for x in file_meta["classes"]]
-    net = _torch_network(module, path, meta, base, note, preprocess, labels, output, device)
+    net = _torch_network(module, prov, meta, base, note, preprocess, labels, output, device)
     return _labels_fit(net, given)
 
 
@@ -423,19 +424,20 @@ def _labels_fit(net: Network, labels) -> Network:
     """net, once the caller's class names are checked against its class scores: (K,) per
     image, or (K, H, W) for dense ones (a model whose output is not scores is not checked)."""
     if labels:
-        shape = tuple(net._scores_spec().shape)
+        shape = tuple(net.scores_output().shape)
         if len(shape) in (1, 3):
             _refuse_labels(labels, shape[0])
     return net
 
 
-def _torch_network(module, path, meta, base, note, preprocess, labels, output, device):
+def _torch_network(module, prov, meta, base, note, preprocess, labels, output, device):
+    """The TorchNetwork for module, its provenance prov completed with the preprocessing."""
     explicit = {k: v for k, v in preprocess.items() if k != "labels" and v is not None}
     prep = base.merged(explicit, "preprocessing") if explicit else base
-    net = TorchNetwork(module, prep, meta, labels, output, device)
+    prov = replace(prov, preprocess=prep.to_dict())
+    net = TorchNetwork(module, prep, meta, labels, output, device, provenance=prov)
     if note and not explicit:
         net.notes.append(note)
-    net.meta["preprocess"] = prep.to_dict()
     return net
 
 
@@ -464,15 +466,10 @@ def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
     prep = base.merged(explicit, "preprocessing") if explicit else base
     classes = labels or meta.get("classes")
     _refuse_labels(labels, len(weights["fc3.bias"]))
-    side = {
-        "model": "LeNet-5 (convsee)",
-        "checkpoint": meta.get("path"),
-        "checkpoint_sha256": meta.get("sha256"),
-        "checkpoint_test_accuracy": meta.get("test_accuracy"),
-        "preprocess": prep.to_dict(),
-    }
-    net = LeNetNetwork(weights, {**meta, **side}, prep, classes)
-    return net
+    prov = Provenance.of_checkpoint(
+        meta["path"], meta["sha256"], meta, model="LeNet-5 (convsee)", preprocess=prep.to_dict()
+    )
+    return LeNetNetwork(weights, meta, prep, classes, provenance=prov)
 
 
 def load(
@@ -565,12 +562,12 @@ def wrap(
     net = TorchNetwork(
         model.to(device).eval() if hasattr(model, "to") else model,
         prep,
-        {"model": type(model).__name__},
+        {},
         classes,
         output,
         device,
+        provenance=Provenance(model=type(model).__name__, preprocess=prep.to_dict()),
     )
     net.dataset = dataset
-    net.meta["preprocess"] = prep.to_dict()
     _warn(net)
     return net

@@ -1,7 +1,8 @@
 """A model as convsee runs it: the one object every command, the page and the Python API use.
 
 A `Network` holds a model's description (spec.ModelSpec), how inputs are prepared for it
-(datasets.transforms.Preprocess), its class names and the metadata that goes into sidecars.
+(datasets.transforms.Preprocess), its class names and where it came from (`provenance`, a
+models.provenance.Provenance: what goes into sidecars).
 `run(x, layers)` returns every requested layer's output as NumPy arrays (batch axis first)
 and the class probabilities. Two kinds:
 
@@ -27,6 +28,7 @@ from ..errors import ConvseeError
 from ..spec import Layer, ModelSpec
 from .lenet_layers import LENET5, Row, row, smallest_side, snapshot_rows, trace
 from .params import ConvParams, PoolParams
+from .provenance import Provenance
 
 __all__ = [
     "Network",
@@ -106,7 +108,9 @@ class Network:
     spec: ModelSpec
     prep: Preprocess
     classes: list[str] | None
-    meta: dict
+    meta: dict  # the rest of what loading found (a checkpoint's metadata, reference ranges)
+    provenance: Provenance  # the model, checkpoint and preprocessing, as sidecars record them
+    output: str | None = None  # the output chosen to hold the class scores (None: the first)
     notes: list[str]  # what was assumed while loading (e.g. default preprocessing)
     warnings: tuple[str, ...] = ()  # what looks wrong (e.g. the first output is not scores)
     dataset: str | None = None  # chosen by the caller; None: the checkpoint's, else MNIST
@@ -116,7 +120,8 @@ class Network:
         size = "x".join(map(str, self.prep.input_size))
         out = self.spec.outputs[0].shape if self.spec.outputs else ()
         k = f", {out[0]} classes" if len(out) == 1 else ""
-        data = f", trained on {self.meta['dataset']}" if self.meta.get("dataset") else ""
+        trained = self.provenance.dataset
+        data = f", trained on {trained}" if trained else ""
         return f"<convsee {name}: input {size}{k}{data}, {len(self.spec.layers)} layers>"
 
     def takes(self, dataset: str) -> bool:
@@ -149,9 +154,9 @@ class Network:
         the dataset's classes are the model's."""
         from dataclasses import replace
 
-        from ..datasets.registry import lookup, trained_on
+        from ..datasets.registry import lookup
 
-        dataset = dataset or self.dataset or trained_on(self.meta)
+        dataset = dataset or self.dataset or self.provenance.trained_on()
 
         inputs = resolve_inputs(specs, self.prep, data_dir, dataset)
         theirs = list(lookup(dataset).classes)
@@ -205,6 +210,15 @@ class Network:
         """Class probabilities only (N, K), or None when the output is not class scores."""
         return self.run(x)[1]
 
+    def scores_output(self):
+        """The model output (a spec.Output) holding its class scores: the one chosen when the
+        network was made (`output`), else its first; None when the spec lists no outputs.
+        scores(), predict(), evaluate(), attribution and the class-name checks read this
+        output; its shape is (K,) for K classes per image, (K, H, W) for scores per position,
+        anything else for an output that is not class scores."""
+        outs = self.spec.outputs
+        return next((o for o in outs if o.name == self.output), outs[0] if outs else None)
+
     def dense_scores(self, x: np.ndarray) -> np.ndarray | None:
         """Class probabilities per position (N, K, H, W) when the scores output is dense (a
         fully convolutional detector's, MTCNN's PNet), else None."""
@@ -236,8 +250,8 @@ class Network:
 
     @property
     def display_name(self) -> str:
-        """How pictures, sidecars and repr name the model."""
-        return self.meta.get("model", "model")
+        """How pictures and repr name the model."""
+        return self.provenance.model or "model"
 
     @property
     def torch_free(self) -> bool:
@@ -374,12 +388,20 @@ class LeNetNetwork(Network):
     kind = "lenet"
     rows: tuple[Row, ...] = LENET5
 
-    def __init__(self, weights: dict, meta: dict, prep: Preprocess, classes=None):
+    def __init__(
+        self,
+        weights: dict,
+        meta: dict,
+        prep: Preprocess,
+        classes=None,
+        provenance: Provenance | None = None,
+    ):
         from .lenet_numpy import lenet_spec
 
         self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
         check_lenet_size(self.weights, prep.input_size, self.rows)
         self.meta = meta
+        self.provenance = provenance or Provenance(preprocess=prep.to_dict())
         self.prep = prep
         self.classes = classes
         self.output = None
@@ -540,12 +562,14 @@ class TorchNetwork(Network):
         output: str | None = None,
         device: str = "cpu",
         spec: ModelSpec | None = None,
+        provenance: Provenance | None = None,
     ):
         from ..spec import describe
 
         self.model = model
         self.prep = prep
         self.meta = dict(meta or {})
+        self.provenance = provenance or Provenance(preprocess=prep.to_dict())
         self.classes = classes
         self.device = device
         self.notes = []
@@ -569,10 +593,6 @@ class TorchNetwork(Network):
 
         warn = output_warning(self.spec, self.output)
         self.warnings = (warn,) if warn else ()
-
-    def _scores_spec(self):
-        want = self.output if self.output is not None else self.spec.outputs[0].name
-        return next(o for o in self.spec.outputs if o.name == want)
 
     def run(self, x, layers=()):
         import torch
@@ -601,7 +621,7 @@ class TorchNetwork(Network):
 
     def _probabilities(self, s: np.ndarray) -> np.ndarray:
         """Scores (N, K, ...) as probabilities over axis 1 (softmaxed unless they are)."""
-        out = self._scores_spec()
+        out = self.scores_output()
         if out.probabilities:
             return s.astype(np.float32)
         if out.log_probabilities:
@@ -611,7 +631,7 @@ class TorchNetwork(Network):
     def dense_scores(self, x):
         from ..spec import score_kind
 
-        if score_kind(self._scores_spec()) != "dense":
+        if score_kind(self.scores_output()) != "dense":
             return None
         import torch
 

@@ -550,7 +550,7 @@ def _finish(layer, type_, part: Part, unit, captured, source, op_layer, note) ->
 
 def _softmax(net, x: np.ndarray, unit, top: int) -> Explanation:
     """The pseudo-layer softmax: the class probabilities from the class scores."""
-    out = next(o for o in net.spec.outputs if o.name == (net.output or net.spec.outputs[0].name))
+    out = net.scores_output()
     if len(out.shape) != 1:
         raise ConvseeError("the model's output is not class scores: there is no softmax to explain")
     k = out.shape[0]

@@ -6,15 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["scores_output", "attribute_network", "faithfulness_network"]
-
-
-def scores_output(net):
-    """The output spec the network's class scores come from: the one `net.output` names,
-    else its first; None when the spec lists no outputs."""
-    want = getattr(net, "output", None)
-    outs = net.spec.outputs
-    return next((o for o in outs if o.name == want), outs[0] if outs else None)
+__all__ = ["attribute_network", "faithfulness_network"]
 
 
 def attribute_network(net, x: np.ndarray, **options):
@@ -28,8 +20,8 @@ def attribute_network(net, x: np.ndarray, **options):
         net.torch_model(),
         x,
         net.spec,
-        output=getattr(net, "output", None),
-        output_spec=scores_output(net),
+        output=net.output,
+        output_spec=net.scores_output(),
         std=net.prep.channel_std(),
         mean=net.prep.channel_mean(),
         **options,
@@ -44,7 +36,7 @@ def faithfulness_network(net, x: np.ndarray, maps, metric: str = "road", **optio
     from ..errors import ConvseeError
     from .faithfulness import infidelity, road
 
-    common = dict(output_spec=scores_output(net), output=getattr(net, "output", None))
+    common = dict(output_spec=net.scores_output(), output=net.output)
     if metric == "road":
         return road(net.torch_model(), x, maps, **common, **options)
     if metric == "infidelity":

@@ -239,7 +239,7 @@ def _animation_files(net, layer, input_name: str, planned: _Planned, frame_ms: i
         for f in frames_plan
     ]
     files[f"{name}.json"] = sidecar(
-        net.meta,
+        net.provenance,
         picture="animate",
         layer=layer.name,
         layer_type=layer.type,
@@ -255,7 +255,7 @@ def _animation_files(net, layer, input_name: str, planned: _Planned, frame_ms: i
     for i, f in enumerate(frames):
         files[f"{name}_frames/{i:03d}.png"] = png_bytes(f, luts)
     files[f"{name}_frames/frames.json"] = sidecar(
-        net.meta,
+        net.provenance,
         picture="animate frames",
         layer=layer.name,
         channel=c,

@@ -28,8 +28,7 @@ def attribution(
     target: a class index (None: each input's prediction). options: as Network.attribution's
     (quantity, placement, position, steps, window, noise, noise_sigma...)."""
     outs = net.spec.outputs
-    want = getattr(net, "output", None) or outs[0].name
-    out = next((o for o in outs if o.name == want), outs[0])
+    out = net.scores_output()
     if len(out.shape) not in (1, 3):
         shape = "x".join(map(str, out.shape)) or "a scalar"
         raise ConvseeError(

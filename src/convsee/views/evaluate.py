@@ -90,7 +90,7 @@ def evaluate(net, data=None, dataset=None, batch_size: int = 256, class_map=None
     labels = source.labels()
     if labels is None:
         raise ConvseeError(f"{source.name} has no labels (no class subfolders): cannot evaluate")
-    chosen = net._scores_spec() if hasattr(net, "_scores_spec") else net.spec.outputs[0]
+    chosen = net.scores_output()
     if len(chosen.shape) == 1:  # the classes are matched before the work, to refuse early
         match_classes_of(net, source, chosen.shape[0], class_map)
     preds = []

@@ -57,7 +57,6 @@ def _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device) -> Figures
     snaps = load_snapshots(ckpt)  # before the weights: a foreign checkpoint has none either
     if net is None:
         net = load_network(None, ckpt, dataset=dataset or "mnist", device=device)
-    meta = net.meta
     inp = one_input(net, input, data, dataset)
     spe = int(snaps.get("steps_per_epoch", 1))
     lut = colormap("RdBu_r")
@@ -102,7 +101,7 @@ def _lenet(net, ckpt, layers, input, frame_ms, data, dataset, device) -> Figures
         ]
         files[f"evolution_{layer}.gif"] = gif_bytes(frames, ("RdBu_r",), frame_ms)
     side = sidecar(
-        meta,
+        net.provenance,
         picture="evolution",
         input=inp.name,
         steps=snaps["step"].tolist(),
@@ -170,7 +169,7 @@ def _model(net, model, ckpt, layers, input, frame_ms, data, dataset, device) -> 
             luts = (*luts, "colour")
         files[f"evolution_{layer.name}.gif"] = gif_bytes(frames, luts, frame_ms)
     files["evolution.json"] = sidecar(
-        net.meta,
+        net.provenance,
         picture="evolution",
         input=inp.name,
         layers=[x.name for x in layers],

@@ -53,7 +53,6 @@ def exemplars(
     images (default: the test set of dataset). say: called with one line per layer (the CLI
     prints it). Figures: exemplars_{layer}.png with sidecars."""
     from ..datasets.folder import open_source
-    from ..datasets.registry import trained_on
     from ..draw.channel_views import exemplar_image, png_rgb
     from ..run.exemplars import exemplars as rank
     from ..run.units import check_layers
@@ -69,7 +68,7 @@ def exemplars(
 
     check_layers(layers, "exemplars")
     choice = {x.name: parse_channels(channels, x.channels, layer=x.name) for x in layers}
-    source = open_source(data, dataset=dataset or net.dataset or trained_on(net.meta))
+    source = open_source(data, dataset=dataset or net.dataset or net.provenance.trained_on())
     n = len(source) if limit is None else min(limit, len(source))
     bar = progress_bar(n, quiet, "exemplars")
     try:
@@ -113,7 +112,7 @@ def exemplars(
             exemplar_image(ex, title, notes, "its value" if layer.kind == "vector" else "its peak")
         )
         files[f"exemplars_{safe(layer.name)}.json"] = sidecar(
-            net.meta,
+            net.provenance,
             picture="exemplars",
             layer=layer.name,
             k=int(ex.values.shape[1]),

@@ -77,7 +77,7 @@ class Views:
         check_options(
             where, arguments(Views.evolution, evolution, but=("self", "net", "model")), "evolution"
         )
-        ckpt = checkpoint or self.meta.get("checkpoint", self.meta.get("path"))
+        ckpt = checkpoint or self.provenance.checkpoint
         return evolution(ckpt, None, layers, input, frame_ms, net=self, **where)
 
     def explain(self, input, layer: str, unit, top: int = 10):

@@ -73,15 +73,11 @@ def model_input_files(preds, names) -> dict:
     return files
 
 
-def _scores(net):
-    return net._scores_spec() if hasattr(net, "_scores_spec") else net.spec.outputs[0]
-
-
 def check_dense(net) -> None:
     """Refuse, in one line, a model whose class scores are not per position."""
     from ..spec import score_kind
 
-    if score_kind(_scores(net)) != "dense":
+    if score_kind(net.scores_output()) != "dense":
         out = net.spec.outputs
         shapes = ", ".join(f"{o.name or 'output'} {'x'.join(map(str, o.shape))}" for o in out)
         raise ConvseeError(
@@ -113,7 +109,7 @@ def probability_maps(net, preds, names, choice=None) -> dict:
     from ..draw.channel_views import png_rgb
     from ..draw.dense import dense_map_image
 
-    field = getattr(_scores(net), "field", None)
+    field = getattr(net.scores_output(), "field", None)
     files = {}
     for p, stem in zip(preds, names, strict=True):
         k = p.prediction if choice is None else class_index(choice, p.classes)

@@ -142,7 +142,7 @@ def _sweep_kind(sw: _Sweep, kind: str) -> dict:
     return {
         f"sweep_{kind}_{lname}.gif": gif_bytes(frames, (sw.lut_name,), sw.frame_ms),
         f"sweep_{kind}_{lname}.json": sidecar(
-            net.meta,
+            net.provenance,
             picture="sweep",
             kind=kind,
             layer=layer.name,

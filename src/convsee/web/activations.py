@@ -110,11 +110,11 @@ def _layer_payload(served: Served, req: LayerRequest, a: np.ndarray, blur, out: 
 
 def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target: int, out: Out):
     from ..run.attribution import attribute
-    from ..run.network_attribution import attribute_network, scores_output
+    from ..run.network_attribution import attribute_network
 
     net = served.net
     layer = net.spec.layer(layer_name)
-    want = getattr(net, "output", None)
+    want = net.output
     if kind not in ("saliency", "gradcam"):  # the others: the batch API, one input
         options = overlay_options(kind, layer, net.prep.input_size)
         if kind in INPUT_OVERLAYS:
@@ -144,7 +144,7 @@ def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target:
             layer,
             target,
             output=want,
-            output_spec=scores_output(net),
+            output_spec=net.scores_output(),
             std=net.prep.channel_std(),
         )
     m = r.saliency if kind == "saliency" else r.placed

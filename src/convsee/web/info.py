@@ -52,7 +52,7 @@ def page_info(served: Served) -> dict:
     from ..datasets.registry import lookup
 
     net, spec, prep = served.net, served.spec, served.prep
-    meta = net.meta or {}
+    prov = net.provenance
     outs = spec.outputs
     k = outs[0].shape[0] if outs and len(outs[0].shape) == 1 else 0
     if served.scores is not None:
@@ -65,8 +65,8 @@ def page_info(served: Served) -> dict:
         random_info = {"available": True, "kind": kind, "count": len(src), "what": src.name}
     else:
         random_info = {"available": False, "why": served.source_why}
-    checkpoint = meta.get("checkpoint") or meta.get("path")
-    model = str(meta.get("model") or spec.model_type)
+    checkpoint = prov.checkpoint
+    model = str(prov.model or spec.model_type)
     target, sep, name = model.rpartition(":")
     if sep and ("/" in target or "\\" in target):  # FILE.py:Name: the file's name is enough
         model = f"{Path(target).name}:{name}"
@@ -76,11 +76,11 @@ def page_info(served: Served) -> dict:
         "model": model,
         "model_type": spec.model_type,
         "checkpoint": Path(checkpoint).name if checkpoint else None,
-        "checkpoint_sha256": meta.get("checkpoint_sha256") or meta.get("sha256"),
-        "test_accuracy": meta.get("checkpoint_test_accuracy") or meta.get("test_accuracy"),
+        "checkpoint_sha256": prov.checkpoint_sha256,
+        "test_accuracy": prov.test_accuracy,
         "preprocess": prep.to_dict(),
         "preprocess_text": prep.describe(),
-        "preprocess_from": meta.get("preprocess_from"),  # an hf: model: where each value came from
+        "preprocess_from": prov.preprocess_from,  # an hf: model: where each value came from
         "spec": spec.to_dict(),
         "classes": served.classes(k) if k else [],
         "scores_layer": served.scores,

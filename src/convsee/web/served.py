@@ -211,12 +211,12 @@ def serve_model(net=None, data_dir=None, dataset: str | None = None) -> Served:
     """Served for a Network (None: LeNet-5 with the shipped weights of the dataset; a path:
     a LeNet-5 checkpoint). dataset: where samples and the default test set come from
     (default: the one the checkpoint was trained on, else MNIST)."""
-    from ..datasets.registry import lookup, trained_on
+    from ..datasets.registry import lookup
     from ..models.load import load_network
 
     if net is None or isinstance(net, (str, Path)):
         net = load_network(None, net, dataset=dataset or "mnist")
-    dataset = dataset or getattr(net, "dataset", None) or trained_on(getattr(net, "meta", None))
+    dataset = dataset or net.dataset or net.provenance.trained_on()
     source, why = _open_test_source(data_dir, dataset)
     if data_dir is None and source is not None and not net.takes(dataset):
         # MNIST's digits for a model of colour photos: neither random inputs nor exemplars
