@@ -170,7 +170,7 @@ def test_tuple_output_choice_on_the_command_line(capsys):
         (["render", *RGB, "--channels", "top:0"], "--channels top:K needs a positive K"),
         (
             ["render", *RGB, "--channels", "3-99"],
-            "--channels 8 is out of range: layer conv1 has channels 0..7",
+            "--channels 3-99: channel 99 is out of range; conv1 has 8 channels (0-7)",
         ),
         (["render", *RGB, "--output", "3"], "no output '3'"),
         (["render", "--output", "1"], "LeNet-5 has one output"),

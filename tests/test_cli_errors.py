@@ -300,16 +300,24 @@ def test_evaluate_writes_only_png(tmp_path, monkeypatch, capsys, name):
 
 
 @pytest.mark.parametrize(
-    "argv, layer",
+    "argv, message",
     [
-        (["render", "sample:3", "--channels", "10"], "conv1"),
-        (["render", "sample:3", "--layers", "conv2", "--channels", "16"], "conv2"),
-        (["sweep", "sample:3", "--channels", "9"], "conv1"),
+        (["render", "sample:3", "--channels", "10"], "10: channel 10 is out of range; conv1 has 6"),
+        (
+            ["render", "sample:3", "--layers", "conv2", "--channels", "3-99"],
+            "3-99: channel 99 is out of range; conv2 has 16 channels (0-15)",
+        ),
+        (["sweep", "sample:3", "--channels", "2,9"], "2,9: channel 9 is out of range; conv1 has 6"),
+        (
+            ["exemplars", "--channels", "0-7"],
+            "0-7: channel 7 is out of range; conv1 has 6 channels (0-5)",
+        ),
+        (["optimize", "--channels", "4-6"], "4-6: channel 6 is out of range; conv1 has 6"),
     ],
 )
-def test_channels_out_of_range_names_the_layer(tmp_path, capsys, argv, layer):
+def test_channels_out_of_range_echo_what_was_typed_and_the_range(tmp_path, capsys, argv, message):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
-    assert f"is out of range: layer {layer} has channels 0.." in error(capsys)
+    assert f"--channels {message}" in error(capsys)
 
 
 # -- 12. wording ------------------------------------------------------------------------------
