@@ -206,7 +206,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     extra = ["--out", str(out)] if argv[0] == "render" else []
     assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("convsee: error:") and message in err[0], err
+    assert (
+        len(err) == 1 and err[0].startswith(f"convsee {argv[0]}: error:") and message in err[0]
+    ), err
     assert not out.exists()
 
 

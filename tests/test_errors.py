@@ -414,7 +414,7 @@ def test_the_cli_names_the_flag_of_each_parameter(capsys, tmp_path):
         (["predict", "sample:12"], "INPUT: bad input 'sample:12'"),
         (
             ["attribution", "--layer", "fc3", "--out", str(tmp_path / "c")],
-            "--layer: layer fc3 outputs 10 per input",
+            "--layers: layer fc3 outputs 10 per input",  # the flag attribution lists
         ),
     ]
     for argv, words in cases:

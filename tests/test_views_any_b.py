@@ -519,7 +519,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert message in err, err
-    assert err.startswith("convsee: error: ") and err.count("\n") == 1, err
+    assert err.startswith(f"convsee {argv[0]}: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
 
 
