@@ -234,6 +234,34 @@ def test_final_animation_state_matches_conv2d(tmp_path):
     np.testing.assert_allclose(np.array(side["final_map"]), ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_animation_headline_adds_a_bias_only_when_the_layer_has_one(bias):
+    """'sum of 9 products S + bias B = V', or 'sum of 9 products S = V (no bias)' (it said
+    '+ bias +0.000' for a bias-free conv, as a Hugging Face ResNet's), checked against torch."""
+    import convsee
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, bias=bias), torch.nn.Flatten(), torch.nn.Linear(2 * 26 * 26, 3)
+    ).eval()
+    net = convsee.wrap(model, input_size=(1, 28, 28), mean=(0.0,), std=(1.0,), resize="none")
+    [gif] = net.animate("sample:3", layer="0", channel=1)
+    x = torch.from_numpy(samples()[3].image)[None, None]
+    with torch.no_grad():
+        sums, outs = F.conv2d(x, model[0].weight)[0, 1], model[0](x)[0, 1]
+    assert gif.sidecar["shown"]
+    for s in gif.sidecar["shown"]:
+        r, c = s["position"]
+        total, v = float(sums[r, c]), float(outs[r, c])
+        head = f"output ({r}, {c}) = sum of 9 products {total:+.3f}"
+        if bias:
+            head += f" + bias {float(model[0].bias[1].detach()):+.3f} = {v:+.3f}"
+        else:
+            head += f" = {v:+.3f} (no bias)"
+        assert s["headline"] == head
+        assert ("+ bias" in s["caption"]) == (bias and s["why"] == "empty")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

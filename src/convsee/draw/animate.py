@@ -103,7 +103,8 @@ class ConvAnimation:
         notes,
         background=None,
     ):
-        self.x, self.xp, self.w, self.b = x, xp, w, float(b)
+        # b None: the layer has no bias, and no sentence adds one
+        self.x, self.xp, self.w, self.b = x, xp, w, None if b is None else float(b)
         self.win, self.products, self.out = steps
         self.in_channels = list(in_channels)
         self.pad, self.stride, self.dilation = pad, stride, dilation
@@ -291,7 +292,7 @@ class ConvAnimation:
                 )
         d.text(
             (x0, y0 + 18 + hh + 26),
-            f"sum {_fmt(float(part.sum()))} + bias {_fmt(self.b)} = {_fmt(float(self.out[r, c]))}"
+            f"sum {_fmt(float(part.sum()))}{self._equals(r, c)}"
             f"   (framed, the largest here: in {self.in_channels[top_j]}"
             + (", drawn on the left)" if self.n_panels == 1 else ")"),
             fill=FG,
@@ -304,14 +305,7 @@ class ConvAnimation:
         img = Image.new("RGB", self.size, BG)
         d = ImageDraw.Draw(img)
         d.text((20, 14), self.title, fill=FG, font=font(20))
-        total = float(self.products[r, c].sum())
-        d.text(
-            (20, 44),
-            f"output ({r}, {c}) = sum of {self.products[r, c].size} products {_fmt(total)} "
-            f"+ bias {_fmt(self.b)} = {_fmt(float(self.out[r, c]))}",
-            fill=FG,
-            font=font(14),
-        )
+        d.text((20, 44), self.headline(fr), fill=FG, font=font(14))
         d.text((20, 66), self.caption(fr), fill=ACCENT if fr.reason else MUTED, font=font(13))
         for i, line in enumerate(self.notes[:3]):
             d.text((20, 86 + 16 * i), line, fill=MUTED, font=font(12))
@@ -345,6 +339,20 @@ class ConvAnimation:
         self.map.draw(img, d, (self.map_x, 150), fr.filled, fr.pos)
         return img
 
+    def _equals(self, r, c) -> str:
+        """What follows a sum: '+ bias B = V', or '= V (no bias)' for a layer without one."""
+        v = _fmt(float(self.out[r, c]))
+        return f" = {v} (no bias)" if self.b is None else f" + bias {_fmt(self.b)} = {v}"
+
+    def headline(self, fr) -> str:
+        """The line under the title: the output at fr as the sum of its products (+ bias)."""
+        r, c = fr.pos
+        total = float(self.products[r, c].sum())
+        return (
+            f"output ({r}, {c}) = sum of {self.products[r, c].size} products {_fmt(total)}"
+            + self._equals(r, c)
+        )
+
     def caption(self, fr) -> str:
         """The sentence under frame fr: why this position is shown, with its numbers."""
         r, c = fr.pos
@@ -354,8 +362,9 @@ class ConvAnimation:
             if self.cin == 1:
                 text = (
                     f"an empty window: every value is {vals[0]:.2f}, so the output is "
-                    f"{vals[0]:.2f} x {float(self.w.sum()):.3f} (the kernel's sum) + bias"
-                    f" = {_fmt(v)}"
+                    f"{vals[0]:.2f} x {float(self.w.sum()):.3f} (the kernel's sum)"
+                    + (" = " if self.b is None else " + bias = ")
+                    + _fmt(v)
                 )
             else:
                 text = f"an empty window: each channel holds one value, so the output is {_fmt(v)}"

@@ -146,12 +146,13 @@ def animate(
             norm = _normalisation_note(net.prep)
             notes.append(norm)
             background = "the background is not 0 after normalisation"
-        title = f"{layer.name}, channel {c}: window x kernel = products, + bias, on {inp.name}"
+        bias = ", + bias" if p.has_bias else ""
+        title = f"{layer.name}, channel {c}: window x kernel = products{bias}, on {inp.name}"
         anim = ConvAnimation(
             x,
             xp,
             p.weight[c],
-            p.bias[c],
+            p.bias[c] if p.has_bias else None,
             steps,
             in_channels=range(lo, hi),
             pad=p.padding,
@@ -209,6 +210,7 @@ def animate(
             "position": list(f.pos),
             "why": f.reason or "filling in",
             "computed": int(f.filled.sum()),
+            **({"headline": anim.headline(f)} if hasattr(anim, "headline") else {}),
             **({"caption": anim.caption(f)} if hasattr(anim, "caption") else {}),
         }
         for f in frames_plan
