@@ -54,6 +54,18 @@ def _cells(values, lo, hi, lut, cell, numbers=True, tint=None) -> Image.Image:
     return img
 
 
+def _zoomed(top, left, view, size) -> str:
+    """The note of an input panel that shows part of the input: 'zoomed: rows a-b, cols c-d
+    of HxW' (rows and columns of the input, from 0, ends included; top and left may lie in
+    the padding, which is not counted), '' when the whole input is shown."""
+    (vh, vw), (h, w) = view, size
+    rows = max(0, top), min(h, top + vh) - 1
+    cols = max(0, left), min(w, left + vw) - 1
+    if rows == (0, h - 1) and cols == (0, w - 1):
+        return ""
+    return f"zoomed: rows {rows[0]}-{rows[1]}, cols {cols[0]}-{cols[1]} of {h}x{w}"
+
+
 class _Map:
     """The output map filling in, with its colour bar."""
 
@@ -149,6 +161,7 @@ class ConvAnimation:
         ]
         left_w = cols * (pw + 12) + 70  # + the input's colour bar
         left_h = rows * (ph + 24)
+        self.zoom_y = 150 + left_h - 10  # the zoom note, under the input panels
         self.in_bar = (20 + cols * (pw + 12), 150, max(100, min(left_h - 24, 200)))
         self.mid_x = 20 + left_w + 10
         if self.grids:
@@ -179,6 +192,13 @@ class ConvAnimation:
         top = int(np.clip(r0 + eh // 2 - vh // 2, 0, hp - vh))
         left = int(np.clip(c0 + ew // 2 - vw // 2, 0, wp - vw))
         return top, left
+
+    def zoom(self, fr) -> str:
+        """Which rows and columns of the input the panels show at fr ('' for all of it)."""
+        r0, c0, eh, ew = self._window_box(*fr.pos)
+        top, left = self._crop(r0, c0, eh, ew)
+        t, _, pl, _ = self.pad
+        return _zoomed(top - t, left - pl, self.view, self.x.shape[1:])
 
     def _input_panel(self, img, d, xy, j, r, c, label):
         r0, c0, eh, ew = self._window_box(r, c)
@@ -316,8 +336,6 @@ class ConvAnimation:
                 if self.cin == 1
                 else f"input channel {self.in_channels[j]} (the largest sum here)"
             )
-            if self.view != self.xp.shape[1:]:
-                label += f", {self.view[0]}x{self.view[1]} around the window"
             self._input_panel(img, d, self.panel_xy[0], j, r, c, label)
         else:
             for j, xy in enumerate(self.panel_xy):
@@ -330,6 +348,7 @@ class ConvAnimation:
                     c,
                     f"in {self.in_channels[j]}: {_fmt(float(self.partials[r, c, j]))}",
                 )
+        d.text((20, self.zoom_y), self.zoom(fr), fill=MUTED, font=font(11))
         bx, by, bh = self.in_bar
         colorbar(d, img, (bx, by), bh, self.lo, self.hi, self.gray, label="input")
         if self.grids:
@@ -434,9 +453,8 @@ class PoolAnimation:
         left = int(np.clip(c0 + kw // 2 - vw // 2, 0, w - vw))
         part = self.x[top : top + vh, left : left + vw]
         x0, y0 = 20, 150
-        label = "input map" + (
-            "" if self.view == self.x.shape else f", {vh}x{vw} around the window"
-        )
+        zoom = _zoomed(top, left, self.view, self.x.shape)
+        label = "input map" + (f", {zoom}" if zoom else "")
         d.text((x0, y0 - 6), label, fill=FG, font=font(11), anchor="ls")
         img.paste(Image.fromarray(upscale(apply_cmap(part, *self.rng, self.lut), self.z)), (x0, y0))
         z = self.z

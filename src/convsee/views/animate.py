@@ -211,6 +211,7 @@ def animate(
             "why": f.reason or "filling in",
             "computed": int(f.filled.sum()),
             **({"headline": anim.headline(f)} if hasattr(anim, "headline") else {}),
+            **({"zoom": anim.zoom(f)} if hasattr(anim, "zoom") else {}),
             **({"caption": anim.caption(f)} if hasattr(anim, "caption") else {}),
         }
         for f in frames_plan
