@@ -379,6 +379,32 @@ def test_one_channel_is_singular(tmp_path, capsys):
     assert "holds 1 channel, the model takes 3 " in error(capsys)
 
 
+def test_a_model_file_alone_names_its_one_module_class(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    head = "import torch\nfrom torch import nn\nfrom torch.nn import Linear\n"
+    net = "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    net += "        self.fc = nn.Linear(784, 10)\n    def forward(self, x):\n"
+    net += "        return self.fc(x.flatten(1))\n"
+    (tmp_path / "one.py").write_text(head + net)  # Linear, imported, is not the file's own
+    size = ["--input-size", "1,28,28"]
+    assert main(["layers", "--model", "one.py", *size]) == 0
+    alone = capsys.readouterr().out
+    assert main(["layers", "--model", "one.py:Net", *size]) == 0
+    assert capsys.readouterr().out == alone and "fc" in alone
+    (tmp_path / "two.py").write_text(head + "class Block(nn.Module):\n    pass\n" + net)
+    assert main(["layers", "--model", "two.py"]) == 2
+    assert error(capsys) == (
+        "convsee layers: error: two.py defines Block, Net: say which is the model, "
+        "as --model two.py:Net"
+    )
+    (tmp_path / "none.py").write_text(head + "def build():\n    return Linear(784, 10)\n")
+    assert main(["layers", "--model", "none.py"]) == 2
+    assert error(capsys) == (
+        "convsee layers: error: none.py defines no nn.Module class: name the function that "
+        "builds the model, as --model none.py:Name; it defines: functions build()"
+    )
+
+
 def test_model_file_messages(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notmod.py").write_text(
