@@ -249,7 +249,8 @@ def test_import_by_file_and_by_module(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("nocolon.py", "expected FILE.py:Name"),
+        ("nocolon", "expected FILE.py:Name"),
+        ("nocolon.py", "model file nocolon.py: no such file"),  # FILE.py alone: its one class
         ("missing.py:Net", "no such file"),
         ("BROKEN.py:Net", "line 1: syntax error"),
         ("IMPORTS.py:Net", "importing .*IMPORTS.py failed: ModuleNotFoundError"),

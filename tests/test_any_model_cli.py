@@ -170,7 +170,7 @@ def test_tuple_output_choice_on_the_command_line(capsys):
         (["render", *RGB, "--channels", "top:0"], "--channels top:K needs a positive K"),
         (
             ["render", *RGB, "--channels", "3-99"],
-            "--channels 8 is out of range: layer conv1 has channels 0..7",
+            "--channels 3-99: channel 99 is out of range; conv1 has 8 channels (0-7)",
         ),
         (["render", *RGB, "--output", "3"], "no output '3'"),
         (["render", "--output", "1"], "LeNet-5 has one output"),
@@ -206,7 +206,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     extra = ["--out", str(out)] if argv[0] == "render" else []
     assert main([*argv, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("convsee: error:") and message in err[0], err
+    assert (
+        len(err) == 1 and err[0].startswith(f"convsee {argv[0]}: error:") and message in err[0]
+    ), err
     assert not out.exists()
 
 

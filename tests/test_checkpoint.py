@@ -316,7 +316,7 @@ def test_metadata_that_is_no_object_is_one_line_on_predict(tmp_path, capsys, mak
     ck = make(tmp_path / "m.safetensors")
     assert main(["predict", "sample:3", "--checkpoint", str(ck)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("convsee: error:") and message in err, err
+    assert err.startswith("convsee predict: error:") and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     with pytest.raises(ConvseeError, match=message):
         read_meta(ck)  # what the server's and --model's loaders read too
@@ -346,7 +346,7 @@ def test_labels_files_of_the_wrong_length_or_size_are_refused(tmp_path, capsys):
     ):
         assert main(["predict", "sample:3", "--labels", str(path)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("convsee: error:") and message in err, err
+        assert err.startswith("convsee predict: error:") and message in err, err
         assert err.count("\n") == 1
 
 
@@ -378,4 +378,4 @@ def test_labels_of_the_wrong_count_are_refused_for_every_model(tmp_path, capsys)
         assert main(["predict", "sample:3", *args, "--labels", str(nine)]) == 2
         err = capsys.readouterr().err
         message = "--labels gives 9 class names (one a line) for a model with 10 classes"
-        assert err == f"convsee: error: {message}\n"
+        assert err == f"convsee predict: error: {message}\n"

@@ -45,7 +45,9 @@ def test_errors_are_one_line_no_traceback(tmp_path, monkeypatch, capsys, argv, m
     (tmp_path / "EMPTY").mkdir()
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("convsee: error:") and message in err and "Traceback" not in err
+    assert (
+        err.startswith(f"convsee {argv[0]}: error:") and message in err and "Traceback" not in err
+    )
 
 
 def test_not_an_image_and_blank(tmp_path, capsys):

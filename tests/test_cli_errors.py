@@ -1,4 +1,4 @@
-"""The CLI's errors, as a new user meets them: one line `convsee: error: ...`, exit 2, no
+"""The CLI's errors, as a new user meets them: one line `convsee COMMAND: error: ...`, exit 2, no
 traceback, nothing half-written and no folder left behind; messages that say what is wrong."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import sys
 import tempfile
 import warnings
@@ -23,7 +24,7 @@ SMALL_CNN = f"{REPO / 'examples' / 'small_cnn.py'}:SmallCNN"
 def error(capsys) -> str:
     """The one error line main() printed."""
     err = capsys.readouterr().err.strip()
-    assert err.startswith("convsee: error: ") and "\n" not in err, err
+    assert re.match(r"convsee [a-z]+: error: ", err) and "\n" not in err, err
     return err
 
 
@@ -143,7 +144,7 @@ def test_commands_that_print_then_write_survive_a_closed_pipe(
 def test_a_data_folder_that_is_not_there_is_created_nowhere(tmp_path, monkeypatch, capsys, command):
     monkeypatch.chdir(tmp_path)
     assert main([*command, "--data", "nonexist"]) == 2
-    assert error(capsys) == "convsee: error: --data nonexist: no such folder"
+    assert error(capsys) == f"convsee {command[0]}: error: --data nonexist: no such folder"
     assert not (tmp_path / "nonexist").exists()
 
 
@@ -260,7 +261,8 @@ def test_a_file_whose_name_starts_the_message_is_still_named(tmp_path, monkeypat
     Image.new("L", (40, 40), 255).save(tmp_path / "blank", "PNG")  # no extension
     assert main(["render", "blank"]) == 2
     assert error(capsys) == (
-        "convsee: error: blank: blank image: no ink found (nothing stands out from the background)"
+        "convsee render: error: blank: blank image: no ink found "
+        "(nothing stands out from the background)"
     )
 
 
@@ -300,19 +302,69 @@ def test_evaluate_writes_only_png(tmp_path, monkeypatch, capsys, name):
 
 
 @pytest.mark.parametrize(
-    "argv, layer",
+    "argv, message",
     [
-        (["render", "sample:3", "--channels", "10"], "conv1"),
-        (["render", "sample:3", "--layers", "conv2", "--channels", "16"], "conv2"),
-        (["sweep", "sample:3", "--channels", "9"], "conv1"),
+        (["render", "sample:3", "--channels", "10"], "10: channel 10 is out of range; conv1 has 6"),
+        (
+            ["render", "sample:3", "--layers", "conv2", "--channels", "3-99"],
+            "3-99: channel 99 is out of range; conv2 has 16 channels (0-15)",
+        ),
+        (["sweep", "sample:3", "--channels", "2,9"], "2,9: channel 9 is out of range; conv1 has 6"),
+        (
+            ["exemplars", "--channels", "0-7"],
+            "0-7: channel 7 is out of range; conv1 has 6 channels (0-5)",
+        ),
+        (["optimize", "--channels", "4-6"], "4-6: channel 6 is out of range; conv1 has 6"),
     ],
 )
-def test_channels_out_of_range_names_the_layer(tmp_path, capsys, argv, layer):
+def test_channels_out_of_range_echo_what_was_typed_and_the_range(tmp_path, capsys, argv, message):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
-    assert f"is out of range: layer {layer} has channels 0.." in error(capsys)
+    assert f"--channels {message}" in error(capsys)
 
 
 # -- 12. wording ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (
+            ["attribution", "sample:3", "--layers", "fc3"],
+            "convsee attribution: error: --layers: layer fc3 outputs 10 per input",
+        ),
+        (  # the hidden older spelling still works; the message names the listed one
+            ["attribution", "sample:3", "--layer", "fc3"],
+            "convsee attribution: error: --layers: layer fc3 outputs 10 per input",
+        ),
+        (
+            ["animate", "--layers", "fc3"],
+            "convsee animate: error: --layers: animate shows a convolution or max pooling",
+        ),
+        (["render", "--channels", "7"], "convsee render: error: --channels 7: channel 7 is out"),
+    ],
+)
+def test_errors_in_argparse_form_name_the_flag_the_command_has(tmp_path, capsys, argv, line):
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    assert error(capsys).startswith(line)
+
+
+def test_every_parameter_of_a_command_is_named_by_a_flag_it_lists():
+    """flag(param, the command's parser) for each option's destination: a flag --help lists."""
+    import argparse
+
+    from convsee.cli import build_parser
+    from convsee.cli.errors import flag
+
+    for name, sub in build_parser().commands.items():
+        listed = {s for a in sub._actions if a.help != argparse.SUPPRESS for s in a.option_strings}
+        for a in sub._actions:
+            if a.option_strings and a.dest != "help":
+                assert flag(a.dest, sub) in listed, (name, a.dest)
+            hidden = [s for s in a.option_strings if a.help == argparse.SUPPRESS]
+            for s in hidden:  # a hidden --layer, param "layer": the listed --layers
+                assert flag(s[2:].replace("-", "_"), sub) in listed, (name, s)
+    assert flag("layer", build_parser().commands["attribution"]) == "--layers"
+    assert flag("layer") == "--layer" and flag("budget") == "--time-budget"
 
 
 def test_one_channel_is_singular(tmp_path, capsys):
@@ -325,6 +377,32 @@ def test_one_channel_is_singular(tmp_path, capsys):
     args = ["--model", rgb, "--input-size", "3,32,32"]
     assert main(["predict", str(tmp_path / "x.npy"), *args]) == 2
     assert "holds 1 channel, the model takes 3 " in error(capsys)
+
+
+def test_a_model_file_alone_names_its_one_module_class(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    head = "import torch\nfrom torch import nn\nfrom torch.nn import Linear\n"
+    net = "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    net += "        self.fc = nn.Linear(784, 10)\n    def forward(self, x):\n"
+    net += "        return self.fc(x.flatten(1))\n"
+    (tmp_path / "one.py").write_text(head + net)  # Linear, imported, is not the file's own
+    size = ["--input-size", "1,28,28"]
+    assert main(["layers", "--model", "one.py", *size]) == 0
+    alone = capsys.readouterr().out
+    assert main(["layers", "--model", "one.py:Net", *size]) == 0
+    assert capsys.readouterr().out == alone and "fc" in alone
+    (tmp_path / "two.py").write_text(head + "class Block(nn.Module):\n    pass\n" + net)
+    assert main(["layers", "--model", "two.py"]) == 2
+    assert error(capsys) == (
+        "convsee layers: error: two.py defines Block, Net: say which is the model, "
+        "as --model two.py:Net"
+    )
+    (tmp_path / "none.py").write_text(head + "def build():\n    return Linear(784, 10)\n")
+    assert main(["layers", "--model", "none.py"]) == 2
+    assert error(capsys) == (
+        "convsee layers: error: none.py defines no nn.Module class: name the function that "
+        "builds the model, as --model none.py:Name; it defines: functions build()"
+    )
 
 
 def test_model_file_messages(tmp_path, monkeypatch, capsys):

@@ -112,7 +112,7 @@ def test_refused_in_one_line_writing_nothing(tmp_path, capsys, argv, line):
     out = tmp_path / "o"
     assert main([*argv, "--out", str(out / "x.safetensors" if argv[0] == "train" else out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"convsee: error: {line}") and err.count("\n") == 1
+    assert err.startswith(f"convsee {argv[0]}: error: {line}") and err.count("\n") == 1
     assert "TrainConfig" not in err
     assert not out.exists()
 

@@ -157,6 +157,21 @@ def test_the_command_reference_is_generated_from_the_parser():
     )
 
 
+@pytest.mark.parametrize("method", ["gradcam", "saliency"])
+def test_the_attribution_file_names_the_reference_gives_are_the_ones_written(method):
+    """docs/cli.md says OUT/attribution_{input}_{class}[_{method}].png; the files say so too."""
+    import convsee
+    from convsee.cli.attribution import DESCRIPTION
+    from convsee.draw.figure import Figures
+    from convsee.views.attribution import attribution
+
+    pattern = "attribution_{input}_{class}" + ("" if method == "gradcam" else "_{method}")
+    assert f"OUT/{pattern}.png" in " ".join(DESCRIPTION.split())
+    res = attribution(convsee.load(), ["sample:3"], None, method, None)
+    want = pattern.format(input="sample_3", **{"class": 3, "method": method})
+    assert sorted(Figures(res.figures).files()) == [f"{want}.json", f"{want}.png"]
+
+
 def test_readme_opens_with_what_it_is_a_picture_and_two_commands():
     text = README.read_text()
     assert text.startswith("# convsee")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from convsee.cli import main
@@ -120,3 +121,32 @@ def test_the_empty_window_sentence_reads_as_a_product():
     v = float(x[0, 0, r, c])  # the window is empty: every value is the one at its corner
     ksum = float(w[2].sum())
     assert f"{v:.2f} x {ksum:.3f} (the kernel's sum) + bias = {out:+.3f}" in empty["caption"]
+
+
+def _right_margin(png) -> int:
+    """Columns of background right of the last drawn pixel."""
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    drawn = np.flatnonzero((np.abs(img - img[0, -1]).sum(2) > 0).any(0))
+    return img.shape[1] - 1 - int(drawn.max())
+
+
+@pytest.mark.parametrize(
+    "argv, png",
+    [
+        (["render", "sample:3", "--layers", "conv1"], "conv1/3.png"),  # docs/conv1_3.png
+        (["render", "sample:3", "--layers", "conv2", "--scale", "map"], "conv2/3.png"),
+        (["render", "sample:8", "--layers", "conv1", "--with-kernels"], "conv1/8.png"),
+        (["attribution", "sample:7"], "attribution_sample_7_7.png"),
+        (
+            ["attribution", "sample:7", "--method", "saliency"],
+            "attribution_sample_7_7_saliency.png",
+        ),
+    ],
+)
+def test_pictures_end_20_px_right_of_their_content(tmp_path, argv, png):
+    """conv1_3.png was 1124 px wide for content ending at 1070; an attribution on a photo
+    1266 px for ~1020: the canvas was sized by guesses (110 px for a colour bar, 7 px a
+    character), now by what is drawn, plus the 20 px margin of the left side (to a pixel: a
+    glyph's box may end in a column its anti-aliasing leaves blank)."""
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert _right_margin(tmp_path / png) in (20, 21)

@@ -138,7 +138,7 @@ def test_library_errors_raised_through_python_name_parameters(tmp_path):
         (
             _raises(parse_channels, "9", 6, layer="conv1"),
             "channels",
-            "layer conv1 has channels 0..5",
+            "channels 9: channel 9 is out of range; conv1 has 6 channels (0-5)",
         ),
         (_raises(parse_blur, "4,1"), "blur", "blur kernel must be odd"),
         (_raises(parse_size, "3,x,32"), "input_size", "input_size takes C,H,W"),
@@ -414,7 +414,7 @@ def test_the_cli_names_the_flag_of_each_parameter(capsys, tmp_path):
         (["predict", "sample:12"], "INPUT: bad input 'sample:12'"),
         (
             ["attribution", "--layer", "fc3", "--out", str(tmp_path / "c")],
-            "--layer: layer fc3 outputs 10 per input",
+            "--layers: layer fc3 outputs 10 per input",  # the flag attribution lists
         ),
     ]
     for argv, words in cases:

@@ -154,7 +154,7 @@ def test_cli_one_line_errors(tmp_path, monkeypatch, capsys, argv, message):
     (tmp_path / "EPSFILE").write_bytes(EPS)
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("convsee: error:") and message in err, err
+    assert err.startswith(f"convsee {argv[0]}: error:") and message in err, err
     assert err.count("\n") == 1 and len(err) < 200 and "Traceback" not in err
     assert not (tmp_path / "OUT").exists()
 

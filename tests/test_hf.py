@@ -455,7 +455,7 @@ def _one_line_error(capsys, *argv, notes: bool = False) -> str:
     lines = err.strip().splitlines()
     if notes:
         lines = [x for x in lines if not x.startswith("convsee: note: ")]
-    assert len(lines) == 1 and lines[0].startswith("convsee: error: "), err
+    assert len(lines) == 1 and lines[0].startswith(f"convsee {argv[0]}: error: "), err
     assert "Traceback" not in err
     return lines[0]
 

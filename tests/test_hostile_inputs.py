@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def decoded(monkeypatch):
 
 def one_line_error(capsys) -> str:
     err = capsys.readouterr().err
-    assert err.startswith("convsee: error:") and err.count("\n") == 1, err
+    assert re.match(r"convsee [a-z]+: error: ", err) and err.count("\n") == 1, err
     assert "Traceback" not in err and len(err) < 300, err
     return err
 

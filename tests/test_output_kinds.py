@@ -303,7 +303,9 @@ def test_dense_predict_and_its_map_on_the_command_line(tmp_path, capsys):
     vec = ["predict", str(img), "--model", f"{f}:LogitsAndAux", "--input-size", "3,16,16"]
     assert main([*vec, "--map", str(tmp_path / "no")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("convsee: error: --map draws class scores given per position"), err
+    assert err.startswith("convsee predict: error: --map draws class scores given per position"), (
+        err
+    )
     assert err.count("\n") == 1 and not (tmp_path / "no").exists()
 
 

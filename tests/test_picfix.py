@@ -190,7 +190,7 @@ def test_an_unavailable_device_is_one_line_and_writes_nothing(cmd, tmp_path, cap
     out = tmp_path / "o"
     assert main([cmd, "--device", "cuda", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "convsee: error: --device cuda: no CUDA device is available"
+    assert err == f"convsee {cmd}: error: --device cuda: no CUDA device is available"
     assert not out.exists()
 
 

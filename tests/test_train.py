@@ -161,7 +161,7 @@ def test_cli_seed_and_snapshots_out_of_range_are_one_line(tmp_path, capsys):
     ):
         assert main(["train", "--quiet", "--out", out, *args]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("convsee: error:") and message in err
+        assert err.startswith("convsee train: error:") and message in err
         assert err.count("\n") == 1 and "Traceback" not in err
 
 
@@ -374,7 +374,7 @@ def test_cli_bad_output_location_is_one_line(tmp_path, capsys):
     for out, message in _unwritable_cases(tmp_path):
         assert main(["train", "--data", str(empty), "--quiet", "--out", str(out)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("convsee: error:") and message in err
+        assert err.startswith("convsee train: error:") and message in err
         assert err.count("\n") == 1 and "Traceback" not in err
 
 
@@ -424,7 +424,9 @@ def test_sigterm_stops_a_real_run_like_ctrl_c(tmp_path, mnist_dir):
             proc.kill()
     last = err.decode().replace("\r", "\n").strip().splitlines()[-1]
     assert proc.returncode == 2, err.decode()
-    assert last == "convsee: error: interrupted before the first epoch was saved; nothing saved"
+    assert (
+        last == "convsee train: error: interrupted before the first epoch was saved; nothing saved"
+    )
     assert "Traceback" not in err.decode()
     assert not out.parent.exists()  # no checkpoint, no state, no temporaries, no folder
 
@@ -586,5 +588,5 @@ def test_label_smoothing_out_of_range_is_refused(tmp_path, capsys):
         assert err.value.param == "label_smoothing"
     assert main(["train", "--quiet", "--out", str(out), "--label-smoothing", "1"]) == 2
     assert capsys.readouterr().err == (
-        "convsee: error: --label-smoothing must be in [0, 1), got 1.0\n"
+        "convsee train: error: --label-smoothing must be in [0, 1), got 1.0\n"
     )

@@ -234,6 +234,57 @@ def test_final_animation_state_matches_conv2d(tmp_path):
     np.testing.assert_allclose(np.array(side["final_map"]), ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_animation_headline_adds_a_bias_only_when_the_layer_has_one(bias):
+    """'sum of 9 products S + bias B = V', or 'sum of 9 products S = V (no bias)' (it said
+    '+ bias +0.000' for a bias-free conv, as a Hugging Face ResNet's), checked against torch."""
+    import convsee
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, bias=bias), torch.nn.Flatten(), torch.nn.Linear(2 * 26 * 26, 3)
+    ).eval()
+    net = convsee.wrap(model, input_size=(1, 28, 28), mean=(0.0,), std=(1.0,), resize="none")
+    [gif] = net.animate("sample:3", layer="0", channel=1)
+    x = torch.from_numpy(samples()[3].image)[None, None]
+    with torch.no_grad():
+        sums, outs = F.conv2d(x, model[0].weight)[0, 1], model[0](x)[0, 1]
+    assert gif.sidecar["shown"]
+    for s in gif.sidecar["shown"]:
+        r, c = s["position"]
+        total, v = float(sums[r, c]), float(outs[r, c])
+        head = f"output ({r}, {c}) = sum of 9 products {total:+.3f}"
+        if bias:
+            head += f" + bias {float(model[0].bias[1].detach()):+.3f} = {v:+.3f}"
+        else:
+            head += f" = {v:+.3f} (no bias)"
+        assert s["headline"] == head
+        assert ("+ bias" in s["caption"]) == (bias and s["why"] == "empty")
+
+
+def test_the_animation_says_which_part_of_a_large_input_its_panels_show():
+    """A 64x64 input (66x66 padded) is shown 48x48 around the window: each frame notes the
+    input rows and columns in view; LeNet's 28x28 input is shown whole, with no note."""
+    import convsee
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(4 * 64 * 64, 3)
+    ).eval()
+    net = convsee.wrap(model, input_size=(3, 64, 64), mean=(0.0,) * 3, std=(1.0,) * 3)
+    [gif] = net.animate("sample:3", layer="0", channel=0)
+    assert len(gif.sidecar["shown"]) > 3
+    for s in gif.sidecar["shown"]:
+        r, c = s["position"]
+        # the 48 padded cells centred on the window (rows r..r+2 padded), kept inside 0..65
+        top, left = (min(max(v + 1 - 24, 0), 66 - 48) - 1 for v in (r, c))
+        rows = f"{max(top, 0)}-{min(top + 47, 63)}"
+        cols = f"{max(left, 0)}-{min(left + 47, 63)}"
+        assert s["zoom"] == f"zoomed: rows {rows}, cols {cols} of 64x64"
+    [gif] = convsee.load().animate("sample:3", layer="conv1", channel=2)
+    assert {s["zoom"] for s in gif.sidecar["shown"]} == {""}
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -571,5 +571,9 @@ def test_views_refuse_with_one_line_and_write_nothing(tmp_path, capsys, zoo, arg
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if not line.startswith("convsee: note:")]
-    assert len(errors) == 1 and errors[0].startswith("convsee: error:") and message in errors[0]
+    assert (
+        len(errors) == 1
+        and errors[0].startswith(f"convsee {argv[0]}: error:")
+        and message in errors[0]
+    )
     assert not (tmp_path / "o").exists()

@@ -479,7 +479,10 @@ def test_evolution_of_another_model_needs_its_trained_checkpoint(tmp_path, capsy
         (["exemplars", "--batch-size", "0"], "--batch-size must be"),
         (["exemplars", "--limit", "0"], "--limit must be at least 1"),
         (["exemplars", "--layers", "conv9"], "unknown layer 'conv9'"),
-        (["exemplars", "--layers", "conv1", "--channels", "6"], "--channels 6 is out of range"),
+        (
+            ["exemplars", "--layers", "conv1", "--channels", "6"],
+            "--channels 6: channel 6 is out of range; conv1 has 6",
+        ),
         (["exemplars", "--data", "bad"], "bad/x.png: not an image"),
         (
             [
@@ -498,7 +501,10 @@ def test_evolution_of_another_model_needs_its_trained_checkpoint(tmp_path, capsy
         (["optimize", "--rounds", "11"], "--rounds must be 1..10"),
         (["optimize", "--sample", "-1"], "--sample must be"),
         (["optimize", "--random", "0"], "--random must be"),
-        (["optimize", "--layers", "fc3", "--channels", "10"], "--channels 10 is out of range"),
+        (
+            ["optimize", "--layers", "fc3", "--channels", "10"],
+            "--channels 10: channel 10 is out of range; fc3 has 10",
+        ),
         (["optimize", *RGB, "--layers", "layer9"], "unknown layer 'layer9'"),
         (["evolution", "--model", f"{FOREIGN}:TwoHeads"], "needs the checkpoint"),
     ],
@@ -513,7 +519,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert message in err, err
-    assert err.startswith("convsee: error: ") and err.count("\n") == 1, err
+    assert err.startswith(f"convsee {argv[0]}: error: ") and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
 
 

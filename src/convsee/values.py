@@ -104,10 +104,10 @@ def parse_channels(
         else:
             raise ConvseeError(f"{{param}} takes all, top:K, A-B or i,j,...; got {t[:40]!r}", param)
     bad = [c for c in picked if c >= n]
-    if bad:
+    if bad:  # what the user typed, the largest channel past the end, and the valid range
         raise ConvseeError(
-            f"{{param}} {bad[0]} is out of range: "
-            f"{'the layer' if layer is None else f'layer {layer}'} has channels 0..{n - 1}",
+            f"{{param}} {t[:40]}: channel {max(bad)} is out of range; "
+            f"{'the layer' if layer is None else layer} has {n} channels (0-{n - 1})",
             param,
         )
     return ("list", sorted(dict.fromkeys(picked)))

@@ -13,7 +13,7 @@ import re
 import sys
 
 from ..errors import ConvseeError
-from .errors import said
+from .errors import prefix, said
 from .options import resolve_dataset
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
         out.flush()  # a closed pipe shows here, inside the handler, not at exit
         return 141 if out.broken and status == 0 else status
-    except ConvseeError as e:
-        print(f"convsee: error: {said(e)}", file=sys.stderr)
+    except ConvseeError as e:  # in argparse's form, naming the flag this command has
+        where = (parser.commands or {}).get(args.command)
+        print(f"{prefix(args.command)}{said(e, where)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("convsee: interrupted", file=sys.stderr)

@@ -21,8 +21,9 @@ HELP = "which pixels decide a class: Grad-CAM and eight other attribution method
 DESCRIPTION = """which pixels decide a class: a CAM at a map layer (gradcam, gradcam++,
 xgradcam, layercam, scorecam, eigencam) or an input attribution (saliency, integrated-gradients,
 occlusion), optionally smoothed with a noise tunnel, for the predicted class or --target, drawn
-over the input with its colour scale. Writes OUT/attribution_{input}_{class}.png and a JSON
-sidecar with the numbers (method, what was differentiated, the placement)."""
+over the input with its colour scale. Writes OUT/attribution_{input}_{class}.png (class: its
+index) for gradcam, OUT/attribution_{input}_{class}_{method}.png for the others, and a JSON
+sidecar each with the numbers (method, what was differentiated, the placement)."""
 
 
 def add(sub) -> None:

@@ -67,7 +67,8 @@ def add_model(p, *, device: bool = True, checkpoint_help: str | None = None) -> 
         metavar="SPEC",
         help="your model: hf:DIR_OR_ID (a Hugging Face image classifier: its folder or hub ID; "
         "its preprocessing and class names come with it), FILE.py:Name or package.module:Name "
-        "(an nn.Module class or a function returning one, called with no arguments)",
+        "(an nn.Module class or a function returning one, called with no arguments), or "
+        "FILE.py alone for the one nn.Module class it defines",
     )
     g.add_argument(
         "--checkpoint",

@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..errors import ConvseeError
-from .errors import said
+from .errors import prefix, said
 from .options import Formatter, add_inputs_and_model, check_ranges, network, out_dir_ok
 
 HELP = "classify images (default: the bundled samples)"
@@ -52,7 +52,9 @@ def run(a) -> int:
         v.check_dense(net)
     inputs, failed = v.read_each(net, a.inputs, a.data, a.dataset)
     for s, e in failed:
-        print(f"convsee: error: {'' if str(s) in str(e) else f'{s}: '}{said(e)}", file=sys.stderr)
+        print(
+            f"{prefix(a.command)}{'' if str(s) in str(e) else f'{s}: '}{said(e)}", file=sys.stderr
+        )
     preds = net.predict(inputs)
     if a.map:
         write_outputs(v.probability_maps(net, preds, stems(inputs), a.map_class), a.map)

@@ -54,6 +54,18 @@ def _cells(values, lo, hi, lut, cell, numbers=True, tint=None) -> Image.Image:
     return img
 
 
+def _zoomed(top, left, view, size) -> str:
+    """The note of an input panel that shows part of the input: 'zoomed: rows a-b, cols c-d
+    of HxW' (rows and columns of the input, from 0, ends included; top and left may lie in
+    the padding, which is not counted), '' when the whole input is shown."""
+    (vh, vw), (h, w) = view, size
+    rows = max(0, top), min(h, top + vh) - 1
+    cols = max(0, left), min(w, left + vw) - 1
+    if rows == (0, h - 1) and cols == (0, w - 1):
+        return ""
+    return f"zoomed: rows {rows[0]}-{rows[1]}, cols {cols[0]}-{cols[1]} of {h}x{w}"
+
+
 class _Map:
     """The output map filling in, with its colour bar."""
 
@@ -89,10 +101,11 @@ class _Conv:
     partials (H', W', Cin_g): each input channel's sum of products."""
 
     def __init__(self, x, xp, w, b, steps, in_channels, pad, stride, dilation):
-        self.x, self.xp, self.w, self.b = x, xp, w, float(b)
+        # b None: the layer has no bias, and no sentence adds one
+        self.x, self.xp, self.w, self.b = x, xp, w, None if b is None else float(b)
         self.win, self.products, self.out = steps
         self.in_channels = list(in_channels)
-        self.stride, self.dilation = stride, dilation
+        self.pad, self.stride, self.dilation = pad, stride, dilation
         self.cin, self.kh, self.kw = w.shape
         self.partials = self.products.sum(axis=(3, 4))  # (H', W', Cin_g)
         self.gray = colormap("gray")
@@ -113,6 +126,11 @@ class _Conv:
         sh, sw = self.stride
         dh, dw = self.dilation
         return r * sh, c * sw, dh * (self.kh - 1) + 1, dw * (self.kw - 1) + 1
+
+    def equals(self, r, c) -> str:
+        """What follows a sum: '+ bias B = V', or '= V (no bias)' for a layer without one."""
+        v = _fmt(float(self.out[r, c]))
+        return f" = {v} (no bias)" if self.b is None else f" + bias {_fmt(self.b)} = {v}"
 
 
 class ConvAnimation:
@@ -168,20 +186,25 @@ class ConvAnimation:
 
     def _header(self, d, fr):
         """The title, the sum at this position, the caption and up to three notes."""
-        cv = self.conv
-        r, c = fr.pos
         d.text((20, 14), self.title, fill=FG, font=font(20))
-        total = float(cv.products[r, c].sum())
-        d.text(
-            (20, 44),
-            f"output ({r}, {c}) = sum of {cv.products[r, c].size} products {_fmt(total)} "
-            f"+ bias {_fmt(cv.b)} = {_fmt(float(cv.out[r, c]))}",
-            fill=FG,
-            font=font(14),
-        )
+        d.text((20, 44), self.headline(fr), fill=FG, font=font(14))
         d.text((20, 66), self.caption(fr), fill=ACCENT if fr.reason else MUTED, font=font(13))
         for i, line in enumerate(self.notes[:3]):
             d.text((20, 86 + 16 * i), line, fill=MUTED, font=font(12))
+
+    def headline(self, fr) -> str:
+        """The line under the title: the output at fr as the sum of its products (+ bias)."""
+        cv = self.conv
+        r, c = fr.pos
+        total = float(cv.products[r, c].sum())
+        return (
+            f"output ({r}, {c}) = sum of {cv.products[r, c].size} products {_fmt(total)}"
+            + cv.equals(r, c)
+        )
+
+    def zoom(self, fr) -> str:
+        """Which rows and columns of the input the panels show at fr ('' for all of it)."""
+        return self.left.zoom(*fr.pos)
 
     def caption(self, fr) -> str:
         """The sentence under frame fr: why this position is shown, with its numbers."""
@@ -196,8 +219,9 @@ def _conv_caption(cv: _Conv, fr, background) -> str:
         if cv.cin == 1:
             text = (
                 f"an empty window: every value is {vals[0]:.2f}, so the output is "
-                f"{vals[0]:.2f} x {float(cv.w.sum()):.3f} (the kernel's sum) + bias"
-                f" = {_fmt(v)}"
+                f"{vals[0]:.2f} x {float(cv.w.sum()):.3f} (the kernel's sum)"
+                + (" = " if cv.b is None else " + bias = ")
+                + _fmt(v)
             )
         else:
             text = f"an empty window: each channel holds one value, so the output is {_fmt(v)}"
@@ -236,6 +260,7 @@ class _InputPanels:
         ]
         self.width = cols * (pw + 12) + 70  # + the input's colour bar
         self.height = rows * (ph + 24)
+        self.zoom_y = 150 + self.height - 10  # the zoom note, under the panels
         self.bar = (20 + cols * (pw + 12), 150, max(100, min(self.height - 24, 200)))
 
     def draw(self, img, d, r, c):
@@ -247,15 +272,21 @@ class _InputPanels:
                 if cv.cin == 1
                 else f"input channel {cv.in_channels[j]} (the largest sum here)"
             )
-            if self.view != cv.xp.shape[1:]:
-                label += f", {self.view[0]}x{self.view[1]} around the window"
             self.panel.draw(img, d, self.xy[0], j, r, c, label)
         else:
             for j, xy in enumerate(self.xy):
                 label = f"in {cv.in_channels[j]}: {_fmt(float(cv.partials[r, c, j]))}"
                 self.panel.draw(img, d, xy, j, r, c, label)
+        d.text((20, self.zoom_y), self.zoom(r, c), fill=MUTED, font=font(11))
         bx, by, bh = self.bar
         colorbar(d, img, (bx, by), bh, cv.lo, cv.hi, cv.gray, label="input")
+
+    def zoom(self, r, c) -> str:
+        """Which rows and columns of the input the panels show at (r, c) ('' for all)."""
+        cv = self.cv
+        top, left = self.panel._crop(*cv.window_box(r, c))
+        t, _, pl, _ = cv.pad
+        return _zoomed(top - t, left - pl, self.view, cv.x.shape[1:])
 
 
 class _WindowPanel:
@@ -399,7 +430,7 @@ class _PartialBars:
                 d.text((xm, yv), _fmt(v), fill=FG, font=font(10), anchor="mm")
         d.text(
             (x0, y0 + 18 + hh + 26),
-            f"sum {_fmt(float(part.sum()))} + bias {_fmt(cv.b)} = {_fmt(float(cv.out[r, c]))}"
+            f"sum {_fmt(float(part.sum()))}{cv.equals(r, c)}"
             f"   (framed, the largest here: in {cv.in_channels[top_j]}"
             + (", drawn on the left)" if self.one_panel else ")"),
             fill=FG,
@@ -460,9 +491,8 @@ class PoolAnimation:
         left = int(np.clip(c0 + kw // 2 - vw // 2, 0, w - vw))
         part = self.x[top : top + vh, left : left + vw]
         x0, y0 = 20, 150
-        label = "input map" + (
-            "" if self.view == self.x.shape else f", {vh}x{vw} around the window"
-        )
+        zoom = _zoomed(top, left, self.view, self.x.shape)
+        label = "input map" + (f", {zoom}" if zoom else "")
         d.text((x0, y0 - 6), label, fill=FG, font=font(11), anchor="ls")
         img.paste(Image.fromarray(upscale(apply_cmap(part, *self.rng, self.lut), self.z)), (x0, y0))
         z = self.z

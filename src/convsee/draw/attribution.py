@@ -13,6 +13,7 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import core  # core.colorbar_width, core.text_right: what _panel_row measures
 from .core import BG, FG, MUTED, apply_cmap, colorbar, colormap, font, save_image, upscale
 
 __all__ = [
@@ -62,16 +63,28 @@ def overlay(image: np.ndarray, heat: np.ndarray, lut, vmax: float, alpha: float 
     return _over_gray(image, apply_cmap(heat, 0, vmax or 1.0, lut), alpha)
 
 
-def _panel_row(title, lines, panels, lut, footer: str, min_width: int = 0) -> Image.Image:
+def _panel_row(title, lines, panels, lut, footer: str) -> Image.Image:
     """The title, its lines, then the panels in a row, each (label, picture, bar): bar is
-    (low, high, name) for a colour bar of lut after the panel, or None; footer at the foot."""
+    (low, high, name) for a colour bar of lut after the panel, or None; footer at the foot.
+    As wide as its content (panels, bars and their numbers, every line of text) + 20 px."""
     top = 96 + 18 * len(lines)
     x = 20
     xs = []
-    for _, pic, bar in panels:
+    right = 0  # the rightmost pixel drawn
+    for label, pic, bar in panels:
         xs.append(x)
+        right = max(right, x + pic.width, x + core.text_right(label, 12))
+        if bar:
+            bx = x + pic.width + 14
+            right = max(
+                right,
+                bx + core.colorbar_width(bar[0], bar[1]),
+                bx - 4 + core.text_right(bar[2], 11),
+            )
         x += pic.width + 22 + (BAR_W if bar else 0)
-    width = max(x + 10, min_width)
+    texts = [(title, 20), *((line, 13) for line in lines), (footer, 11)]
+    right = max(right, *(20 + core.text_right(t, z) for t, z in texts))
+    width = right + 20
     height = top + max(p.height for _, p, _ in panels) + 56
     img = Image.new("RGB", (width, height), BG)
     d = ImageDraw.Draw(img)
@@ -200,7 +213,6 @@ def method_image(
         panels,
         lut,
         "overlay: the colour scale at 60% opacity over the input in gray",
-        20 + max((len(t) for t in lines), default=0) * 7,
     )
 
 

@@ -25,7 +25,9 @@ __all__ = [
     "apply_cmap",
     "upscale",
     "text_size",
+    "text_right",
     "colorbar",
+    "colorbar_width",
     "save_image",
     "save_gif",
     "to_palette",
@@ -87,6 +89,11 @@ def text_size(text: str, size: int) -> tuple[int, int]:
     return right - left, bottom - top
 
 
+def text_right(text: str, size: int) -> int:
+    """How far right of its x a line of text drawn left-aligned ends (its last pixel + 1)."""
+    return font(size).getbbox(text)[2]
+
+
 def colorbar(
     draw: ImageDraw.ImageDraw,
     img: Image.Image,
@@ -112,6 +119,14 @@ def colorbar(
         draw.text((x + width + 6, ty), f"{value:.3g}", fill=FG, font=font(12), anchor="lm")
     if label:
         draw.text((x + width // 2, y - 6), label, fill=MUTED, font=font(11), anchor="md")
+
+
+def colorbar_width(vmin: float, vmax: float, width: int = 14, label: str = "") -> int:
+    """How far right of its x colorbar(..., vmin, vmax, width, label) draws: the bar, its
+    ticks and the widest number (or the label centred over the bar, if wider)."""
+    ticks = [vmax, vmin] + ([0.0] if vmin < 0 < vmax else [])
+    numbers = width + 6 + max(text_right(f"{v:.3g}", 12) for v in ticks)
+    return max(numbers, width // 2 + (text_size(label, 11)[0] + 1) // 2 if label else 0)
 
 
 UI_COLORS = [

@@ -8,7 +8,20 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .core import ACCENT, BG, FG, MUTED, apply_cmap, colorbar, colormap, font, text_size, upscale
+from .core import (
+    ACCENT,
+    BG,
+    FG,
+    MUTED,
+    apply_cmap,
+    colorbar,
+    colorbar_width,
+    colormap,
+    font,
+    text_right,
+    text_size,
+    upscale,
+)
 
 __all__ = [
     "MapGrid",
@@ -219,6 +232,9 @@ def grid_columns(n: int) -> int:
     return n if n <= 8 else int(np.ceil(n / 2)) if n <= 16 else int(np.ceil(np.sqrt(n * 2)))
 
 
+OWN_RANGE = ("each map:", "its own", "range")  # beside the maps when each has its own range
+
+
 class MapGrid:
     """Layout of one layer's picture: input panel, a grid of channel maps, a colour bar.
 
@@ -268,7 +284,18 @@ class MapGrid:
         height = max(120 + rows * cell_h, 120 + PANEL + 120) + 10
         second = 75 if kernels is not None else 0  # the kernels' colour bar, beside the maps'
         self.pos = [(left + (i % cols) * cell_w, 120 + (i // cols) * cell_h) for i in range(c)]
-        width = max(left + grid_w + 110 + second, title_width(title))  # titles never cut
+        # the colour bars and their numbers (or the own-range note), then the usual 20 px
+        # margin; a bar drawn per input (its range not known yet) keeps room for any number
+        bar_x = left + grid_w + 10
+        if bar is not None:
+            right = bar_x + colorbar_width(*bar, label=self._bar_label(kernels))
+        else:
+            right = bar_x + (text_right(OWN_RANGE[0], 12) if own_ranges else 100)
+        if kernels is not None:
+            right = max(
+                right, bar_x + second + colorbar_width(-kernel_lim, kernel_lim, label="kernels")
+            )
+        width = max(right + 20, title_width(title))  # titles never cut
         base = Image.new("RGB", (width, height), BG)
         d = ImageDraw.Draw(base)
         _title(d, 20, title)
@@ -284,7 +311,7 @@ class MapGrid:
                     base, (x, y + self.th + 10 + under), kernels[i], kpx, per_row, kernel_lim
                 )
         self.bar_at = (left + grid_w + 10, 130, bar_h)
-        self.bar_label = "maps" if kernels is not None else ""
+        self.bar_label = self._bar_label(kernels)
         if kernels is not None:
             at = (left + grid_w + 10 + second, 130)
             colorbar(
@@ -293,10 +320,12 @@ class MapGrid:
         if bar is not None:
             colorbar(d, base, self.bar_at[:2], self.bar_at[2], *bar, lut, label=self.bar_label)
         elif own_ranges:
-            d.text(
-                (left + grid_w + 10, 130), "each map:\nits own\nrange", fill=MUTED, font=font(12)
-            )
+            d.text((bar_x, 130), "\n".join(OWN_RANGE), fill=MUTED, font=font(12))
         self.base = base
+
+    @staticmethod
+    def _bar_label(kernels) -> str:
+        return "maps" if kernels is not None else ""
 
     def _label(self, d, i, text, fill):
         x, y = self.pos[i]

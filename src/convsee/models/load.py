@@ -1,7 +1,8 @@
 """Loading any model, safely: `--model SPEC`, `--checkpoint FILE`, preprocessing and labels.
 
 - SPEC is `path/to/file.py:Name` or `package.module:Name`; Name is an nn.Module subclass or a
-  function returning one, called with no arguments. (Importing it runs that file's code: it
+  function returning one, called with no arguments; `path/to/file.py` alone names the one
+  nn.Module subclass the file defines. (Importing it runs that file's code: it
   is the user's own model definition, named on the command line.)
 - A checkpoint is a state dict: `.safetensors`, or `.pth`/`.pt` read with
   `torch.load(weights_only=True)` (no pickled code runs); `module.` and `_orig_mod.` prefixes
@@ -74,6 +75,33 @@ def _defines(module, base) -> str:
     return f"; it defines: {'; '.join(parts)}" if parts else "; it defines nothing public"
 
 
+def _only_module_class(module, where: str, base) -> str:
+    """The name of the one nn.Module subclass a file defines (imported ones left out), for
+    FILE.py without :Name; none or several: an error that lists them."""
+    own = getattr(module, "__name__", "")
+    names = [
+        k
+        for k, v in vars(module).items()  # in the order the file defines them
+        if not k.startswith("_")
+        and isinstance(v, type)
+        and issubclass(v, base)
+        and getattr(v, "__module__", own) == own
+    ]
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ConvseeError(
+            f"{where} defines no nn.Module class: name the function that builds the model, "
+            f"as {{param}} {where}:Name{_defines(module, base)}",
+            "model",
+        )
+    raise ConvseeError(
+        f"{where} defines {', '.join(names[:12])}: say which is the model, as {{param}} "
+        f"{where}:{names[-1]}",
+        "model",
+    )
+
+
 def import_model(spec: str, seed: int | None = None):
     """An nn.Module from 'file.py:Name' or 'package.module:Name' (Name called with no args).
 
@@ -93,7 +121,9 @@ def import_model(spec: str, seed: int | None = None):
             "model",
         )
     target, sep, name = str(spec).rpartition(":")
-    if not sep or not target or not name:
+    if not sep and str(spec).endswith(".py"):  # FILE.py alone: its one nn.Module class
+        target, name = str(spec), None
+    elif not sep or not target or not name:
         raise ConvseeError(
             f"model {spec!r}: expected FILE.py:Name or package.module:Name "
             "(Name: an nn.Module class or a function returning one)",
@@ -150,6 +180,8 @@ def import_model(spec: str, seed: int | None = None):
             raise ConvseeError(
                 f"importing {target} failed: {type(e).__name__}: {first_line(e)}", "model"
             ) from None
+    if name is None:
+        name = _only_module_class(module, where, torch.nn.Module)
     obj = module
     for part in name.split("."):
         if not hasattr(obj, part):

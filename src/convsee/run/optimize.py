@@ -499,7 +499,8 @@ def optimize_units(
     bad = [u for u in units if not 0 <= u < layer.channels]
     if bad:
         raise ConvseeError(
-            f"channel {bad[0]} is out of range: {layer.name} has 0..{layer.channels - 1}",
+            f"channel {max(bad)} is out of range; {layer.name} has {layer.channels} channels "
+            f"(0-{layer.channels - 1})",
             "channels",
         )
     c, h, w = prep.input_size

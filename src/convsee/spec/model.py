@@ -292,7 +292,9 @@ def select_channels(
     chans = [int(c) for c in choice]
     bad = [c for c in chans if not 0 <= c < n]
     if bad:
-        raise ConvseeError(f"channel {bad[0]} is out of range: {name} has 0..{n - 1}", param)
+        raise ConvseeError(
+            f"channel {max(bad)} is out of range; {name} has {n} channels (0-{n - 1})", param
+        )
     return chans
 
 

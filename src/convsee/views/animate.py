@@ -145,14 +145,15 @@ def _conv_plan(net, layer, channel, xin, input_name: str, first: bool) -> _Plann
         x,
         pad_input(x, p.padding, p.padding_mode),
         p.weight[c],
-        p.bias[c],
+        p.bias[c] if p.has_bias else None,
         steps,
         in_channels=range(lo, hi),
         pad=p.padding,
         stride=p.stride,
         dilation=p.dilation,
         padding_mode=p.padding_mode,
-        title=f"{layer.name}, channel {c}: window x kernel = products, + bias, on {input_name}",
+        title=f"{layer.name}, channel {c}: window x kernel = products"
+        f"{', + bias' if p.has_bias else ''}, on {input_name}",
         notes=notes,
         background=background,
     )
@@ -234,6 +235,10 @@ def _animation_files(net, layer, input_name: str, planned: _Planned, frame_ms: i
             "position": list(f.pos),
             "why": f.reason or "filling in",
             "computed": int(f.filled.sum()),
+            **({"headline": anim.headline(f)} if hasattr(anim, "headline") else {}),
+            **({"zoom": anim.zoom(f)} if hasattr(anim, "zoom") else {}),
+            **({"headline": anim.headline(f)} if hasattr(anim, "headline") else {}),
+            **({"zoom": anim.zoom(f)} if hasattr(anim, "zoom") else {}),
             **({"caption": anim.caption(f)} if hasattr(anim, "caption") else {}),
         }
         for f in frames_plan

@@ -70,6 +70,8 @@ def page_info(served: Served) -> dict:
     target, sep, name = model.rpartition(":")
     if sep and ("/" in target or "\\" in target):  # FILE.py:Name: the file's name is enough
         model = f"{Path(target).name}:{name}"
+    elif not sep and model.endswith(".py"):  # FILE.py alone (its one nn.Module class)
+        model = Path(model).name
     names = list(lookup(served.dataset).classes)
     return {
         "convsee_version": __version__,
