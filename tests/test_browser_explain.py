@@ -72,6 +72,11 @@ def test_panels_add_up(url, browser):  # noqa: F811
     errors = []
     page = open_page(browser, url, errors, width=1280, height=900)
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # every class row on screen at 1280x900 before any scrolling (rows 7-9 were below it)
+    rows = page.eval_on_selector_all(
+        "#probs .prob", "(es) => es.map((e) => e.getBoundingClientRect().bottom)"
+    )
+    assert len(rows) == 10 and max(rows) <= 900, rows
     page.click("#how summary")
     page.wait_for_function("document.querySelector('#how').open")
     assert page.is_visible("#how .how-body")
