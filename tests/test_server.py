@@ -366,6 +366,26 @@ def test_attribution_overlay(client):
     assert r.status_code == 400 and "'attribution'" in r.json()["error"]
 
 
+def test_occlusion_where_no_patch_lowers_the_score(client):
+    """A blank input: blacking out a patch changes nothing, so every drop is 0. The page gets
+    the CLI's sentence (its picture's line and sidecar note) instead of an empty overlay."""
+    import convsee
+
+    blank = np.zeros((28, 28), np.float32)
+    body = {"image": blank.tolist(), "attribution": "occlusion", "encoding": "list"}
+    a = client.post("/api/activations", json=body).json()["attribution"]
+    net = convsee.load()
+    res = net.attribution([blank], method="occlusion", window=8, stride=4)
+    assert res.maps[0].max() < 1e-6 and int(res.targets[0]) == a["target"]
+    cls = net.class_names(10)[a["target"]]
+    want = f"no patch lowers the logit of “{cls}”: every drop is <= 0"
+    assert a["none"] == want and a["max"] == 0
+    assert res.figures[0].sidecar["notes"][-1] == want
+    s = samples()[3]  # a digit: some patch lowers its score, nothing to say
+    body = {"image": s.image.tolist(), "attribution": "occlusion", "encoding": "list"}
+    assert client.post("/api/activations", json=body).json()["attribution"]["none"] == ""
+
+
 def test_default_gradcam_layer_is_the_clis(client):
     """The page's Grad-CAM layer when none is chosen is the one `convsee attribution` takes
     (the library's rule, layer None): LeNet-5's pool2, not the last conv."""
