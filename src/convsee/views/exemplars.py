@@ -54,7 +54,7 @@ def exemplars(
     prints it). Figures: exemplars_{layer}.png with sidecars."""
     from ..datasets.folder import open_source
     from ..datasets.idx import trained_on
-    from ..draw.channel_views import exemplar_image, png_rgb
+    from ..draw.channel_views import OUTSIDE, exemplar_image, png_rgb
     from ..run.exemplars import exemplars as rank
     from ..run.units import check_layers
 
@@ -102,7 +102,7 @@ def exemplars(
             )
         notes = [where]
         if ex.padded:
-            notes.append("parts of a field outside the image: shown in the mean colour")
+            notes.append(OUTSIDE)
         if len(ex.channels) < layer.channels:
             notes.append(f"{len(ex.channels)} of {layer.channels} channels shown")
         what = f"{ex.source} images" if len(ex.source) <= 24 else "images"
