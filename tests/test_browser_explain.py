@@ -72,6 +72,22 @@ def test_panels_add_up(url, browser):  # noqa: F811
     errors = []
     page = open_page(browser, url, errors, width=1280, height=900)
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    # every class row on screen at 1280x900 before any scrolling (rows 7-9 were below it)
+    rows = page.eval_on_selector_all(
+        "#probs .prob", "(es) => es.map((e) => e.getBoundingClientRect().bottom)"
+    )
+    assert len(rows) == 10 and max(rows) <= 900, rows
+    # an overlay where nothing speaks for the class: the server's sentence, no colour bar
+    said = "no patch lowers the logit of “3”: every drop is <= 0"
+    page.evaluate(
+        "async (said) => { const m = await import('/static/overlay.js'); m.drawAttribution({"
+        "kind: 'occlusion', target: 3, quantity: 'logit', max: 0, shape: [28, 28],"
+        " map: new Uint8Array(784), none: said}); }",
+        said,
+    )
+    assert page.inner_text("#attr-legend .what") == f"occlusion: {said}"
+    assert not page.is_visible("#attr-legend canvas") and not page.is_visible("#attr-legend .hi")
+    page.evaluate("async () => (await import('/static/overlay.js')).drawAttribution(null)")
     page.click("#how summary")
     page.wait_for_function("document.querySelector('#how').open")
     assert page.is_visible("#how .how-body")

@@ -377,8 +377,10 @@ def test_attribution_overlay(client):
     s = samples()[5]
     model = lenet_torch()
     for kind in ("gradcam", "saliency"):
-        r = client.post("/api/activations", json={"image": s.image.tolist(), "attribution": kind})
-        a = r.json()["attribution"]
+        body = {"image": s.image.tolist(), "attribution": kind}
+        if kind == "gradcam":  # grad_cam() is at conv2; the page's default is the CLI's
+            body["attribution_layer"] = "conv2"
+        a = client.post("/api/activations", json=body).json()["attribution"]
         assert a["kind"] == kind and a["target"] == 5
         m = np.array(a["map"])
         ref = grad_cam(model, s.image, 5)[1] if kind == "gradcam" else saliency(model, s.image, 5)
@@ -386,6 +388,42 @@ def test_attribution_overlay(client):
         assert a["max"] == pytest.approx(float(ref.max()), rel=1e-4)
     r = client.post("/api/activations", json={"image": s.image.tolist(), "attribution": "x"})
     assert r.status_code == 400 and "'attribution'" in r.json()["error"]
+
+
+def test_occlusion_where_no_patch_lowers_the_score(client):
+    """A blank input: blacking out a patch changes nothing, so every drop is 0. The page gets
+    the CLI's sentence (its picture's line and sidecar note) instead of an empty overlay."""
+    import convsee
+
+    blank = np.zeros((28, 28), np.float32)
+    body = {"image": blank.tolist(), "attribution": "occlusion", "encoding": "list"}
+    a = client.post("/api/activations", json=body).json()["attribution"]
+    net = convsee.load()
+    res = net.attribution([blank], method="occlusion", window=8, stride=4)
+    assert res.maps[0].max() < 1e-6 and int(res.targets[0]) == a["target"]
+    cls = net.class_names(10)[a["target"]]
+    want = f"no patch lowers the logit of “{cls}”: every drop is <= 0"
+    assert a["none"] == want and a["max"] == 0
+    assert res.figures[0].sidecar["notes"][-1] == want
+    s = samples()[3]  # a digit: some patch lowers its score, nothing to say
+    body = {"image": s.image.tolist(), "attribution": "occlusion", "encoding": "list"}
+    assert client.post("/api/activations", json=body).json()["attribution"]["none"] == ""
+
+
+def test_default_gradcam_layer_is_the_clis(client):
+    """The page's Grad-CAM layer when none is chosen is the one `convsee attribution` takes
+    (the library's rule, layer None): LeNet-5's pool2, not the last conv."""
+    import convsee
+
+    net = convsee.load()
+    ref = net.attribution(["sample:3", "sample:7"], figures=False)
+    assert ref.layer == "pool2"
+    assert client.get("/api/info").json()["overlays"]["default"] == ref.layer
+    body = {"input": "sample:3", "attribution": "gradcam", "encoding": "list"}
+    a = client.post("/api/activations", json=body).json()["attribution"]
+    assert a["layer"] == "pool2"
+    m = np.array(a["map"]).reshape(a["shape"]) * a["max"]
+    np.testing.assert_allclose(m, ref.maps[0], atol=1e-3 * ref.maps[0].max())
 
 
 def test_gradcam_at_a_chosen_layer(client):
@@ -610,7 +648,7 @@ def test_rgb_model_info_and_inputs(resnet_client, resnet):
     info = resnet_client.get("/api/info").json()
     assert info["inputs"]["draw"] is False and info["spec"] == resnet.spec.to_dict()
     assert list(info["kernels"]) == ["conv1"]  # 3 input channels of 7x7; the rest are wider
-    assert info["overlays"]["default"] == "layer4.1.conv2"
+    assert info["overlays"]["default"] == "layer4"  # as `convsee attribution` picks it
     img = [[[0.5, 0.2, 0.9]] * 64] * 64
     j = resnet_client.post("/api/activations", json={"image": img, "layers": []}).json()
     assert j["input_shape"] == [64, 64, 3] and len(j["probabilities"]) == 1000

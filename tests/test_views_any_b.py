@@ -253,6 +253,8 @@ def test_exemplars_on_an_rgb_resnet_over_an_image_folder(tmp_path, classes):
             want = pad[r : r + 3, c : c + 3]
             want = np.where(want < 0, mean, want)
             np.testing.assert_allclose(stem.patches[ch, j], want, atol=1e-6)
+            off = pad[r : r + 3, c : c + 3, 0] < 0  # where the field leaves the image
+            np.testing.assert_array_equal(stem.outside[ch, j], off)
     # layer2.conv2: the input pixels the unit depends on (its input gradient) lie in the box
     ex = got[2]
     i, (r, c) = int(ex.indices[0, 0]), ex.positions[0, 0]
@@ -575,3 +577,44 @@ def test_wide_layers_keep_their_channel_numbers():
     np.testing.assert_array_equal(ex.indices, indices)
     units = choose_units(model, net.prep, layer, ("top", 5), x)
     assert units == sorted(np.argsort(-acts.mean((0, 2, 3)), kind="stable")[:5].tolist())
+
+
+def test_exemplar_patches_hatch_what_lies_outside_the_image():
+    """White ink up to a patch's edge and a field reaching 3 columns past the image: those
+    columns are striped in the two hatch greys (neither white ink nor a flat background),
+    the rest keeps its ink, in the picture the CLI writes and in the page's tiles."""
+    from convsee.draw.channel_views import HATCH, exemplar_image, hatched
+    from convsee.run.exemplars import Exemplars
+    from convsee.web.views import tile
+
+    off = np.zeros((14, 14), bool)
+    off[:, :3] = True
+    for patch in (np.ones((14, 14), np.float32), np.ones((14, 14, 3), np.float32)):
+        p = hatched(patch, off)
+        assert (p[~off] == 1).all()
+        assert np.isin(p[off], np.float32(HATCH)).all() and len(np.unique(p[off])) == 2
+    greys = {round(v * 255) for v in HATCH}
+    q = np.frombuffer(
+        __import__("base64").b64decode(tile(hatched(np.ones((14, 14)), off))[0]), np.uint8
+    )
+    assert set(q.reshape(14, 14)[off].tolist()) == greys and (q.reshape(14, 14)[~off] == 255).all()
+    ex = Exemplars(
+        layer="c",
+        channels=[0],
+        patches=np.ones((1, 1, 14, 14), np.float32),
+        values=np.ones((1, 1), np.float32),
+        indices=np.zeros((1, 1), np.int64),
+        positions=np.zeros((1, 1, 2), np.int64),
+        boxes=np.array([[[0, 13, -3, 10]]]),
+        names=[["a"]],
+        whole=False,
+        padded=True,
+        seen=1,
+        source="s",
+        outside=off[None, None],
+    )
+    a = np.asarray(exemplar_image(ex, "t"))
+    neutral = (a[..., 0] == a[..., 1]) & (a[..., 1] == a[..., 2])
+    hatch = neutral & np.isin(a[..., 0], list(greys))
+    # the patch and the mean tile, each enlarged 4x (56 px tiles of a 14 px patch)
+    assert hatch.sum() == 2 * 16 * off.sum()

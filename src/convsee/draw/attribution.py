@@ -23,6 +23,7 @@ __all__ = [
     "stem_of",
     "overlay",
     "fit_panel",
+    "nothing_speaks_for",
 ]
 
 PANEL = 200  # px, the longer side of every panel
@@ -248,6 +249,26 @@ def _placing(res, layer) -> str:
     return f"{at}; placement: stretch, the map stretched over the input, bilinear{why}"
 
 
+ROUND_OFF = 1e-6  # a drop or attribution this small is float round-off, not a part
+
+
+def nothing_speaks_for(method: str, m: np.ndarray, quantity: str, cls: str) -> str:
+    """The sentence said when a signed input attribution (occlusion, integrated gradients)
+    has no positive part (nothing above ROUND_OFF), i.e. nothing speaks for the class: no
+    patch lowers its score, no pixel raises it. '' otherwise, and for the other methods. The
+    CLI's picture adds it to its lines (the map is still drawn signed); the page, which draws
+    the positive part, shows it instead of an empty overlay."""
+    m = np.asarray(m)
+    if method not in ("occlusion", "integrated-gradients") or m.size == 0:
+        return ""
+    if float(m.max()) > ROUND_OFF:
+        return ""
+    q = quantity if quantity in ("probability", "log-probability") else "logit"
+    if method == "occlusion":
+        return f"no patch lowers the {q} of “{cls}”: every drop is <= 0"
+    return f"no pixel raises the {q} of “{cls}”: every attribution is <= 0"
+
+
 def attribution_figures(net, inputs, res, output_name=None) -> list:
     """One Figure per input (PNG + sidecar) for an Attributions of those inputs."""
     from .figure import Figure
@@ -291,6 +312,8 @@ def attribution_figures(net, inputs, res, output_name=None) -> list:
             lines.append(
                 "occlusion: score drop when a patch is set to the baseline, signed (red +, blue -)"
             )
+        none = "" if t < 0 else nothing_speaks_for(res.method, res.maps[i], res.quantity, tname)
+        lines += [none] if none else []
         if res.noise:
             lines.append(
                 f"smoothed: mean over {res.noise} copies with Gaussian noise, std "
@@ -351,7 +374,7 @@ def attribution_figures(net, inputs, res, output_name=None) -> list:
             map_range=[float(m.min()), float(m.max())],
             noise_samples=res.noise,
             noise_sigma=res.noise_sigma,
-            notes=list(res.notes),
+            notes=list(res.notes) + ([none] if none else []),
             **extra,
         )
         buf = io.BytesIO()

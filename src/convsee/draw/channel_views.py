@@ -14,10 +14,28 @@ from PIL import Image, ImageDraw
 
 from .core import ACCENT, BG, FG, MUTED, encode_png, font, text_size
 
-__all__ = ["tile", "exemplar_image", "optimize_image", "png_rgb"]
+__all__ = ["tile", "hatched", "exemplar_image", "optimize_image", "png_rgb", "HATCH", "OUTSIDE"]
 
 FRAME = (200, 200, 205)  # tile outline, one of the UI colours
 ROWS_PER_BLOCK = 16  # channels per column block in the exemplars picture
+# the part of a patch outside the image: diagonal stripes of two greys, a pattern no image
+# has (a flat fill, the mean colour or white, reads as background or ink)
+HATCH = (0.38, 0.62)
+OUTSIDE = "parts of a field outside the image: hatched grey (no image there)"
+
+
+def hatched(patch: np.ndarray, off: np.ndarray | None) -> np.ndarray:
+    """The patch (h, w) or (h, w, 3) in [0, 1] with its pixels where off is True striped in
+    HATCH's greys (stripes about a seventh of the patch wide, at least 2 px)."""
+    p = np.array(patch, np.float32)
+    if off is None or not off.any():
+        return p
+    h, w = p.shape[:2]
+    width = max(2, max(h, w) // 7)
+    i, j = np.indices((h, w))
+    grey = np.where(((i + j) // width) % 2 == 0, HATCH[0], HATCH[1]).astype(np.float32)
+    p[off] = grey[off][:, None] if p.ndim == 3 else grey[off]
+    return p
 
 
 def tile(patch: np.ndarray, side: int) -> Image.Image:
@@ -74,6 +92,18 @@ def _patch_side(h: int, w: int) -> int:
     return 96
 
 
+def _mean_inside(patches: np.ndarray, off: np.ndarray | None) -> np.ndarray:
+    """The mean of k patches (k, h, w[, 3]) over those inside the image at each pixel;
+    hatched where none is."""
+    if off is None:
+        return patches.mean(0)
+    inside = ~off
+    wgt = inside.reshape(*inside.shape, *([1] * (patches.ndim - 3))).astype(np.float32)
+    n = wgt.sum(0)
+    mean = (patches * wgt).sum(0) / np.maximum(n, 1)
+    return hatched(mean, ~inside.any(0))
+
+
 def exemplar_image(
     ex, title: str, notes: list[str] | None = None, value: str = "its peak value"
 ) -> Image.Image:
@@ -93,13 +123,17 @@ def exemplar_image(
     ]
     top = 48 + 18 * len(lines)
     img, d = _page(20 + blocks * block_w, top + rows * row_h + 10, title, lines)
+    off = getattr(ex, "outside", None)
     for row, ch in enumerate(ex.channels):
         bx = 20 + (row // ROWS_PER_BLOCK) * block_w - 20
         y = top + (row % ROWS_PER_BLOCK) * row_h
         d.text((bx + left - 10, y + th // 2), f"ch {ch}", fill=FG, font=font(12), anchor="rm")
         for j in range(k + 1):
             x = bx + left + j * (tw + gap) + (gap if j == k else 0)
-            p = ex.patches[row].mean(0) if j == k else ex.patches[row, j]
+            if j < k:
+                p = ex.patches[row, j] if off is None else hatched(ex.patches[row, j], off[row, j])
+            else:
+                p = _mean_inside(ex.patches[row], None if off is None else off[row])
             _framed(img, d, tile(p, t), x, y)
             label = "mean" if j == k else f"{ex.values[row, j]:.3g}"
             d.text((x, y + th + 2), label, fill=MUTED, font=font(10))

@@ -29,6 +29,7 @@ from .units import (
     device_dtype,
     field_box,
     model_device,
+    outside,
     runner,
     torch_model,
     whole_image,
@@ -61,6 +62,7 @@ class Exemplars:
     padded: bool  # some patch reaches outside the image (that part: the mean colour)
     seen: int  # images ranked
     source: str  # the dataset's name
+    outside: np.ndarray | None = None  # (C, k, h, w) bool: True where a patch is off the image
 
     @property
     def size(self) -> tuple[int, int]:
@@ -222,9 +224,9 @@ def collect(top: TopK, layer: Layer, channels: list[int], prep: Preprocess, sour
         positions = np.zeros((*flat.shape, 2), np.int64)
     fill = prep.channel_mean()
     cache: dict[int, tuple[np.ndarray, str]] = {}
-    patches, boxes, names, padded = [], [], [], False
+    patches, boxes, names, padded, offs = [], [], [], False, []
     for row in range(len(channels)):
-        prow, brow, nrow = [], [], []
+        prow, brow, nrow, orow = [], [], [], []
         for j in range(values.shape[1]):
             i = int(indices[row, j])
             if i not in cache:
@@ -233,10 +235,12 @@ def collect(top: TopK, layer: Layer, channels: list[int], prep: Preprocess, sour
             box = field_box(layer, *positions[row, j], hw)
             patch, pad = crop(image, box, fill if image.ndim == 3 else fill[:1])
             padded |= pad
+            orow.append(outside(box, hw))
             prow.append(patch)
             brow.append(box)
             nrow.append(name)
         patches.append(np.stack(prow) if prow else np.zeros((0, 1, 1), np.float32))
+        offs.append(np.stack(orow) if orow else np.zeros((0, 1, 1), bool))
         boxes.append(brow)
         names.append(nrow)
     return Exemplars(
@@ -252,6 +256,7 @@ def collect(top: TopK, layer: Layer, channels: list[int], prep: Preprocess, sour
         padded=padded,
         seen=top.count,
         source=getattr(source, "name", ""),
+        outside=np.stack(offs),
     )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "field_box",
     "whole_image",
     "crop",
+    "outside",
     "display",
 ]
 
@@ -177,6 +178,14 @@ def crop(image: np.ndarray, box, fill) -> tuple[np.ndarray, bool]:
         out[rr0 - r0 : rr1 - r0 + 1, cc0 - c0 : cc1 - c0 + 1] = image[rr0 : rr1 + 1, cc0 : cc1 + 1]
     padded = r0 < 0 or c0 < 0 or r1 >= h or c1 >= w
     return out, padded
+
+
+def outside(box, hw) -> np.ndarray:
+    """(rows, cols) bool of a box (inclusive, as crop() takes it): True where it lies outside
+    an image of hw = (H, W)."""
+    r0, r1, c0, c1 = (int(v) for v in box)
+    rows, cols = np.arange(r0, r1 + 1), np.arange(c0, c1 + 1)
+    return ((rows < 0) | (rows >= hw[0]))[:, None] | ((cols < 0) | (cols >= hw[1]))[None, :]
 
 
 def display(x: np.ndarray) -> np.ndarray:

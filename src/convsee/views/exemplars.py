@@ -53,7 +53,7 @@ def exemplars(
     images (default: the test set of dataset). say: called with one line per layer (the CLI
     prints it). Figures: exemplars_{layer}.png with sidecars."""
     from ..datasets.folder import open_source
-    from ..draw.channel_views import exemplar_image, png_rgb
+    from ..draw.channel_views import OUTSIDE, exemplar_image, png_rgb
     from ..run.exemplars import exemplars as rank
     from ..run.units import check_layers
 
@@ -101,7 +101,7 @@ def exemplars(
             )
         notes = [where]
         if ex.padded:
-            notes.append("parts of a field outside the image: shown in the mean colour")
+            notes.append(OUTSIDE)
         if len(ex.channels) < layer.channels:
             notes.append(f"{len(ex.channels)} of {layer.channels} channels shown")
         what = f"{ex.source} images" if len(ex.source) <= 24 else "images"

@@ -109,6 +109,7 @@ def _layer_payload(served: Served, req: LayerRequest, a: np.ndarray, blur, out: 
 
 
 def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target: int, out: Out):
+    from ..draw.attribution import nothing_speaks_for
     from ..run.attribution import attribute
     from ..run.network_attribution import attribute_network
 
@@ -124,18 +125,24 @@ def _attribution(served: Served, inp: Input, kind: str, layer_name: str, target:
                 net, inp.x[None], method=kind, layer=layer, target=target, **options
             )
         m = b.maps[0]
-        if kind in INPUT_OVERLAYS:  # signed: the part that speaks for the class is drawn
-            m = np.maximum(m, 0)
+        t = int(b.targets[0])
+        shape = getattr(net.scores_output(), "shape", ())
+        names = served.classes(int(shape[0]) if shape else 0)
+        # signed: the part that speaks for the class is drawn; none: said in one sentence
+        none = nothing_speaks_for(kind, m, b.quantity, names[t] if 0 <= t < len(names) else str(t))
+        if kind in INPUT_OVERLAYS:
+            m = np.maximum(m, 0) if not none else np.zeros_like(m)  # round-off is not drawn
         top = float(m.max())
         return {
             "kind": kind,
             "layer": b.layer,
-            "target": int(b.targets[0]),
+            "target": t,
             "quantity": b.quantity,
             "max": top,
             "shape": list(m.shape),
             "field_known": b.field_known,
             "map": out.floats((m / top if top > 0 else m).astype(np.float32)),
+            "none": none,
         }
     with TORCH_LOCK:
         r = attribute(

@@ -18,6 +18,7 @@ from ..spec import Layer
 __all__ = [
     "Served",
     "serve_model",
+    "cam_default_layer",
     "default_layers",
     "drawable",
     "is_vector",
@@ -176,6 +177,30 @@ def _cam_layers(spec) -> list[str]:
     return out
 
 
+def cam_default_layer(net, cams: list[str], dataset: str | None = None) -> str | None:
+    """The Grad-CAM layer the page starts with: the one `convsee attribution` takes when no
+    layer is given, asked of the same library function (Network.attribution's
+    attribute_network, layer None) for the CLI's default inputs: the last map layer with a
+    non-negligible gradient for the predicted class, the shallowest module of those with the
+    same output (LeNet-5: pool2; a ResNet: its last stage). Should that fail, or pick a layer
+    the page cannot offer, the last map layer a convolution outputs."""
+    from ..run.network_attribution import attribute_network
+    from ..views.attribution import DEFAULT_INPUTS
+
+    if not cams:
+        return None
+    try:
+        x = net.batch(net.inputs(list(DEFAULT_INPUTS), None, dataset))
+        with TORCH_LOCK:
+            chosen = attribute_network(net, x, method="gradcam").layer
+    except Exception:  # noqa: BLE001 - a model the rule cannot run on: the page still opens
+        chosen = None
+    if chosen in cams:
+        return chosen
+    convs = [x.name for x in net.spec.layers if x.kernel is not None and x.name in cams]
+    return (convs or cams)[-1]
+
+
 def _open_test_source(data_dir, dataset: str):
     """(source, why not): --data DIR (IDX files or a folder of images; an error when given
     but unusable), else the dataset's IDX test split where convsee looks (never downloaded)."""
@@ -226,12 +251,7 @@ def serve_model(net=None, data_dir=None, dataset: str | None = None) -> Served:
         why += f"folder of its images; the {name} test set is not what it takes)"
     scores = _scores_layer(net)
     cams = _cam_layers(net.spec)
-    cam_default = None
-    convs = [x.name for x in net.spec.layers if x.kernel is not None and x.name in cams]
-    if convs:
-        cam_default = convs[-1]
-    elif cams:
-        cam_default = cams[-1]
+    cam_default = cam_default_layer(net, cams, dataset)
     return Served(
         net=net,
         dataset=dataset,

@@ -162,14 +162,15 @@ class Views:
         return top[layer.name]
 
     def _exemplars(self, model, layer, unit: int) -> dict:
+        from ..draw.channel_views import OUTSIDE, hatched
         from ..run.exemplars import collect
 
         source = self.served.source
         top = self._ranking(model, layer)
         ex = collect(top, layer, [unit], self.served.prep, source)
         tiles, shape = [], []
-        for patch in ex.patches[0]:
-            data, shape = tile(patch)
+        for j, patch in enumerate(ex.patches[0]):  # off the image: hatched, as the CLI draws it
+            data, shape = tile(hatched(patch, None if ex.outside is None else ex.outside[0, j]))
             tiles.append(data)
         return {
             "status": "ready",
@@ -180,6 +181,7 @@ class Views:
             "names": list(ex.names[0]),
             "whole": ex.whole,
             "padded": ex.padded,
+            "padded_note": OUTSIDE if ex.padded else "",
             "seen": int(ex.seen),
             "of": len(source),
             "source": ex.source,

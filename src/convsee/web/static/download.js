@@ -33,9 +33,12 @@ export function downloadView() {
   if (d.attribution) {
     x.drawImage($("seen-attr"), M, 70, sw, sh);
     const lg = $("attr-legend");
-    x.drawImage(lg.querySelector("canvas"), M, 78 + sh, 120, 10);
     x.fillStyle = "#14141e"; x.font = "12px sans-serif";
-    x.fillText(`0 … ${fmt(d.attribution.max)}`, M + 126, 88 + sh);
+    if (d.attribution.none) x.fillText(d.attribution.none, M, 88 + sh);  // nothing drawn: said
+    else {
+      x.drawImage(lg.querySelector("canvas"), M, 78 + sh, 120, 10);
+      x.fillText(`0 … ${fmt(d.attribution.max)}`, M + 126, 88 + sh);
+    }
     x.fillText(attributionWords(d.attribution), M, 106 + sh);
   }
   const px0 = M + Math.max(sw, 200) + 30;
@@ -90,7 +93,7 @@ function sidecar(d) {
     probabilities: d.probabilities, classes_listed: d.probabilities ? probRows(d).map(([i]) => info.classes[i] ?? String(i)) : [],
     scale: $("scale").value, blur: $("blur").value || null, colormap: $("cmap").value,
     overlay: d.attribution ? { kind: d.attribution.kind, layer: d.attribution.layer, target: d.attribution.target,
-      quantity: d.attribution.quantity, max: d.attribution.max, colormap: "inferno", range: [0, d.attribution.max] } : null,
+      quantity: d.attribution.quantity, max: d.attribution.max, colormap: "inferno", range: [0, d.attribution.max], none: d.attribution.none || "" } : null,
     layers: state.shown.filter((n) => d.layers[n]).map((n) => {
       const ld = d.layers[n], card = state.cards[n];
       return { name: n, shape: ld.shape, channels: ld.channels, order: ld.order, page: ld.page,

@@ -1,6 +1,7 @@
 // The overlay on the model's input: saliency (the input gradient) or Grad-CAM at a chosen
 // layer, as the server computed it (8-bit, 0 .. max), in inferno with an alpha that grows
-// with the value, and its legend.
+// with the value, and its legend; where nothing speaks for the class (no patch lowers its
+// score, no pixel raises it) the server's sentence instead of an empty overlay.
 import { $ } from "./dom.js";
 import { colourBar } from "./colour.js";
 import { fmt, short } from "./format.js";
@@ -17,6 +18,13 @@ export function drawAttribution(attr) {
   const [h, w] = attr.shape;
   c.width = w; c.height = h;
   const ctx = c.getContext("2d");
+  legendBox.hidden = false;
+  legendBox.classList.toggle("none", Boolean(attr.none));
+  if (attr.none) {  // nothing speaks for the class (occlusion, integrated gradients): said, not drawn
+    ctx.clearRect(0, 0, w, h);
+    legendBox.querySelector(".what").textContent = `${attr.kind === "occlusion" ? "occlusion" : "integrated gradients"}: ${attr.none}`;
+    return;
+  }
   const img = ctx.createImageData(w, h);
   const lut = state.info.colormaps.inferno;
   for (let i = 0; i < h * w; i++) {
@@ -25,7 +33,6 @@ export function drawAttribution(attr) {
     img.data[4 * i + 3] = Math.round(220 * v / 255);
   }
   ctx.putImageData(img, 0, 0);
-  legendBox.hidden = false;
   colourBar(legendBox.querySelector("canvas"), lut);
   legendBox.querySelector(".what").textContent = attributionWords(attr);
   legendBox.querySelector(".hi").textContent = fmt(attr.max);

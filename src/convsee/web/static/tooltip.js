@@ -158,6 +158,7 @@ function paintViews(v) {
     const row = el("div", { class: "row tiles" });
     ex.tiles.forEach((t, i) => { const c = tileCanvas(t, ex.shape); c.title = `${ex.names[i]}: ${fmt(ex.values[i])}`; row.append(c); });
     box.append(row);
+    if (ex.padded_note) box.append(el("div", { class: "muted", text: ex.padded_note }));  // hatched tiles
   } else {
     box.append(el("div", { class: "muted", text: `top dataset patches: ${ex.status === "computing" ? "computing…" : ex.why}` }));
   }
