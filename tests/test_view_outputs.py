@@ -23,7 +23,8 @@ def test_evolution_draws_only_the_layers_asked_for(tmp_path, capsys):
 def test_evolution_names_every_layer_its_snapshots_cannot_replay(tmp_path, capsys):
     assert main(["evolution", "--layers", "fc1,conv1,fc2", "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err == (
-        "convsee evolution: error: --layers: LeNet-5's snapshots replay conv1 and conv2, not fc1, fc2\n"
+        "convsee evolution: error: --layers: LeNet-5's snapshots replay conv1 and conv2, "
+        "not fc1, fc2\n"
     )
 
 
