@@ -192,3 +192,20 @@ def test_network_faithfulness_on_lenet():
     with pytest.raises(ConvseeError) as e:
         net.faithfulness(inputs, maps, metric="deletion")
     assert e.value.param == "metric"
+
+
+def test_a_batch_larger_than_a_pass_gives_the_same_numbers(setup, monkeypatch):
+    """The scores of x itself run in slices of rows_per_pass (here one input per pass)."""
+    import convsee.run.attribution as attribution
+
+    m, x, maps, t = setup
+    whole = road(m, x.numpy(), maps, target=t, fractions=(0.5,))
+    seen = []
+    h = m.register_forward_pre_hook(lambda _m, i: seen.append(len(i[0])))
+    monkeypatch.setattr(attribution, "PASS_VALUES", int(np.prod(x.shape[1:])))
+    try:
+        sliced = road(m, x.numpy(), maps, target=t, fractions=(0.5,))
+    finally:
+        h.remove()
+    assert seen[:3] == [1, 1, 1]
+    np.testing.assert_allclose(sliced, whole, rtol=1e-5, atol=1e-6)

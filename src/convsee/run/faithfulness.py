@@ -122,8 +122,18 @@ class _Scored:
             what.get("output_spec"),
             n=len(x),
         )
+        step = rows_per_pass(x.shape)  # a large batch in slices: bounded memory
         with eval_mode(model):
-            self.base = self._pass(torch.from_numpy(x), np.arange(len(x)), True)
+            self.base = np.concatenate(
+                [
+                    self._pass(
+                        torch.from_numpy(x[i : i + step]),
+                        np.arange(i, min(i + step, len(x))),
+                        True,
+                    )
+                    for i in range(0, len(x), step)
+                ]
+            )
 
     def _pass(self, xt, rows, plain):
         import torch
