@@ -176,8 +176,9 @@ def test_saliency_integrated_gradients_occlusion_equal_captum(setup):
 
 
 def test_passes_in_slices_keep_the_numbers(setup, monkeypatch):
-    """A batch larger than a pass (PASS_VALUES made 2 inputs' worth) runs in slices; the
-    maps still equal captum's on the whole batch."""
+    """A batch larger than a pass (PASS_VALUES made 2 inputs' worth) runs in slices, a pass
+    back to the input (saliency, integrated gradients) in half of that; the maps still equal
+    captum's on the whole batch."""
     from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 
     import convsee.run.attribution as attribution
@@ -193,7 +194,9 @@ def test_passes_in_slices_keep_the_numbers(setup, monkeypatch):
         g = attribute_batch(m, x.numpy(), spec, method="integrated-gradients", target=t, steps=6)
     finally:
         h.remove()
-    assert [len(v) for v in seen[:4]] == [2, 2, 2, 2]  # gradcam's two passes, saliency's
+    # gradcam: two passes of 2; saliency: four of 1; integrated gradients: the scores in two
+    # forward passes of 2, then its 6 x 4 gradient rows one by one
+    assert [len(v) for v in seen] == [2, 2] + [1] * 4 + [2, 2] + [1] * 24
     ref = LayerGradCam(m, m.layer3).attribute(x, target=tt, relu_attributions=True)
     assert rel(r.layer_maps, ref[:, 0].detach().numpy()) <= 1e-4
     assert rel(s.channels, Saliency(m).attribute(x, target=tt, abs=True).numpy()) <= 1e-4
