@@ -2,6 +2,7 @@
 the traps (in-place ops, a module run three times, functional ops, tuple outputs), the
 description (shapes, receptive fields checked by moving one pixel), and safe loading."""
 
+import hashlib
 import pickle
 from pathlib import Path
 
@@ -327,6 +328,8 @@ def test_pickled_code_and_programs_are_refused(tmp_path, monkeypatch):
     x = torch.randn(2, 3, 32, 32)
     _, probs = trusted.run(x.numpy())
     np.testing.assert_allclose(probs, torch.softmax(model(x), 1).detach().numpy(), atol=1e-5)
+    # a trusted program's provenance carries its file's SHA-256, as a state dict's does
+    assert trusted.provenance.checkpoint_sha256 == hashlib.sha256(ts.read_bytes()).hexdigest()
     # a torch.export program, trusted, is unflattened: its layers can be captured
     exported = load_network(None, ex, trust=True, preprocess={"input_size": (3, 32, 32)})
     assert exported.spec.names()[:4] == ["conv1", "bn1", "act1", "conv2"]

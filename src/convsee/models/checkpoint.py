@@ -163,7 +163,12 @@ def check_writable(path: str | os.PathLike, need_bytes: int = 0) -> Path:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """The SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (bounded memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _meta_text(meta: dict) -> str:

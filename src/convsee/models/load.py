@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..datasets.transforms import Preprocess
 from ..errors import ConvseeError, first_line, no_file
+from .checkpoint import file_sha256
 from .network import LeNetNetwork, Network, TorchNetwork
 from .preprocess import default_preprocess, default_preprocess_trusted
 from .provenance import Provenance
@@ -402,7 +403,11 @@ def load_network(
 
         module = _load_trusted(path, kind, device)
         base, note = default_preprocess_trusted(module)
-        prov = Provenance(model=f"{kind} program {path.name}", checkpoint=str(path))
+        prov = Provenance(
+            model=f"{kind} program {path.name}",
+            checkpoint=str(path),
+            checkpoint_sha256=file_sha256(path),
+        )
         net = _torch_network(
             module, prov, {"trusted": True}, base, note, preprocess, labels, output, device
         )
@@ -428,7 +433,7 @@ def load_network(
         sd = read_state_dict(path)
         fit_state_dict(module, sd, path)
         file_meta = _sidecar_meta(path)
-        prov = Provenance.of_checkpoint(path, _sha256(path), file_meta, model=model)
+        prov = Provenance.of_checkpoint(path, file_sha256(path), file_meta, model=model)
         for key in ("reference_ranges", "reference_ranges_from"):
             if key in file_meta:
                 meta[key] = file_meta[key]
@@ -471,14 +476,6 @@ def _torch_network(module, prov, meta, base, note, preprocess, labels, output, d
     if note and not explicit:
         net.notes.append(note)
     return net
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _lenet_network(path, dataset, preprocess, labels, output) -> Network:
