@@ -101,8 +101,10 @@ def preprocess(
 
 
 def preprocess_for(image, dataset: str = "mnist") -> np.ndarray:
-    """preprocess() the way the dataset's images were made."""
-    if dataset == "fashion-mnist":
+    """preprocess() the way the dataset's images were made (its registry entry's `resize`)."""
+    from .registry import lookup
+
+    if lookup(dataset).resize == "fashion":
         return preprocess(image, box=28, center="box")
     return preprocess(image)
 
