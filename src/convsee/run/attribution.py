@@ -439,6 +439,7 @@ def attribute_batch(
     import torch
 
     from .capture import eval_mode, select_output
+    from .input_gradient import input_gradient
     from .targets import Scorer, softmax_inputs
 
     if method not in METHODS:
@@ -496,10 +497,11 @@ def attribute_batch(
                 raise ConvseeError(f"layer {missing[0]} did not run in the forward pass")
             got = [acts[x.name] for x in layers]
             gs = []
-            if need:
-                wrt = [xt] if grads_to == "input" else got
-                gs = torch.autograd.grad(s.sum(), wrt, allow_unused=True)
-                gs = [torch.zeros_like(v) if g is None else g for g, v in zip(gs, wrt, strict=True)]
+            if grads_to == "input":
+                gs = [input_gradient(s.sum(), xt)]
+            elif need:
+                gs = torch.autograd.grad(s.sum(), got, allow_unused=True)
+                gs = [torch.zeros_like(v) if g is None else g for g, v in zip(gs, got, strict=True)]
         return s.detach(), [v.detach() for v in got], gs
 
     def forward(xt, rows, *, plain=False, layers=(), grads_to=None):
