@@ -184,3 +184,18 @@ def test_saliency_of_a_resnet_takes_the_hand_step(monkeypatch):
     (auto,) = torch.autograd.grad(m(xt)[[0, 1], [1, 7]].sum(), [xt])
     ref = auto.abs().numpy()
     assert np.abs(r.channels - ref).max() <= 1e-5 * ref.max()
+
+
+def test_a_weight_that_requires_grad_records_no_graph():
+    """Outside attribute_batch (which freezes the model) the stem's weight may require grad:
+    the hand step still returns a plain tensor, equal to autograd's."""
+    torch.manual_seed(1)
+    model = Stem(3, 7, 2, 3, 1, False).eval()
+    assert model.conv.weight.requires_grad
+    x = torch.randn(2, 3, 33, 29)
+    xt = x.clone().requires_grad_(True)
+    g = ig.input_gradient(model(xt)[:, 0].sum(), xt)
+    assert g.grad_fn is None and not g.requires_grad
+    xa = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(model(xa)[:, 0].sum(), [xa])
+    assert torch.allclose(g, auto, rtol=0, atol=1e-5 * float(auto.abs().max()))

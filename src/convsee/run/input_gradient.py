@@ -69,14 +69,15 @@ def input_gradient(s, x):
         (g,) = torch.autograd.grad(s, [x], allow_unused=True)
         return torch.zeros_like(x) if g is None else g
     (gy,) = torch.autograd.grad(s, [GradientEdge(node, 0)])  # d s / d (the stem's output)
-    w = node._saved_weight  # (K, C, kh, kw)
-    n, k, oh, ow = gy.shape
-    cols = w.reshape(k, -1).t().to(gy.dtype) @ gy.reshape(n, k, oh * ow)  # (N, C*kh*kw, L)
-    return F.fold(
-        cols,
-        tuple(x.shape[2:]),
-        tuple(w.shape[2:]),
-        dilation=tuple(node._saved_dilation),
-        padding=tuple(node._saved_padding),
-        stride=tuple(node._saved_stride),
-    ).to(x.dtype)
+    with torch.no_grad():  # a weight that requires grad must not record the fold
+        w = node._saved_weight  # (K, C, kh, kw)
+        n, k, oh, ow = gy.shape
+        cols = w.reshape(k, -1).t().to(gy.dtype) @ gy.reshape(n, k, oh * ow)  # (N, C*kh*kw, L)
+        return F.fold(
+            cols,
+            tuple(x.shape[2:]),
+            tuple(w.shape[2:]),
+            dilation=tuple(node._saved_dilation),
+            padding=tuple(node._saved_padding),
+            stride=tuple(node._saved_stride),
+        ).to(x.dtype)
