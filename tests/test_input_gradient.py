@@ -61,6 +61,8 @@ STEMS = [
     (3, 4, 4, 0, 1, True, 30, 31),  # ConvNeXt's 4x4/4 (rows the kernel never reads)
     (2, 3, (1, 2), (2, 0), (2, 1), True, 15, 16),  # unequal stride/padding, dilation 2
     (4, (3, 5), 3, (1, 2), 1, False, 14, 19),  # a rectangular kernel, 4 channels
+    (3, 2, 3, 0, 1, True, 16, 17),  # stride past the kernel: pixels no tap reads
+    (1, 3, 2, 4, 1, False, 9, 12),  # padding past the kernel
 ]
 
 
@@ -199,3 +201,24 @@ def test_a_weight_that_requires_grad_records_no_graph():
     xa = x.clone().requires_grad_(True)
     (auto,) = torch.autograd.grad(model(xa)[:, 0].sum(), [xa])
     assert torch.allclose(g, auto, rtol=0, atol=1e-5 * float(auto.abs().max()))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7, (3, 5)])
+@pytest.mark.parametrize("stride", [1, 2, 3, (1, 2), (3, 2)])
+@pytest.mark.parametrize("padding", [0, 1, 3, (2, 0)])
+def test_phases_give_the_transposed_convolution(k, stride, padding):
+    """_by_phases (one forward convolution, phases interleaved) equals autograd's input
+    gradient in float64 for kernels, strides and paddings of every kind, odd sizes too."""
+    g = torch.Generator().manual_seed(7)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    ph, pw = (padding, padding) if isinstance(padding, int) else padding
+    w = torch.randn(6, 2, kh, kw, generator=g, dtype=torch.float64)
+    for h, wd in ((13, 16), (kh + 1, kw + 2)):
+        x = torch.randn(2, 2, h, wd, generator=g, dtype=torch.float64, requires_grad=True)
+        y = F.conv2d(x, w, stride=(sh, sw), padding=(ph, pw))
+        gy = torch.randn(y.shape, generator=g, dtype=torch.float64)
+        (auto,) = torch.autograd.grad(y, [x], gy)
+        got = ig._by_phases(gy, w, (h, wd), (sh, sw), (ph, pw))
+        assert got.shape == auto.shape
+        assert torch.allclose(got, auto, rtol=0, atol=1e-12 * float(auto.abs().max()))
