@@ -196,3 +196,41 @@ def test_phone_panels(url, browser):  # noqa: F811
     page.screenshot(path="/tmp/page-390-conv1.png")
     assert errors == []
     page.close()
+
+
+ROW_BOTTOMS = "(es) => es.map((e) => e.getBoundingClientRect().bottom)"
+
+
+def test_overlay_keeps_classes_in_sight(url, browser):  # noqa: F811
+    """At 1280x900 every overlay's legend names its method (a CAM its layer) and leaves all ten
+    class rows on screen (its legend pushed rows 8-9 below it); switching it off gives the
+    layout back."""
+    errors = []
+    page = open_page(browser, url, errors, width=1280, height=900)
+    height = page.evaluate("window.innerHeight")
+    plain = page.eval_on_selector_all("#probs .prob", ROW_BOTTOMS)
+    for kind, words in [
+        ("saliency", "saliency for “3”: |d logit / d pixel|"),
+        ("gradcam", "Grad-CAM at pool2 for “3”"),
+        ("scorecam", "Score-CAM at pool2 for “3”"),
+        ("integrated-gradients", "integrated gradients for “3” (16 steps from black)"),
+        ("occlusion", "occlusion for “3”: how much its logit drops when a patch"),
+    ]:
+        page.select_option("#attr", kind)
+        page.wait_for_function(
+            "(k) => window.convsee.data.attribution && window.convsee.data.attribution.kind === k",
+            arg=kind,
+        )
+        settled(page)
+        assert page.inner_text("#attr-legend .what").startswith(words)
+        font = page.eval_on_selector("#attr-legend", "(e) => getComputedStyle(e).fontSize")
+        assert float(font.removesuffix("px")) >= 11
+        rows = page.eval_on_selector_all("#probs .prob", ROW_BOTTOMS)
+        assert len(rows) == 10 and rows[9] <= height, (kind, rows)
+    page.select_option("#attr", "")
+    page.wait_for_function("!window.convsee.data.attribution")
+    settled(page)
+    assert not page.is_visible("#attr-legend")
+    assert page.eval_on_selector_all("#probs .prob", ROW_BOTTOMS) == plain
+    assert errors == []
+    page.close()
