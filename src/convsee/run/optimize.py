@@ -43,6 +43,7 @@ from .units import (
     field_box,
     forward_to,
     model_device,
+    outside,
     runner,
     torch_model,
     unit_values,
@@ -139,6 +140,8 @@ class Optimized:
     steps: np.ndarray | None = None  # (U,) Adam steps the kept image ran (all rounds)
     stopped: str | None = None  # why the optimisation stopped early (time budget, signal)
     redirected: str | None = None  # the pre-activation optimised where the unit was 0
+    outside: np.ndarray | None = None  # (U, h, w) bool: True where a unit's field (its box)
+    # is off the image; None when no unit's field leaves it
 
 
 @dataclass
@@ -591,6 +594,7 @@ def optimize_units(
         boxes = np.tile([0, h - 1, 0, w - 1], (len(units), 1))
     else:
         boxes = np.tile(field_box(layer, *centre_of(layer), (h, w)), (len(units), 1))
+    off = [outside(box, (h, w)) for box in boxes]
     return Optimized(
         layer=layer.name,
         units=units,
@@ -606,6 +610,7 @@ def optimize_units(
         steps=steps_run,
         stopped=stopped,
         redirected=pre_activation(spec_layers, layer) if cfg.redirect and spec_layers else None,
+        outside=np.stack(off) if any(o.any() for o in off) else None,
     )
 
 
@@ -811,7 +816,8 @@ def choose_units(
 
 
 def field_patches(res: Optimized, prep: Preprocess) -> np.ndarray:
-    """(U, h, w) or (U, h, w, 3): each optimised input cut to what its objective sees."""
+    """(U, h, w) or (U, h, w, 3): each optimised input cut to what its objective sees (where
+    that leaves the image, the mean colour; res.outside says where)."""
     fill = prep.channel_mean()
     out = []
     for img, box in zip(res.images, res.boxes, strict=True):
