@@ -70,3 +70,13 @@ def make_tiny_mnist(root: Path, n_train=60000, n_test=10000, gz=True, seed=0) ->
         write_idx(root / f"{prefix}-images-idx3-ubyte", imgs, 2051, gz)
         write_idx(root / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n), 2049, gz)
     return root
+
+
+def hatch_stripes(h: int, w: int) -> np.ndarray:
+    """(h, w) float32: the hatch as draw/channel_views.hatched words it, computed here: diagonal
+    stripes of HATCH's two greys, a seventh of the patch wide (at least 2 px), the first first."""
+    from convsee.draw.channel_views import HATCH
+
+    width = max(2, max(h, w) // 7)
+    i, j = np.indices((h, w))
+    return np.where((i + j) // width % 2 == 0, *np.float32(HATCH)).astype(np.float32)

@@ -7,6 +7,9 @@ ResidualNet  a residual block whose one ReLU(inplace=True) module runs three tim
 TwoHeads     returns a tuple (logits, probabilities from nn.Softmax); a submodule that itself
              returns a tuple (1x28x28, 4 and 10 classes)
 Seq1d        a 1-D conv net over a sequence (1x1x64 reshaped): its layers are not maps
+Strip        a wide, low input (1x5x16, 3 classes): conv2's centre neuron (2, 8) sees input rows
+             -1..5, cols 5..11, a field that leaves the image above and below without covering
+             it; conv1's centre neuron sees rows 1..3, cols 7..9, inside
 
 Weights are seeded (`make(name)`), so every test sees the same numbers.
 """
@@ -112,12 +115,25 @@ class Seq1d(nn.Module):
         return self.fc(h.flatten(1))
 
 
+class Strip(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 4, 5, padding=2)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = self.conv2(self.relu(self.conv1(x)))
+        return self.fc(torch.flatten(self.gap(x), 1))
+
+
 def make(name: str, seed: int = 0) -> nn.Module:
     """A seeded instance in eval mode, BatchNorm statistics made non-trivial."""
     torch.manual_seed(seed)
-    model = {"RGBNet": RGBNet, "ResidualNet": ResidualNet, "TwoHeads": TwoHeads, "Seq1d": Seq1d}[
-        name
-    ]()
+    models = {"RGBNet": RGBNet, "ResidualNet": ResidualNet, "TwoHeads": TwoHeads, "Seq1d": Seq1d}
+    model = {**models, "Strip": Strip}[name]()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):

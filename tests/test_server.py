@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO
+from conftest import REPO, hatch_stripes
 from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
@@ -512,6 +512,41 @@ def test_views_without_a_dataset(client):
     v = _views(client, "conv1", 0)
     assert v["exemplars"]["status"] == "unavailable" and "--data" in v["exemplars"]["why"]
     assert v["optimized"]["status"] == "ready"
+
+
+def test_the_optimized_tile_hatches_what_lies_outside_the_image(monkeypatch):
+    """A 5x16 input (tests/foreign_models.py Strip): conv2's centre neuron sees rows -1..5, so
+    the page's tile hatches its first and last row as the CLI's picture does, shows the
+    optimised input (the same optimisation run here) elsewhere, and sends the one-line note;
+    conv1's field (rows 1..3) is inside: no hatch, no note."""
+    import foreign_models
+
+    import convsee.web.views
+    from convsee.draw.channel_views import OUTSIDE
+    from convsee.models.load import wrap
+    from convsee.run.optimize import OptimizeConfig, optimize_units
+    from convsee.run.units import outside
+
+    monkeypatch.setattr(convsee.web.views, "OPTIMIZE_SECONDS", 1e6)  # MAX_STEPS steps
+    net = wrap(foreign_models.make("Strip"), input_size=(1, 5, 16), resize="stretch")
+    with TestClient(create_app(net), base_url=LOCAL) as c:
+        outer, inner = (_views(c, name, 1)["optimized"] for name in ("conv2", "conv1"))
+    assert outer["box"] == [-1, 5, 5, 11] and outer["shape"] == [7, 7] and outer["padded"]
+    assert outer["padded_note"] == OUTSIDE
+    assert inner["box"] == [1, 3, 7, 9] and inner["padded"] is False
+    assert inner["padded_note"] == ""
+    off = outside(outer["box"], (5, 16))
+    for got, (r0, r1, c0, c1) in ((outer, (0, 5, 5, 12)), (inner, (1, 4, 7, 10))):
+        [layer] = net.select("conv2" if got is outer else "conv1")
+        cfg = OptimizeConfig(steps=got["steps"], rounds=1)
+        res = optimize_units(net.model, net.prep, layer, [1], cfg, spec_layers=net.spec.layers)
+        assert got["value"] == round(float(res.values[0]), 5)
+        want = res.images[0, r0:r1, c0:c1]
+        if got is outer:
+            want, inside = hatch_stripes(7, 7), want
+            want[~off] = inside.ravel()
+        pixels = np.frombuffer(base64.b64decode(got["tile"]), np.uint8).reshape(got["shape"])
+        np.testing.assert_array_equal(pixels, np.rint(np.float32(want) * 255))
 
 
 # ---------- models that are not LeNet-5 ----------

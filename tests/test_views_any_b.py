@@ -10,6 +10,7 @@ block, in-place `out += identity`) so the CLI can load it:
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import tracemalloc
@@ -618,3 +619,70 @@ def test_exemplar_patches_hatch_what_lies_outside_the_image():
     hatch = neutral & np.isin(a[..., 0], list(greys))
     # the patch and the mean tile, each enlarged 4x (56 px tiles of a 14 px patch)
     assert hatch.sum() == 2 * 16 * off.sum()
+
+
+def picture_tiles(png: bytes, h: int, w: int) -> list[np.ndarray]:
+    """The (h, w) gray tiles of an optimize picture, left to right in its first row: found by
+    their frames, each checked to be its patch enlarged by whole pixels (nearest)."""
+    from convsee.draw.channel_views import FRAME
+
+    a = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    rows = np.flatnonzero((a[:, 19] == FRAME).all(1))  # the first tile's left frame line
+    top, z = rows.min() + 1, (rows.max() - rows.min() - 1) // h
+    cols = np.flatnonzero((a[top + 1] == FRAME).all(1))  # each tile's left and right frame
+    out = []
+    for x in cols[::2] + 1:
+        t = a[top : top + h * z, x : x + w * z]
+        assert (t == t[..., :1]).all()  # gray
+        small = t[::z, ::z, 0]
+        np.testing.assert_array_equal(t[..., 0], np.kron(small, np.ones((z, z), np.uint8)))
+        out.append(small)
+    return out
+
+
+def test_optimized_inputs_hatch_what_lies_outside_the_image(monkeypatch):
+    """A 5x16 input: conv2's centre neuron sees rows -1..5 (one row off the image above, one
+    below), conv1's rows 1..3 (inside). The picture hatches exactly the rows off the image in
+    HATCH's stripes, shows the optimised input everywhere else, and adds the OUTSIDE line;
+    conv1's picture has neither."""
+    import foreign_models
+    from conftest import hatch_stripes
+
+    import convsee.draw.channel_views as views
+    from convsee.run.optimize import Baselines
+    from convsee.run.units import outside
+
+    net = wrap(foreign_models.make("Strip"), input_size=(1, 5, 16), resize="stretch")
+    conv1, conv2 = net.select("conv1,conv2")
+    cfg = OptimizeConfig(steps=30, rounds=1)
+    inner = optimize_units(net.model, net.prep, conv1, [0, 2], cfg)
+    outer = optimize_units(net.model, net.prep, conv2, [0, 2], cfg)
+    # the fields by hand: 3x3 (padding 1) around (2, 8); then 5x5 (padding 2) of those
+    assert inner.boxes.tolist() == [[1, 3, 7, 9]] * 2 and inner.outside is None
+    assert outer.boxes.tolist() == [[-1, 5, 5, 11]] * 2 and not outer.whole
+    off = outside((-1, 5, 5, 11), (5, 16))
+    assert off[[0, 6]].all() and not off[1:6].any()
+    np.testing.assert_array_equal(outer.outside, [off, off])
+    notes = []
+    real = views.optimize_image
+    monkeypatch.setattr(
+        views, "optimize_image", lambda *a, **k: notes.append(a[6]) or real(*a, **k)
+    )
+    base = Baselines(np.zeros(2), np.full(2, -1e9), 1, None, 0)
+    for res, layer, (r0, r1, c0, c1) in (
+        (outer, conv2, (0, 5, 5, 12)),
+        (inner, conv1, (1, 4, 7, 10)),
+    ):
+        files = views.optimize_files(net, layer, res, base, cfg)
+        h, w = res.boxes[0, 1] - res.boxes[0, 0] + 1, res.boxes[0, 3] - res.boxes[0, 2] + 1
+        got = picture_tiles(files[f"optimize_{layer.name}.png"], h, w)
+        assert len(got) == 2
+        for u in range(2):
+            shown = res.images[u, r0:r1, c0:c1]  # the optimised input where the field is inside
+            if res is outer:
+                want = hatch_stripes(h, w)
+                want[~off] = shown.ravel()
+            else:
+                want = shown
+            np.testing.assert_array_equal(got[u], np.round(np.float32(want) * 255))
+        assert (views.OUTSIDE in notes[-1]) is (res is outer)

@@ -152,10 +152,12 @@ def optimize_image(
     random_mean=None,
     rounds=None,
     excited=None,
+    outside=None,
 ) -> Image.Image:
     """A grid of optimised inputs (or the part of them the objective sees), each with the
     value reached and the baselines under it; a unit that did not beat them is marked, one
-    that needed more than one round says so."""
+    that needed more than one round says so. outside: (U, h, w) bool or None, the part of
+    each patch off the image, hatched (the caller adds the OUTSIDE note)."""
     n = len(patches)
     h, w = patches.shape[1:3] if n else (1, 1)
     cols = min(max(n, 1), 8)
@@ -169,7 +171,8 @@ def optimize_image(
     img, d = _page(20 + cols * cell_w, top + rows * cell_h + 10, title, lines)
     for i in range(n):
         x, y = 20 + (i % cols) * cell_w, top + (i // cols) * cell_h
-        _framed(img, d, tile(patches[i], t), x, y)
+        p = patches[i] if outside is None else hatched(patches[i], outside[i])
+        _framed(img, d, tile(p, t), x, y)
         name = labels[i] if labels else f"ch {units[i]}"
         below = values[i] <= random_best[i] or (data_best is not None and values[i] <= data_best[i])
         d.text(
@@ -223,6 +226,7 @@ def optimize_files(net, layer, res, base, cfg, data_note=None, scores=None) -> d
     ran = f"{steps[0]}" if len(steps) == 1 else f"{steps[0]}-{steps[-1]}" if steps else "0"
     notes = [
         f"objective: {res.objective}; shown: {shown}",
+        *([OUTSIDE] if res.outside is not None else []),  # that part: hatched
         f"{res.param} parameterisation, {ran} steps with random shift, scale and rotation, "
         f"{cfg.restarts} start(s) a round, best kept; seed {cfg.seed}",
         "under each: value reached; best of "
@@ -258,6 +262,7 @@ def optimize_files(net, layer, res, base, cfg, data_note=None, scores=None) -> d
         base.random_mean,
         res.rounds,
         excited=good,
+        outside=res.outside,
     )
     safe = _safe(layer.name)
     side = sidecar(

@@ -24,6 +24,7 @@ each image's best position (a patch anywhere could be moved to the centre).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from .units import (
     field_box,
     forward_to,
     model_device,
+    outside,
     runner,
     torch_model,
     unit_values,
@@ -139,6 +141,8 @@ class Optimized:
     steps: np.ndarray | None = None  # (U,) Adam steps the kept image ran (all rounds)
     stopped: str | None = None  # why the optimisation stopped early (time budget, signal)
     redirected: str | None = None  # the pre-activation optimised where the unit was 0
+    outside: np.ndarray | None = None  # (U, h, w) bool: True where a unit's field (its box)
+    # is off the image; None when no unit's field leaves it
 
 
 @dataclass
@@ -488,13 +492,22 @@ def optimize_units(
     are left out (Optimized.stopped says why). progress(n): called after each step with the
     number of unit-steps done. The model's modes are restored and its parameters' .grad
     untouched."""
-    import contextlib
-
-    import torch
-
     cfg = cfg or OptimizeConfig()
     cfg.check()
     check_layers([layer], "optimize")
+    units = _checked_units(layer, units)
+    c = prep.input_size[0]
+    param = cfg.param if cfg.param != "auto" else ("fft" if c == 3 else "pixel")
+    t0 = time.perf_counter()
+    search = _Search(model, prep, layer, units, cfg, param, stop, progress)
+    per_batch = max(1, _batch_for(model, layer, prep, cfg, spec_layers) // cfg.restarts)
+    with runner(model, [layer], grad=True) as run:
+        search.run(run, bar, per_batch)
+    return search.result(param, t0, spec_layers)
+
+
+def _checked_units(layer: Layer, units) -> list[int]:
+    """The units as ints, each a channel of the layer."""
     units = [int(u) for u in units]
     bad = [u for u in units if not 0 <= u < layer.channels]
     if bad:
@@ -503,34 +516,50 @@ def optimize_units(
             f"(0-{layer.channels - 1})",
             "channels",
         )
-    c, h, w = prep.input_size
-    param = cfg.param if cfg.param != "auto" else ("fft" if c == 3 else "pixel")
-    t0 = time.perf_counter()
-    dev = model_device(model)
-    best_img = np.zeros((len(units), c, h, w), np.float32)
-    best_val = np.full(len(units), -np.inf, np.float32)
-    rounds = np.zeros(len(units), np.int64)
-    steps_run = np.zeros(len(units), np.int64)
-    started = np.zeros(len(units), bool)
-    per_batch = max(1, _batch_for(model, layer, prep, cfg, spec_layers) // cfg.restarts)
-    todo = list(range(len(units)))
-    stopped = None
-    per_step = None  # seconds one step of one chunk takes
-    mode = _redirect_mode() if cfg.redirect else contextlib.nullcontext()
-    with runner(model, [layer], grad=True) as run:
+    return units
+
+
+def _round_plan(cfg: OptimizeConfig, param: str, rnd: int):
+    """(kind, strength, steps, lr, init) of round rnd: later rounds run twice the steps of the
+    one before, from starts 3x wider, with transforms weaker and weaker (none in the last),
+    which some units (high-frequency ones, untrained networks) need to reach their best; the
+    last of several rounds uses free pixels, which reach any image fastest."""
+    strength = 1.0 - rnd / (cfg.rounds - 1) if cfg.rounds > 1 else 1.0
+    kind = "pixel" if rnd and rnd == cfg.rounds - 1 else param
+    lr = _lr(kind, cfg, cfg.steps * 2**rnd)
+    init = (cfg.init or (0.01 if kind == "fft" else 0.1)) * 3**rnd
+    return kind, strength, cfg.steps * 2**rnd, lr, init
+
+
+class _Search:
+    """The rounds of optimize_units: per unit the best image and value so far and the rounds
+    and steps it ran; the time one step takes (measured once) and why it stopped early."""
+
+    def __init__(self, model, prep, layer, units, cfg, param, stop, progress):
+        c, h, w = prep.input_size
+        self.model, self.prep, self.layer, self.units, self.cfg = model, prep, layer, units, cfg
+        self.param, self.stop, self.progress = param, stop, progress
+        self.dev = model_device(model)
+        self.best_img = np.zeros((len(units), c, h, w), np.float32)
+        self.best_val = np.full(len(units), -np.inf, np.float32)
+        self.rounds = np.zeros(len(units), np.int64)
+        self.steps_run = np.zeros(len(units), np.int64)
+        self.started = np.zeros(len(units), bool)
+        self.stopped = None
+        self.per_step = None  # seconds one step of one chunk takes
+        self.mode = _redirect_mode() if cfg.redirect else contextlib.nullcontext()
+
+    def run(self, run, bar, per_batch: int) -> None:
+        """Round after round, the units still to do in chunks of per_batch; after a round only
+        those at or below bar (none when bar is None)."""
+        cfg, stop, layer, prep, dev = self.cfg, self.stop, self.layer, self.prep, self.dev
+        todo = list(range(len(self.units)))
         for rnd in range(cfg.rounds):
-            # later rounds: transforms weaker and weaker (none in the last), which some units
-            # (high-frequency ones, untrained networks) need to reach their best
-            strength = 1.0 - rnd / (cfg.rounds - 1) if cfg.rounds > 1 else 1.0
-            # the last of several rounds: free pixels, which reach any image fastest
-            kind = "pixel" if rnd and rnd == cfg.rounds - 1 else param
-            lr = _lr(kind, cfg, cfg.steps * 2**rnd)
-            init = (cfg.init or (0.01 if kind == "fft" else 0.1)) * 3**rnd
-            steps = cfg.steps * 2**rnd
+            kind, strength, steps, lr, init = _round_plan(cfg, self.param, rnd)
             chunks = [todo[i : i + per_batch] for i in range(0, len(todo), per_batch)]
-            if rnd and stop is not None and stop.deadline is not None and per_step:
+            if rnd and stop is not None and stop.deadline is not None and self.per_step:
                 left = stop.deadline - time.perf_counter()
-                fit = int(left * 0.9 / (per_step * len(chunks)))
+                fit = int(left * 0.9 / (self.per_step * len(chunks)))
                 if fit < 4:
                     break
                 steps = min(steps, fit)
@@ -539,74 +568,101 @@ def optimize_units(
                 # the first chunk runs whatever the budget (MIN_STEPS steps at least)
                 first = rnd == 0 and ci == 0
                 if stop is not None and stop.cut(first):
-                    stopped = stop.why()
+                    self.stopped = stop.why()
                     break
-                sub = [units[i] for i in idx]
+                sub = [self.units[i] for i in idx]
                 ch = _Chunk(run, layer, prep, sub, cfg, rnd, steps, kind, strength, lr, init, dev)
-                t_chunk = time.perf_counter()
-                while ch.done < ch.steps:
-                    with mode:
-                        ch.step()
-                    if progress is not None:
-                        progress(len(sub))
-                    if ch.done == 2 and per_step is None:
-                        per_step = (time.perf_counter() - t_chunk) / 2
-                        if stop is not None and stop.deadline is not None:
-                            left = stop.deadline - time.perf_counter()
-                            fit = int(left * 0.9 / (per_step * (len(chunks) - ci))) + 2
-                            if fit < steps:
-                                steps = ch.steps = max(fit, MIN_STEPS)
-                                lr = ch.lr = ch.opt.lr = _lr(kind, cfg, steps)
-                    if stop is not None and stop.cut(first and ch.done < MIN_STEPS):
-                        stopped = stop.why()
-                        break
-                imgs, vals = ch.result()
-                pick = vals.argmax(0)
-                for j, i in enumerate(idx):
-                    rounds[i] += 1
-                    started[i] = True
-                    if vals[pick[j], j] > best_val[i]:
-                        best_val[i] = vals[pick[j], j]
-                        best_img[i] = imgs[pick[j], j]
-                        steps_run[i] = ch.done
-                if stopped:
+                steps, lr = self._steps(ch, kind, first, len(chunks) - ci)
+                self._keep(ch, idx)
+                if self.stopped:
                     break
-            if stopped or bar is None:
+            if self.stopped or bar is None:
                 break
-            todo = [i for i in todo if not best_val[i] > bar[i]]
+            todo = [i for i in todo if not self.best_val[i] > bar[i]]
             if not todo:
                 break
-    keep = [i for i in range(len(units)) if started[i]]
-    units = [units[i] for i in keep]
-    best_img, rounds, steps_run = best_img[keep], rounds[keep], steps_run[keep]
-    # the images as they will be seen (and written): evaluate exactly those
-    with torch.no_grad():
-        x = _normalise(torch.from_numpy(best_img).to(dev), prep)
-        if len(units):
-            values = _value(model, layer, x, torch.tensor(units, device=dev), cfg.objective, False)
-        else:
-            values = torch.zeros(0)
+
+    def _steps(self, ch: _Chunk, kind: str, first: bool, chunks_left: int):
+        """Run one chunk's steps. After the second step of the first chunk, how long one step
+        takes is known: with a deadline, this chunk's steps and those of the chunks after it
+        are cut to fit. (steps, lr) for the chunks after it."""
+        stop, steps, lr = self.stop, ch.steps, ch.lr
+        t_chunk = time.perf_counter()
+        while ch.done < ch.steps:
+            with self.mode:
+                ch.step()
+            if self.progress is not None:
+                self.progress(ch.u)
+            if ch.done == 2 and self.per_step is None:
+                self.per_step = (time.perf_counter() - t_chunk) / 2
+                if stop is not None and stop.deadline is not None:
+                    left = stop.deadline - time.perf_counter()
+                    fit = int(left * 0.9 / (self.per_step * chunks_left)) + 2
+                    if fit < steps:
+                        steps = ch.steps = max(fit, MIN_STEPS)
+                        lr = ch.lr = ch.opt.lr = _lr(kind, self.cfg, steps)
+            if stop is not None and stop.cut(first and ch.done < MIN_STEPS):
+                self.stopped = stop.why()
+                break
+        return steps, lr
+
+    def _keep(self, ch: _Chunk, idx: list[int]) -> None:
+        """Each unit of the chunk keeps its best restart where it beats what it had."""
+        imgs, vals = ch.result()
+        pick = vals.argmax(0)
+        for j, i in enumerate(idx):
+            self.rounds[i] += 1
+            self.started[i] = True
+            if vals[pick[j], j] > self.best_val[i]:
+                self.best_val[i] = vals[pick[j], j]
+                self.best_img[i] = imgs[pick[j], j]
+                self.steps_run[i] = ch.done
+
+    def result(self, param: str, t0: float, spec_layers) -> Optimized:
+        """The Optimized of the units started, their kept images evaluated again exactly as
+        they will be seen (and written)."""
+        import torch
+
+        layer, prep, cfg, dev = self.layer, self.prep, self.cfg, self.dev
+        keep = [i for i in range(len(self.units)) if self.started[i]]
+        units = [self.units[i] for i in keep]
+        best_img, rounds = self.best_img[keep], self.rounds[keep]
+        with torch.no_grad():
+            x = _normalise(torch.from_numpy(best_img).to(dev), prep)
+            if len(units):
+                chosen = torch.tensor(units, device=dev)
+                values = _value(self.model, layer, x, chosen, cfg.objective, False)
+            else:
+                values = torch.zeros(0)
+        whole, boxes = _boxes(layer, cfg, len(units), prep.input_size[1:])
+        off = [outside(box, prep.input_size[1:]) for box in boxes]
+        return Optimized(
+            layer=layer.name,
+            units=units,
+            images=np.stack([display(i) for i in best_img]) if len(units) else best_img,
+            x=x.float().cpu().numpy(),
+            values=values.float().cpu().numpy(),
+            boxes=np.asarray(boxes, np.int64).reshape(-1, 4),
+            whole=bool(whole),
+            objective=objective_name(layer, cfg.objective),
+            rounds=rounds,
+            param=param,
+            seconds=time.perf_counter() - t0,
+            steps=self.steps_run[keep],
+            stopped=self.stopped,
+            redirected=pre_activation(spec_layers, layer) if cfg.redirect and spec_layers else None,
+            outside=np.stack(off) if any(o.any() for o in off) else None,
+        )
+
+
+def _boxes(layer: Layer, cfg: OptimizeConfig, n: int, hw):
+    """(whole, (n, 4) boxes): whether the objective sees the whole input, and the input rows
+    and cols (inclusive) it sees, the same for every unit (a map's centre neuron)."""
+    h, w = hw
     whole = whole_image(layer, (h, w)) or cfg.objective == "mean"
     if whole or layer.kind != "map":
-        boxes = np.tile([0, h - 1, 0, w - 1], (len(units), 1))
-    else:
-        boxes = np.tile(field_box(layer, *centre_of(layer), (h, w)), (len(units), 1))
-    return Optimized(
-        layer=layer.name,
-        units=units,
-        images=np.stack([display(i) for i in best_img]) if len(units) else best_img,
-        x=x.float().cpu().numpy(),
-        values=values.float().cpu().numpy(),
-        boxes=np.asarray(boxes, np.int64).reshape(-1, 4),
-        whole=bool(whole),
-        objective=objective_name(layer, cfg.objective),
-        rounds=rounds,
-        param=param,
-        seconds=time.perf_counter() - t0,
-        steps=steps_run,
-        stopped=stopped,
-        redirected=pre_activation(spec_layers, layer) if cfg.redirect and spec_layers else None,
-    )
+        return whole, np.tile([0, h - 1, 0, w - 1], (n, 1))
+    return whole, np.tile(field_box(layer, *centre_of(layer), (h, w)), (n, 1))
 
 
 def random_inputs(prep: Preprocess, n: int = 200, seed: int = 0) -> np.ndarray:
@@ -811,7 +867,8 @@ def choose_units(
 
 
 def field_patches(res: Optimized, prep: Preprocess) -> np.ndarray:
-    """(U, h, w) or (U, h, w, 3): each optimised input cut to what its objective sees."""
+    """(U, h, w) or (U, h, w, 3): each optimised input cut to what its objective sees (where
+    that leaves the image, the mean colour; res.outside says where)."""
     fill = prep.channel_mean()
     out = []
     for img, box in zip(res.images, res.boxes, strict=True):

@@ -188,7 +188,8 @@ class Views:
         }
 
     def _optimized(self, model, layer, unit: int) -> dict:
-        from ..run.optimize import OptimizeConfig, optimize_units
+        from ..draw.channel_views import OUTSIDE, hatched
+        from ..run.optimize import OptimizeConfig, field_patches, optimize_units
 
         prep = self.served.prep
         steps = self._steps.get(layer.name)
@@ -203,13 +204,10 @@ class Views:
         res = optimize_units(model, prep, layer, [unit], cfg, spec_layers=spec_layers)
         best = self._random_best(model, layer)[unit]
         r0, r1, c0, c1 = (int(v) for v in res.boxes[0])
+        padded = res.outside is not None  # some of its field is off the image
         img = res.images[0]
-        _, h, w = prep.input_size
-        if not res.whole:  # the part its objective sees (padding: the mean colour)
-            from ..run.units import crop
-
-            fill = prep.channel_mean()
-            img = crop(img, (r0, r1, c0, c1), fill if img.ndim == 3 else fill[:1])[0]
+        if not res.whole:  # the part its objective sees; off the image: hatched, as the CLI
+            img = hatched(field_patches(res, prep)[0], res.outside[0] if padded else None)
         data, shape = tile(img)
         return {
             "status": "ready",
@@ -224,6 +222,8 @@ class Views:
             "random_best": round(float(best), 5),
             "excited": bool(res.values[0] > best),  # False: at or below the best random input
             "pre_activation": res.redirected,
+            "padded": padded,
+            "padded_note": OUTSIDE if padded else "",
         }
 
     def _random_best(self, model, layer):

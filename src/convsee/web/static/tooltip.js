@@ -171,6 +171,7 @@ function paintViews(v) {
     } else {
       box.append(el("div", { class: "muted", text: `input it wants most${where}, ${opt.steps} steps${via}:` }),
         el("div", { class: "row tiles" }, tileCanvas(opt.tile, opt.shape)));
+      if (opt.padded_note) box.append(el("div", { class: "muted", text: opt.padded_note }));  // hatched tile
     }
   } else {
     box.append(el("div", { class: "muted", text: `input it wants most: ${opt.status === "computing" ? "computing…" : opt.why}` }));
