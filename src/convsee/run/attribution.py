@@ -397,6 +397,142 @@ def _count(v, name: str, least: int) -> None:
         raise ConvseeError(f"{{param}} must be a whole number >= {least}, got {v!r}", name)
 
 
+def _check_args(method, placement, noise, noise_sigma, steps, batch_size, window, stride, x):
+    """attribute_batch's arguments checked (a ConvseeError naming the one at fault); x as a
+    float32 array."""
+    if method not in METHODS:
+        raise ConvseeError(f"unknown method {method!r}; methods: {', '.join(METHODS)}", "method")
+    if placement not in PLACEMENTS:
+        raise ConvseeError(
+            f"{{param}} must be 'field' or 'stretch', got {placement!r}", "placement"
+        )
+    _count(noise, "noise", 0)
+    if noise and not _positive(noise_sigma):
+        raise ConvseeError(f"{{param}} must be a number > 0, got {noise_sigma!r}", "noise_sigma")
+    _count(steps, "steps", 1)
+    _count(batch_size, "batch_size", 1)
+    for v, name in ((window, "window"), (stride, "stride")):
+        if v is not None:
+            _count(v, name, 1)
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ConvseeError(f"{{param}} must be a batch (N, C, H, W), got shape {x.shape}", "x")
+    if x.shape[0] == 0:
+        raise ConvseeError("no inputs to attribute: give at least one", "inputs")
+    return x
+
+
+class _Passes:
+    """The passes of one attribute_batch call over its inputs xt (N, C, H, W) on the model's
+    device: the model, the Scorer of its chosen output, the inputs in chunks of batch_size
+    (with their noise copies), and the score of each plain input as it is found."""
+
+    def __init__(self, model, scorer, output, xt, batch_size, noise, noise_sigma, std, seed):
+        self.model, self.scorer, self.output, self.xt = model, scorer, output, xt
+        self.batch_size, self.noise, self.noise_sigma = batch_size, noise, noise_sigma
+        self.std, self.seed = std, seed  # std: per channel (the noise is on the pixel scale)
+        self.scores = np.zeros(len(xt))
+        self.fast = True  # channels-last passes allowed (until the model refuses one)
+
+    def one(self, xt, rows, plain, layers, grads_to):
+        """One pass of xt, channels-last where _layout says so (the plain layout from the
+        first pass the model refuses)."""
+        xl = _layout(xt, grads_to) if self.fast else xt
+        if xl is xt:
+            return self._run(xt, xt, rows, plain, layers, grads_to)
+        try:
+            return self._run(xl, xt, rows, plain, layers, grads_to)
+        except RuntimeError:  # e.g. x.view(n, -1) on a channels-last map: the plain layout
+            self.fast = False
+            return self._run(xt, xt, rows, plain, layers, grads_to)
+
+    def _run(self, xl, xt, rows, plain, layers, grads_to):
+        """One pass of xl (xt in the layout chosen for the pass)."""
+        import torch
+
+        from .capture import select_output
+        from .input_gradient import input_gradient
+        from .targets import softmax_inputs
+
+        need = grads_to is not None
+        with (
+            softmax_inputs(self.model) as seen,
+            grab(self.model, layers, grad=need) as acts,
+            torch.enable_grad() if need else torch.no_grad(),
+        ):
+            out = self.model(xl)
+            s = self.scorer(select_output(out, self.output), seen, rows, plain)
+            missing = [x.name for x in layers if x.name not in acts]
+            if missing:
+                raise ConvseeError(f"layer {missing[0]} did not run in the forward pass")
+            got = [acts[x.name] for x in layers]
+            gs = []
+            if grads_to == "input":
+                gs = [input_gradient(s.sum(), xt)]
+            elif need:
+                gs = torch.autograd.grad(s.sum(), got, allow_unused=True)
+                gs = [torch.zeros_like(v) if g is None else g for g, v in zip(gs, got, strict=True)]
+        return s.detach(), [v.detach() for v in got], gs
+
+    def forward(self, xt, rows, *, plain=False, layers=(), grads_to=None):
+        """(scores (rows,), captured layers, gradients) of a pass over xt; grads_to:
+        None (no gradient), "input" (d scores / d xt) or "layers". Large batches run in
+        slices of rows_per_pass rows (faster on a CPU than one large pass), the results
+        concatenated."""
+        import torch
+
+        step = rows_per_pass(xt.shape, grads_to)
+        if len(xt) <= step:
+            return self.one(xt, rows, plain, layers, grads_to)
+        rows = np.asarray(rows)
+        parts = []
+        for i in range(0, len(xt), step):
+            xi = xt[i : i + step]
+            if grads_to == "input":
+                xi = xi.detach().requires_grad_(True)
+            parts.append(self.one(xi, rows[i : i + step], plain, layers, grads_to))
+        s = torch.cat([p[0] for p in parts])
+        got = [torch.cat(v) for v in zip(*(p[1] for p in parts), strict=True)]
+        gs = [torch.cat(v) for v in zip(*(p[2] for p in parts), strict=True)]
+        return s, got, gs
+
+    def keep(self, idx, s) -> None:
+        """The scores s of the plain inputs idx."""
+        self.scores[idx] = s.double().cpu().numpy()
+
+    def chunks(self):
+        """(rows of the inputs, the pass's input, its rows, plain): noise copies when asked;
+        the plain inputs first when the classes or scores are still to be found."""
+        for i0 in range(0, len(self.xt), self.batch_size):
+            xt = self.xt[i0 : i0 + self.batch_size]
+            idx = np.arange(i0, i0 + len(xt))
+            if not self.noise:
+                yield idx, xt, idx, True
+                continue
+            s0, _, _ = self.forward(xt, idx, plain=True)
+            self.keep(idx, s0)
+            r, xin = _noisy(xt, self.noise, self.noise_sigma, self.std, self.seed + i0)
+            yield idx, xin, r + i0, False
+
+    def mean(self, t, b):
+        """t of b inputs' rows: the mean over each input's noise copies."""
+        return t if not self.noise else t.reshape(b, self.noise, *t.shape[1:]).mean(1)
+
+    def result(self, method: str, notes: list, **maps) -> Attributions:
+        """The Attributions of these passes with the maps (and their layer, field ...)."""
+        return Attributions(
+            method=method,
+            quantity=self.scorer.quantity,
+            targets=_targets(self.scorer, len(self.xt)),
+            scores=self.scores,
+            position=self.scorer.position,
+            noise=self.noise,
+            noise_sigma=self.noise_sigma if self.noise else 0.0,
+            notes=notes,
+            **maps,
+        )
+
+
 def attribute_batch(
     model,
     x: np.ndarray,
@@ -438,198 +574,120 @@ def attribute_batch(
     """
     import torch
 
-    from .capture import eval_mode, select_output
-    from .input_gradient import input_gradient
-    from .targets import Scorer, softmax_inputs
+    from .capture import eval_mode
+    from .targets import Scorer
 
-    if method not in METHODS:
-        raise ConvseeError(f"unknown method {method!r}; methods: {', '.join(METHODS)}", "method")
-    if placement not in PLACEMENTS:
-        raise ConvseeError(
-            f"{{param}} must be 'field' or 'stretch', got {placement!r}", "placement"
-        )
-    _count(noise, "noise", 0)
-    if noise and not _positive(noise_sigma):
-        raise ConvseeError(f"{{param}} must be a number > 0, got {noise_sigma!r}", "noise_sigma")
-    _count(steps, "steps", 1)
-    _count(batch_size, "batch_size", 1)
-    for v, name in ((window, "window"), (stride, "stride")):
-        if v is not None:
-            _count(v, name, 1)
-    x = np.asarray(x, np.float32)
-    if x.ndim != 4:
-        raise ConvseeError(f"{{param}} must be a batch (N, C, H, W), got shape {x.shape}", "x")
+    x = _check_args(method, placement, noise, noise_sigma, steps, batch_size, window, stride, x)
     n, c, hh, ww = x.shape
-    if n == 0:
-        raise ConvseeError("no inputs to attribute: give at least one", "inputs")
     std = np.ones(c) if std is None else np.resize(np.asarray(std, np.float64), c)
     mean = np.zeros(c) if mean is None else np.resize(np.asarray(mean, np.float64), c)
     device, dtype = device_dtype(model)
     xt_all = torch.from_numpy(np.ascontiguousarray(x)).to(device, dtype)
     scorer = Scorer(target, quantity, position, output_spec, n=n)
+    passes = _Passes(model, scorer, output, xt_all, batch_size, noise, noise_sigma, std, seed)
     notes: list[str] = []
-    scores = np.zeros(n)
-
-    fast = [True]  # channels-last passes allowed (until the model refuses one)
-
-    def one_pass(xt, rows, plain, layers, grads_to):
-        xl = _layout(xt, grads_to) if fast[0] else xt
-        if xl is xt:
-            return model_pass(xt, xt, rows, plain, layers, grads_to)
-        try:
-            return model_pass(xl, xt, rows, plain, layers, grads_to)
-        except RuntimeError:  # e.g. x.view(n, -1) on a channels-last map: the plain layout
-            fast[0] = False
-            return model_pass(xt, xt, rows, plain, layers, grads_to)
-
-    def model_pass(xl, xt, rows, plain, layers, grads_to):
-        """One pass of xl (xt in the layout chosen for the pass)."""
-        need = grads_to is not None
-        with (
-            softmax_inputs(model) as seen,
-            grab(model, layers, grad=need) as acts,
-            torch.enable_grad() if need else torch.no_grad(),
-        ):
-            out = model(xl)
-            s = scorer(select_output(out, output), seen, rows, plain)
-            missing = [x.name for x in layers if x.name not in acts]
-            if missing:
-                raise ConvseeError(f"layer {missing[0]} did not run in the forward pass")
-            got = [acts[x.name] for x in layers]
-            gs = []
-            if grads_to == "input":
-                gs = [input_gradient(s.sum(), xt)]
-            elif need:
-                gs = torch.autograd.grad(s.sum(), got, allow_unused=True)
-                gs = [torch.zeros_like(v) if g is None else g for g, v in zip(gs, got, strict=True)]
-        return s.detach(), [v.detach() for v in got], gs
-
-    def forward(xt, rows, *, plain=False, layers=(), grads_to=None):
-        """(scores (rows,), captured layers, gradients) of a pass over xt; grads_to:
-        None (no gradient), "input" (d scores / d xt) or "layers". Large batches run in
-        slices of rows_per_pass rows (faster on a CPU than one large pass), the results
-        concatenated."""
-        step = rows_per_pass(xt.shape, grads_to)
-        if len(xt) <= step:
-            return one_pass(xt, rows, plain, layers, grads_to)
-        rows = np.asarray(rows)
-        parts = []
-        for i in range(0, len(xt), step):
-            xi = xt[i : i + step]
-            if grads_to == "input":
-                xi = xi.detach().requires_grad_(True)
-            parts.append(one_pass(xi, rows[i : i + step], plain, layers, grads_to))
-        s = torch.cat([p[0] for p in parts])
-        got = [torch.cat(v) for v in zip(*(p[1] for p in parts), strict=True)]
-        gs = [torch.cat(v) for v in zip(*(p[2] for p in parts), strict=True)]
-        return s, got, gs
-
-    def chunks():
-        """(rows of the inputs, the pass's input, its rows): noise copies when asked; the
-        plain inputs first when the classes or scores are still to be found."""
-        for i0 in range(0, n, batch_size):
-            xt = xt_all[i0 : i0 + batch_size]
-            idx = np.arange(i0, i0 + len(xt))
-            if not noise:
-                yield idx, xt, idx, True
-                continue
-            s0, _, _ = forward(xt, idx, plain=True)
-            scores[idx] = s0.double().cpu().numpy()
-            r, xin = _noisy(xt, noise, noise_sigma, std, seed + i0)
-            yield idx, xin, r + i0, False
-
-    def mean_over_noise(t, b):
-        return t if not noise else t.reshape(b, noise, *t.shape[1:]).mean(1)
-
     with eval_mode(model), frozen(model):
         if method in CAM_METHODS:
-            if isinstance(layer, str):
-                layer = spec.layer(layer)
-            if layer is not None:
-                _check_cam_layer(spec, layer)
-                chosen = layer
-            else:
-                chosen = _default_layer(spec, forward, xt_all[:batch_size], notes)
-            maps_l, weights_l = [], []
-            for idx, xin, rows, plain in chunks():
-                wants = "layers" if method in GRADIENT_CAMS else None
-                s, acts, gs = forward(xin, rows, plain=plain, layers=[chosen], grads_to=wants)
-                if plain:
-                    scores[idx] = s.double().cpu().numpy()
-                a = cams.as_map(acts[0], chosen.shape)
-                if method in GRADIENT_CAMS:
-                    cam, w = cams.cam_from(method, a, cams.as_map(gs[0], chosen.shape))
-                elif method == "eigencam":
-                    cam, w = torch.relu(cams.eigen_cam(a)), None
-                else:
-                    cam, w = _score_cam(forward, xin, a, chosen, (hh, ww), placement, rows)
-                maps_l.append(mean_over_noise(cam.double().cpu(), len(idx)))
-                weights_l.append(None if w is None else mean_over_noise(w.double().cpu(), len(idx)))
-            layer_maps = torch.cat(maps_l)
-            fld, known = _field_for(chosen, layer_maps.shape[1:], (hh, ww), placement)
-            placed = _place_batch(layer_maps, fld, (hh, ww)).numpy().astype(np.float32)
-            if placement == "field" and not known:
-                notes.append(
-                    f"the receptive field of {chosen.name} is unknown"
-                    + (" (each pixel sees the whole input)" if chosen.field is not None else "")
-                    + ": the map is stretched over the input"
-                )
-            return Attributions(
-                method=method,
-                quantity=scorer.quantity,
-                targets=_targets(scorer, n),
-                scores=scores,
-                maps=placed,
-                layer=chosen.name,
-                layer_maps=layer_maps.numpy().astype(np.float32),
-                weights=None
-                if weights_l[0] is None
-                else torch.cat(weights_l).numpy().astype(np.float32),
-                placement="field" if placement == "field" and known else "stretch",
-                field=fld,
-                field_known=known,
-                position=scorer.position,
-                noise=noise,
-                noise_sigma=noise_sigma if noise else 0.0,
-                notes=notes,
-            )
+            return _cam_maps(passes, spec, method, layer, placement, (hh, ww), notes)
+        return _input_maps(passes, method, mean, baseline, steps, window, stride, notes)
 
-        # input methods
-        base = torch.as_tensor((baseline - mean) / std, dtype=dtype, device=device)
-        base = base.reshape(1, c, 1, 1)
-        sd = torch.as_tensor(std, dtype=torch.float64).reshape(1, c, 1, 1)
-        chans = []
-        for idx, xin, rows, plain in chunks():
-            if method == "saliency":
-                xin = xin.detach().requires_grad_(True)
-                s, _, (g,) = forward(xin, rows, plain=plain, grads_to="input")
-                if plain:
-                    scores[idx] = s.double().cpu().numpy()
-                ch = g.double().abs().cpu() / sd
-            else:
-                if plain:
-                    s0, _, _ = forward(xin, rows, plain=True)
-                    scores[idx] = s0.double().cpu().numpy()
-                if method == "integrated-gradients":
-                    ch = _integrated(forward, xin, rows, base, steps, batch_size)
-                else:
-                    ch = _occlusion(forward, xin, rows, base, window, stride, batch_size)
-            chans.append(mean_over_noise(ch.double().cpu(), len(idx)))
-        ch = torch.cat(chans)
-        maps = ch.max(1).values if method == "saliency" else ch.sum(1)
-        return Attributions(
-            method=method,
-            quantity=scorer.quantity,
-            targets=_targets(scorer, n),
-            scores=scores,
-            maps=maps.numpy().astype(np.float32),
-            channels=ch.numpy().astype(np.float32),
-            signed=method != "saliency",
-            position=scorer.position,
-            noise=noise,
-            noise_sigma=noise_sigma if noise else 0.0,
-            notes=notes,
+
+def _cam_layer(passes: _Passes, spec, layer, notes) -> Layer:
+    """The CAM layer: the one given (a name or a Layer, checked), else _default_layer's."""
+    if isinstance(layer, str):
+        layer = spec.layer(layer)
+    if layer is not None:
+        _check_cam_layer(spec, layer)
+        return layer
+    return _default_layer(spec, passes.forward, passes.xt[: passes.batch_size], notes)
+
+
+def _layer_cam(passes: _Passes, method, layer, xin, rows, a, gs, hw, placement):
+    """(cam (B, h, w), channel weights (B, C) or None) of one pass's inputs xin from the
+    layer's output A (B, C, h, w) and its gradient gs[0] (the gradient CAMs)."""
+    import torch
+
+    if method in GRADIENT_CAMS:
+        return cams.cam_from(method, a, cams.as_map(gs[0], layer.shape))
+    if method == "eigencam":
+        return torch.relu(cams.eigen_cam(a)), None
+    return _score_cam(passes.forward, xin, a, layer, hw, placement, rows)
+
+
+def _cam_maps(passes: _Passes, spec, method, layer, placement, hw, notes) -> Attributions:
+    """The CAM methods: the layer's map of each input (the mean over its noise copies),
+    placed on the input's (H, W) grid at the receptive-field centres or stretched."""
+    import torch
+
+    chosen = _cam_layer(passes, spec, layer, notes)
+    maps_l, weights_l = [], []
+    for idx, xin, rows, plain in passes.chunks():
+        wants = "layers" if method in GRADIENT_CAMS else None
+        s, acts, gs = passes.forward(xin, rows, plain=plain, layers=[chosen], grads_to=wants)
+        if plain:
+            passes.keep(idx, s)
+        a = cams.as_map(acts[0], chosen.shape)
+        cam, w = _layer_cam(passes, method, chosen, xin, rows, a, gs, hw, placement)
+        maps_l.append(passes.mean(cam.double().cpu(), len(idx)))
+        weights_l.append(None if w is None else passes.mean(w.double().cpu(), len(idx)))
+    layer_maps = torch.cat(maps_l)
+    fld, known = _field_for(chosen, layer_maps.shape[1:], hw, placement)
+    placed = _place_batch(layer_maps, fld, hw).numpy().astype(np.float32)
+    if placement == "field" and not known:
+        notes.append(
+            f"the receptive field of {chosen.name} is unknown"
+            + (" (each pixel sees the whole input)" if chosen.field is not None else "")
+            + ": the map is stretched over the input"
         )
+    return passes.result(
+        method,
+        notes,
+        maps=placed,
+        layer=chosen.name,
+        layer_maps=layer_maps.numpy().astype(np.float32),
+        weights=None if weights_l[0] is None else torch.cat(weights_l).numpy().astype(np.float32),
+        placement="field" if placement == "field" and known else "stretch",
+        field=fld,
+        field_known=known,
+    )
+
+
+def _input_maps(passes: _Passes, method, mean, baseline, steps, window, stride, notes):
+    """The input methods (saliency, integrated gradients, occlusion): the per-channel
+    attribution of each input (the mean over its noise copies) and its map."""
+    import torch
+
+    xt, std, c = passes.xt, passes.std, passes.xt.shape[1]
+    base = torch.as_tensor((baseline - mean) / std, dtype=xt.dtype, device=xt.device)
+    base = base.reshape(1, c, 1, 1)
+    sd = torch.as_tensor(std, dtype=torch.float64).reshape(1, c, 1, 1)
+    chans = []
+    for idx, xin, rows, plain in passes.chunks():
+        if method == "saliency":
+            xin = xin.detach().requires_grad_(True)
+            s, _, (g,) = passes.forward(xin, rows, plain=plain, grads_to="input")
+            if plain:
+                passes.keep(idx, s)
+            ch = g.double().abs().cpu() / sd
+        else:
+            if plain:
+                s0, _, _ = passes.forward(xin, rows, plain=True)
+                passes.keep(idx, s0)
+            per = passes.batch_size
+            if method == "integrated-gradients":
+                ch = _integrated(passes.forward, xin, rows, base, steps, per)
+            else:
+                ch = _occlusion(passes.forward, xin, rows, base, window, stride, per)
+        chans.append(passes.mean(ch.double().cpu(), len(idx)))
+    ch = torch.cat(chans)
+    maps = ch.max(1).values if method == "saliency" else ch.sum(1)
+    return passes.result(
+        method,
+        notes,
+        maps=maps.numpy().astype(np.float32),
+        channels=ch.numpy().astype(np.float32),
+        signed=method != "saliency",
+    )
 
 
 def _default_layer(spec, forward, xt, notes) -> Layer:
