@@ -11,10 +11,11 @@ phase of its pixels modulo the stride (s_h * s_w phases): each phase's gradient 
 correlation of dS/dy (N, K, oh, ow) with a flipped, subsampled slice of W. The slices are
 zero-padded to one kernel and stacked as C * s_h * s_w output channels, so one F.conv2d
 gives every phase, and a reshape interleaves them onto the input grid (_phase_kernel,
-_by_phases). For ResNet-18's stem and 8 images at 224x224 that took 66 ms against 117 ms for
-oneDNN's kernel at 1 thread, 44 against 67 ms at 2 (benchmarks/README.md#attribution). A
-dilated stem takes W^T (C*kh*kw, K) @ dS/dy (K, L) folded back onto the input (col2im,
-F.fold) instead.
+_by_phases). For ResNet-18's stem and 8 images at 224x224 that took 59 ms against 111 ms for
+oneDNN's kernel at 1 thread, 38 against 60 ms at 2 (benchmarks/bench_stem_gradient.py). Stems
+whose kernel spans two strides or less (stride 1: VGG, LeNet-5; MobileNetV2's 3x3/2,
+ConvNeXt's 4x4/4) and dilated ones take W^T (C*kh*kw, K) @ dS/dy (K, L) folded back onto
+the input (col2im, F.fold) instead: 0.35-0.91x oneDNN's time there (_phases_pay).
 
 Only the backward changes: the forward pass, and so every ReLU gate and max-pool choice, is
 the one autograd records; the gradient differs from autograd's by float32 rounding (~6e-7 of
@@ -106,6 +107,15 @@ def _by_phases(gy, w, size, stride, padding):
     return o[:, :, : size[0], : size[1]]
 
 
+def _phases_pay(kernel, stride) -> bool:
+    """Whether the phase form beats the fold for an undilated stem: where its kernel spans more
+    than two strides along both axes (ResNet's 7x7/2: 0.53-0.63x oneDNN's time, the fold
+    0.67-1.09x). Otherwise its zero-padded taps and few output channels cost more than the
+    fold (stride 1, VGG's 3x3: 1.4x against 0.54-0.64x; MobileNetV2's 3x3/2, ConvNeXt's 4x4/4:
+    about the same; benchmarks/bench_stem_gradient.py)."""
+    return all(s > 1 and k > 2 * s for k, s in zip(kernel, stride, strict=True))
+
+
 def input_gradient(s, x):
     """d s / d x for a scalar s and a leaf x that requires grad (zeros where s does not
     depend on x), as torch.autograd.grad gives it, its last step by hand where stem_node
@@ -123,7 +133,7 @@ def input_gradient(s, x):
         w = node._saved_weight.to(gy.dtype)  # (K, C, kh, kw)
         stride, padding = tuple(node._saved_stride), tuple(node._saved_padding)
         size = tuple(x.shape[2:])
-        if tuple(node._saved_dilation) == (1, 1):
+        if tuple(node._saved_dilation) == (1, 1) and _phases_pay(w.shape[2:], stride):
             return _by_phases(gy, w, size, stride, padding).to(x.dtype)
         n, k, oh, ow = gy.shape
         cols = w.reshape(k, -1).t() @ gy.reshape(n, k, oh * ow)  # (N, C*kh*kw, L)
